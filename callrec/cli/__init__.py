@@ -1,0 +1,85 @@
+"""The ``callrec`` command: the composition root.
+
+Each subcommand group lives in its own module with a ``register(subparsers)``
+function; handlers take the parsed arguments and return the exit code.
+Only this package may import the front ends (``ari_app``, ``agi``), and only
+inside a handler, so ``callrec --help`` stays fast.
+
+Exit codes (DESIGN.md): 0 complete, 3 truncated, 4 invalid, 2 usage,
+1 other errors; over several files the worst wins (4 > 3 > 1 > 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Iterable, Sequence
+
+from callrec import __version__
+from callrec.errors import CallrecError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TRUNCATED = 3
+EXIT_INVALID = 4
+
+_SEVERITY = {EXIT_OK: 0, EXIT_ERROR: 1, EXIT_TRUNCATED: 2, EXIT_INVALID: 3, EXIT_USAGE: 4}
+
+_COMMAND_MODULES = (
+    "callrec.cli.crypto_cmds",
+    "callrec.cli.app_cmds",
+    "callrec.cli.prompts_cmds",
+    "callrec.cli.testcall_cmds",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def worst(codes: Iterable[int]) -> int:
+    """The exit code that wins over several files: 4 > 3 > 1 > 0."""
+    return max(codes, key=lambda c: _SEVERITY.get(c, 1), default=EXIT_OK)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callrec",
+        description="GDPR-grade call recording for Asterisk.",
+        epilog="exit codes: 0 complete, 3 truncated, 4 invalid, 2 usage, 1 other errors",
+    )
+    parser.add_argument("--version", action="version", version=f"callrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except CallrecError as exc:
+        print(f"callrec {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
