@@ -22,7 +22,9 @@ def test_round_trip_within_quantisation(samples: list[int]) -> None:
         y = dec(enc(x.astype(np.int16))).astype(np.int64)
         # Companding keeps about 5 % relative error, and absolute error is
         # bounded by the largest step (1024 for µ-law, 1024 for A-law).
-        assert np.all(np.abs(y - x) <= np.maximum(np.abs(x) // 16, 1024 if abs(x).max() > 31000 else 64) + 8)
+        assert np.all(
+            np.abs(y - x) <= np.maximum(np.abs(x) // 16, 1024 if abs(x).max() > 31000 else 64) + 8
+        )
 
 
 def test_every_code_decodes_and_reencodes_to_itself() -> None:
