@@ -1,0 +1,334 @@
+"""Audio helpers shared by ``seal``, ``decrypt``, the app and the tests.
+
+Payloads inside a sealed recording are in one of four codecs (see
+``callrec.recording.Codec``): ``ulaw``, ``alaw``, ``slin16`` (16-bit
+big-endian, as Asterisk sends it over RTP) and ``pcm16le`` (16-bit
+little-endian interleaved, any rate; what ``seal`` stores for WAV/FLAC).
+Samples leave this module as ``int16`` numpy arrays: 1-D for mono,
+``frames x channels`` otherwise, which is what ``soundfile`` reads and writes.
+
+Codecs are compared by their string values, so this module works with the
+``Codec`` StrEnum without importing the crypto layer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+import soundfile as sf
+
+from callrec.errors import AudioFileError, MediaError
+from callrec.media.g711 import ALAW_SILENCE, ULAW_SILENCE, alaw_decode, ulaw_decode
+
+Int16Array = npt.NDArray[np.int16]
+
+ULAW = "ulaw"
+ALAW = "alaw"
+SLIN16 = "slin16"
+PCM16 = "pcm16le"
+
+# Raw headerless files as Asterisk names them (main/formats: format_pcm.c,
+# format_sln.c): extension -> (codec, sample rate).
+RAW_FORMATS: dict[str, tuple[str, int]] = {
+    ".ulaw": (ULAW, 8000),
+    ".ul": (ULAW, 8000),
+    ".mu": (ULAW, 8000),
+    ".ulw": (ULAW, 8000),
+    ".alaw": (ALAW, 8000),
+    ".al": (ALAW, 8000),
+    ".alw": (ALAW, 8000),
+    ".sln": (PCM16, 8000),
+    ".raw": (PCM16, 8000),
+    ".sln12": (PCM16, 12000),
+    ".sln16": (PCM16, 16000),
+    ".sln24": (PCM16, 24000),
+    ".sln32": (PCM16, 32000),
+    ".sln44": (PCM16, 44100),
+    ".sln48": (PCM16, 48000),
+    ".sln96": (PCM16, 96000),
+    ".sln192": (PCM16, 192000),
+}
+
+# Output formats by extension: lossless 16-bit only, so decrypt never alters
+# a sample.
+SINK_FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC"}
+
+
+def bytes_per_sample(codec: str) -> int:
+    """Bytes one sample of one channel takes in ``codec``."""
+    if codec in (ULAW, ALAW):
+        return 1
+    if codec in (SLIN16, PCM16):
+        return 2
+    raise MediaError(f"unknown codec {codec!r}")
+
+
+def decode_payload(codec: str, payload: bytes, channels: int) -> Int16Array:
+    """Decode one payload to ``int16`` samples (1-D for mono, frames x channels).
+
+    Raises MediaError when the payload is not a whole number of sample frames.
+    """
+    frame_bytes = bytes_per_sample(codec) * channels
+    if len(payload) % frame_bytes:
+        raise MediaError(
+            f"{codec} payload of {len(payload)} bytes is not a whole number "
+            f"of {channels}-channel sample frames"
+        )
+    if codec == ULAW:
+        samples = ulaw_decode(payload)
+    elif codec == ALAW:
+        samples = alaw_decode(payload)
+    elif codec == SLIN16:
+        samples = np.frombuffer(payload, dtype=">i2").astype(np.int16)
+    else:
+        samples = np.frombuffer(payload, dtype="<i2").astype(np.int16)
+    return _shape(samples, channels)
+
+
+def silence(codec: str, samples: int, channels: int) -> Int16Array:
+    """``samples`` sample frames of digital silence (a gap rendered as audio).
+
+    Always zeros, whatever the codec (A-law has no code for 0, its quietest
+    decodes to +-8); the codec is validated for symmetry with
+    :func:`decode_payload`.
+    """
+    bytes_per_sample(codec)
+    if samples < 0:
+        raise MediaError(f"negative silence length {samples}")
+    return _shape(np.zeros(samples * channels, dtype=np.int16), channels)
+
+
+def silence_payload(codec: str, samples: int, channels: int) -> bytes:
+    """Encoded silence in ``codec`` (what a writer may store for a short gap)."""
+    n = samples * channels
+    if codec == ULAW:
+        return bytes([ULAW_SILENCE]) * n
+    if codec == ALAW:
+        return bytes([ALAW_SILENCE]) * n
+    return b"\x00\x00" * n * (bytes_per_sample(codec) // 2)
+
+
+def _shape(samples: Int16Array, channels: int) -> Int16Array:
+    if channels == 1:
+        return samples
+    return samples.reshape(-1, channels)
+
+
+def encode_pcm16le(samples: Int16Array) -> bytes:
+    """Interleaved little-endian bytes of ``samples`` (the ``pcm16le`` payload)."""
+    return np.ascontiguousarray(samples, dtype="<i2").tobytes()
+
+
+# --- reading source files --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What :func:`read_audio_blocks` found: payload codec, rate, channels.
+
+    ``frames`` is the number of sample frames; ``kind`` names the container
+    (``"WAV"``, ``"FLAC"``, ... or ``"raw"``).
+    """
+
+    path: Path
+    codec: str
+    sample_rate: int
+    channels: int
+    frames: int
+    kind: str
+
+
+def read_audio_blocks(
+    path: str | os.PathLike[str], blocksize: int = 8000
+) -> tuple[AudioInfo, Iterator[bytes]]:
+    """Open an audio file and stream it as payload bytes in ``info.codec``.
+
+    Files ``soundfile`` reads (WAV, FLAC, OGG, ...) come out as ``pcm16le``
+    at their own rate and channel count; raw Asterisk files (``.ulaw``,
+    ``.alaw``, ``.sln*``) come out unchanged. Each block holds at most
+    ``blocksize`` sample frames, so no file is ever held in memory whole.
+    """
+    p = Path(path)
+    if blocksize <= 0:
+        raise MediaError(f"block size must be positive, not {blocksize}")
+    raw = RAW_FORMATS.get(p.suffix.lower())
+    if raw is not None:
+        return _read_raw(p, raw[0], raw[1], blocksize)
+    return _read_soundfile(p, blocksize)
+
+
+def _read_raw(
+    path: Path, codec: str, rate: int, blocksize: int
+) -> tuple[AudioInfo, Iterator[bytes]]:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AudioFileError(str(path), exc.strerror or str(exc)) from exc
+    width = bytes_per_sample(codec)
+    if size % width:
+        raise AudioFileError(str(path), f"raw {codec} file has an odd length ({size} bytes)")
+    info = AudioInfo(path, codec, rate, 1, size // width, "raw")
+    return info, _raw_blocks(path, blocksize * width)
+
+
+def _raw_blocks(path: Path, chunk: int) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            yield block
+
+
+def _read_soundfile(path: Path, blocksize: int) -> tuple[AudioInfo, Iterator[bytes]]:
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioFileError(str(path), f"not a readable audio file ({_sf_reason(exc)})") from exc
+    info = AudioInfo(path, PCM16, int(f.samplerate), int(f.channels), int(f.frames), f.format)
+    return info, _sf_blocks(f, blocksize)
+
+
+def _sf_blocks(f: Any, blocksize: int) -> Iterator[bytes]:
+    with f:
+        for block in f.blocks(blocksize=blocksize, dtype="int16", always_2d=True):
+            yield encode_pcm16le(block)
+
+
+def _sf_reason(exc: BaseException) -> str:
+    text = str(exc)
+    # libsndfile prefixes its message with the path, which the error has already.
+    return text.split(": ", 1)[-1] if ": " in text else text
+
+
+# --- writing decrypted audio -------------------------------------------------
+
+
+class AudioSink:
+    """A WAV or FLAC file (by extension) written block by block, mode 0600.
+
+    16-bit PCM only, so every decoded sample is stored exactly. Existing files
+    are replaced; the file is never readable by others, even for a moment.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate: int, channels: int) -> None:
+        self.path = Path(path)
+        kind = SINK_FORMATS.get(self.path.suffix.lower())
+        if kind is None:
+            allowed = ", ".join(sorted(SINK_FORMATS))
+            raise AudioFileError(
+                str(self.path),
+                f"cannot write audio with extension {self.path.suffix or '(none)'!r}; "
+                f"use one of: {allowed}",
+            )
+        self.channels = channels
+        self.frames_written = 0
+        self._raw = _open_private(self.path)
+        try:
+            self._sf = sf.SoundFile(
+                self._raw,
+                "w",
+                samplerate=sample_rate,
+                channels=channels,
+                subtype="PCM_16",
+                format=kind,
+            )
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            self._raw.close()
+            raise AudioFileError(str(self.path), f"cannot write audio: {exc}") from exc
+
+    def write(self, samples: Int16Array) -> None:
+        """Append sample frames (1-D for mono, frames x channels otherwise)."""
+        if samples.size == 0:
+            return
+        data = _shape(np.asarray(samples, dtype=np.int16).reshape(-1), self.channels)
+        self._sf.write(data)
+        self.frames_written += len(data)
+
+    def close(self) -> None:
+        """Finish the file (FLAC and WAV headers are completed here)."""
+        if self._sf.closed:
+            return
+        try:
+            self._sf.close()
+        finally:
+            self._raw.close()
+
+    def __enter__(self) -> AudioSink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _open_private(path: Path) -> IO[bytes]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise AudioFileError(str(path), exc.strerror or str(exc)) from exc
+    # O_CREAT's mode does not apply to a file that already existed.
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w+b")
+
+
+# --- comparing audio ---------------------------------------------------------
+
+
+def energy_envelope(samples: npt.ArrayLike, rate: int, window_ms: int = 50) -> npt.NDArray[Any]:
+    """RMS per ``window_ms`` window of the channel mix (a trailing part is dropped)."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    win = max(1, rate * window_ms // 1000)
+    n = len(x) // win
+    if n == 0:
+        return np.zeros(0)
+    frames = x[: n * win].reshape(n, win)
+    return np.asarray(np.sqrt(np.mean(frames * frames, axis=1)))
+
+
+def envelope_correlation(
+    a: npt.ArrayLike, b: npt.ArrayLike, rate: int, window_ms: int = 50
+) -> float:
+    """How well ``b`` follows ``a``: Pearson correlation of their energy envelopes.
+
+    The best value over lags up to one second either way, so latency and a
+    clipped start do not count against it. 1.0 means the same loudness
+    contour; about 0 means unrelated; 0.0 too when either input is flat.
+    """
+    ea = energy_envelope(a, rate, window_ms)
+    eb = energy_envelope(b, rate, window_ms)
+    max_lag = max(0, 1000 // window_ms)
+    best = 0.0
+    for lag in range(-max_lag, max_lag + 1):
+        r = _pearson_at_lag(ea, eb, lag)
+        if r is not None and r > best:
+            best = r
+    return best
+
+
+def _pearson_at_lag(ea: npt.NDArray[Any], eb: npt.NDArray[Any], lag: int) -> float | None:
+    # b[i + lag] lines up with a[i].
+    if lag >= 0:
+        x, y = ea, eb[lag:]
+    else:
+        x, y = ea[-lag:], eb
+    n = min(len(x), len(y))
+    # Fewer than a few windows overlapping says nothing about shape.
+    if n < 3:
+        return None
+    x = x[:n] - x[:n].mean()
+    y = y[:n] - y[:n].mean()
+    denom = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+    if denom == 0.0:
+        return None
+    return float(np.dot(x, y)) / denom

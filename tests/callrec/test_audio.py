@@ -1,0 +1,203 @@
+"""Audio helpers: payload decoding, source reading, WAV/FLAC sinks, envelope match."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from callrec.audio import (
+    AudioSink,
+    Int16Array,
+    decode_payload,
+    encode_pcm16le,
+    envelope_correlation,
+    read_audio_blocks,
+    silence,
+    silence_payload,
+)
+from callrec.errors import AudioFileError, MediaError
+from callrec.media.g711 import alaw_encode, ulaw_encode
+
+
+def _tone(rate: int, seconds: float, channels: int = 1, seed: int = 1) -> Int16Array:
+    """A speech-like test signal: noise under a slowly varying loudness contour."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    t = np.arange(n) / rate
+    contour = 0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t) * np.sin(2 * np.pi * 0.37 * t + 1)
+    mono = contour * rng.normal(0, 6000, n)
+    if channels == 1:
+        return np.clip(mono, -32768, 32767).astype(np.int16)
+    cols = [np.roll(mono, 17 * c) for c in range(channels)]
+    return np.clip(np.stack(cols, axis=1), -32768, 32767).astype(np.int16)
+
+
+# --- decode_payload / silence --------------------------------------------------
+
+
+def test_decode_pcm16le_stereo_gives_frames_by_channels() -> None:
+    samples = np.array([[1, -2], [300, -32768], [32767, 0]], dtype=np.int16)
+    out = decode_payload("pcm16le", encode_pcm16le(samples), 2)
+    assert out.dtype == np.int16
+    assert out.shape == (3, 2)
+    assert np.array_equal(out, samples)
+
+
+def test_decode_slin16_is_big_endian() -> None:
+    out = decode_payload("slin16", bytes.fromhex("0001ff00"), 1)
+    assert out.tolist() == [1, -256]
+
+
+def test_decode_g711_matches_the_encoder_within_quantisation() -> None:
+    x = np.linspace(-30000, 30000, 801).astype(np.int16)
+    for codec, enc in (("ulaw", ulaw_encode), ("alaw", alaw_encode)):
+        out = decode_payload(codec, enc(x), 1)
+        assert out.shape == x.shape
+        err = np.abs(out.astype(int) - x.astype(int))
+        # G.711 step is at most 1/16 of the magnitude (plus a small floor).
+        assert np.all(err <= np.abs(x.astype(int)) // 16 + 16)
+
+
+def test_decode_rejects_a_partial_sample_frame() -> None:
+    with pytest.raises(MediaError, match="not a whole number of 2-channel sample frames"):
+        decode_payload("pcm16le", b"\x00\x01\x02", 2)
+
+
+def test_decode_rejects_an_unknown_codec() -> None:
+    with pytest.raises(MediaError, match="unknown codec 'opus'"):
+        decode_payload("opus", b"", 1)
+
+
+def test_silence_has_the_requested_length_and_shape() -> None:
+    assert silence("ulaw", 800, 1).shape == (800,)
+    assert silence("pcm16le", 5, 2).shape == (5, 2)
+    assert not silence("alaw", 10, 1).any()
+
+
+@pytest.mark.parametrize("codec", ["ulaw", "alaw", "slin16", "pcm16le"])
+def test_silence_payload_decodes_to_the_quietest_level(codec: str) -> None:
+    out = decode_payload(codec, silence_payload(codec, 40, 1), 1)
+    assert out.shape == (40,)
+    # A-law has no code for 0; its quietest level is +-8.
+    assert np.abs(out).max() <= 8
+
+
+# --- read_audio_blocks ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "rate", "channels"),
+    [("mono.wav", 8000, 1), ("stereo.wav", 11025, 2), ("wide.flac", 16000, 1)],
+)
+def test_read_blocks_streams_exact_pcm(
+    tmp_path: Path, name: str, rate: int, channels: int
+) -> None:
+    src = _tone(rate, 1.3, channels)
+    path = tmp_path / name
+    sf.write(path, src, rate, subtype="PCM_16")
+    info, blocks = read_audio_blocks(path, blocksize=1000)
+    assert (info.codec, info.sample_rate, info.channels) == ("pcm16le", rate, channels)
+    assert info.frames == len(src)
+    chunks = list(blocks)
+    assert max(len(c) for c in chunks) == 1000 * 2 * channels
+    assert np.array_equal(decode_payload("pcm16le", b"".join(chunks), channels), src)
+
+
+def test_read_blocks_passes_raw_g711_through_unchanged(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 40
+    path = tmp_path / "call.ulaw"
+    path.write_bytes(data)
+    info, blocks = read_audio_blocks(path, blocksize=3000)
+    assert (info.codec, info.sample_rate, info.frames, info.kind) == ("ulaw", 8000, 10240, "raw")
+    assert b"".join(blocks) == data
+
+
+def test_read_blocks_takes_sln16_as_16khz_little_endian(tmp_path: Path) -> None:
+    src = _tone(16000, 0.2)
+    path = tmp_path / "call.sln16"
+    path.write_bytes(src.astype("<i2").tobytes())
+    info, blocks = read_audio_blocks(path)
+    assert (info.codec, info.sample_rate) == ("pcm16le", 16000)
+    assert np.array_equal(decode_payload(info.codec, b"".join(blocks), 1), src)
+
+
+def test_read_blocks_rejects_an_odd_length_slin_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.sln"
+    path.write_bytes(b"\x00\x01\x02")
+    with pytest.raises(AudioFileError, match=r"bad\.sln: raw pcm16le file has an odd length"):
+        read_audio_blocks(path)
+
+
+def test_read_blocks_names_a_file_that_is_not_audio(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("hello")
+    with pytest.raises(AudioFileError, match=r"notes\.wav: not a readable audio file"):
+        read_audio_blocks(path)
+
+
+def test_read_blocks_names_a_missing_raw_file(tmp_path: Path) -> None:
+    with pytest.raises(AudioFileError, match=r"gone\.alaw: No such file"):
+        read_audio_blocks(tmp_path / "gone.alaw")
+
+
+# --- AudioSink ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["out.wav", "out.FLAC"])
+def test_sink_writes_exact_16bit_audio_privately(tmp_path: Path, name: str) -> None:
+    src = _tone(11025, 0.7, 2)
+    path = tmp_path / name
+    with AudioSink(path, 11025, 2) as sink:
+        for start in range(0, len(src), 999):
+            sink.write(src[start : start + 999])
+    assert sink.frames_written == len(src)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    back, rate = sf.read(path, dtype="int16")
+    assert rate == 11025
+    assert sf.info(path).subtype == "PCM_16"
+    assert np.array_equal(back, src)
+
+
+def test_sink_makes_an_existing_file_private(tmp_path: Path) -> None:
+    path = tmp_path / "old.wav"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+    with AudioSink(path, 8000, 1) as sink:
+        sink.write(np.zeros(80, dtype=np.int16))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sf.info(path).frames == 80
+
+
+@pytest.mark.parametrize("name", ["out.mp3", "out"])
+def test_sink_refuses_other_extensions_naming_the_allowed_ones(tmp_path: Path, name: str) -> None:
+    with pytest.raises(AudioFileError, match=r"use one of: \.flac, \.wav"):
+        AudioSink(tmp_path / name, 8000, 1)
+    assert not (tmp_path / name).exists()
+
+
+# --- envelope_correlation ----------------------------------------------------
+
+
+def test_envelope_of_a_delayed_g711_copy_follows_the_source() -> None:
+    src = _tone(8000, 4.0)
+    # 300 ms of latency and a G.711 round trip, as a recording path adds.
+    delayed = np.concatenate([np.zeros(2400, dtype=np.int16), src])
+    copy = decode_payload("ulaw", ulaw_encode(delayed), 1)
+    assert envelope_correlation(src, copy, 8000) > 0.95
+
+
+def test_envelope_of_unrelated_audio_does_not_match() -> None:
+    a = _tone(8000, 4.0, seed=1)
+    rng = np.random.default_rng(9)
+    steps = np.repeat(rng.uniform(0.1, 1.0, 40), 800)
+    b = (steps * rng.normal(0, 6000, 32000)).astype(np.int16)
+    assert envelope_correlation(a, b, 8000) < 0.6
+
+
+def test_envelope_of_silence_is_zero() -> None:
+    a = _tone(8000, 2.0)
+    assert envelope_correlation(a, np.zeros(16000, dtype=np.int16), 8000) == 0.0
