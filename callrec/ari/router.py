@@ -20,13 +20,13 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from callrec.ari.events import Event
 from callrec.clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Any], None]
+Handler = Callable[[Event], None]
 
 # How long and how many events the router remembers per channel: enough to
 # cover a REST reply that arrives after its events, small enough to bound
@@ -35,25 +35,9 @@ HISTORY_SECONDS = 30.0
 HISTORY_EVENTS = 64
 
 
-def event_type(event: Any) -> str:
-    """The ARI event type (``StasisStart``...) of a raw or typed event."""
-    raw = raw_event(event)
-    return str(raw.get("type", ""))
-
-
-def raw_event(event: Any) -> Mapping[str, Any]:
-    """The event's JSON object, whether it came raw or typed."""
-    if isinstance(event, Mapping):
-        return event
-    raw = getattr(event, "raw", None)
-    if isinstance(raw, Mapping):
-        return raw
-    return {}
-
-
-def channel_ids(event: Any) -> list[str]:
+def channel_ids(event: Event) -> list[str]:
     """Every channel id an event concerns, in the order they matter."""
-    raw = raw_event(event)
+    raw = event.raw
     ids: list[str] = []
     for key in ("channel", "peer", "replace_channel"):
         obj = raw.get(key)
@@ -70,18 +54,20 @@ def channel_ids(event: Any) -> list[str]:
 @dataclass
 class _Waiter:
     types: frozenset[str]
-    future: asyncio.Future[Any]
-    predicate: Callable[[Any], bool] | None = None
+    future: asyncio.Future[Event]
+    predicate: Callable[[Event], bool] | None = None
 
-    def wants(self, event: Any) -> bool:
-        if event_type(event) not in self.types:
+    def wants(self, event: Event) -> bool:
+        if event.type not in self.types:
             return False
         return self.predicate is None or self.predicate(event)
 
 
 @dataclass
 class _Channel:
-    history: deque[tuple[float, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_EVENTS))
+    history: deque[tuple[float, Event]] = field(
+        default_factory=lambda: deque(maxlen=HISTORY_EVENTS)
+    )
     handlers: list[Handler] = field(default_factory=list)
     waiters: list[_Waiter] = field(default_factory=list)
     expected: bool = False
@@ -104,7 +90,7 @@ class EventRouter:
         self._next_expiry = 0.0
         self.on_unclaimed: Handler | None = None
 
-    def dispatch(self, event: Any) -> None:
+    def dispatch(self, event: Event) -> None:
         """Deliver one event to everybody interested in its channels."""
         ids = channel_ids(event)
         claimed = False
@@ -131,14 +117,14 @@ class EventRouter:
         state = self._channels.get(channel_id)
         return state is not None and (state.expected or bool(state.handlers))
 
-    def seen(self, channel_id: str, types: Iterable[str]) -> Any | None:
+    def seen(self, channel_id: str, types: Iterable[str]) -> Event | None:
         """The most recent remembered event of one of ``types``, or None."""
         wanted = set(types)
         state = self._channels.get(channel_id)
         if state is None:
             return None
         for _, event in reversed(state.history):
-            if event_type(event) in wanted:
+            if event.type in wanted:
                 return event
         return None
 
@@ -148,8 +134,8 @@ class EventRouter:
         types: str | Iterable[str],
         timeout: float | None = None,  # noqa: ASYNC109 (the contract every caller uses)
         *,
-        predicate: Callable[[Any], bool] | None = None,
-    ) -> Any:
+        predicate: Callable[[Event], bool] | None = None,
+    ) -> Event:
         """The first event of ``types`` for ``channel_id``, remembered or new.
 
         Raises ``TimeoutError`` when none arrives within ``timeout`` seconds.
@@ -157,9 +143,9 @@ class EventRouter:
         wanted = frozenset([types] if isinstance(types, str) else types)
         state = self._channel(channel_id)
         for _, event in state.history:
-            if event_type(event) in wanted and (predicate is None or predicate(event)):
+            if event.type in wanted and (predicate is None or predicate(event)):
                 return event
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(wanted, future, predicate)
         state.waiters.append(waiter)
         try:
@@ -186,7 +172,7 @@ class EventRouter:
             state = self._channels[channel_id] = _Channel()
         return state
 
-    def _deliver(self, channel_id: str, event: Any) -> bool:
+    def _deliver(self, channel_id: str, event: Event) -> bool:
         state = self._channel(channel_id)
         state.history.append((self._clock.monotonic(), event))
         claimed = state.expected or bool(state.handlers) or bool(state.waiters)
