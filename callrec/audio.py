@@ -92,6 +92,31 @@ def decode_payload(codec: str, payload: bytes, channels: int) -> Int16Array:
     return _shape(samples, channels)
 
 
+class PayloadStream:
+    """Decodes a sequence of payloads whose boundaries may split a sample frame.
+
+    A stereo or 16-bit payload cut at an odd byte carries the odd bytes over
+    to the next one; :attr:`leftover` says how many bytes are still waiting.
+    """
+
+    def __init__(self, codec: str, channels: int) -> None:
+        self.codec = codec
+        self.channels = channels
+        self._frame_bytes = bytes_per_sample(codec) * channels
+        self._rest = b""
+
+    def feed(self, payload: bytes) -> Int16Array:
+        """The whole sample frames now available."""
+        data = self._rest + payload if self._rest else payload
+        cut = len(data) - len(data) % self._frame_bytes
+        self._rest = data[cut:]
+        return decode_payload(self.codec, data[:cut], self.channels)
+
+    @property
+    def leftover(self) -> int:
+        return len(self._rest)
+
+
 def silence(codec: str, samples: int, channels: int) -> Int16Array:
     """``samples`` sample frames of digital silence (a gap rendered as audio).
 

@@ -12,6 +12,7 @@ import soundfile as sf
 from callrec.audio import (
     AudioSink,
     Int16Array,
+    PayloadStream,
     decode_payload,
     encode_pcm16le,
     envelope_correlation,
@@ -201,3 +202,12 @@ def test_envelope_of_unrelated_audio_does_not_match() -> None:
 def test_envelope_of_silence_is_zero() -> None:
     a = _tone(8000, 2.0)
     assert envelope_correlation(a, np.zeros(16000, dtype=np.int16), 8000) == 0.0
+
+
+def test_payload_stream_carries_split_sample_frames_over() -> None:
+    samples = np.arange(-50, 50, dtype=np.int16).reshape(-1, 2)
+    data = encode_pcm16le(samples)
+    stream = PayloadStream("pcm16le", 2)
+    parts = [stream.feed(data[i : i + 7]) for i in range(0, len(data), 7)]
+    assert stream.leftover == 0
+    assert np.array_equal(np.concatenate(parts), samples)

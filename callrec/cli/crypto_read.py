@@ -1,0 +1,388 @@
+"""Commands that read sealed recordings back: decrypt, verify, inspect, export-tink.
+
+Everything printed from inside a recording goes through ``escape`` (text) or
+``json.dumps(ensure_ascii=True)``: a caller ID is attacker-controlled.
+Decrypted files are 0600 and hold only what the reader verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callrec.cli import EXIT_ERROR, EXIT_INVALID, EXIT_TRUNCATED, worst
+from callrec.cli.crypto_cmds import (
+    CliError,
+    add_key_options,
+    escape,
+    exit_code,
+    load_private_keys,
+    private_dir,
+    recording_stem,
+    warn,
+    write_private,
+)
+from callrec.errors import CallrecError, FormatError, TruncatedError
+
+if TYPE_CHECKING:
+    from callrec.audio import AudioSink
+    from callrec.crypto.keys import PrivateKey
+    from callrec.recording import Header
+
+# Gaps are written as silence in pieces of at most this many sample frames,
+# so a long gap never needs one large buffer.
+_SILENCE_CHUNK = 48000
+_COPY_CHUNK = 1 << 20
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _register_decrypt(sub)
+    p = sub.add_parser("verify", help="check sealed recordings, print a summary table")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    add_key_options(p)
+    p.set_defaults(func=_verify)
+    p = sub.add_parser(
+        "inspect",
+        help="show a recording's header (and, with --key, its metadata)",
+        description="The public header needs no key; recipients are shown by key id.",
+    )
+    p.add_argument("file", metavar="FILE")
+    add_key_options(p, required=False)
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=_inspect)
+    p = sub.add_parser(
+        "export-tink",
+        help="export a recording's stream for any Tink implementation",
+        description="Writes DIR/keyset.json (a Tink cleartext keyset holding this recording's "
+        "data key: guard it like the audio), DIR/stream.bin (the Tink stream, a byte slice "
+        "of the .crec) and DIR/associated_data.bin.",
+    )
+    p.add_argument("file", metavar="FILE")
+    add_key_options(p)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=_export_tink)
+
+
+def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "decrypt",
+        help="decrypt recordings to WAV or FLAC plus a JSON metadata file",
+        description="Writes OUT (16-bit WAV or FLAC by its extension) and OUT with .json "
+        "(metadata records, pauses, gaps, verdict). A truncated recording still gives "
+        "its verified part (exit 3); an invalid one gives only what came before the "
+        "failure (exit 4).",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    add_key_options(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output file for one input, folder for several (default: beside the input)",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.set_defaults(func=_decrypt)
+
+
+# --- decrypt ------------------------------------------------------------------------
+
+
+def _decrypt(args: argparse.Namespace) -> int:
+    keys = load_private_keys(args.key, args)
+    inputs = [Path(f) for f in args.files]
+    codes = []
+    for src, dst in zip(inputs, _targets(inputs, args.output), strict=True):
+        try:
+            codes.append(_decrypt_one(src, dst, keys, args.force))
+        except (CallrecError, OSError) as exc:
+            codes.append(_report("decrypt", src, exc))
+    return worst(codes)
+
+
+def _report(command: str, src: Path, exc: BaseException) -> int:
+    """One file's error as a line on stderr; its exit code."""
+    warn(command, f"{escape(str(src))}: {escape(str(exc))}")
+    return _error_code(exc)
+
+
+def _error_code(exc: BaseException) -> int:
+    if isinstance(exc, TruncatedError):
+        return EXIT_TRUNCATED
+    if isinstance(exc, FormatError):
+        return EXIT_INVALID
+    return EXIT_ERROR
+
+
+def _targets(inputs: list[Path], output: str | None) -> list[Path]:
+    names = [f"{recording_stem(src)}.wav" for src in inputs]
+    if output is None:
+        return [src.with_name(name) for src, name in zip(inputs, names, strict=True)]
+    out = Path(output)
+    if len(inputs) == 1 and not out.is_dir() and not output.endswith("/"):
+        return [out]
+    private_dir(out)
+    if len(set(names)) != len(names):
+        raise CliError("two inputs would decrypt to the same file name in the -o folder")
+    return [out / name for name in names]
+
+
+@dataclass
+class _Decoded:
+    """What decrypt learned besides the audio."""
+
+    metadata: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> int:
+    from callrec.audio import AudioSink
+    from callrec.recording import RecordingReader
+
+    meta_path = dst.with_suffix(".json")
+    if not force:
+        for path in (dst, meta_path):
+            if path.exists():
+                raise CliError(f"refusing to overwrite {path} (use --force)")
+    with RecordingReader(src, keys) as reader:
+        header = reader.header
+        with AudioSink(dst, header.sample_rate, header.channels) as sink:
+            decoded = _render(reader.frames(), header, sink)
+        seconds = sink.frames_written / header.sample_rate
+        record = {
+            "file": src.name,
+            **_header_dict(header),
+            "verdict": str(reader.verdict),
+            "error": None if reader.error is None else str(reader.error),
+            "segments_verified": reader.segments_verified,
+            "audio_seconds": reader.audio_seconds,
+            "output_seconds": seconds,
+            "metadata": decoded.metadata,
+            "events": decoded.events,
+        }
+        write_private(meta_path, _json(record).encode("ascii") + b"\n")
+        code = exit_code(reader.verdict)
+        if code:
+            warn(
+                "decrypt",
+                f"{escape(str(src))}: {reader.verdict}: {escape(str(reader.error))}; "
+                f"wrote the {seconds:.2f} s verified before it",
+            )
+    print(f"{escape(str(src))} -> {escape(str(dst))} ({seconds:.2f} s, {reader.verdict})")
+    return code
+
+
+def _render(frames: Any, header: Header, sink: AudioSink) -> _Decoded:
+    """Write audio and gaps to ``sink``; collect metadata and pause/resume/gap notes."""
+    from callrec.audio import PayloadStream, silence
+    from callrec.recording import AudioFrame, GapFrame, MetadataFrame, PauseFrame, ResumeFrame
+
+    rate, channels, codec = header.sample_rate, header.channels, str(header.codec)
+    stream = PayloadStream(codec, channels)
+    out = _Decoded([], [])
+    for frame in frames:
+        position = round(sink.frames_written / rate, 6)
+        if isinstance(frame, AudioFrame):
+            sink.write(stream.feed(frame.payload))
+        elif isinstance(frame, GapFrame):
+            out.events.append(
+                {"event": "gap", "at_seconds": position, "seconds": frame.samples / rate}
+            )
+            left = frame.samples
+            while left > 0:
+                n = min(left, _SILENCE_CHUNK)
+                sink.write(silence(codec, n, channels))
+                left -= n
+        elif isinstance(frame, PauseFrame | ResumeFrame):
+            kind = "pause" if isinstance(frame, PauseFrame) else "resume"
+            out.events.append({"event": kind, "at": frame.at, "at_seconds": position})
+        elif isinstance(frame, MetadataFrame):
+            out.metadata.append(frame.record)
+    return out
+
+
+def _header_dict(header: Header) -> dict[str, Any]:
+    return {
+        "version": header.version,
+        "recording_id": _text(header.recording_id),
+        "codec": str(header.codec),
+        "sample_rate": header.sample_rate,
+        "channels": header.channels,
+        "created_at": _text(header.created_at),
+        "recipients": [_recipient(r) for r in header.recipients],
+        "header_size": header.header_size,
+    }
+
+
+def _recipient(stanza: Any) -> dict[str, Any]:
+    from callrec.crypto.keys import fingerprint_text
+
+    key_id = getattr(stanza, "key_id", stanza)
+    kem = getattr(stanza, "kem", None)
+    if isinstance(key_id, bytes):
+        key_id = fingerprint_text(key_id)
+    return {"key_id": str(key_id), "kem": None if kem is None else str(kem)}
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None or isinstance(value, int | float | str):
+        return value
+    return str(value)
+
+
+def _json(value: Any) -> str:
+    # ensure_ascii: hostile strings reach a terminal or log only as \u escapes.
+    return json.dumps(value, indent=2, ensure_ascii=True, default=str)
+
+
+# --- verify -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    file: str
+    verdict: str
+    seconds: float | None
+    segments: int | None
+    error: str
+    code: int
+
+
+def _verify(args: argparse.Namespace) -> int:
+    keys = load_private_keys(args.key, args)
+    progress = sys.stderr.isatty()
+    rows = []
+    total = len(args.files)
+    for i, name in enumerate(args.files, 1):
+        if progress:
+            print(f"\rverifying {i}/{total}", end="", file=sys.stderr, flush=True)
+        rows.append(_verify_row(Path(name), keys))
+    if progress:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    _print_table(rows)
+    return worst(row.code for row in rows)
+
+
+def _verify_row(path: Path, keys: list[PrivateKey]) -> _Row:
+    from callrec.recording import verify
+
+    try:
+        result = verify(path, keys)
+    except (CallrecError, OSError) as exc:
+        code = _error_code(exc)
+        verdict = {EXIT_TRUNCATED: "truncated", EXIT_INVALID: "invalid"}.get(code, "error")
+        return _Row(str(path), verdict, None, None, str(exc), code)
+    error = "" if result.error is None else str(result.error)
+    return _Row(
+        str(path),
+        str(result.verdict),
+        result.audio_seconds,
+        result.segments,
+        error,
+        exit_code(result.verdict),
+    )
+
+
+def _print_table(rows: list[_Row]) -> None:
+    table = [("FILE", "VERDICT", "SECONDS", "SEGMENTS", "ERROR")]
+    for r in rows:
+        seconds = "-" if r.seconds is None else f"{r.seconds:.1f}"
+        segments = "-" if r.segments is None else str(r.segments)
+        table.append((escape(r.file), r.verdict, seconds, segments, escape(r.error)))
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    for line in table:
+        cells = [
+            line[i].ljust(widths[i]) if i != 2 else line[i].rjust(widths[i]) for i in range(4)
+        ]
+        print("  ".join([*cells, line[4]]).rstrip())
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    print(f"{len(rows)} file{'s' if len(rows) != 1 else ''}: {summary}")
+
+
+# --- inspect ------------------------------------------------------------------------
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from callrec.recording import MetadataFrame, RecordingReader, read_header
+
+    path = Path(args.file)
+    info: dict[str, Any] = {"file": str(path), **_header_dict(read_header(path))}
+    code = 0
+    if args.key:
+        keys = load_private_keys(args.key, args)
+        with RecordingReader(path, keys) as reader:
+            records = [f.record for f in reader.frames() if isinstance(f, MetadataFrame)]
+            info["verdict"] = str(reader.verdict)
+            info["error"] = None if reader.error is None else str(reader.error)
+            info["audio_seconds"] = reader.audio_seconds
+            info["segments_verified"] = reader.segments_verified
+            info["metadata"] = records
+            code = exit_code(reader.verdict)
+    if args.json:
+        print(_json(info))
+    else:
+        for line in _text_lines(info):
+            print(line)
+    return code
+
+
+def _text_lines(value: Any, key: str = "", indent: str = "") -> list[str]:
+    """A nested value as ``key: value`` lines, every string escaped and quoted."""
+    label = escape(key)
+    if isinstance(value, dict):
+        lines = [f"{indent}{label}:"] if key else []
+        sub = indent + "  " if key else indent
+        for k, v in value.items():
+            lines += _text_lines(v, str(k), sub)
+        return lines
+    if isinstance(value, list):
+        lines = [f"{indent}{label}:" + (" []" if not value else "")]
+        for i, v in enumerate(value):
+            lines += _text_lines(v, f"[{i}]", indent + "  ")
+        return lines
+    return [f"{indent}{label}: {_scalar(value)}"]
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + escape(value).replace('"', '\\"') + '"'
+    return json.dumps(value, ensure_ascii=True, default=str)
+
+
+# --- export-tink --------------------------------------------------------------------
+
+
+def _export_tink(args: argparse.Namespace) -> int:
+    from callrec.recording import export_tink
+
+    path = Path(args.file)
+    keys = load_private_keys(args.key, args)
+    export = export_tink(path, keys)
+    out = private_dir(Path(args.out))
+    write_private(out / "keyset.json", export.keyset_json.encode("utf-8"))
+    write_private(out / "associated_data.bin", export.associated_data)
+    _copy_slice(path, export.stream_offset, export.stream_length, out / "stream.bin")
+    print(f"wrote {escape(str(out))}/keyset.json, stream.bin, associated_data.bin")
+    warn("export-tink", "keyset.json holds the recording's data key in clear: guard it")
+    return 0
+
+
+def _copy_slice(src: Path, offset: int, length: int, dst: Path) -> None:
+    write_private(dst, b"")
+    with src.open("rb") as fin, dst.open("r+b") as fout:
+        fin.seek(offset)
+        left = length
+        while left > 0:
+            chunk = fin.read(min(left, _COPY_CHUNK))
+            if not chunk:
+                raise CliError(f"{src} ended {left} bytes before the stream's end")
+            fout.write(chunk)
+            left -= len(chunk)
