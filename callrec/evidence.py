@@ -1,0 +1,176 @@
+"""Consent evidence: what the caller heard and did, for every call.
+
+The same :class:`Evidence` becomes the first metadata record inside the
+encrypted recording (:meth:`Evidence.to_record`, which may carry the personal
+fields because that record is encrypted) and part of the audit line
+(:meth:`Evidence.to_audit`, never any personal field in the clear).
+
+The caller appears as a pseudonym: ``"p1:"`` followed by the first 32 hex
+digits of HMAC-SHA256(pseudonym key, ``callrec-pseudonym-v1`` NUL, normalised
+number). Normalising removes spaces and the separators ``-.()/`` and turns a
+leading ``00`` into ``+``; national formats stay as they are. The key lives
+on the PBX: it decrypts nothing, but whoever holds it can re-identify a
+number by trying every possible number, so it must be guarded like the
+recordings' metadata.
+
+The prompt hash is the SHA-256 of the exact bytes of the prompt's canonical
+WAV file, ``<sounds_dir>/<language>/<name>.wav`` (8 kHz, 16-bit), which is
+the file ``Config.prompt_for`` names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callrec import __version__
+from callrec.clock import iso_utc
+from callrec.consent import ConsentTimeline, Decision
+from callrec.errors import AudioFileError, KeyError_
+
+PSEUDONYM_KEY_BYTES = 32
+_PSEUDONYM_PREFIX = "p1:"
+_PSEUDONYM_DOMAIN = b"callrec-pseudonym-v1\x00"
+_SEPARATORS = re.compile(r"[\s\-.()/]")
+_HEX_KEY = re.compile(rb"^[0-9a-fA-F]{64}$")
+
+
+def normalise_number(number: str) -> str:
+    """The caller number as pseudonymised: no separators, ``00`` as ``+``."""
+    n = _SEPARATORS.sub("", number)
+    if n.startswith("00"):
+        n = "+" + n[2:]
+    return n
+
+
+def pseudonymise(number: str, key: bytes) -> str:
+    """The keyed pseudonym of a caller number, e.g. ``p1:3f…`` (35 characters)."""
+    data = _PSEUDONYM_DOMAIN + normalise_number(number).encode("utf-8", "surrogatepass")
+    return _PSEUDONYM_PREFIX + hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
+
+
+def load_pseudonym_key(path: Path) -> bytes:
+    """The 32-byte pseudonym key: raw bytes, or 64 hex digits (whitespace ignored)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise KeyError_(str(path), "pseudonym key file does not exist") from None
+    except OSError as exc:
+        raise KeyError_(str(path), f"cannot read pseudonym key: {exc.strerror}") from None
+    if len(data) == PSEUDONYM_KEY_BYTES:
+        return data
+    text = data.strip()
+    if _HEX_KEY.match(text):
+        return bytes.fromhex(text.decode("ascii"))
+    raise KeyError_(
+        str(path),
+        f"pseudonym key must be {PSEUDONYM_KEY_BYTES} bytes or 64 hex digits, "
+        f"found {len(data)} bytes",
+    )
+
+
+def prompt_sha256(path: Path) -> str:
+    """SHA-256 (hex) of the prompt file's bytes."""
+    digest = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as f:
+            for chunk in iter(lambda: f.read(65536), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise AudioFileError(str(path), f"cannot read prompt: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else iso_utc(ts)
+
+
+@dataclass
+class Evidence:
+    """Everything needed to show what a caller heard and decided.
+
+    ``channels`` names the call's channel ids by role (``caller``,
+    ``destination``, ``snoop``, ``external_media``). ``personal`` holds the
+    caller's number and name; it is only ever written encrypted.
+    """
+
+    uniqueid: str
+    linkedid: str
+    caller_pseudonym: str
+    dialled: str
+    language: str
+    frontend: str = "ari"
+    prompt_id: str | None = None
+    prompt_sha256: str | None = None
+    decision: Decision | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    timeline: ConsentTimeline = field(default_factory=ConsentTimeline)
+    recording_started_at: float | None = None
+    recording_ended_at: float | None = None
+    channels: dict[str, str] = field(default_factory=dict)
+    software_version: str = __version__
+    personal: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_call(
+        cls,
+        *,
+        uniqueid: str,
+        linkedid: str,
+        caller_number: str,
+        caller_name: str,
+        dialled: str,
+        language: str,
+        pseudonym_key: bytes,
+        frontend: str = "ari",
+    ) -> Evidence:
+        """Start the evidence of a call: pseudonymise the caller, keep the rest apart."""
+        return cls(
+            uniqueid=uniqueid,
+            linkedid=linkedid,
+            caller_pseudonym=pseudonymise(caller_number, pseudonym_key),
+            dialled=dialled,
+            language=language,
+            frontend=frontend,
+            personal={"caller_number": caller_number, "caller_name": caller_name},
+        )
+
+    def to_audit(self) -> dict[str, Any]:
+        """The evidence without personal fields (timestamps as ISO UTC)."""
+        t = self.timeline
+        return {
+            "uniqueid": self.uniqueid,
+            "linkedid": self.linkedid,
+            "caller": self.caller_pseudonym,
+            "dialled": self.dialled,
+            "language": self.language,
+            "frontend": self.frontend,
+            "prompt": {"id": self.prompt_id, "sha256": self.prompt_sha256},
+            "decision": None if self.decision is None else str(self.decision),
+            "policy": dict(self.policy),
+            "times": {
+                "answer": _iso(t.answered_at),
+                "prompt_start": _iso(t.prompt_started_at),
+                "prompt_end": _iso(t.prompt_finished_at),
+                "prompt_failed": _iso(t.prompt_failed_at),
+                "decision": _iso(t.decided_at),
+                "hangup": _iso(t.hangup_at),
+                "recording_start": _iso(self.recording_started_at),
+                "recording_end": _iso(self.recording_ended_at),
+            },
+            "prompt_failure": t.prompt_failure,
+            "digits": [{"digit": d, "at": iso_utc(at)} for d, at in t.digits],
+            "channels": dict(self.channels),
+            "software": f"callrec {self.software_version}",
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The evidence for the encrypted metadata record, personal fields included."""
+        record = self.to_audit()
+        record["kind"] = "consent-evidence"
+        record["personal"] = dict(self.personal)
+        return record
