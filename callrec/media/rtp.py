@@ -1,0 +1,292 @@
+"""RTP packets (RFC 3550), sequence unwrapping and a small reorder buffer.
+
+Parsing follows aiortc's ``rtp.py``: each malformed packet raises
+:class:`RtpError` with an exact message. The reorder buffer turns what the
+network did (loss, reordering, duplication) into what a recording needs:
+payloads in order, and gaps of a known number of samples where packets never
+came. It is on the per-packet hot path, so the in-order case does one
+comparison and a call.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from callrec.errors import RtpError
+
+RTP_HEADER_LENGTH = 12
+RTP_VERSION = 2
+SEQ_MODULO = 1 << 16
+TS_MODULO = 1 << 32
+# RFC 3550 appendix A.1: a jump this large is a restart, not loss.
+MAX_DROPOUT = 3000
+
+_HEADER = struct.Struct("!BBHLL")
+
+
+@dataclass(slots=True)
+class RtpPacket:
+    payload_type: int
+    marker: bool
+    sequence_number: int
+    timestamp: int
+    ssrc: int
+    csrc: list[int] = field(default_factory=list)
+    extension_profile: int = 0
+    extension: bytes = b""
+    padding_size: int = 0
+    payload: bytes = b""
+
+    @classmethod
+    def parse(cls, data: bytes) -> RtpPacket:
+        """Parse one RTP packet; raise :class:`RtpError` naming the defect."""
+        if len(data) < RTP_HEADER_LENGTH:
+            raise RtpError(f"RTP packet length is less than {RTP_HEADER_LENGTH} bytes")
+        v_p_x_cc, m_pt, seq, ts, ssrc = _HEADER.unpack_from(data)
+        if v_p_x_cc >> 6 != RTP_VERSION:
+            raise RtpError("RTP packet has invalid version")
+        cc = v_p_x_cc & 0x0F
+        pos = RTP_HEADER_LENGTH + 4 * cc
+        if len(data) < pos:
+            raise RtpError("RTP packet has truncated CSRC")
+        packet = cls(
+            payload_type=m_pt & 0x7F,
+            marker=bool(m_pt >> 7),
+            sequence_number=seq,
+            timestamp=ts,
+            ssrc=ssrc,
+            csrc=list(struct.unpack_from(f"!{cc}L", data, RTP_HEADER_LENGTH)),
+        )
+        if v_p_x_cc & 0x10:
+            pos = packet._parse_extension(data, pos)
+        end = len(data)
+        if v_p_x_cc & 0x20:
+            padding = data[-1]
+            if not padding or padding > len(data) - pos:
+                raise RtpError("RTP packet padding length is invalid")
+            packet.padding_size = padding
+            end -= padding
+        packet.payload = bytes(data[pos:end])
+        return packet
+
+    def _parse_extension(self, data: bytes, pos: int) -> int:
+        if len(data) < pos + 4:
+            raise RtpError("RTP packet has truncated extension profile / length")
+        self.extension_profile, words = struct.unpack_from("!HH", data, pos)
+        pos += 4
+        if len(data) < pos + 4 * words:
+            raise RtpError("RTP packet has truncated extension value")
+        self.extension = bytes(data[pos : pos + 4 * words])
+        return pos + 4 * words
+
+    def serialize(self) -> bytes:
+        """The packet as bytes (no padding is added)."""
+        first = (RTP_VERSION << 6) | len(self.csrc)
+        if self.extension or self.extension_profile:
+            first |= 0x10
+        out = bytearray(
+            _HEADER.pack(
+                first,
+                (0x80 if self.marker else 0) | self.payload_type,
+                self.sequence_number,
+                self.timestamp,
+                self.ssrc,
+            )
+        )
+        for csrc in self.csrc:
+            out += struct.pack("!L", csrc)
+        if first & 0x10:
+            out += struct.pack("!HH", self.extension_profile, len(self.extension) // 4)
+            out += self.extension
+        return bytes(out + self.payload)
+
+
+def seq_delta(new: int, old: int) -> int:
+    """Signed distance from 16-bit ``old`` to ``new`` across the wrap."""
+    return (new - old + 0x8000) % SEQ_MODULO - 0x8000
+
+
+def ts_delta(new: int, old: int) -> int:
+    """Signed distance from 32-bit timestamp ``old`` to ``new``."""
+    return (new - old + 0x8000_0000) % TS_MODULO - 0x8000_0000
+
+
+class SequenceUnwrapper:
+    """Turns 16-bit sequence numbers into a monotonic-ish extended counter."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    def unwrap(self, seq: int) -> int:
+        if self._last is None:
+            self._last = seq
+            return seq
+        ext = self._last + seq_delta(seq, self._last & 0xFFFF)
+        if ext > self._last:
+            self._last = ext
+        return ext
+
+
+@dataclass(slots=True)
+class ReorderStats:
+    released: int = 0
+    lost: int = 0
+    reordered: int = 0
+    duplicates: int = 0
+    late: int = 0
+    resyncs: int = 0
+    gap_samples: int = 0
+
+
+AudioSink = Callable[[bytes], object]
+GapSink = Callable[[int], object]
+
+
+class ReorderBuffer:
+    """Releases payloads in sequence order, with gaps for lost packets.
+
+    Holds at most ``depth`` out-of-order packets or ``max_delay`` seconds;
+    then the missing ones are declared lost and a gap of the missing samples
+    (from the RTP timestamps, which advance through loss) is released.
+    Duplicates and packets that arrive after their gap was written are
+    dropped and counted. ``bytes_per_sample`` turns a payload's length into
+    its number of samples.
+    """
+
+    __slots__ = (
+        "_bps",
+        "_depth",
+        "_lost",
+        "_max_delay",
+        "_next_seq",
+        "_next_ts",
+        "_pending",
+        "_samples",
+        "audio",
+        "gap",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        audio: AudioSink,
+        gap: GapSink,
+        *,
+        bytes_per_sample: int = 1,
+        depth: int = 5,
+        max_delay: float = 0.1,
+    ) -> None:
+        self.audio = audio
+        self.gap = gap
+        self.stats = ReorderStats()
+        self._depth = depth
+        self._max_delay = max_delay
+        self._bps = bytes_per_sample
+        self._next_seq: int | None = None  # 16-bit sequence number expected next
+        self._next_ts = 0  # RTP timestamp of the first sample expected next
+        self._samples = 0  # samples in the last released packet
+        # seq distance from _next_seq -> (seq, ts, payload, arrival)
+        self._pending: dict[int, tuple[int, int, bytes, float]] = {}
+        self._lost: list[int] = []  # recently declared lost, to tell late from duplicate
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def push(self, seq: int, ts: int, payload: bytes, now: float) -> None:
+        """Take one packet that arrived at ``now`` (monotonic seconds)."""
+        if seq == self._next_seq and not self._pending:
+            self._release(seq, ts, payload)
+            return
+        if self._next_seq is None:
+            self._release(seq, ts, payload)
+            return
+        self._slow_push(seq, ts, payload, now)
+
+    def _release(self, seq: int, ts: int, payload: bytes) -> None:
+        samples = len(payload) // self._bps
+        self._next_seq = (seq + 1) & 0xFFFF
+        self._next_ts = (ts + samples) & 0xFFFF_FFFF
+        self._samples = samples
+        self.stats.released += 1
+        self.audio(payload)
+
+    def _slow_push(self, seq: int, ts: int, payload: bytes, now: float) -> None:
+        assert self._next_seq is not None
+        dist = seq_delta(seq, self._next_seq)
+        if dist < 0 or dist in self._pending:
+            self._drop_old(seq, dist)
+            return
+        if dist > MAX_DROPOUT:
+            self._resync(seq, ts, payload)
+            return
+        if self._pending and dist < max(self._pending):
+            self.stats.reordered += 1
+        self._pending[dist] = (seq, ts, payload, now)
+        self._drain(now)
+
+    def _drop_old(self, seq: int, dist: int) -> None:
+        if dist < -MAX_DROPOUT:
+            # Far behind: the sender restarted its sequence; start over.
+            self.flush()
+            self._next_seq = seq
+            self.stats.resyncs += 1
+            return
+        if seq in self._lost:
+            self.stats.late += 1
+        else:
+            self.stats.duplicates += 1
+
+    def _drain(self, now: float) -> None:
+        while self._pending:
+            if 0 in self._pending:
+                self._release_pending(0)
+                continue
+            first = min(self._pending)
+            oldest = min(p[3] for p in self._pending.values())
+            if len(self._pending) <= self._depth and now - oldest < self._max_delay:
+                return
+            self._skip(first)
+
+    def _release_pending(self, dist: int) -> None:
+        seq, ts, payload, _ = self._pending.pop(dist)
+        self._release(seq, ts, payload)
+        if self._pending:
+            self._pending = {d - dist - 1: p for d, p in self._pending.items()}
+
+    def _skip(self, dist: int) -> None:
+        """Declare the ``dist`` packets before the pending one at ``dist`` lost."""
+        assert self._next_seq is not None
+        self._lost = [(self._next_seq + i) & 0xFFFF for i in range(min(dist, 64))]
+        self.stats.lost += dist
+        _, ts, _, _ = self._pending[dist]
+        samples = ts_delta(ts, self._next_ts)
+        if samples <= 0 or samples > dist * max(self._samples, 1) * 4:
+            # Timestamps disagree with the sequence numbers: trust the count.
+            samples = dist * self._samples
+        if samples > 0:
+            self.stats.gap_samples += samples
+            self.gap(samples)
+        self._pending = {d - dist: p for d, p in self._pending.items()}
+
+    def _resync(self, seq: int, ts: int, payload: bytes) -> None:
+        self.flush()
+        self.stats.resyncs += 1
+        self._release(seq, ts, payload)
+
+    def poll(self, now: float) -> None:
+        """Release what waited longer than ``max_delay`` (call on a timer)."""
+        if self._pending:
+            self._drain(now)
+
+    def flush(self) -> None:
+        """Release everything held, declaring the holes lost."""
+        while self._pending:
+            if 0 in self._pending:
+                self._release_pending(0)
+            else:
+                self._skip(min(self._pending))
