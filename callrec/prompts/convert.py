@@ -283,7 +283,8 @@ def _window_min(a: FloatArray, half: int) -> FloatArray:
 
 def _window_mean(a: FloatArray, half: int) -> FloatArray:
     k = 2 * half + 1
-    sums = np.concatenate([[0.0], np.cumsum(np.concatenate([np.ones(half), a, np.ones(half)]))])
+    # Edge padding keeps the limiter's guarantee at both ends of the prompt.
+    sums = np.concatenate([[0.0], np.cumsum(np.pad(a, half, mode="edge"))])
     out: FloatArray = (sums[k:] - sums[:-k]) / k
     return out
 
