@@ -1,0 +1,303 @@
+"""The Stasis application's life cycle: startup -> main loop -> shutdown.
+
+Startup loads the keys, adopts recordings a crash left in the spool, starts
+the media recorder and the events websocket. The main loop turns each new
+caller's StasisStart into a :class:`~ari_app.session.CallSession` and, after a
+websocket drop, re-adopts the calls that are still there (or, after a PBX
+restart, seals what was open). Shutdown (SIGTERM/SIGINT) stops taking calls,
+seals every open recording and leaves the callers connected: their channels
+stay in their bridges while no app is attached. Signal handlers are restored
+on the way out (uvicorn ``server.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ari_app.context import AGENT_APP_ARG, CallContext
+from ari_app.session import CallSession, End
+from callrec.ari.client import AriClient
+from callrec.ari.events import Connected, Disconnected, Event, StasisStart
+from callrec.ari.router import EventRouter
+from callrec.audit import AuditLog
+from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
+from callrec.config import Config
+from callrec.crypto.keys import PublicKey
+from callrec.errors import AriError, AriUnavailable, CallrecError
+from callrec.evidence import load_pseudonym_key
+from callrec.media.recorder import MediaRecorder
+from callrec.spool import Spool
+from callrec.tap import SNOOP_APP_ARG
+
+logger = logging.getLogger(__name__)
+
+# SIGTERM must end the process within a few seconds (systemd waits 90 s, but
+# an operator restarting the service should not): sealing is fast, a stuck
+# REST call is not allowed to hold the exit up for longer than this.
+SHUTDOWN_TIMEOUT = 3.0
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Channel names of the tap's own channels (never a call, whatever their args).
+_TAP_CHANNEL_PREFIXES = ("UnicastRTP/", "Snoop/", "AudioSocket/")
+
+
+class Service(Protocol):
+    """Something that runs beside the Stasis app (the FastAGI server)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class App:
+    """One Stasis application bound to one Asterisk.
+
+    ``extra_services`` is the hook for further front ends sharing the process
+    (the FastAGI server): each is started after the app's own start-up and
+    stopped before its shutdown.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        extra_services: Sequence[Service] = (),
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.extra_services: list[Service] = list(extra_services)
+        self.sessions: dict[str, CallSession] = {}
+        self.ctx: CallContext | None = None
+        self.ready = asyncio.Event()
+        self.connected = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._accepting = False
+        self._events: asyncio.Task[None] | None = None
+        self._startup_time: str | None = None
+        self._saved_signals: dict[int, Any] = {}
+
+    # --- life cycle ---------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start, serve until a signal or :meth:`request_stop`, shut down."""
+        self._install_signal_handlers()
+        try:
+            await self.startup()
+            try:
+                await self.main_loop()
+            finally:
+                await self.shutdown()
+        finally:
+            self._restore_signal_handlers()
+
+    async def startup(self) -> None:
+        config = self.config
+        recipients, problem = _load_recipients(config.recording.recipients)
+        spool = Spool(config.recording.spool)
+        try:
+            spool.ensure()
+        except (CallrecError, OSError) as exc:
+            problem = problem or f"spool unusable: {exc}"
+            logger.error("spool %s is unusable: %s", config.recording.spool, exc)
+        audit = AuditLog(config.privacy.audit_log, recipients)
+        recorder = MediaRecorder(config.recording.media_host, config.recording.media_port)
+        await recorder.start()
+        client = AriClient(config.ari.url, config.ari.user, config.ari_password, config.ari.app)
+        router = EventRouter(clock=self.clock)
+        router.on_unclaimed = self._on_unclaimed
+        self.ctx = CallContext(
+            config=config,
+            client=client,
+            router=router,
+            recorder=recorder,
+            spool=spool,
+            audit=audit,
+            recipients=recipients,
+            pseudonym_key=load_pseudonym_key(config.privacy.pseudonym_key),
+            clock=self.clock,
+            recording_problem=problem,
+        )
+        if problem is None:
+            self._adopt_leftovers()
+        for service in self.extra_services:
+            await service.start()
+        self._accepting = True
+        self._events = asyncio.create_task(self._consume_events())
+        self.ready.set()
+        logger.info("callrec app %r started against %s", config.ari.app, config.ari.url)
+
+    async def main_loop(self) -> None:
+        assert self._events is not None
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({stop, self._events}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if self._events.done() and not self._events.cancelled():
+            # The event stream only ends on an error it cannot retry (401).
+            self._events.result()
+
+    def request_stop(self) -> None:
+        """Begin the shutdown (what SIGTERM does)."""
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        """Stop taking calls, seal every recording, leave the callers connected."""
+        self._accepting = False
+        logger.info("shutting down: %d call(s) in progress", len(self.sessions))
+        for session in list(self.sessions.values()):
+            session.end(End.SHUTDOWN)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_TIMEOUT)
+            for task in pending:
+                task.cancel()
+        for service in reversed(self.extra_services):
+            with contextlib.suppress(Exception):
+                await service.stop()
+        if self._events is not None:
+            self._events.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CallrecError):
+                await self._events
+        if self.ctx is not None:
+            await self.ctx.client.close()
+            await self.ctx.recorder.stop()
+        logger.info("callrec app stopped")
+
+    # --- signals --------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in HANDLED_SIGNALS:
+            try:
+                self._saved_signals[sig] = signal.getsignal(sig)
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                # Not the main thread (tests run the app inside another loop).
+                self._saved_signals.pop(sig, None)
+
+    def _restore_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, previous in self._saved_signals.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous)
+        self._saved_signals.clear()
+
+    def _on_signal(self, sig: int) -> None:
+        logger.info("received %s", signal.Signals(sig).name)
+        self.request_stop()
+
+    # --- events ---------------------------------------------------------------
+
+    async def _consume_events(self) -> None:
+        assert self.ctx is not None
+        async for item in self.ctx.client.events():
+            if isinstance(item, Connected):
+                await self._on_connected(item)
+            elif isinstance(item, Disconnected):
+                self.connected.clear()
+            else:
+                self.ctx.router.dispatch(item)
+
+    async def _on_connected(self, item: Connected) -> None:
+        assert self.ctx is not None
+        startup = await self._startup_time_now()
+        if self._startup_time is not None and startup != self._startup_time:
+            logger.warning("Asterisk restarted (started %s): open calls are gone", startup)
+            self.ctx.router.reset()
+            for session in list(self.sessions.values()):
+                session.end(End.PBX_RESTART)
+        elif self._startup_time is not None:
+            await self._readopt()
+        self._startup_time = startup or self._startup_time
+        self.connected.set()
+
+    async def _startup_time_now(self) -> str | None:
+        assert self.ctx is not None
+        try:
+            return (await self.ctx.client.asterisk_info()).startup_time
+        except (AriError, AriUnavailable) as exc:
+            logger.warning("cannot read Asterisk's start time: %s", exc)
+            return None
+
+    async def _readopt(self) -> None:
+        """After a websocket drop: keep the calls whose channels survived."""
+        assert self.ctx is not None
+        try:
+            alive = {c.id for c in await self.ctx.client.list_channels()}
+        except (AriError, AriUnavailable) as exc:
+            logger.warning("cannot list channels after reconnecting: %s", exc)
+            return
+        for session in list(self.sessions.values()):
+            if session.id not in alive:
+                session.channel_gone()
+            elif session.agent_id is not None and session.agent_id not in alive:
+                session.agent_gone()
+        logger.info("reconnected: %d call(s) re-adopted", len(self.sessions))
+
+    def _on_unclaimed(self, event: Event) -> None:
+        if not isinstance(event, StasisStart) or not self._is_new_call(event):
+            return
+        assert self.ctx is not None
+        if not self._accepting:
+            logger.info("channel %s: not taken, shutting down", event.channel.id)
+            return
+        session = CallSession(self.ctx, event)
+        self.sessions[session.id] = session
+        task = asyncio.create_task(session.run(), name=f"call-{session.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished(session.id))
+
+    def _finished(self, channel_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            self.sessions.pop(channel_id, None)
+
+        return done
+
+    @staticmethod
+    def _is_new_call(event: StasisStart) -> bool:
+        if event.args and event.args[0] in (SNOOP_APP_ARG, AGENT_APP_ARG):
+            return False
+        return not event.channel.name.startswith(_TAP_CHANNEL_PREFIXES)
+
+    # --- start-up housekeeping ------------------------------------------------
+
+    def _adopt_leftovers(self) -> None:
+        """Move ``.crec.part`` files a crash left behind into the dated spool."""
+        assert self.ctx is not None
+        spool = self.ctx.spool
+        for path in spool.leftovers():
+            when = path.stat().st_mtime
+            try:
+                final = spool.adopt(path, when)
+            except (CallrecError, OSError) as exc:
+                logger.error("leftover %s not adopted: %s", path.name, exc)
+                continue
+            logger.warning("adopted leftover recording %s (never sealed)", final.name)
+            record = {
+                "kind": "adopted-leftover",
+                "file": str(final),
+                "from": str(path),
+                "modified": iso_utc(when),
+            }
+            self.ctx.append_audit(record, {})
+
+
+def _load_recipients(paths: Sequence[Path]) -> tuple[list[PublicKey], str | None]:
+    keys: list[PublicKey] = []
+    for path in paths:
+        try:
+            keys.append(PublicKey.load(path))
+        except (CallrecError, OSError) as exc:
+            logger.error("recipient key %s unusable: %s", path, exc)
+            return [], f"recipient key {path} unusable"
+    if not keys:
+        return [], "no recipient public key configured"
+    return keys, None

@@ -1,0 +1,93 @@
+"""What every call session of one running app shares.
+
+One :class:`CallContext` per app: the ARI client, the event router, the media
+recorder, the spool, the recipients' keys and the audit log. Sessions read it,
+never replace it; the app builds it at start-up and tears it down at exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from callrec.ari.client import AriClient
+from callrec.ari.router import EventRouter
+from callrec.audit import AuditLog
+from callrec.clock import SYSTEM_CLOCK, Clock
+from callrec.config import Config
+from callrec.crypto.keys import PublicKey
+from callrec.errors import CallrecError, RecordingUnavailable
+from callrec.media.recorder import MediaRecorder
+from callrec.spool import Spool
+from callrec.tap import TapSettings
+
+logger = logging.getLogger(__name__)
+
+# appArgs of the destination leg, so its StasisStart is never taken for a call.
+AGENT_APP_ARG = "callrec-agent"
+
+# Fallback when a prompt's WAV cannot be measured: how long to let an
+# announcement run before hanging up regardless.
+DEFAULT_PROMPT_SECONDS = 10.0
+
+
+@dataclass
+class CallContext:
+    config: Config
+    client: AriClient
+    router: EventRouter
+    recorder: MediaRecorder
+    spool: Spool
+    audit: AuditLog
+    recipients: list[PublicKey]
+    pseudonym_key: bytes
+    clock: Clock = SYSTEM_CLOCK
+    # Why recording cannot run at all (keys missing at start-up...), or None.
+    recording_problem: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def app(self) -> str:
+        return self.config.ari.app
+
+    @property
+    def tap_settings(self) -> TapSettings:
+        rec = self.config.recording
+        return TapSettings(
+            app=self.app, media_format=rec.format, fsync_interval=rec.fsync_interval
+        )
+
+    def check_recording(self) -> None:
+        """Raise :class:`RecordingUnavailable` when a recording could not be written now.
+
+        Checked before the destination is called, so a strict policy can
+        refuse the call before anybody else's phone rings.
+        """
+        if self.recording_problem is not None:
+            raise RecordingUnavailable(self.recording_problem)
+        if not self.recipients:
+            raise RecordingUnavailable("no recipient public key")
+        incoming = self.spool.incoming
+        if not incoming.is_dir() or not os.access(incoming, os.W_OK | os.X_OK):
+            raise RecordingUnavailable(f"spool {incoming} is not a writable folder")
+
+    def append_audit(self, record: dict[str, Any], personal: dict[str, str]) -> None:
+        """Append one audit line; a broken audit log is logged, never fatal to the call."""
+        try:
+            self.audit.append(record, personal)
+        except (CallrecError, OSError) as exc:
+            logger.error("audit log %s: cannot append: %s", self.config.privacy.audit_log, exc)
+
+
+def prompt_seconds(path: Path) -> float:
+    """The length of a prompt WAV in seconds, or a safe default."""
+    try:
+        info = sf.info(str(path))
+    except (OSError, RuntimeError, sf.LibsndfileError):
+        return DEFAULT_PROMPT_SECONDS
+    return float(info.frames) / float(info.samplerate or 8000)

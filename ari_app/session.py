@@ -1,0 +1,502 @@
+"""One call through the Stasis app: disclosure, consent, connect, record.
+
+A :class:`CallSession` is a small state machine. Events of its channels
+arrive through the router into ``on_<EventType>`` methods, which only update
+state (and feed the consent gate); the call flow in :meth:`CallSession.run`
+awaits those states. Every way a call can end while the flow waits (caller or
+destination hangs up, the app shuts down, the PBX restarted) arrives in the
+flow as one :class:`~callrec.errors.CallHangup`, handled in one place:
+:meth:`CallSession.run` (asyncari ``state.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from ari_app.context import AGENT_APP_ARG, CallContext, prompt_seconds
+from callrec.ari.events import (
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    Event,
+    PlaybackFinished,
+    PlaybackStarted,
+    StasisEnd,
+    StasisStart,
+)
+from callrec.config import PromptKind
+from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed, records
+from callrec.errors import AriError, AriUnavailable, CallHangup, CallrecError, RecordingUnavailable
+from callrec.evidence import Evidence, prompt_sha256
+from callrec.logutil import CallLogAdapter, mask_number, safe
+from callrec.tap import RecordingTap, TapResult
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Waiting longer than this for a stopped playback to report its end would
+# only delay the call: Asterisk answers a DELETE /playbacks in milliseconds.
+PLAYBACK_STOP_TIMEOUT = 2.0
+
+
+class State(StrEnum):
+    NEW = "new"
+    DISCLOSING = "disclosing"
+    CONNECTING = "connecting"
+    BRIDGED = "bridged"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+class End(StrEnum):
+    """Why a call ended; goes into the audit line and the recording's summary."""
+
+    CALLER_HANGUP = "caller-hangup"
+    DESTINATION_HANGUP = "destination-hangup"
+    DECLINED = "declined"
+    DESTINATION_UNAVAILABLE = "destination-unavailable"
+    RECORDING_UNAVAILABLE = "recording-unavailable"
+    SHUTDOWN = "shutdown"
+    PBX_RESTART = "ended-by-pbx-restart"
+    CHANNEL_GONE = "channel-gone"
+    ERROR = "error"
+
+
+def _new_id(kind: str) -> str:
+    return f"callrec-{kind}-{uuid.uuid4().hex[:16]}"
+
+
+class CallSession:
+    """One caller's channel in the Stasis app, from StasisStart to the audit line."""
+
+    def __init__(self, ctx: CallContext, start: StasisStart) -> None:
+        self.ctx = ctx
+        self.channel = start.channel
+        self.id = start.channel.id
+        self.number = (
+            start.args[0] if start.args and start.args[0] else start.channel.dialplan.exten
+        )
+        self.log = CallLogAdapter(logger, self.id)
+        self.state = State.NEW
+        self.gate = ConsentGate(ConsentPolicy.from_config(ctx.config), ctx.clock)
+        self.evidence = Evidence.for_call(
+            uniqueid=self.id,
+            linkedid=str(start.channel.raw.get("linkedid", self.id)),
+            caller_number=start.channel.caller.number,
+            caller_name=start.channel.caller.name,
+            dialled=self.number,
+            language=start.channel.language,
+            pseudonym_key=ctx.pseudonym_key,
+        )
+        self.evidence.channels["caller"] = self.id
+        self.end_reason: End | None = None
+        self.cause: int | None = None
+        self.failure: str | None = None
+        self.agent_id: str | None = None
+        self.bridge_id: str | None = None
+        self.tap: RecordingTap | None = None
+        self.tap_result: TapResult | None = None
+        self.started = ctx.clock.wall()
+        self.bridged_at: float | None = None
+        self._playback_id: str | None = None
+        self._playback_done = asyncio.Event()
+        self._background: set[asyncio.Future[None]] = set()
+        self._ended = asyncio.Event()
+        self._caller_alive = True
+        # None: not called yet; "ringing", "up", then "gone".
+        self._agent: str | None = None
+        self._agent_outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        ctx.router.subscribe(self.id, self.on_event)
+
+    # --- events -------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        handler = getattr(self, f"on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+
+    def on_PlaybackStarted(self, event: PlaybackStarted) -> None:
+        if event.playback.id == self._playback_id and self.state is State.DISCLOSING:
+            self.gate.prompt_started()
+
+    def on_PlaybackFinished(self, event: PlaybackFinished) -> None:
+        if event.playback.id != self._playback_id:
+            return
+        if self.state is State.DISCLOSING:
+            if event.playback.state == "failed":
+                self.gate.prompt_failed("playback failed")
+            else:
+                self.gate.prompt_finished()
+        self._playback_done.set()
+
+    def on_ChannelDtmfReceived(self, event: ChannelDtmfReceived) -> None:
+        if self.state is not State.DISCLOSING or self._decided():
+            return
+        self.gate.digit(event.digit)
+        if self._decided() and not self._playback_done.is_set():
+            # A decision made by a digit ends the disclosure: the caller should
+            # not sit through the rest of it (trace 03).
+            task = asyncio.ensure_future(self._stop_playback())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _decided(self) -> bool:
+        return self.gate.decided is not None
+
+    def on_ChannelHangupRequest(self, event: ChannelHangupRequest) -> None:
+        self._caller_gone(_hangup_reason(event, End.CALLER_HANGUP), event.cause)
+
+    def on_StasisEnd(self, event: StasisEnd) -> None:
+        self._caller_gone(End.CALLER_HANGUP, None)
+
+    def on_agent_event(self, event: Event) -> None:
+        """Events of the destination leg (trace 01: StasisStart = answered;
+        traces 04a/04b: ChannelDestroyed without StasisStart = failed)."""
+        if isinstance(event, StasisStart):
+            self._agent = "up"
+            if not self._agent_outcome.done():
+                self._agent_outcome.set_result("answered")
+        elif isinstance(event, ChannelDestroyed) and not self._agent_outcome.done():
+            self._agent = "gone"
+            self._agent_outcome.set_result(event.cause_txt or f"cause {event.cause}")
+        elif isinstance(event, ChannelHangupRequest | StasisEnd | ChannelDestroyed):
+            if self._agent == "up":
+                cause = event.cause if isinstance(event, ChannelHangupRequest) else None
+                self.end(_hangup_reason(event, End.DESTINATION_HANGUP), cause)
+            if not isinstance(event, ChannelHangupRequest):
+                self._agent = "gone"
+
+    def _caller_gone(self, reason: End, cause: int | None) -> None:
+        if not self._caller_alive:
+            return
+        self._caller_alive = False
+        self.gate.hangup()
+        self.end(reason, cause)
+
+    def end(self, reason: End, cause: int | None = None) -> None:
+        """End the call from outside the flow; the first reason wins."""
+        self._conclude(reason)
+        if self.cause is None:
+            self.cause = cause
+        self._ended.set()
+
+    def _conclude(self, reason: End) -> None:
+        # The flow's own conclusions (declined, unavailable) name the end
+        # without interrupting what the flow still has to do (an announcement).
+        if self.end_reason is None:
+            self.end_reason = reason
+
+    def channel_gone(self) -> None:
+        """The caller's channel vanished while the app was not listening (reconnect)."""
+        self._caller_alive = False
+        self.gate.hangup()
+        self.end(End.CHANNEL_GONE)
+
+    def agent_gone(self) -> None:
+        if self._agent == "up":
+            self.end(End.DESTINATION_HANGUP)
+        self._agent = "gone"
+
+    @property
+    def active_channels(self) -> list[str]:
+        ids = [self.id]
+        if self.agent_id is not None:
+            ids.append(self.agent_id)
+        return ids
+
+    # --- the flow -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The whole call; never raises (one audit line whatever happened)."""
+        self.log.info(
+            "call from %s (%s) to %s",
+            mask_number(self.channel.caller.number),
+            safe(self.channel.caller.name),
+            safe(self.number),
+        )
+        try:
+            await self._flow()
+        except CallHangup as exc:
+            self.log.info("call ended while %s: %s", self.state, self.end_reason)
+            self.cause = self.cause if self.cause is not None else exc.cause
+        except (AriError, AriUnavailable) as exc:
+            self.log.warning("ARI failed while %s: %s", self.state, exc)
+            self.end(End.ERROR)
+            self.failure = self.failure or str(exc)
+        except Exception:
+            self.log.exception("call flow failed while %s", self.state)
+            self.end(End.ERROR)
+        finally:
+            await self._teardown()
+            self._audit()
+
+    async def _flow(self) -> None:
+        await self._until(self.ctx.client.answer(self.id))
+        self.gate.answered()
+        decision = await self._disclose()
+        self.evidence.decision = decision
+        self.log.info("consent decision: %s", decision)
+        if decision is Decision.DECLINED_HANGUP:
+            self._conclude(End.DECLINED)
+            return
+        if not self._playback_done.is_set():
+            await self._until(self._wait_playback_end())
+        if not self.gate.policy.connects(decision):
+            self._conclude(End.DECLINED)
+            return
+        recording = records(decision)
+        if recording and not await self._recording_possible():
+            return
+        if not await self._connect():
+            return
+        if recording:
+            await self._start_recording()
+        await self._until(self._ended.wait())
+
+    async def _disclose(self) -> Decision:
+        prompt = self.ctx.config.prompt_for(self.number, self.channel.language, "disclosure")
+        self.evidence.prompt_id = f"{prompt.language}/{prompt.name}"
+        try:
+            self.evidence.prompt_sha256 = prompt_sha256(prompt.path_wav)
+        except CallrecError as exc:
+            self.log.warning("disclosure prompt not hashed: %s", exc)
+        self.state = State.DISCLOSING
+        self._playback_id = _new_id("playback")
+        try:
+            await self._until(
+                self.ctx.client.play(
+                    self.id, prompt.media, playback_id=self._playback_id, lang=prompt.language
+                )
+            )
+        except AriError as exc:
+            self.gate.prompt_failed(str(exc))
+        try:
+            return await self._until(self.gate.decision())
+        except CallHangup:
+            # A hang-up during the disclosure or the grace is the caller's
+            # answer, not an interruption of the flow.
+            if self.gate.decided is Decision.DECLINED_HANGUP:
+                return Decision.DECLINED_HANGUP
+            raise
+        except DisclosureFailed as exc:
+            # Nobody was told, so nobody consented: the failure policy decides.
+            self.failure = str(exc)
+            self.log.error("%s", exc)
+            if self.ctx.config.recording.on_failure == "strict":
+                await self._refuse(str(exc))
+                raise CallHangup(self.id) from exc
+            return Decision.DECLINED_TIMEOUT
+
+    async def _recording_possible(self) -> bool:
+        try:
+            self.ctx.check_recording()
+        except RecordingUnavailable as exc:
+            return await self._recording_failed(str(exc), connected=False)
+        return True
+
+    async def _recording_failed(self, reason: str, *, connected: bool) -> bool:
+        """Apply the failure policy; True when the call goes on unrecorded."""
+        self.failure = reason
+        policy = self.ctx.config.recording.on_failure
+        self.log.error("recording unavailable (%s): %s", policy, reason)
+        if policy == "best-effort":
+            return True
+        if connected and self.agent_id is not None:
+            with contextlib.suppress(AriError, AriUnavailable):
+                await self.ctx.client.hangup(self.agent_id)
+        await self._refuse(reason)
+        return False
+
+    async def _refuse(self, reason: str) -> None:
+        self._conclude(End.RECORDING_UNAVAILABLE)
+        await self._announce("recording_unavailable")
+
+    async def _connect(self) -> bool:
+        dest = self.ctx.config.destination_for(self.number)
+        if dest is None:
+            self.log.warning("no destination configured for %s", safe(self.number))
+            return await self._unavailable("no destination")
+        self.state = State.CONNECTING
+        self.agent_id = _new_id("dest")
+        self._agent = "ringing"
+        self.evidence.channels["destination"] = self.agent_id
+        self.ctx.router.subscribe(self.agent_id, self.on_agent_event)
+        try:
+            await self._until(
+                self.ctx.client.originate(
+                    dest.endpoint,
+                    app=self.ctx.app,
+                    app_args=AGENT_APP_ARG,
+                    timeout=max(1, round(dest.timeout)),
+                    originator=self.id,
+                    channel_id=self.agent_id,
+                )
+            )
+        except AriError as exc:
+            return await self._unavailable(f"originate failed: {exc.message}")
+        outcome = await self._until(self._agent_outcome)
+        if outcome != "answered":
+            return await self._unavailable(outcome)
+        self.bridge_id = _new_id("call")
+        await self._until(self.ctx.client.create_bridge("mixing", bridge_id=self.bridge_id))
+        await self._until(self.ctx.client.add_channels(self.bridge_id, [self.id, self.agent_id]))
+        self.state = State.BRIDGED
+        self.bridged_at = self.ctx.clock.wall()
+        self.log.info("connected to %s", safe(dest.endpoint))
+        return True
+
+    async def _unavailable(self, why: str) -> bool:
+        self.log.info("destination unavailable: %s", safe(why))
+        self._conclude(End.DESTINATION_UNAVAILABLE)
+        self.failure = self.failure or why
+        await self._announce("not_available")
+        return False
+
+    async def _announce(self, kind: PromptKind) -> None:
+        """Play a prompt to the caller, let it finish, then hang the caller up."""
+        prompt = self.ctx.config.prompt_for(self.number, self.channel.language, kind)
+        self._playback_id = _new_id("playback")
+        self._playback_done.clear()
+        if self._caller_alive:
+            with contextlib.suppress(AriError):
+                await self._until(
+                    self.ctx.client.play(
+                        self.id, prompt.media, playback_id=self._playback_id, lang=prompt.language
+                    )
+                )
+                with contextlib.suppress(TimeoutError):
+                    limit = prompt_seconds(prompt.path_wav) + 2.0
+                    await self._until(asyncio.wait_for(self._playback_done.wait(), limit))
+            await self._until(self.ctx.client.hangup(self.id))
+
+    async def _start_recording(self) -> None:
+        ctx = self.ctx
+        self.tap = RecordingTap(
+            ctx.client,
+            ctx.router,
+            ctx.recorder,
+            ctx.spool,
+            ctx.recipients,
+            ctx.tap_settings,
+            clock=ctx.clock,
+            log=self.log,
+        )
+        self.evidence.channels["snoop"] = self.tap.snoop_id
+        self.evidence.channels["external_media"] = self.tap.media_id
+        self.evidence.recording_started_at = ctx.clock.wall()
+        try:
+            await self._until(self.tap.start(self.id, self.evidence.to_record(), self.id))
+        except RecordingUnavailable as exc:
+            self.evidence.recording_started_at = None
+            self.tap_result = await self.tap.stop("recording-failed", {"failure": str(exc)})
+            self.tap = None
+            if not await self._recording_failed(str(exc), connected=True):
+                raise CallHangup(self.id) from exc
+
+    # --- waiting --------------------------------------------------------------
+
+    async def _until(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` unless the call ends first; then raise CallHangup."""
+        task = asyncio.ensure_future(awaitable)
+        if self._ended.is_set():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CallrecError):
+                await task
+            raise CallHangup(self.id, self.cause)
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, CallrecError):
+            await task
+        raise CallHangup(self.id, self.cause)
+
+    async def _wait_playback_end(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._playback_done.wait(), PLAYBACK_STOP_TIMEOUT)
+
+    async def _stop_playback(self) -> None:
+        if self._playback_id is None:
+            return
+        with contextlib.suppress(AriError, AriUnavailable):
+            await self.ctx.client.stop_playback(self._playback_id)
+
+    # --- the end --------------------------------------------------------------
+
+    async def _teardown(self) -> None:
+        """Hang up the other side, remove the tap, seal the recording."""
+        self.state = State.ENDING
+        reason = self.end_reason or End.CALLER_HANGUP
+        leave_calls = reason in (End.SHUTDOWN, End.PBX_RESTART)
+        client = self.ctx.client
+        if not leave_calls:
+            legs = (
+                (self.agent_id, self._agent in ("ringing", "up")),
+                (self.id, self._caller_alive),
+            )
+            for channel_id, alive in legs:
+                if channel_id is not None and alive:
+                    with contextlib.suppress(AriError, AriUnavailable):
+                        await client.hangup(channel_id)
+        if self.tap is not None:
+            self.evidence.recording_ended_at = self.ctx.clock.wall()
+            summary = {"end": str(reason), "duration": self._durations()}
+            self.tap_result = await self.tap.stop(
+                str(reason), summary, pbx_alive=reason is not End.PBX_RESTART
+            )
+        if self.bridge_id is not None and not leave_calls:
+            with contextlib.suppress(AriError, AriUnavailable):
+                await client.destroy_bridge(self.bridge_id)
+        self.ctx.router.unsubscribe(self.id, self.on_event)
+        if self.agent_id is not None:
+            self.ctx.router.unsubscribe(self.agent_id, self.on_agent_event)
+        self.state = State.ENDED
+
+    def _durations(self) -> dict[str, float | None]:
+        now = self.ctx.clock.wall()
+        return {
+            "call_seconds": now - self.started,
+            "bridged_seconds": None if self.bridged_at is None else now - self.bridged_at,
+        }
+
+    def _audit(self) -> None:
+        result = self.tap_result
+        record: dict[str, Any] = {
+            "kind": "call" if self.failure is None else "failure",
+            "channel": self.id,
+            "decision": None if self.evidence.decision is None else str(self.evidence.decision),
+            "end": str(self.end_reason or End.CALLER_HANGUP),
+            "failure": self.failure,
+            "evidence": self.evidence.to_audit(),
+            "durations": self._durations(),
+            "recording": None,
+        }
+        if result is not None:
+            record["recording"] = {
+                "id": result.recording_id,
+                "path": str(result.seal.path),
+                "segments": result.seal.segments,
+                "last_tag_sha256": result.seal.last_tag_sha256,
+                "size": result.seal.size,
+                "audio_seconds": result.seal.audio_seconds,
+                "packets": result.stats,
+            }
+        self.ctx.append_audit(record, dict(self.evidence.personal))
+
+
+def _hangup_reason(event: Event, default: End) -> End:
+    """A soft hang-up with flag 4 is Asterisk shutting down (trace 07)."""
+    if isinstance(event, ChannelHangupRequest) and event.soft and event.cause == 4:
+        return End.PBX_RESTART
+    return default

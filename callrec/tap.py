@@ -1,0 +1,259 @@
+"""The recording tap: one channel's audio into one sealed recording.
+
+Shared by both front ends (the Stasis app and the AGI snoop path). The tap
+never touches the call's own bridge: it snoops the caller (spy both ways, so
+both parties are heard) into a bridge of its own with an ExternalMedia
+channel. Measured on a real Asterisk 22, that costs the PBX less than adding
+ExternalMedia to the call's bridge, which would turn a two-party simple
+bridge into a softmix (DESIGN.md).
+
+Every PBX object gets an id chosen here before it is requested, so the
+router knows it before its StasisStart arrives (trace 05: that event can come
+before or after the REST reply), and so ``stop`` can remove whatever a
+cancelled ``start`` may have created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from callrec.ari.client import AriClient
+from callrec.ari.router import EventRouter
+from callrec.clock import SYSTEM_CLOCK, Clock
+from callrec.crypto.keys import PublicKey
+from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
+from callrec.media.recorder import MediaRecorder, RtpStream
+from callrec.recording import Codec, RecordingWriter, SealInfo
+from callrec.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+LogLike = logging.Logger | logging.LoggerAdapter[Any]
+
+# appArgs of the snoop channel, so the Stasis app never mistakes it for a call.
+SNOOP_APP_ARG = "callrec-snoop"
+
+# ExternalMedia format name -> (codec in the recording, sample rate).
+FORMATS: dict[str, tuple[Codec, int]] = {
+    "ulaw": (Codec.ULAW, 8000),
+    "alaw": (Codec.ALAW, 8000),
+    "slin16": (Codec.SLIN16, 16000),
+}
+
+# Removing PBX objects must not hold up sealing: a recording is closed within
+# one second of the hang-up even when the PBX has gone away.
+CLEANUP_TIMEOUT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TapSettings:
+    app: str
+    media_format: str = "ulaw"
+    fsync_interval: float = 1.0
+    stasis_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TapResult:
+    """What a stopped tap produced: the sealed file and the packet counts."""
+
+    recording_id: str
+    seal: SealInfo
+    stats: Mapping[str, Any]
+    reason: str
+
+
+def _new_id(kind: str) -> str:
+    return f"callrec-{kind}-{uuid.uuid4().hex[:16]}"
+
+
+def stats_dict(stats: Any) -> dict[str, Any]:
+    """The recorder's stream statistics as a JSON-ready dict."""
+    if isinstance(stats, Mapping):
+        return dict(stats)
+    as_dict = getattr(stats, "as_dict", None)
+    if callable(as_dict):
+        return dict(as_dict())
+    fields = getattr(stats, "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: getattr(stats, name) for name in fields}
+    return {}
+
+
+class RecordingTap:
+    """Snoop + ExternalMedia + bridge + RTP stream + sealed writer, for one channel."""
+
+    def __init__(
+        self,
+        client: AriClient,
+        router: EventRouter,
+        recorder: MediaRecorder,
+        spool: Spool,
+        recipients: Sequence[PublicKey],
+        settings: TapSettings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        log: LogLike = logger,
+    ) -> None:
+        if settings.media_format not in FORMATS:
+            raise RecordingUnavailable(f"unsupported media format {settings.media_format!r}")
+        self._client = client
+        self._router = router
+        self._recorder = recorder
+        self._spool = spool
+        self._recipients = list(recipients)
+        self._settings = settings
+        self._clock = clock
+        self._log = log
+        self.snoop_id = _new_id("snoop")
+        self.media_id = _new_id("media")
+        self.bridge_id = _new_id("tap")
+        self._writer: RecordingWriter | None = None
+        self._stream: RtpStream | None = None
+        self._created_at = 0.0
+        self._stopped = False
+        self.started_at: float | None = None
+
+    @property
+    def recording_id(self) -> str | None:
+        return None if self._writer is None else self._writer.recording_id
+
+    @property
+    def recording(self) -> bool:
+        return self.started_at is not None and not self._stopped
+
+    async def start(self, channel_id: str, evidence: Mapping[str, Any], call_id: str) -> str:
+        """Start recording ``channel_id``; returns the recording id.
+
+        The evidence record becomes the first metadata frame. Raises
+        :class:`RecordingUnavailable` (with the reason) when the spool, the
+        keys or the PBX refuse; the caller applies the failure policy.
+        """
+        codec, rate = FORMATS[self._settings.media_format]
+        # The writer first: a full or missing spool must fail before the PBX
+        # is asked for anything that would then need cleaning up.
+        self._writer = self._create_writer(codec, rate)
+        self._writer.write_metadata(dict(evidence))
+        self._stream = self._recorder.open_stream(self._writer, codec, call_id)
+        try:
+            await self._connect_media(channel_id)
+        except (AriError, AriUnavailable, TimeoutError) as exc:
+            raise RecordingUnavailable(f"media setup failed: {_reason(exc)}") from exc
+        self.started_at = self._clock.wall()
+        self._log.info("recording %s started (%s)", self.recording_id, self._settings.media_format)
+        return self._writer.recording_id
+
+    def _create_writer(self, codec: Codec, rate: int) -> RecordingWriter:
+        if not self._recipients:
+            raise RecordingUnavailable("no recipient public key configured")
+        self._created_at = self._clock.wall()
+        try:
+            return RecordingWriter.create(
+                self._spool.incoming,
+                self._recipients,
+                codec=codec,
+                sample_rate=rate,
+                created_at=self._created_at,
+                fsync_interval=self._settings.fsync_interval,
+                clock=self._clock,
+            )
+        except CallrecError as exc:
+            raise RecordingUnavailable(f"cannot write the spool: {_reason(exc)}") from exc
+        except OSError as exc:
+            raise RecordingUnavailable(f"cannot write the spool: {exc.strerror or exc}") from exc
+
+    async def _connect_media(self, channel_id: str) -> None:
+        settings = self._settings
+        timeout = settings.stasis_timeout
+        self._router.expect(self.snoop_id)
+        self._router.expect(self.media_id)
+        await self._client.snoop(
+            channel_id, app=settings.app, app_args=SNOOP_APP_ARG, snoop_id=self.snoop_id
+        )
+        await self._router.wait_for(self.snoop_id, "StasisStart", timeout)
+        host, port = self._recorder.address
+        media = await self._client.external_media(
+            app=settings.app,
+            external_host=f"{host}:{port}",
+            format=settings.media_format,
+            channel_id=self.media_id,
+        )
+        assert self._stream is not None
+        if media.rtp_address is not None and media.rtp_port is not None:
+            self._stream.expect_source(media.rtp_address, media.rtp_port)
+        # addChannel before its StasisStart gives 422 (trace README).
+        await self._router.wait_for(self.media_id, "StasisStart", timeout)
+        await self._client.create_bridge("mixing", bridge_id=self.bridge_id, name="callrec-tap")
+        await self._client.add_channels(self.bridge_id, [self.snoop_id, self.media_id])
+
+    async def stop(
+        self, reason: str, summary: Mapping[str, Any] | None = None, *, pbx_alive: bool = True
+    ) -> TapResult | None:
+        """Remove the PBX side, drain the stream and seal the recording.
+
+        Idempotent; returns None when nothing was recorded (no writer).
+        ``pbx_alive=False`` skips the REST clean-up after a PBX restart.
+        """
+        if self._stopped:
+            return None
+        self._stopped = True
+        if pbx_alive:
+            await self._remove_pbx_objects()
+        for channel_id in (self.snoop_id, self.media_id):
+            self._router.forget(channel_id)
+        return await self._seal(reason, summary or {})
+
+    async def _remove_pbx_objects(self) -> None:
+        # ExternalMedia first: it stops the RTP before the stream is drained.
+        steps: list[Awaitable[None]] = [
+            self._client.hangup(self.media_id),
+            self._client.hangup(self.snoop_id),
+            self._client.destroy_bridge(self.bridge_id),
+        ]
+        for step in steps:
+            with contextlib.suppress(AriError, AriUnavailable, TimeoutError):
+                await asyncio.wait_for(step, CLEANUP_TIMEOUT)
+
+    async def _seal(self, reason: str, summary: Mapping[str, Any]) -> TapResult | None:
+        writer, stream = self._writer, self._stream
+        if writer is None:
+            return None
+        stats: dict[str, Any] = {}
+        if stream is not None:
+            stats = stats_dict(await self._recorder.close_stream(stream))
+        ended = self._clock.wall()
+        record = {
+            "type": "summary",
+            "reason": reason,
+            "recording_started": self.started_at,
+            "recording_ended": ended,
+            "recorded_seconds": None if self.started_at is None else ended - self.started_at,
+            "packets": stats,
+            **summary,
+        }
+        try:
+            writer.write_metadata(record)
+            final = self._spool.final_path(writer.recording_id, self._created_at)
+            seal = writer.close(final_path=final)
+        except (CallrecError, OSError) as exc:
+            # Disk full at the very end: the .part stays (it reads TRUNCATED,
+            # and start-up adopts it); nothing in the clear was written.
+            writer.abort()
+            self._log.error("recording %s not sealed: %s", writer.recording_id, exc)
+            return None
+        self._log.info(
+            "recording %s sealed (%s, %.2f s audio)", seal.recording_id, reason, seal.audio_seconds
+        )
+        return TapResult(seal.recording_id, seal, stats, reason)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no StasisStart from the PBX in time"
+    return str(exc) or type(exc).__name__
