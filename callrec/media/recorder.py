@@ -1,0 +1,361 @@
+"""The media recorder: ExternalMedia RTP on one UDP socket into recordings.
+
+Every ExternalMedia channel sends to the recorder's one address; streams are
+told apart by the source (host, port) Asterisk announced for the channel
+(``UNICASTRTP_LOCAL_ADDRESS``/``PORT``). Anything from another source is
+dropped and counted: on a shared host, any local process can send UDP.
+
+Scale decides the design (DESIGN.md: 1,000 calls are 50,000 packets/s and a
+bare asyncio receiver already costs 5-20 µs per packet), so the per-packet
+path is one dict lookup, one ``unpack_from``, the payload slice and the
+writer call; no logging, no per-packet objects. Everything unusual (header
+extensions, reordering, loss, bad packets) leaves the fast path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from callrec.errors import MediaError, RtpError
+from callrec.media.rtp import RTP_HEADER_LENGTH, ReorderBuffer, RtpPacket
+
+logger = logging.getLogger(__name__)
+
+# Static payload types (RFC 3551); slin16 uses whatever dynamic type
+# Asterisk picked (118 in trace 08), so any type is accepted for it.
+PAYLOAD_TYPES: dict[str, int | None] = {"ulaw": 0, "alaw": 8, "slin16": None, "pcm16le": None}
+BYTES_PER_SAMPLE = {"ulaw": 1, "alaw": 1, "slin16": 2, "pcm16le": 2}
+# How often held packets are checked for having waited too long.
+POLL_INTERVAL = 0.05
+
+_FAST = struct.Struct("!BHL")  # marker/PT, sequence number, timestamp at offset 1
+_monotonic = time.monotonic
+
+
+class AudioWriter(Protocol):
+    """What the recorder needs of a recording (callrec.recording.RecordingWriter)."""
+
+    def write_audio(self, payload: bytes) -> Any: ...
+
+    def write_gap(self, samples: int) -> Any: ...
+
+    def write_pause(self, at: float) -> Any: ...
+
+    def write_resume(self, at: float) -> Any: ...
+
+
+@dataclass(slots=True)
+class RtpStats:
+    """Per stream. ``foreign``: packets from another host claiming this
+    stream's port; ``bad``: unparseable or wrong payload type/size."""
+
+    packets: int = 0
+    bytes: int = 0
+    written: int = 0
+    lost: int = 0
+    gap_samples: int = 0
+    reordered: int = 0
+    duplicates: int = 0
+    late: int = 0
+    resyncs: int = 0
+    foreign: int = 0
+    bad: int = 0
+    paused: int = 0
+    first_arrival: float | None = None
+    last_arrival: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _discard(_: object) -> None:
+    """Sink for packets that arrive while the recording is paused."""
+
+
+class RtpStream:
+    """One call's RTP into one writer. Made by :meth:`MediaRecorder.open_stream`."""
+
+    def __init__(
+        self,
+        recorder: MediaRecorder,
+        writer: AudioWriter,
+        codec: str,
+        call_id: str,
+        on_error: Callable[[RtpStream, Exception], None] | None = None,
+    ) -> None:
+        if str(codec) not in PAYLOAD_TYPES:
+            raise MediaError(f"codec {codec!r} cannot be recorded from RTP")
+        self.call_id = call_id
+        self.codec = str(codec)
+        self.writer = writer
+        self.source: tuple[str, int] | None = None
+        self.error: Exception | None = None
+        self.on_error = on_error
+        self._recorder = recorder
+        pt = PAYLOAD_TYPES[self.codec]
+        self._pt = -1 if pt is None else pt
+        self._even = BYTES_PER_SAMPLE[self.codec] == 2
+        self._paused = False
+        self._buffer = ReorderBuffer(
+            writer.write_audio, writer.write_gap, bytes_per_sample=BYTES_PER_SAMPLE[self.codec]
+        )
+        self._packets = 0
+        self._bytes = 0
+        self._bad = 0
+        self._foreign = 0
+        self._paused_packets = 0
+        self._first: float | None = None
+        self._last: float | None = None
+
+    # --- hot path ---------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """One UDP datagram from this stream's source."""
+        now = _monotonic()
+        if self._first is None:
+            self._first = now
+        self._last = now
+        self._packets += 1
+        self._bytes += len(data)
+        if len(data) <= RTP_HEADER_LENGTH or data[0] != 0x80 or (self._even and len(data) & 1):
+            self._feed_unusual(data, now)
+            return
+        m_pt, seq, ts = _FAST.unpack_from(data, 1)
+        if self._pt >= 0 and m_pt & 0x7F != self._pt:
+            self._bad += 1
+            return
+        if self._paused:
+            self._paused_packets += 1
+        self._buffer.push(seq, ts, data[RTP_HEADER_LENGTH:], now)
+        if self._buffer.pending:
+            self._recorder._holding.add(self)
+
+    def _feed_unusual(self, data: bytes, now: float) -> None:
+        """CSRCs, extensions, padding, or a packet to reject."""
+        try:
+            packet = RtpPacket.parse(data)
+        except (RtpError, IndexError):
+            self._bad += 1
+            return
+        odd = self._even and len(packet.payload) & 1
+        if not packet.payload or odd or (self._pt >= 0 and packet.payload_type != self._pt):
+            self._bad += 1
+            return
+        if self._paused:
+            self._paused_packets += 1
+        self._buffer.push(packet.sequence_number, packet.timestamp, packet.payload, now)
+        if self._buffer.pending:
+            self._recorder._holding.add(self)
+
+    # --- control ----------------------------------------------------------
+
+    def expect_source(self, host: str, port: int) -> None:
+        """Accept RTP from ``host:port`` only (the ExternalMedia channel's
+        UNICASTRTP_LOCAL_ADDRESS/PORT)."""
+        self._recorder._attach(self, (host, int(port)))
+
+    def pause(self, at: float) -> None:
+        """Stop recording: write a pause frame; later packets are discarded."""
+        if self._paused or self.error is not None:
+            return
+        self._buffer.flush()
+        self.writer.write_pause(at)
+        self._paused = True
+        self._buffer.audio = _discard
+        self._buffer.gap = _discard
+
+    def resume(self, at: float) -> None:
+        """Record again after :meth:`pause`: write a resume frame."""
+        if not self._paused or self.error is not None:
+            return
+        self._buffer.flush()
+        self._buffer.audio = self.writer.write_audio
+        self._buffer.gap = self.writer.write_gap
+        self._paused = False
+        self.writer.write_resume(at)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def last_arrival(self) -> float | None:
+        """``time.monotonic()`` of the last packet: media lost if it gets old."""
+        return self._last
+
+    def idle_for(self, now: float | None = None) -> float | None:
+        """Seconds since the last packet (None before the first)."""
+        if self._last is None:
+            return None
+        return (_monotonic() if now is None else now) - self._last
+
+    @property
+    def stats(self) -> RtpStats:
+        b = self._buffer.stats
+        return RtpStats(
+            packets=self._packets,
+            bytes=self._bytes,
+            written=b.released,
+            lost=b.lost,
+            gap_samples=b.gap_samples,
+            reordered=b.reordered,
+            duplicates=b.duplicates,
+            late=b.late,
+            resyncs=b.resyncs,
+            foreign=self._foreign,
+            bad=self._bad,
+            paused=self._paused_packets,
+            first_arrival=self._first,
+            last_arrival=self._last,
+        )
+
+    def _poll(self, now: float) -> None:
+        self._buffer.poll(now)
+
+    def _flush(self) -> None:
+        self._buffer.flush()
+
+    def _fail(self, exc: Exception) -> None:
+        """The writer failed (disk full, closed): stop writing, tell the owner."""
+        self.error = exc
+        self._buffer.audio = _discard
+        self._buffer.gap = _discard
+        self._paused = True
+        logger.error("call %s: recording stopped, writer failed: %s", self.call_id, exc)
+        if self.on_error is not None:
+            self.on_error(self, exc)
+
+
+class _Receiver(asyncio.DatagramProtocol):
+    def __init__(self, recorder: MediaRecorder) -> None:
+        self._recorder = recorder
+        self._streams = recorder._by_source
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        stream = self._streams.get(addr)
+        if stream is None:
+            self._recorder._foreign_packet(addr)
+            return
+        try:
+            stream.feed(data)
+        except Exception as exc:  # one call failing must not stop the others
+            stream._fail(exc)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.warning("media recorder socket error: %s", exc)
+
+
+class MediaRecorder:
+    """One UDP socket receiving every recorded call's RTP."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._transport: asyncio.DatagramTransport | None = None
+        self._by_source: dict[tuple[str, int], RtpStream] = {}
+        self._by_port: dict[int, RtpStream] = {}
+        self._holding: set[RtpStream] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self.foreign = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Receiver(self), local_addr=(self._host, self._port)
+        )
+        self._transport = transport
+        self._poller = asyncio.create_task(self._poll_loop())
+        logger.info("media recorder listening on %s:%d", *self.address)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where ExternalMedia must send: its ``external_host``."""
+        if self._transport is None:
+            raise MediaError("media recorder is not started")
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    @property
+    def external_host(self) -> str:
+        host, port = self.address
+        return f"{host}:{port}"
+
+    def open_stream(
+        self,
+        writer: AudioWriter,
+        codec: str,
+        call_id: str,
+        *,
+        on_error: Callable[[RtpStream, Exception], None] | None = None,
+    ) -> RtpStream:
+        """A stream writing into ``writer``; give it its source with
+        :meth:`RtpStream.expect_source` once Asterisk announced it."""
+        return RtpStream(self, writer, codec, call_id, on_error)
+
+    async def close_stream(self, stream: RtpStream) -> RtpStats:
+        """Flush held packets into the writer and detach; the caller closes
+        the writer."""
+        self._detach(stream)
+        self._holding.discard(stream)
+        if stream.error is None:
+            try:
+                stream._flush()
+            except Exception as exc:  # reported through the stream
+                stream._fail(exc)
+        return stream.stats
+
+    @property
+    def streams(self) -> int:
+        return len(self._by_source)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    # --- internals ----------------------------------------------------------
+
+    def _attach(self, stream: RtpStream, source: tuple[str, int]) -> None:
+        self._detach(stream)
+        stream.source = source
+        self._by_source[source] = stream
+        self._by_port[source[1]] = stream
+
+    def _detach(self, stream: RtpStream) -> None:
+        if stream.source is not None and self._by_source.get(stream.source) is stream:
+            del self._by_source[stream.source]
+            if self._by_port.get(stream.source[1]) is stream:
+                del self._by_port[stream.source[1]]
+
+    def _foreign_packet(self, addr: tuple[Any, int]) -> None:
+        self.foreign += 1
+        claimed = self._by_port.get(addr[1])
+        if claimed is not None:
+            claimed._foreign += 1
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            if self._holding:
+                self._poll_held(_monotonic())
+
+    def _poll_held(self, now: float) -> None:
+        for stream in list(self._holding):
+            try:
+                stream._poll(now)
+            except Exception as exc:  # reported through the stream
+                stream._fail(exc)
+            if not stream._buffer.pending:
+                self._holding.discard(stream)
