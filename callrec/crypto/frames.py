@@ -1,0 +1,175 @@
+"""Framing of the plaintext inside the encrypted stream.
+
+Every frame is ``type (1 byte) || body length (uint32 BE) || body``; the
+bodies are pinned in docs/FORMAT.md. Frames ignore segment boundaries: the
+parser runs over the verified plaintext stream, so a frame may straddle
+segments, and the writer never pads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from callrec.errors import FormatError
+
+AUDIO = 0x01
+GAP = 0x02
+PAUSE = 0x03
+RESUME = 0x04
+METADATA = 0x05
+
+FRAME_HEADER = struct.Struct(">BI")
+FRAME_HEADER_SIZE = FRAME_HEADER.size  # 5
+MAX_BODY = (1 << 32) - 1
+_U64 = struct.Struct(">Q")
+_F64 = struct.Struct(">d")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """Codec payload exactly as received (e.g. one RTP payload)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GapFrame:
+    """Audio that never arrived, in samples per channel; rendered as silence."""
+
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class PauseFrame:
+    """Recording paused at ``at`` (Unix seconds)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeFrame:
+    """Recording resumed at ``at`` (Unix seconds)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataFrame:
+    """A JSON object: consent evidence first, the closing summary last."""
+
+    record: dict[str, Any]
+
+
+Frame = AudioFrame | GapFrame | PauseFrame | ResumeFrame | MetadataFrame
+
+
+def audio_prefix(length: int) -> bytes:
+    """Frame header of an audio frame whose payload follows."""
+    return FRAME_HEADER.pack(AUDIO, length)
+
+
+def encode_gap(samples: int) -> bytes:
+    if not 0 <= samples < (1 << 64):
+        raise ValueError(f"gap of {samples} samples is out of range")
+    return FRAME_HEADER.pack(GAP, 8) + _U64.pack(samples)
+
+
+def encode_pause(at: float) -> bytes:
+    return FRAME_HEADER.pack(PAUSE, 8) + _F64.pack(_finite(at))
+
+
+def encode_resume(at: float) -> bytes:
+    return FRAME_HEADER.pack(RESUME, 8) + _F64.pack(_finite(at))
+
+
+def encode_metadata(record: Mapping[str, Any]) -> bytes:
+    """UTF-8 JSON object, compact; NaN and infinities are refused (not JSON)."""
+    body = json.dumps(dict(record), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    data = body.encode("utf-8")
+    return FRAME_HEADER.pack(METADATA, len(data)) + data
+
+
+def encode(frame: Frame) -> bytes:
+    """Any frame as bytes (the writer uses the specialised encoders directly)."""
+    if isinstance(frame, AudioFrame):
+        return audio_prefix(len(frame.payload)) + frame.payload
+    if isinstance(frame, GapFrame):
+        return encode_gap(frame.samples)
+    if isinstance(frame, PauseFrame):
+        return encode_pause(frame.at)
+    if isinstance(frame, ResumeFrame):
+        return encode_resume(frame.at)
+    return encode_metadata(frame.record)
+
+
+def _finite(at: float) -> float:
+    if not math.isfinite(at):
+        raise ValueError(f"time {at!r} is not finite")
+    return float(at)
+
+
+class FrameParser:
+    """Incremental parser: feed verified plaintext, take complete frames."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._frames_seen = 0
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held back."""
+        return len(self._buf)
+
+    def feed(self, data: bytes, segment: int) -> Iterator[Frame]:
+        """Frames completed by ``data``; errors name ``segment``, where the bad frame ended."""
+        buf = self._buf
+        buf += data
+        pos, end = 0, len(buf)
+        while end - pos >= FRAME_HEADER_SIZE:
+            kind, length = FRAME_HEADER.unpack_from(buf, pos)
+            stop = pos + FRAME_HEADER_SIZE + length
+            if stop > end:
+                break
+            body = bytes(buf[pos + FRAME_HEADER_SIZE : stop])
+            pos = stop
+            yield _decode(kind, body, segment)
+        del buf[:pos]
+
+    def finish(self, segment: int) -> None:
+        """End of a complete stream: bytes left over mean a cut frame."""
+        if self._buf:
+            raise FormatError(
+                f"stream ends inside a frame ({len(self._buf)} bytes left over)", segment=segment
+            )
+
+
+def _decode(kind: int, body: bytes, segment: int) -> Frame:
+    if kind == AUDIO:
+        return AudioFrame(body)
+    if kind == METADATA:
+        return MetadataFrame(_decode_json(body, segment))
+    if kind in (GAP, PAUSE, RESUME):
+        if len(body) != 8:
+            raise FormatError(
+                f"frame type {kind} has {len(body)} bytes, expected 8", segment=segment
+            )
+        if kind == GAP:
+            return GapFrame(_U64.unpack(body)[0])
+        at = _F64.unpack(body)[0]
+        return PauseFrame(at) if kind == PAUSE else ResumeFrame(at)
+    raise FormatError(f"unknown frame type 0x{kind:02x}", segment=segment)
+
+
+def _decode_json(body: bytes, segment: int) -> dict[str, Any]:
+    try:
+        record = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"metadata frame is not JSON: {exc}", segment=segment) from None
+    if not isinstance(record, dict):
+        raise FormatError("metadata frame is not a JSON object", segment=segment)
+    return record

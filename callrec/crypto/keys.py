@@ -1,0 +1,363 @@
+"""Recipient key pairs and the one HPKE key-wrapping routine.
+
+A recording is sealed *to* public keys; only the holder of a private key can
+unwrap its data key. Two KEMs: X25519 (default) and the post-quantum hybrid
+ML-KEM-768 + X25519. ``cryptography`` cannot serialise its composite hybrid
+key, so we keep and serialise the two component keys ourselves (ML-KEM seed +
+X25519 scalar) and build the composite when HPKE needs it. File formats and
+the fingerprint are pinned in docs/FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from callrec.errors import FormatError, KeyError_, WrongPassphraseError
+
+KEM_X25519 = "x25519"
+KEM_MLKEM768_X25519 = "mlkem768-x25519"
+
+DATA_KEY_SIZE = 32
+KEY_ID_SIZE = 16
+_KEY_ID_LABEL = b"callrec key id v1\x00"
+
+PUBLIC_PREFIX = "callrec-"
+PRIVATE_TAG = "callrec-private-key-v1"
+ENCRYPTED_TAG = "callrec-encrypted-key-v1"
+SCRYPT_LOG2_N = 15
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SCRYPT_SALT_SIZE = 16
+_ZERO_NONCE = bytes(12)
+
+
+@dataclass(frozen=True)
+class KemSpec:
+    """Sizes of one KEM as they appear on disk."""
+
+    name: str
+    wire_id: int  # the byte in a recording stanza
+    public_size: int
+    secret_size: int
+    enc_size: int
+
+    @property
+    def wrapped_size(self) -> int:
+        """enc || AES-256-GCM(32-byte data key): the only length a stanza may have."""
+        return self.enc_size + DATA_KEY_SIZE + 16
+
+
+_MLKEM_PUB = 1184
+_MLKEM_SEED = 64
+KEMS: dict[str, KemSpec] = {
+    KEM_X25519: KemSpec(KEM_X25519, 1, 32, 32, 32),
+    KEM_MLKEM768_X25519: KemSpec(KEM_MLKEM768_X25519, 2, _MLKEM_PUB + 32, _MLKEM_SEED + 32, 1120),
+}
+KEMS_BY_WIRE_ID: dict[int, KemSpec] = {spec.wire_id: spec for spec in KEMS.values()}
+
+_SUITES = {
+    KEM_X25519: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
+    KEM_MLKEM768_X25519: hpke.Suite(
+        hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
+    ),
+}
+
+
+def key_id_for(kem: str, raw_public: bytes) -> bytes:
+    """The 16-byte key id: SHA-256 over label, KEM name and raw public key, truncated."""
+    return hashlib.sha256(_KEY_ID_LABEL + kem.encode() + b"\x00" + raw_public).digest()[
+        :KEY_ID_SIZE
+    ]
+
+
+def fingerprint_text(key_id: bytes) -> str:
+    """Printable key id: lower-case RFC 4648 base32 without padding (26 characters)."""
+    return base64.b32encode(key_id).decode("ascii").rstrip("=").lower()
+
+
+def hpke_info(label: bytes, binding: bytes, key_id: bytes) -> bytes:
+    """HPKE ``info``: label, NUL, a fixed-length binding (recording id, context hash), key id."""
+    return label + b"\x00" + binding + key_id
+
+
+class PublicKey:
+    """A recipient's public key (``NAME.pub``)."""
+
+    def __init__(self, kem: str, raw: bytes, comment: str = "") -> None:
+        spec = KEMS[kem]
+        assert len(raw) == spec.public_size
+        self.kem = kem
+        self.raw = bytes(raw)
+        self.comment = comment
+        self.key_id = key_id_for(kem, self.raw)
+        self.fingerprint = fingerprint_text(self.key_id)
+        self._hpke_key = _hpke_public(kem, self.raw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicKey) and (other.kem, other.raw) == (self.kem, self.raw)
+
+    def __hash__(self) -> int:
+        return hash((self.kem, self.raw))
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.kem}, {self.fingerprint})"
+
+    def to_text(self) -> str:
+        """Content of ``NAME.pub``: ``callrec-<kem> <base64> [comment]`` and a newline."""
+        line = f"{PUBLIC_PREFIX}{self.kem} {base64.b64encode(self.raw).decode('ascii')}"
+        if self.comment:
+            line += f" {self.comment}"
+        return line + "\n"
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<text>") -> PublicKey:
+        """Parse ``to_text`` output; raises ``KeyError_(source, reason)``."""
+        parts = text.strip().split(maxsplit=2)
+        if len(parts) < 2 or not parts[0].startswith(PUBLIC_PREFIX):
+            raise KeyError_(source, "not a callrec public key (expected 'callrec-<kem> <base64>')")
+        kem = parts[0][len(PUBLIC_PREFIX) :]
+        if kem not in KEMS:
+            raise KeyError_(source, f"unknown key type {parts[0]!r}")
+        raw = _b64decode(parts[1], source, "public key")
+        if len(raw) != KEMS[kem].public_size:
+            raise KeyError_(
+                source,
+                f"{kem} public key is {len(raw)} bytes, expected {KEMS[kem].public_size}",
+            )
+        try:
+            return cls(kem, raw, parts[2] if len(parts) > 2 else "")
+        except ValueError as exc:
+            raise KeyError_(source, f"invalid {kem} public key: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> PublicKey:
+        """Read a ``.pub`` file."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyError_(str(path), f"cannot read public key: {_reason(exc)}") from exc
+        return cls.from_text(text, str(path))
+
+    def wrap(self, data_key: bytes, label: bytes, binding: bytes) -> bytes:
+        """HPKE base-mode seal of ``data_key``: ``enc || ct`` (the stanza body)."""
+        info = hpke_info(label, binding, self.key_id)
+        return _SUITES[self.kem].encrypt(data_key, self._hpke_key, info)
+
+
+class PrivateKey:
+    """A recipient's private key (``NAME.key``); it never leaves the admin's machine."""
+
+    def __init__(self, kem: str, secret: bytes) -> None:
+        assert len(secret) == KEMS[kem].secret_size
+        self.kem = kem
+        self._secret = bytes(secret)
+        self._hpke_key, raw_public = _hpke_private(kem, self._secret)
+        self._public = PublicKey(kem, raw_public)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey({self.kem}, {self._public.fingerprint})"
+
+    @classmethod
+    def generate(cls, pq: bool = False) -> PrivateKey:
+        """A fresh key pair; ``pq`` selects ML-KEM-768 + X25519."""
+        kem = KEM_MLKEM768_X25519 if pq else KEM_X25519
+        return cls(kem, os.urandom(KEMS[kem].secret_size))
+
+    def public_key(self) -> PublicKey:
+        return self._public
+
+    @property
+    def key_id(self) -> bytes:
+        return self._public.key_id
+
+    @property
+    def fingerprint(self) -> str:
+        return self._public.fingerprint
+
+    def unwrap(
+        self,
+        wrapped: bytes,
+        label: bytes,
+        binding: bytes,
+        field: str,
+        why: str = "stanza edited or copied from another recording, or the recording id edited",
+    ) -> bytes:
+        """Open a stanza body made by :meth:`PublicKey.wrap`; errors name ``field``."""
+        expected = KEMS[self.kem].wrapped_size
+        if len(wrapped) != expected:
+            raise FormatError(
+                f"wrapped key is {len(wrapped)} bytes, expected {expected} for {self.kem}",
+                field=field,
+            )
+        info = hpke_info(label, binding, self.key_id)
+        try:
+            data_key = _SUITES[self.kem].decrypt(wrapped, self._hpke_key, info)
+        except (InvalidTag, ValueError) as exc:
+            raise FormatError(f"data key does not unwrap: {why}", field=field) from exc
+        if len(data_key) != DATA_KEY_SIZE:
+            raise FormatError(f"unwrapped data key is {len(data_key)} bytes", field=field)
+        return data_key
+
+    def to_bytes(self, passphrase: bytes | None = None) -> bytes:
+        """Key file content; with a passphrase: scrypt + AES-256-GCM (docs/FORMAT.md)."""
+        if passphrase is None:
+            line = f"{PRIVATE_TAG} {self.kem} {_b64(self._secret)}"
+            return line.encode("ascii") + b"\n"
+        salt = os.urandom(_SCRYPT_SALT_SIZE)
+        prefix = f"{ENCRYPTED_TAG} {self.kem} scrypt {SCRYPT_LOG2_N} {SCRYPT_R} {SCRYPT_P} "
+        prefix += _b64(salt)
+        kek = _scrypt(passphrase, salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
+        sealed = AESGCM(kek).encrypt(_ZERO_NONCE, self._secret, prefix.encode("ascii"))
+        return f"{prefix} {_b64(sealed)}\n".encode("ascii")
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, source: str = "<bytes>", passphrase: bytes | None = None
+    ) -> PrivateKey:
+        """Parse :meth:`to_bytes` output."""
+        try:
+            fields = data.decode("ascii").split()
+        except UnicodeDecodeError:
+            fields = []
+        if len(fields) == 3 and fields[0] == PRIVATE_TAG:
+            kem = _known_kem(fields[1], source)
+            return cls._checked(kem, _b64decode(fields[2], source, "private key"), source)
+        if len(fields) == 8 and fields[0] == ENCRYPTED_TAG and fields[2] == "scrypt":
+            return cls._decrypt_fields(fields, source, passphrase)
+        raise KeyError_(source, "not a callrec private key")
+
+    @classmethod
+    def _decrypt_fields(
+        cls, fields: list[str], source: str, passphrase: bytes | None
+    ) -> PrivateKey:
+        kem = _known_kem(fields[1], source)
+        if passphrase is None:
+            raise KeyError_(source, "private key is protected by a passphrase, but none was given")
+        try:
+            log2_n, r, p = (int(x) for x in fields[3:6])
+        except ValueError:
+            raise KeyError_(source, "bad scrypt parameters") from None
+        if not (10 <= log2_n <= 22 and 1 <= r <= 32 and 1 <= p <= 16):
+            raise KeyError_(source, f"scrypt parameters out of range: {log2_n} {r} {p}")
+        salt = _b64decode(fields[6], source, "salt")
+        sealed = _b64decode(fields[7], source, "encrypted key")
+        prefix = " ".join(fields[:7]).encode("ascii")
+        kek = _scrypt(passphrase, salt, log2_n, r, p)
+        try:
+            secret = AESGCM(kek).decrypt(_ZERO_NONCE, sealed, prefix)
+        except InvalidTag:
+            raise WrongPassphraseError(source, "wrong passphrase (or damaged key file)") from None
+        return cls._checked(kem, secret, source)
+
+    @classmethod
+    def _checked(cls, kem: str, secret: bytes, source: str) -> PrivateKey:
+        if len(secret) != KEMS[kem].secret_size:
+            raise KeyError_(
+                source,
+                f"{kem} private key is {len(secret)} bytes, expected {KEMS[kem].secret_size}",
+            )
+        try:
+            return cls(kem, secret)
+        except ValueError as exc:
+            raise KeyError_(source, f"invalid {kem} private key: {exc}") from exc
+
+    def save(
+        self, path: Path, passphrase: bytes | None = None, *, overwrite: bool = False
+    ) -> None:
+        """Write the key file atomically with mode 0600; refuses to replace one unless told."""
+        _write_private(Path(path), self.to_bytes(passphrase), overwrite)
+
+    @classmethod
+    def load(cls, path: Path, passphrase: bytes | None = None) -> PrivateKey:
+        """Read a key file; ``WrongPassphraseError`` or ``KeyError_`` with the reason."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise KeyError_(str(path), f"cannot read private key: {_reason(exc)}") from exc
+        return cls.from_bytes(data, str(path), passphrase)
+
+    @staticmethod
+    def needs_passphrase(path: Path) -> bool:
+        """True when the key file at ``path`` is passphrase-protected."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(ENCRYPTED_TAG) + 1)
+        except OSError as exc:
+            raise KeyError_(str(path), f"cannot read private key: {_reason(exc)}") from exc
+        return head == ENCRYPTED_TAG.encode("ascii") + b" "
+
+
+def _hpke_public(kem: str, raw: bytes) -> x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey:
+    if kem == KEM_X25519:
+        return x25519.X25519PublicKey.from_public_bytes(raw)
+    return hpke.MLKEM768X25519PublicKey(
+        mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM_PUB]),
+        x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM_PUB:]),
+    )
+
+
+def _hpke_private(
+    kem: str, secret: bytes
+) -> tuple[x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey, bytes]:
+    if kem == KEM_X25519:
+        key = x25519.X25519PrivateKey.from_private_bytes(secret)
+        return key, key.public_key().public_bytes_raw()
+    ml = mlkem.MLKEM768PrivateKey.from_seed_bytes(secret[:_MLKEM_SEED])
+    xk = x25519.X25519PrivateKey.from_private_bytes(secret[_MLKEM_SEED:])
+    raw = ml.public_key().public_bytes_raw() + xk.public_key().public_bytes_raw()
+    return hpke.MLKEM768X25519PrivateKey(ml, xk), raw
+
+
+def _scrypt(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase)
+
+
+def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise KeyError_(str(path), "already exists; refusing to overwrite a private key")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise KeyError_(str(path), f"cannot write private key: {_reason(exc)}") from exc
+
+
+def _known_kem(name: str, source: str) -> str:
+    if name not in KEMS:
+        raise KeyError_(source, f"unknown key type {name!r}")
+    return name
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64decode(text: str, source: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyError_(source, f"{what} is not valid base64") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

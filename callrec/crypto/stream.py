@@ -1,0 +1,152 @@
+"""The segment layer: Tink streaming AEAD ``AES256_GCM_HKDF_4KB``, byte for byte.
+
+A Tink stream is a 40-byte stream header (length byte 0x28, 32-byte salt,
+7-byte nonce prefix) followed by AES-256-GCM segments of 4096 ciphertext
+bytes; segment 0 is 40 bytes shorter so the header and segment 0 together
+fill one 4096-byte block. Each segment has its own nonce (prefix || uint32 BE
+index || last-segment flag), so segments cannot be reordered, dropped,
+duplicated or moved between streams without failing authentication.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+STREAM_HEADER_SIZE = 40  # also the header's own first byte
+SALT_SIZE = 32
+NONCE_PREFIX_SIZE = 7
+TAG_SIZE = 16
+CIPHERTEXT_SEGMENT_SIZE = 4096
+PLAINTEXT_SEGMENT_SIZE = CIPHERTEXT_SEGMENT_SIZE - TAG_SIZE  # 4080
+FIRST_PLAINTEXT_SEGMENT_SIZE = PLAINTEXT_SEGMENT_SIZE - STREAM_HEADER_SIZE  # 4040
+FIRST_CIPHERTEXT_SEGMENT_SIZE = CIPHERTEXT_SEGMENT_SIZE - STREAM_HEADER_SIZE  # 4056
+SEGMENT_KEY_SIZE = 32
+MAX_SEGMENTS = 1 << 32
+
+_INDEX_LAST = struct.Struct(">IB")
+
+
+def derive_segment_key(data_key: bytes, salt: bytes, associated_data: bytes) -> bytes:
+    """HKDF-SHA256(ikm = data key, salt, info = associated data), 32 bytes (Tink's rule)."""
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=SEGMENT_KEY_SIZE, salt=salt, info=associated_data
+    )
+    return hkdf.derive(data_key)
+
+
+def segment_nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    """prefix (7) || uint32 BE index || 0x01 for the last segment, else 0x00."""
+    return prefix + _INDEX_LAST.pack(index, 1 if last else 0)
+
+
+def stream_header(salt: bytes, nonce_prefix: bytes) -> bytes:
+    """The 40-byte Tink stream header."""
+    assert len(salt) == SALT_SIZE
+    assert len(nonce_prefix) == NONCE_PREFIX_SIZE
+    return bytes([STREAM_HEADER_SIZE]) + salt + nonce_prefix
+
+
+def plaintext_size(index: int) -> int:
+    """Plaintext bytes in a full segment ``index``."""
+    return FIRST_PLAINTEXT_SEGMENT_SIZE if index == 0 else PLAINTEXT_SEGMENT_SIZE
+
+
+def ciphertext_size(index: int) -> int:
+    """Ciphertext bytes in a full segment ``index``."""
+    return FIRST_CIPHERTEXT_SEGMENT_SIZE if index == 0 else CIPHERTEXT_SEGMENT_SIZE
+
+
+class SegmentCipher:
+    """Encrypts or decrypts the segments of one stream; one AESGCM object per stream."""
+
+    def __init__(self, data_key: bytes, salt: bytes, nonce_prefix: bytes, ad: bytes) -> None:
+        self.header = stream_header(salt, nonce_prefix)
+        self._prefix = nonce_prefix
+        self._aead = AESGCM(derive_segment_key(data_key, salt, ad))
+
+    @classmethod
+    def from_header(cls, data_key: bytes, header: bytes, ad: bytes) -> SegmentCipher:
+        """Build from a 40-byte stream header; the caller checked its length byte."""
+        salt = header[1 : 1 + SALT_SIZE]
+        return cls(data_key, salt, header[1 + SALT_SIZE : STREAM_HEADER_SIZE], ad)
+
+    def encrypt(self, index: int, plaintext: bytes | memoryview, last: bool) -> bytes:
+        return self._aead.encrypt(segment_nonce(self._prefix, index, last), plaintext, None)
+
+    def decrypt(self, index: int, ciphertext: bytes | memoryview, last: bool) -> bytes | None:
+        """The plaintext, or ``None`` when authentication fails."""
+        try:
+            return self._aead.decrypt(segment_nonce(self._prefix, index, last), ciphertext, None)
+        except InvalidTag:
+            return None
+
+    def identify(self, ciphertext: bytes | memoryview, max_index: int) -> tuple[int, bool] | None:
+        """Which (index, last) this segment was sealed as, searching 0..max_index.
+
+        Only called after a failure, to tell a reordered or duplicated segment
+        from a corrupted or foreign one; costs one decryption per candidate.
+        """
+        for index in range(max_index + 1):
+            for last in (False, True):
+                if self.decrypt(index, ciphertext, last) is not None:
+                    return index, last
+        return None
+
+
+TINK_TYPE_URL = "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey"
+_HASH_SHA256 = 3  # google.crypto.tink.HashType.SHA256
+
+
+def tink_key_proto(data_key: bytes) -> bytes:
+    """Serialised ``AesGcmHkdfStreamingKey`` (version 0; params: segment 4096, key 32, SHA256).
+
+    Hand-encoded protobuf, so exporting needs no Tink or protobuf at run time.
+    """
+    params = (
+        b"\x08"
+        + _varint(CIPHERTEXT_SEGMENT_SIZE)
+        + b"\x10"
+        + _varint(SEGMENT_KEY_SIZE)
+        + b"\x18"
+        + _varint(_HASH_SHA256)
+    )
+    return b"\x12" + _varint(len(params)) + params + b"\x1a" + _varint(len(data_key)) + data_key
+
+
+def tink_keyset_json(data_key: bytes, key_id: int) -> str:
+    """A Tink cleartext JSON keyset holding ``data_key`` as its one streaming key."""
+    keyset = {
+        "primaryKeyId": key_id,
+        "key": [
+            {
+                "keyData": {
+                    "typeUrl": TINK_TYPE_URL,
+                    "value": base64.b64encode(tink_key_proto(data_key)).decode("ascii"),
+                    "keyMaterialType": "SYMMETRIC",
+                },
+                "status": "ENABLED",
+                "keyId": key_id,
+                "outputPrefixType": "RAW",
+            }
+        ],
+    }
+    return json.dumps(keyset, indent=2) + "\n"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

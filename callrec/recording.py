@@ -1,0 +1,701 @@
+"""Sealed recordings: the writer the recorders feed and the reader the CLI uses.
+
+The writer is a file object in spirit (Tink ``_encrypting_stream.py``): each
+4 KiB segment is encrypted and written the moment it fills, so a crash loses
+at most one partial segment plus what the fsync policy had not flushed, and
+no plaintext audio ever reaches the disk. ``close()`` writes the final
+segment and renames ``<id>.crec.part`` to ``<id>.crec`` atomically.
+
+The reader verifies segment by segment and releases frames only from
+verified segments; how a failure is judged (TRUNCATED or INVALID) depends on
+whether the file was sealed (docs/FORMAT.md, "Verdicts").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from callrec.clock import SYSTEM_CLOCK, Clock
+from callrec.crypto.format import (
+    MAX_RECIPIENTS,
+    RECORDING_ID_SIZE,
+    Codec,
+    Header,
+    Recipient,
+    build_header,
+    open_header,
+    parse_header,
+)
+from callrec.crypto.frames import (
+    AUDIO,
+    FRAME_HEADER,
+    AudioFrame,
+    Frame,
+    FrameParser,
+    GapFrame,
+    MetadataFrame,
+    PauseFrame,
+    ResumeFrame,
+    encode_gap,
+    encode_metadata,
+    encode_pause,
+    encode_resume,
+)
+from callrec.crypto.keys import DATA_KEY_SIZE, PrivateKey, PublicKey
+from callrec.crypto.stream import (
+    FIRST_PLAINTEXT_SEGMENT_SIZE,
+    NONCE_PREFIX_SIZE,
+    PLAINTEXT_SEGMENT_SIZE,
+    SALT_SIZE,
+    STREAM_HEADER_SIZE,
+    TAG_SIZE,
+    SegmentCipher,
+    ciphertext_size,
+    tink_keyset_json,
+)
+from callrec.errors import (
+    FormatError,
+    RecordingUnavailable,
+    SpoolError,
+    TruncatedError,
+    WriterClosedError,
+)
+
+__all__ = [
+    "AudioFrame",
+    "Codec",
+    "Frame",
+    "GapFrame",
+    "Header",
+    "MetadataFrame",
+    "PauseFrame",
+    "Recipient",
+    "RecordingReader",
+    "RecordingWriter",
+    "ResumeFrame",
+    "SealInfo",
+    "TinkExport",
+    "Verdict",
+    "VerifyResult",
+    "export_tink",
+    "read_header",
+    "verify",
+]
+
+logger = logging.getLogger(__name__)
+
+PART_SUFFIX = ".crec.part"
+SEALED_SUFFIX = ".crec"
+_READ_BLOCK = 1 << 16
+
+# Updated in a forked child so every writer inherited from the parent refuses
+# to write: two processes appending to one stream would corrupt it.
+_PID = [os.getpid()]
+
+
+def _after_fork_in_child() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Verdict(StrEnum):
+    COMPLETE = "complete"
+    TRUNCATED = "truncated"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class SealInfo:
+    """What the audit line records when a recording is sealed."""
+
+    path: Path
+    recording_id: str
+    segments: int
+    last_tag_sha256: str
+    size: int
+    audio_seconds: float
+
+
+class RecordingWriter:
+    """Encrypts framed audio into ``<id>.crec.part``; use :meth:`create`."""
+
+    def __init__(
+        self,
+        fd: int,
+        path: Path,
+        recording_id: bytes,
+        cipher: SegmentCipher,
+        header: Header,
+        fsync_interval: float,
+        clock: Clock,
+    ) -> None:
+        self._fd = fd
+        self.path = path
+        self.recording_id = recording_id.hex()
+        self._cipher = cipher
+        self.header = header
+        self._fsync_interval = fsync_interval
+        self._clock = clock
+        self._pid = _PID[0]
+        self.closed = False
+        self._failure: SpoolError | None = None
+        self._buf = bytearray()
+        self._index = 0
+        self._need = FIRST_PLAINTEXT_SEGMENT_SIZE
+        self._last_tag = b""
+        self._size = header.header_size + STREAM_HEADER_SIZE
+        self._last_sync = clock.monotonic()
+        self._audio_bytes = 0
+        self._gap_samples = 0
+        self._frame_bytes = header.codec.sample_width * header.channels
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        recipients: Sequence[PublicKey],
+        *,
+        codec: Codec | str,
+        sample_rate: int,
+        channels: int = 1,
+        recording_id: str | None = None,
+        created_at: float | None = None,
+        fsync_interval: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> RecordingWriter:
+        """Create ``directory/<id>.crec.part`` (0600, folder 0700) and write the header now.
+
+        Raises ``RecordingUnavailable`` for unusable arguments (no recipient)
+        and ``SpoolError`` when the spool cannot be written.
+        """
+        keys = _unique(recipients)
+        the_codec = _check_params(keys, codec, sample_rate, channels)
+        rid = _recording_id(recording_id)
+        created = clock.wall() if created_at is None else created_at
+        data_key = os.urandom(DATA_KEY_SIZE)
+        raw = build_header(
+            rid, the_codec, sample_rate, channels, round(created * 1000), keys, data_key
+        )
+        header = parse_header(_Bytes(raw).read).header
+        cipher = SegmentCipher(data_key, os.urandom(SALT_SIZE), os.urandom(NONCE_PREFIX_SIZE), raw)
+        path = Path(directory) / f"{rid.hex()}{PART_SUFFIX}"
+        fd = _create_part(Path(directory), path, raw + cipher.header)
+        logger.info("recording %s started in %s for %d recipient(s)", rid.hex(), path, len(keys))
+        return cls(fd, path, rid, cipher, header, fsync_interval, clock)
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio and gaps written so far."""
+        samples = self._audio_bytes / self._frame_bytes + self._gap_samples
+        return samples / self.header.sample_rate
+
+    @property
+    def segments(self) -> int:
+        """Segments written so far (the final one included once closed)."""
+        return self._index
+
+    def write(self, data: bytes) -> int:
+        """Append raw framed plaintext; full segments are encrypted and written at once."""
+        if self.closed or self._pid != _PID[0]:
+            self._refuse()
+        buf = self._buf
+        buf += data
+        if len(buf) >= self._need:
+            self._emit_full()
+        return len(data)
+
+    def write_audio(self, payload: bytes) -> None:
+        """One audio frame (e.g. one RTP payload); empty payloads are skipped."""
+        if self.closed or self._pid != _PID[0]:
+            self._refuse()
+        if not payload:
+            return
+        buf = self._buf
+        buf += FRAME_HEADER.pack(AUDIO, len(payload))
+        buf += payload
+        self._audio_bytes += len(payload)
+        if len(buf) >= self._need:
+            self._emit_full()
+
+    def write_gap(self, samples: int) -> None:
+        """Audio that never arrived: ``samples`` per channel of silence on playback."""
+        self.write(encode_gap(samples))
+        self._gap_samples += samples
+
+    def write_pause(self, at: float) -> None:
+        self.write(encode_pause(at))
+
+    def write_resume(self, at: float) -> None:
+        self.write(encode_resume(at))
+
+    def write_metadata(self, record: Mapping[str, Any]) -> None:
+        """A JSON object (consent evidence first, closing summary last: the caller's job)."""
+        self.write(encode_metadata(record))
+
+    def flush(self) -> None:
+        """fsync what is written; a partial segment stays in memory until it fills."""
+        if self.closed or self._pid != _PID[0]:
+            self._refuse()
+        self._sync(self._clock.monotonic())
+
+    def close(self, final_path: Path | None = None) -> SealInfo:
+        """Write the final segment, fsync, rename to ``final_path`` (default ``<id>.crec``)."""
+        if self.closed or self._pid != _PID[0]:
+            self._refuse()
+        self._write_out(self._encrypt(memoryview(self._buf), last=True))
+        self._buf.clear()
+        self._sync(self._clock.monotonic())
+        self._close_fd()
+        final = (
+            Path(final_path)
+            if final_path
+            else self.path.with_name(self.recording_id + SEALED_SUFFIX)
+        )
+        _seal_rename(self.path, final)
+        self.path = final
+        info = SealInfo(
+            path=final,
+            recording_id=self.recording_id,
+            segments=self._index,
+            last_tag_sha256=hashlib.sha256(self._last_tag).hexdigest(),
+            size=self._size,
+            audio_seconds=self.audio_seconds,
+        )
+        logger.info(
+            "recording %s sealed: %s, %d segments, %.1f s",
+            self.recording_id,
+            final,
+            info.segments,
+            info.audio_seconds,
+        )
+        return info
+
+    def abort(self) -> None:
+        """Stop without a final segment: the ``.part`` stays and reads as TRUNCATED."""
+        if not self.closed and self._pid == _PID[0]:
+            self._close_fd()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None and not self.closed:
+            self.close()
+        else:
+            self.abort()
+
+    def _refuse(self) -> None:
+        if self._pid != _PID[0]:
+            raise WriterClosedError(
+                f"recording {self.recording_id}: writer used in a forked child"
+            )
+        if self._failure is not None:
+            raise SpoolError(self._failure.path, self._failure.message)
+        raise WriterClosedError(f"recording {self.recording_id} is closed")
+
+    def _encrypt(self, plaintext: memoryview, last: bool) -> bytes:
+        try:
+            ct = self._cipher.encrypt(self._index, plaintext, last)
+        finally:
+            plaintext.release()
+        self._index += 1
+        return ct
+
+    def _emit_full(self) -> None:
+        buf, need, pos = self._buf, self._need, 0
+        out = []
+        while len(buf) - pos >= need:
+            out.append(self._encrypt(memoryview(buf)[pos : pos + need], last=False))
+            pos += need
+            need = PLAINTEXT_SEGMENT_SIZE
+        del buf[:pos]
+        self._need = need
+        self._write_out(out[0] if len(out) == 1 else b"".join(out))
+        now = self._clock.monotonic()
+        if now - self._last_sync >= self._fsync_interval:
+            self._sync(now)
+
+    def _write_out(self, data: bytes) -> None:
+        self._last_tag = data[-TAG_SIZE:]
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self._fail(exc)
+        self._size += len(data)
+
+    def _sync(self, now: float) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._fail(exc)
+        self._last_sync = now
+
+    def _fail(self, exc: OSError) -> None:
+        self._failure = SpoolError(str(self.path), _reason(exc))
+        logger.error("recording %s failed: %s", self.recording_id, self._failure.message)
+        self._close_fd()
+        raise self._failure from exc
+
+    def _close_fd(self) -> None:
+        self.closed = True
+        try:
+            os.close(self._fd)
+        except OSError:
+            logger.warning("recording %s: close failed", self.recording_id)
+
+
+def _unique(recipients: Sequence[PublicKey]) -> list[PublicKey]:
+    seen: dict[bytes, PublicKey] = {}
+    for key in recipients:
+        seen.setdefault(key.key_id, key)
+    return list(seen.values())
+
+
+def _check_params(
+    keys: Sequence[PublicKey], codec: Codec | str, sample_rate: int, channels: int
+) -> Codec:
+    if not keys:
+        raise RecordingUnavailable("no recipient public key")
+    if len(keys) > MAX_RECIPIENTS:
+        raise RecordingUnavailable(f"{len(keys)} recipients, at most {MAX_RECIPIENTS}")
+    try:
+        the_codec = Codec(codec)
+    except ValueError:
+        raise RecordingUnavailable(f"unknown codec {codec!r}") from None
+    if not 0 < sample_rate < (1 << 32):
+        raise RecordingUnavailable(f"sample rate {sample_rate} out of range")
+    if not 0 < channels < 256:
+        raise RecordingUnavailable(f"channel count {channels} out of range")
+    return the_codec
+
+
+def _recording_id(text: str | None) -> bytes:
+    if text is None:
+        return os.urandom(RECORDING_ID_SIZE)
+    try:
+        rid = bytes.fromhex(text)
+    except ValueError:
+        rid = b""
+    if len(rid) != RECORDING_ID_SIZE:
+        raise RecordingUnavailable(f"recording id {text!r} is not 32 hex digits")
+    return rid
+
+
+def _create_part(directory: Path, path: Path, head: bytes) -> int:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SpoolError(str(directory), "exists and is not a folder") from None
+    except OSError as exc:
+        raise SpoolError(str(directory), _reason(exc)) from exc
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise SpoolError(str(path), _reason(exc)) from exc
+    try:
+        view = memoryview(head)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        _fsync_dir(directory)
+    except OSError as exc:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise SpoolError(str(path), _reason(exc)) from exc
+    return fd
+
+
+def _seal_rename(part: Path, final: Path) -> None:
+    try:
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if final.exists():
+            raise SpoolError(str(final), "already exists; the recording stays at " + str(part))
+        os.rename(part, final)
+        _fsync_dir(final.parent)
+        if final.parent != part.parent:
+            _fsync_dir(part.parent)
+    except OSError as exc:
+        raise SpoolError(str(final), f"cannot seal: {_reason(exc)}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+class _Bytes:
+    """``read(n)`` over bytes, for parsing a header held in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def read(self, size: int) -> bytes:
+        chunk = self._data[self._pos : self._pos + size]
+        self._pos += len(chunk)
+        return chunk
+
+
+# --- reading ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    path: Path
+    verdict: Verdict
+    error: FormatError | None
+    segments: int
+    audio_seconds: float
+    recording_id: str
+
+
+@dataclass(frozen=True)
+class TinkExport:
+    """What any Tink implementation needs to decrypt the stream part of a ``.crec``."""
+
+    keyset_json: str
+    stream_offset: int  # stream bytes are file[stream_offset : stream_offset + stream_length]
+    stream_length: int
+    associated_data: bytes  # the container header, file[0 : stream_offset]
+
+
+def read_header(path: Path) -> Header:
+    """The public header, without a key and therefore NOT authenticated."""
+    with _open(Path(path)) as f:
+        return parse_header(f.read).header
+
+
+class RecordingReader:
+    """Decrypts and verifies a ``.crec`` (or ``.crec.part``) segment by segment.
+
+    ``sealed`` defaults from the name: a ``.part`` file was never sealed, so a
+    bad ending there is a crash (TRUNCATED), not tampering (INVALID).
+    """
+
+    def __init__(
+        self, path: Path, keys: Sequence[PrivateKey], *, sealed: bool | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.sealed = not self.path.name.endswith(".part") if sealed is None else sealed
+        self._file = _open(self.path)
+        try:
+            parsed = parse_header(self._file.read)
+            self._data_key = open_header(parsed, keys)
+        except BaseException:
+            self._file.close()
+            raise
+        self.header = parsed.header
+        self._ad = parsed.raw
+        self.verdict: Verdict | None = None
+        self.error: FormatError | None = None
+        self.segments_verified = 0
+        self.audio_seconds = 0.0
+
+    def __enter__(self) -> RecordingReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def frames(self) -> Iterator[Frame]:
+        """Frames from verified segments only; on failure stop and set verdict/error."""
+        parser = FrameParser()
+        width = self.header.codec.sample_width * self.header.channels
+        samples = 0.0
+        index = -1
+        try:
+            for index, plaintext in self.chunks():
+                for frame in parser.feed(plaintext, index):
+                    if isinstance(frame, AudioFrame):
+                        samples += len(frame.payload) / width
+                    elif isinstance(frame, GapFrame):
+                        samples += frame.samples
+                    self.audio_seconds = samples / self.header.sample_rate
+                    yield frame
+            if self.verdict is Verdict.COMPLETE:
+                parser.finish(index)
+        except FormatError as exc:
+            self._settle(exc)
+
+    def chunks(self) -> Iterator[tuple[int, bytes]]:
+        """(segment index, plaintext) of each verified segment: the raw layer under frames()."""
+        f = self._file
+        f.seek(self.header.header_size)
+        head = f.read(STREAM_HEADER_SIZE)
+        if len(head) < STREAM_HEADER_SIZE:
+            self._settle(
+                TruncatedError("stream header missing (file ends after the header)", segment=0)
+            )
+            return
+        if head[0] != STREAM_HEADER_SIZE:
+            self._settle(
+                FormatError(
+                    f"stream header length byte is {head[0]}, expected 40", field="stream_header"
+                )
+            )
+            return
+        cipher = SegmentCipher.from_header(self._data_key, head, self._ad)
+        yield from self._segments(cipher)
+
+    def _segments(self, cipher: SegmentCipher) -> Iterator[tuple[int, bytes]]:
+        f, buf, eof, index = self._file, bytearray(), False, 0
+        while True:
+            size = ciphertext_size(index)
+            while not eof and len(buf) <= size:
+                block = f.read(_READ_BLOCK)
+                eof = not block
+                buf += block
+            if len(buf) > size:
+                plaintext = cipher.decrypt(index, memoryview(buf)[:size], False)
+                if plaintext is None:
+                    self._settle(self._diagnose(cipher, bytes(buf[:size]), index, False))
+                    return
+                del buf[:size]
+            else:
+                plaintext = self._last_segment(cipher, bytes(buf), index)
+                if plaintext is None:
+                    return
+                buf.clear()
+            self.segments_verified = index + 1
+            yield index, plaintext
+            if self.verdict is not None:
+                return
+            index += 1
+
+    def _last_segment(self, cipher: SegmentCipher, data: bytes, index: int) -> bytes | None:
+        """Decrypt what ends the file; sets the verdict (COMPLETE or the failure)."""
+        if not data:
+            self._settle(TruncatedError("final segment missing", segment=index))
+            return None
+        if len(data) < TAG_SIZE:
+            self._settle(
+                TruncatedError(f"cut: {len(data)} bytes, shorter than a tag", segment=index)
+            )
+            return None
+        plaintext = cipher.decrypt(index, data, True)
+        if plaintext is not None:
+            self.verdict = Verdict.COMPLETE
+            return plaintext
+        if len(data) == ciphertext_size(index):
+            plaintext = cipher.decrypt(index, data, False)
+            if plaintext is not None:
+                self._settle(TruncatedError("final segment missing", segment=index + 1))
+                return plaintext
+        self._settle(self._diagnose(cipher, data, index, True))
+        return None
+
+    def _diagnose(
+        self, cipher: SegmentCipher, data: bytes, index: int, at_end: bool
+    ) -> FormatError:
+        """Name what happened to the segment at ``index`` (only on the failure path)."""
+        stream_size = self._file.seek(0, os.SEEK_END) - self.header.header_size
+        most = stream_size // ciphertext_size(1) + 1
+        found = cipher.identify(data, most)
+        kind = TruncatedError if at_end else FormatError
+        if found is None:
+            what = "cut or damaged" if at_end else "authentication failed"
+            return kind(f"{what} (corrupted, or spliced from another recording)", segment=index)
+        other, last = found
+        if other < index:
+            return FormatError(f"holds segment {other}: duplicated or reordered", segment=index)
+        if other > index:
+            return FormatError(
+                f"holds segment {other}: segment {index} dropped or segments reordered",
+                segment=index,
+            )
+        if last:
+            return FormatError("final segment followed by more data (appended)", segment=index)
+        return FormatError("not marked final but the file ends here", segment=index)
+
+    def _settle(self, error: FormatError) -> None:
+        if isinstance(error, TruncatedError) and not self.sealed:
+            self.verdict = Verdict.TRUNCATED
+        else:
+            self.verdict = Verdict.INVALID
+        self.error = error
+        logger.info("recording %s: %s: %s", self.header.recording_id, self.verdict, error)
+
+
+def verify(path: Path, keys: Sequence[PrivateKey], *, sealed: bool | None = None) -> VerifyResult:
+    """Read a whole recording and judge it; header problems become a verdict too."""
+    path = Path(path)
+    is_sealed = not path.name.endswith(".part") if sealed is None else sealed
+    try:
+        reader = RecordingReader(path, keys, sealed=is_sealed)
+    except FormatError as exc:
+        truncated = isinstance(exc, TruncatedError) and not is_sealed
+        verdict = Verdict.TRUNCATED if truncated else Verdict.INVALID
+        return VerifyResult(path, verdict, exc, 0, 0.0, _peek_id(path))
+    with reader:
+        for _frame in reader.frames():
+            pass
+    assert reader.verdict is not None
+    return VerifyResult(
+        path,
+        reader.verdict,
+        reader.error,
+        reader.segments_verified,
+        reader.audio_seconds,
+        reader.header.recording_id,
+    )
+
+
+def export_tink(path: Path, keys: Sequence[PrivateKey]) -> TinkExport:
+    """The Tink keyset, stream slice and associated data of a recording (no stream check)."""
+    path = Path(path)
+    with _open(path) as f:
+        parsed = parse_header(f.read)
+        data_key = open_header(parsed, keys)
+        size = f.seek(0, os.SEEK_END)
+    key_id = int.from_bytes(bytes.fromhex(parsed.header.recording_id)[:4], "big") & 0x7FFFFFFF
+    offset = parsed.header.header_size
+    return TinkExport(tink_keyset_json(data_key, key_id or 1), offset, size - offset, parsed.raw)
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise FormatError(f"cannot read {path}: {_reason(exc)}") from exc
+
+
+def _peek_id(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(25)
+    except OSError:
+        return ""
+    return head[9:25].hex() if len(head) == 25 else ""
