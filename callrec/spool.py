@@ -1,0 +1,185 @@
+"""The spool: where sealed recordings are written and where they end up.
+
+Layout::
+
+    <root>/incoming/<id>.crec.part   while the call runs (never sealed yet)
+    <root>/YYYY/MM/DD/<id>.crec      sealed, dated by UTC
+    <root>/YYYY/MM/DD/<id>.crec.part left by a crash, adopted unchanged
+                                     (``callrec verify`` reports TRUNCATED)
+
+Folders are created with mode 0700. Paths are only ever built from recording
+ids made by the writer, and every id is checked to be lower-case hex first:
+caller data never reaches a path. Moves are atomic renames followed by an
+fsync of both folders, so a crash leaves a file in exactly one place.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import secrets
+import stat
+import time
+from pathlib import Path
+
+from callrec.errors import SpoolError
+from callrec.logutil import safe
+
+logger = logging.getLogger(__name__)
+
+PART_SUFFIX = ".crec.part"
+SEALED_SUFFIX = ".crec"
+_RECORDING_ID = re.compile(r"^[0-9a-f]{8,128}$")
+_PROBE_BYTES = b"callrec spool probe\n" * 205  # about one 4 KiB segment
+_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a parent is a file, not a folder",
+    errno.EEXIST: "is a file, not a folder",
+    errno.EIO: "input/output error",
+}
+
+
+def spool_error(path: Path, exc: OSError) -> SpoolError:
+    """A :class:`SpoolError` naming the reason of an OS error in plain words."""
+    reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+    return SpoolError(str(path), reason)
+
+
+def check_recording_id(recording_id: str, where: Path) -> str:
+    """``recording_id`` if it is lower-case hex (8 to 128 digits), else SpoolError."""
+    if not _RECORDING_ID.match(recording_id):
+        raise SpoolError(str(where), f"invalid recording id '{safe(recording_id, 40)}'")
+    return recording_id
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """The spool folder tree under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.incoming = self.root / "incoming"
+
+    def ensure(self) -> None:
+        """Create the folders (0700) and prove they are writable with a probe file.
+
+        Raises :class:`SpoolError` naming the reason ("is a file, not a
+        folder", "disk full", "permission denied", ...).
+        """
+        for folder in (self.root, self.incoming):
+            self._make_dir(folder)
+        self._probe(self.incoming)
+
+    def part_path(self, recording_id: str) -> Path:
+        """Where the writer puts a recording while its call runs."""
+        return self.incoming / f"{check_recording_id(recording_id, self.root)}{PART_SUFFIX}"
+
+    def dated_dir(self, ts: float) -> Path:
+        """``root/YYYY/MM/DD`` for the UTC day of ``ts`` (Unix seconds)."""
+        return self.root / time.strftime("%Y/%m/%d", time.gmtime(ts))
+
+    def final_path(self, recording_id: str, ts: float) -> Path:
+        """Where a sealed recording lives: ``root/YYYY/MM/DD/<id>.crec``."""
+        return self.dated_dir(ts) / f"{check_recording_id(recording_id, self.root)}{SEALED_SUFFIX}"
+
+    def publish(self, recording_id: str, ts: float) -> Path:
+        """Move a sealed ``incoming/<id>.crec.part`` to its final path, atomically."""
+        return self._move(self.part_path(recording_id), self.final_path(recording_id, ts))
+
+    def leftovers(self) -> list[Path]:
+        """``incoming/*.crec.part`` files, oldest first: recordings a crash left open."""
+        try:
+            entries = list(self.incoming.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise spool_error(self.incoming, exc) from None
+        found = [p for p in entries if p.name.endswith(PART_SUFFIX) and _is_regular(p)]
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+    def adopt(self, path: Path, ts: float | None = None) -> Path:
+        """Move a leftover ``.crec.part`` unchanged into the dated folder of ``ts``.
+
+        ``ts`` defaults to the file's last modification, i.e. when the crashed
+        call last wrote audio. The ``.crec.part`` suffix stays, so ``verify``
+        reports the file TRUNCATED.
+        """
+        path = Path(path)
+        if path.parent != self.incoming or not path.name.endswith(PART_SUFFIX):
+            raise SpoolError(str(path), "not a leftover recording of this spool")
+        check_recording_id(path.name[: -len(PART_SUFFIX)], self.root)
+        when = path.stat().st_mtime if ts is None else ts
+        target = self._move(path, self.dated_dir(when) / path.name)
+        logger.warning("adopted a recording left open by a crash: %s", target)
+        return target
+
+    def _move(self, source: Path, target: Path) -> Path:
+        self._make_dir(target.parent, parents=True)
+        if target.exists():
+            raise SpoolError(str(target), "already exists, not overwritten")
+        try:
+            os.rename(source, target)
+            fsync_dir(source.parent)
+            fsync_dir(target.parent)
+        except OSError as exc:
+            raise spool_error(target, exc) from None
+        return target
+
+    def _make_dir(self, folder: Path, *, parents: bool = False) -> None:
+        if folder.exists() and not folder.is_dir():
+            raise SpoolError(str(folder), "is a file, not a folder")
+        try:
+            if parents:
+                for missing in reversed([folder, *folder.parents]):
+                    if not missing.exists() and missing.is_relative_to(self.root):
+                        missing.mkdir(mode=0o700, exist_ok=True)
+            else:
+                folder.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise spool_error(folder, exc) from None
+
+    def _probe(self, folder: Path) -> None:
+        """Write, fsync and remove a file: the only test root cannot fool."""
+        probe = folder / f".probe-{secrets.token_hex(8)}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise spool_error(folder, exc) from None
+        try:
+            write_all(fd, _PROBE_BYTES)
+            os.fsync(fd)
+        except OSError as exc:
+            raise spool_error(folder, exc) from None
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (short writes happen near a full disk)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _is_regular(path: Path) -> bool:
+    # lstat: a symlink in incoming is not a recording, whatever it points to.
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
