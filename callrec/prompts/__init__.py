@@ -15,6 +15,7 @@ same source and settings always give the same hash.
 
 from __future__ import annotations
 
+from callrec.prompts.check import MissingPrompt, missing_prompts, read_prompts_config, references
 from callrec.prompts.convert import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_TARGET_LUFS,
@@ -38,7 +39,6 @@ from callrec.prompts.store import (
     encode_all,
     install,
     list_prompts,
-    sha256_file,
 )
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_TARGET_LUFS",
     "FORMATS",
     "InstalledPrompt",
+    "MissingPrompt",
     "PromptAudio",
     "PromptEntry",
     "PromptError",
@@ -58,7 +59,9 @@ __all__ = [
     "encode_all",
     "install",
     "list_prompts",
-    "sha256_file",
+    "missing_prompts",
+    "read_prompts_config",
+    "references",
     "sound_of",
     "sound_path",
 ]

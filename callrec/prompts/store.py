@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -13,6 +12,7 @@ from pathlib import Path
 import soundfile as sf
 
 from callrec.audio import encode_pcm16le
+from callrec.evidence import prompt_sha256
 from callrec.media.g711 import alaw_encode, ulaw_encode
 from callrec.prompts.convert import RATE_NARROW, PromptAudio
 from callrec.prompts.names import (
@@ -73,15 +73,6 @@ def encode_all(audio: PromptAudio) -> dict[str, bytes]:
     }
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (the prompt hash when ``path`` is its WAV)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 16):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def install(audio: PromptAudio, sounds_dir: Path, lang: str, name: str) -> InstalledPrompt:
     """Write every format of prompt ``name`` into ``<sounds_dir>/<lang>/callrec/``.
 
@@ -99,7 +90,8 @@ def install(audio: PromptAudio, sounds_dir: Path, lang: str, name: str) -> Insta
         _fsync_dir(folder)
     except OSError as exc:
         raise PromptError(f"cannot install into {folder}: {exc.strerror or exc}") from exc
-    digest = hashlib.sha256(contents[CANONICAL_FORMAT]).hexdigest()
+    # Hash the file as installed, exactly as the consent evidence will.
+    digest = prompt_sha256(paths[CANONICAL_FORMAT])
     logger.info("installed %s (%s) into %s, sha256 %s", sound, lang, folder, digest)
     return InstalledPrompt(sound, lang, paths, digest)
 
@@ -152,7 +144,7 @@ def _entry(sounds_dir: Path, lang: str, stem: str, exts: list[str]) -> PromptEnt
         seconds: float | None = float(sf.info(str(wav)).duration)
     except (sf.LibsndfileError, RuntimeError):
         seconds = None
-    return PromptEntry(lang, sound, formats, seconds, sha256_file(wav))
+    return PromptEntry(lang, sound, formats, seconds, prompt_sha256(wav))
 
 
 def _raw_seconds(sounds_dir: Path, lang: str, sound: str) -> float | None:

@@ -1,0 +1,176 @@
+"""``callrec prompts add | list | check``: announcements in the Asterisk sounds tree."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from callrec.cli import EXIT_ERROR, EXIT_OK
+from callrec.prompts import (
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_SOUNDS_DIR,
+    DEFAULT_TARGET_LUFS,
+    FORMATS,
+    InstalledPrompt,
+    PromptAudio,
+    PromptEntry,
+    PromptError,
+    Target,
+    check_language,
+    check_name,
+    convert_file,
+    install,
+    list_prompts,
+    missing_prompts,
+    read_prompts_config,
+)
+from callrec.prompts.convert import CEILING_DBFS, TRIM_THRESHOLD_DB
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("prompts", help="install, list and check announcement prompts")
+    cmds = parser.add_subparsers(dest="prompts_command", metavar="ACTION")
+    cmds.required = True
+    _register_add(cmds)
+    listing = cmds.add_parser("list", help="prompts per language: duration, formats, hash")
+    _sounds_args(listing)
+    listing.set_defaults(func=cmd_list)
+    check = cmds.add_parser("check", help="every prompt the config names exists everywhere")
+    check.add_argument("--config", type=Path, required=True, help="callrec.toml")
+    check.add_argument("--sounds-dir", type=Path, help="instead of the config's sounds_dir")
+    check.set_defaults(func=cmd_check)
+
+
+def _register_add(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    add = cmds.add_parser(
+        "add",
+        help="convert an audio file and install it as callrec/NAME",
+        description=(
+            "Convert any audio file (WAV, FLAC, OGG, ...; any rate; stereo) into "
+            "8 kHz WAV, sln16, ulaw and alaw: mono mixdown, soxr resampling, leading and "
+            f"trailing silence trimmed ({TRIM_THRESHOLD_DB:g} dB below the peak), loudness "
+            f"normalised, peaks limited at {CEILING_DBFS:g} dBFS."
+        ),
+    )
+    add.add_argument("name", type=_arg(check_name), metavar="NAME", help="e.g. disclosure")
+    add.add_argument("file", type=Path, metavar="FILE", help="the source audio")
+    add.add_argument("--lang", type=_arg(check_language), required=True, help="e.g. de, en")
+    _sounds_args(add)
+    level = add.add_mutually_exclusive_group()
+    level.add_argument(
+        "--target-lufs",
+        type=float,
+        default=DEFAULT_TARGET_LUFS,
+        help=f"EBU R128 integrated loudness (default {DEFAULT_TARGET_LUFS:g} LUFS)",
+    )
+    level.add_argument("--rms-dbfs", type=float, help="an RMS level target instead of LUFS")
+    add.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help=f"longest prompt accepted, after trimming (default {DEFAULT_MAX_SECONDS:g})",
+    )
+    add.set_defaults(func=cmd_add)
+
+
+def _sounds_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--sounds-dir", type=Path, help=f"default {DEFAULT_SOUNDS_DIR}")
+    where.add_argument("--config", type=Path, help="take prompts.sounds_dir from callrec.toml")
+
+
+def _arg(check: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse ``type`` that turns a PromptError into a usage error (exit 2)."""
+
+    def convert(value: str) -> str:
+        try:
+            return check(value)
+        except PromptError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return convert
+
+
+def _sounds_dir(args: argparse.Namespace) -> Path:
+    if args.sounds_dir is not None:
+        return Path(args.sounds_dir)
+    if args.config is not None:
+        return read_prompts_config(args.config).sounds_dir
+    return DEFAULT_SOUNDS_DIR
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    target = Target(lufs=args.target_lufs, rms_dbfs=args.rms_dbfs)
+    if args.max_seconds <= 0:
+        raise PromptError(f"--max-seconds must be positive, not {args.max_seconds:g}")
+    audio = convert_file(args.file, target, args.max_seconds)
+    if args.config is not None and args.lang not in read_prompts_config(args.config).languages:
+        print(
+            f"warning: {args.lang} is not in prompts.languages of {args.config}: "
+            "no caller hears this prompt until it is added",
+            file=sys.stderr,
+        )
+    installed = install(audio, _sounds_dir(args), args.lang, args.name)
+    for warning in audio.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(_describe(installed, audio))
+    return EXIT_OK
+
+
+def _describe(installed: InstalledPrompt, audio: PromptAudio) -> str:
+    wav = installed.paths["wav"]
+    source = f"{audio.source_rate} Hz, {audio.source_channels} channel(s)"
+    lead, tail = audio.trimmed_s
+    return "\n".join(
+        [
+            f"installed {installed.sound} ({installed.lang}) into {wav.parent}/",
+            "  files: " + " ".join(path.name for path in installed.paths.values()),
+            f"  {audio.seconds:.2f} s from {source}; trimmed {lead:.2f} s + {tail:.2f} s "
+            f"of silence; gain {audio.gain_db:+.1f} dB -> {audio.level:.1f} {audio.unit}, "
+            f"peak {audio.peak_dbfs:.1f} dBFS",
+            f"play with: {installed.uri}",
+            f"sha256: {installed.sha256}",
+            f"  (of {wav.name}: the prompt hash the consent evidence records)",
+        ]
+    )
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    entries = list_prompts(_sounds_dir(args))
+    if not entries:
+        print("no callrec prompts found")
+    lang = None
+    for entry in entries:
+        if entry.lang != lang:
+            lang = entry.lang
+            print(f"{lang}:")
+        print(_list_line(entry))
+    return EXIT_OK
+
+
+def _list_line(entry: PromptEntry) -> str:
+    seconds = "?" if entry.seconds is None else f"{entry.seconds:.2f} s"
+    formats = ",".join(entry.formats)
+    incomplete = "" if len(entry.formats) == len(FORMATS) else " (incomplete)"
+    return f"  {entry.sound:<32} {seconds:>9}  {formats:<20} {entry.sha256 or '-'}{incomplete}"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    prompts = read_prompts_config(args.config)
+    root = args.sounds_dir if args.sounds_dir is not None else prompts.sounds_dir
+    missing = missing_prompts(prompts, root)
+    for m in missing:
+        print(
+            f"missing: {m.lang}/{m.sound} .{', .'.join(m.formats)} "
+            f"(used by {', '.join(m.used_by)})"
+        )
+    if missing:
+        print(f"{len(missing)} prompt(s) incomplete under {root}", file=sys.stderr)
+        return EXIT_ERROR
+    print(
+        f"ok: every prompt the config uses exists in {', '.join(prompts.languages)} "
+        f"under {root}, as {', '.join(FORMATS)}"
+    )
+    return EXIT_OK
