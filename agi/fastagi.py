@@ -1,0 +1,132 @@
+"""The asyncio FastAGI server: one task per Asterisk connection.
+
+``AGI(agi://127.0.0.1:4573/consent)`` makes Asterisk connect, send its
+environment block and wait for commands. The server reads the block, picks
+the handler for ``agi_network_script`` (consent, record, stop, pause,
+resume) and runs it. Whatever happens, it ends by closing the socket, which
+lets Asterisk continue the dialplan: a channel is never left stuck in AGI().
+A handler that fails sets ``CALLREC_ERROR`` first, while the channel can
+still take commands.
+
+:class:`AgiService` (in :mod:`agi.service`) wires these handlers to the
+core; this module knows nothing about consent or recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
+from callrec.errors import AgiError, AgiHangup, CallrecError
+from callrec.logutil import CallLogAdapter, safe
+
+logger = logging.getLogger(__name__)
+
+AgiHandler = Callable[[AgiConnection, AgiEnvironment], Awaitable[None]]
+HandlerFactory = Callable[[AgiEnvironment], AgiHandler | None]
+
+ERROR_VARIABLE = "CALLREC_ERROR"
+# Asterisk sends the block at once; a peer that does not is not Asterisk.
+ENV_TIMEOUT = 5.0
+# How long stop() lets running sessions finish before cancelling them.
+STOP_GRACE = 2.0
+
+
+async def set_error(agi: AgiConnection, reason: str) -> None:
+    """Tell the dialplan why nothing happened; a dead socket is not an error here."""
+    with contextlib.suppress(AgiError):
+        await agi.set_variable(ERROR_VARIABLE, reason)
+
+
+class FastAgiServer:
+    """Accepts FastAGI connections and runs the handler the factory picks."""
+
+    def __init__(
+        self,
+        handler_factory: HandlerFactory,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        *,
+        env_timeout: float = ENV_TIMEOUT,
+    ) -> None:
+        self._factory = handler_factory
+        self._host = host
+        self._port = port
+        self._env_timeout = env_timeout
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started with port 0)."""
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, limit=MAX_LINE_BYTES
+        )
+        logger.info("FastAGI listening on %s:%s", self._host, self.port)
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop accepting, give running sessions ``grace`` seconds, then cancel them."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._sessions:
+            _, pending = await asyncio.wait(set(self._sessions), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        logger.info("FastAGI stopped")
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+        agi = AgiConnection(reader, writer)
+        try:
+            await self._session(agi)
+        finally:
+            await agi.close()
+
+    async def _session(self, agi: AgiConnection) -> None:
+        try:
+            env = await asyncio.wait_for(agi.read_environment(), self._env_timeout)
+        except (AgiError, TimeoutError) as exc:
+            logger.warning("FastAGI connection dropped before its environment: %s", exc)
+            return
+        log = CallLogAdapter(logger, env.uniqueid or "-")
+        handler = self._factory(env)
+        if handler is None:
+            log.warning("unknown FastAGI script %s", safe(env.network_script))
+            await set_error(agi, "unknown-script")
+            return
+        try:
+            await handler(agi, env)
+        except AgiHangup:
+            log.info("channel hung up during %s", safe(env.network_script))
+        except CallrecError as exc:
+            log.warning("%s failed: %s", safe(env.network_script), safe(str(exc)))
+            await set_error(agi, "failed")
+        except asyncio.CancelledError:
+            # Only between commands: a reply still on its way would be
+            # taken for the answer to SET VARIABLE.
+            if not agi.busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(set_error(agi, "shutdown"), 1.0)
+            raise
+        except Exception:
+            # A bug must not leave the channel waiting in AGI().
+            log.exception("%s crashed", safe(env.network_script))
+            await set_error(agi, "internal")

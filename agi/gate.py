@@ -1,0 +1,302 @@
+"""The consent gate over AGI: the disclosure, the caller's answer, the evidence.
+
+The policy is the core's :class:`~callrec.consent.ConsentGate`; this module
+only turns AGI results into its events. STREAM FILE plays the disclosure
+with the opt-out (and, in explicit mode, accept) digit as escape digits; WAIT
+FOR DIGIT covers the grace or timeout after it. ``result=-1`` and the
+``HANGUP`` line are a hang-up; a ``result=-1`` on a channel that still
+answers CHANNEL STATUS is a disclosure that could not be played.
+
+The dialplan always learns the outcome: ``CALLREC_ID`` (the call's id),
+``CALLREC_CONSENT`` (the decision) or ``CALLREC_ERROR`` (why there is none),
+and ``CALLREC_CONNECT`` (``yes``/``no``: whether the policy lets the call go
+on). Decisions are kept in a :class:`ConsentLedger` by channel uniqueid:
+``/record`` trusts only what this server decided, never a channel variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agi.protocol import AgiCommands, AgiEnvironment, AgiResponse
+from callrec.clock import Clock
+from callrec.config import Config, PromptRef
+from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed
+from callrec.errors import (
+    AgiDeadChannel,
+    AgiError,
+    AgiHangup,
+    AudioFileError,
+    CallrecError,
+)
+from callrec.evidence import Evidence, prompt_sha256
+from callrec.logutil import CallLogAdapter, mask_number, safe
+
+logger = logging.getLogger(__name__)
+
+CONSENT_VARIABLE = "CALLREC_CONSENT"
+ID_VARIABLE = "CALLREC_ID"
+ERROR_VARIABLE = "CALLREC_ERROR"
+CONNECT_VARIABLE = "CALLREC_CONNECT"
+
+# Asterisk uniqueids are "<epoch>.<counter>"; ARI originate may choose any id
+# up to 150 characters. Anything else is not used as a key.
+_UNIQUEID = re.compile(r"[A-Za-z0-9._-]{1,150}")
+_NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
+# WAIT FOR DIGIT in slices, so a long explicit-mode timeout still notices a
+# hang-up promptly on PBXs that do not return -1 at once.
+MAX_WAIT_MS = 5000
+LEDGER_SIZE = 10000
+
+AuditSink = Callable[[dict[str, Any], dict[str, str]], None]
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """What this server decided for one channel."""
+
+    call_id: str
+    uniqueid: str
+    decision: Decision
+    evidence: Evidence
+
+
+class ConsentLedger:
+    """Decisions by channel uniqueid, oldest forgotten first (bounded memory)."""
+
+    def __init__(self, size: int = LEDGER_SIZE) -> None:
+        self._size = size
+        self._records: OrderedDict[str, ConsentRecord] = OrderedDict()
+
+    def add(self, record: ConsentRecord) -> None:
+        self._records[record.uniqueid] = record
+        self._records.move_to_end(record.uniqueid)
+        while len(self._records) > self._size:
+            self._records.popitem(last=False)
+
+    def get(self, uniqueid: str) -> ConsentRecord | None:
+        return self._records.get(uniqueid)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+@dataclass
+class GateOutcome:
+    call_id: str
+    decision: Decision | None
+    error: str | None
+    evidence: Evidence | None
+    connect: bool
+
+
+def valid_uniqueid(value: str) -> bool:
+    return _UNIQUEID.fullmatch(value) is not None
+
+
+def dialled_number(env: AgiEnvironment) -> str:
+    """The number the caller dialled: AGI argument 1, else the extension, else the DNID."""
+    candidates = [*env.args[:1], env.extension, env.dnid]
+    return next((c for c in candidates if _NUMBER.fullmatch(c)), "")
+
+
+def caller_number(env: AgiEnvironment) -> str:
+    """Asterisk writes ``unknown`` when there is no caller id."""
+    number = env.callerid
+    return "" if number == "unknown" else number
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AgiConsent:
+    """Runs the consent gate for one AGI session; shared by FastAGI and agi-bin."""
+
+    def __init__(
+        self,
+        config: Config,
+        pseudonym_key: bytes,
+        clock: Clock,
+        *,
+        ledger: ConsentLedger | None = None,
+        audit: AuditSink | None = None,
+    ) -> None:
+        self._config = config
+        self._key = pseudonym_key
+        self._clock = clock
+        self._policy = ConsentPolicy.from_config(config)
+        self.ledger = ledger if ledger is not None else ConsentLedger()
+        self._audit = audit
+
+    async def run(self, agi: AgiCommands, env: AgiEnvironment) -> GateOutcome:
+        """Play the disclosure, decide, set the channel variables, audit."""
+        call_id = new_call_id()
+        log = CallLogAdapter(logger, safe(env.uniqueid) or "-")
+        if not valid_uniqueid(env.uniqueid):
+            log.warning("refusing consent: unusable agi_uniqueid %s", safe(env.uniqueid))
+            await _set(agi, ERROR_VARIABLE, "bad-channel")
+            return GateOutcome(call_id, None, "bad-channel", None, False)
+        dialled = dialled_number(env)
+        prompt = self._config.prompt_for(dialled, env.language, "disclosure")
+        evidence = await self._evidence(agi, env, dialled, prompt)
+        outcome = await self._decide(agi, evidence, prompt, call_id, log)
+        await self._publish(agi, outcome)
+        self._write_audit(outcome, evidence)
+        log.info(
+            "consent %s for caller %s (call %s)",
+            outcome.decision or outcome.error,
+            mask_number(evidence.personal.get("caller_number", "")),
+            call_id,
+        )
+        return outcome
+
+    async def _evidence(
+        self, agi: AgiCommands, env: AgiEnvironment, dialled: str, prompt: PromptRef
+    ) -> Evidence:
+        linkedid = await _linkedid(agi, env.uniqueid)
+        evidence = Evidence.for_call(
+            uniqueid=env.uniqueid,
+            linkedid=linkedid,
+            caller_number=caller_number(env),
+            caller_name=env.calleridname,
+            dialled=dialled,
+            language=prompt.language,
+            pseudonym_key=self._key,
+            frontend="agi",
+        )
+        evidence.prompt_id = f"{prompt.language}/{prompt.name}"
+        evidence.policy = self._policy.snapshot()
+        evidence.channels["caller"] = env.uniqueid
+        return evidence
+
+    async def _decide(
+        self,
+        agi: AgiCommands,
+        evidence: Evidence,
+        prompt: PromptRef,
+        call_id: str,
+        log: CallLogAdapter,
+    ) -> GateOutcome:
+        gate = ConsentGate(self._policy, self._clock)
+        evidence.timeline = gate.timeline
+        try:
+            evidence.prompt_sha256 = prompt_sha256(prompt.path_wav)
+        except AudioFileError as exc:
+            log.error("disclosure missing: %s", exc)
+            gate.prompt_failed("prompt file missing")
+        else:
+            await self._converse(agi, gate, str(prompt.path_wav.with_suffix("")), log)
+        try:
+            decision = await gate.decision()
+        except DisclosureFailed as exc:
+            connect = self._config.recording.on_failure == "best-effort"
+            return GateOutcome(call_id, None, "disclosure-failed:" + exc.reason, evidence, connect)
+        evidence.decision = decision
+        self.ledger.add(ConsentRecord(call_id, evidence.uniqueid, decision, evidence))
+        return GateOutcome(call_id, decision, None, evidence, self._policy.connects(decision))
+
+    async def _converse(
+        self, agi: AgiCommands, gate: ConsentGate, sound: str, log: CallLogAdapter
+    ) -> None:
+        """Answer, play, wait: feed every AGI result to the gate until it decides."""
+        try:
+            await agi.answer()
+            gate.answered()
+            gate.prompt_started()
+            response = await self._play(agi, gate, sound)
+            if response is None:
+                return
+            if response.digit:
+                gate.digit(response.digit)
+            gate.prompt_finished()
+            await self._wait(agi, gate)
+        except (AgiHangup, AgiDeadChannel):
+            gate.hangup()
+        except AgiError as exc:
+            log.error("AGI failed during the disclosure: %s", safe(str(exc)))
+            gate.prompt_failed("agi error")
+
+    async def _play(self, agi: AgiCommands, gate: ConsentGate, sound: str) -> AgiResponse | None:
+        """STREAM FILE; None when it failed on a live channel (the file is unplayable)."""
+        try:
+            return await agi.stream_file(sound, self._escape_digits())
+        except AgiHangup:
+            if not await _still_up(agi):
+                raise
+            gate.prompt_failed("playback failed")
+            return None
+
+    async def _wait(self, agi: AgiCommands, gate: ConsentGate) -> None:
+        policy = self._policy
+        window = policy.grace if policy.mode == "implied" else policy.timeout
+        deadline = self._clock.monotonic() + window
+        while gate.decided is None:
+            remaining = deadline - self._clock.monotonic()
+            wait_ms = min(MAX_WAIT_MS, max(1, math.ceil(remaining * 1000)))
+            digit = await agi.wait_for_digit(wait_ms)
+            if digit:
+                gate.digit(digit)
+
+    def _escape_digits(self) -> str:
+        policy = self._policy
+        if policy.mode == "explicit":
+            return policy.optout_digit + policy.accept_digit
+        return policy.optout_digit
+
+    async def _publish(self, agi: AgiCommands, outcome: GateOutcome) -> None:
+        """Set the variables; dead channels still take SET VARIABLE (for the h extension)."""
+        await _set(agi, ID_VARIABLE, outcome.call_id)
+        if outcome.decision is not None:
+            await _set(agi, CONSENT_VARIABLE, str(outcome.decision))
+        else:
+            await _set(agi, ERROR_VARIABLE, outcome.error or "failed")
+        await _set(agi, CONNECT_VARIABLE, "yes" if outcome.connect else "no")
+
+    def _write_audit(self, outcome: GateOutcome, evidence: Evidence) -> None:
+        if self._audit is None:
+            return
+        record: dict[str, Any] = {
+            "event": "consent",
+            "frontend": "agi",
+            "call_id": outcome.call_id,
+            "decision": None if outcome.decision is None else str(outcome.decision),
+            "error": outcome.error,
+            "evidence": evidence.to_audit(),
+        }
+        try:
+            self._audit(record, dict(evidence.personal))
+        except (CallrecError, OSError) as exc:
+            logger.error("audit line for call %s not written: %s", outcome.call_id, exc)
+
+
+async def _set(agi: AgiCommands, name: str, value: str) -> None:
+    try:
+        await agi.set_variable(name, value)
+    except AgiError as exc:
+        logger.info("could not set %s: %s", name, safe(str(exc)))
+
+
+async def _still_up(agi: AgiCommands) -> bool:
+    """After result=-1: does the channel still answer? (a missing file, not a hang-up)"""
+    try:
+        await agi.channel_status()
+    except AgiError:
+        return False
+    return True
+
+
+async def _linkedid(agi: AgiCommands, uniqueid: str) -> str:
+    """The call's linkedid (not in the AGI environment), else the uniqueid."""
+    try:
+        value = await agi.get_variable("CHANNEL(linkedid)")
+    except AgiError:
+        return uniqueid
+    return value if value and valid_uniqueid(value) else uniqueid

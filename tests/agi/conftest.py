@@ -1,0 +1,101 @@
+"""Shared set-up for the AGI tests: a config with real prompt files, a FastAGI server."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agi.fastagi import AgiHandler, FastAgiServer
+from agi.gate import AgiConsent
+from agi.protocol import AgiConnection, AgiEnvironment
+from callrec.clock import ManualClock
+from callrec.config import Config, ConsentConfig, PromptsConfig
+from tests.agi.agiclient import ChannelModel, FakeAsterisk, run_session
+
+PSEUDONYM_KEY = bytes(range(32))
+PROMPT_SECONDS = 3.0
+
+
+def write_prompts(sounds: Path, languages: tuple[str, ...] = ("en", "de")) -> None:
+    for lang in languages:
+        path = sounds / lang / "callrec" / "disclosure.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"RIFF-disclosure-" + lang.encode())
+
+
+def sound_name(sounds: Path, lang: str) -> str:
+    """What STREAM FILE is asked to play: the absolute path without extension."""
+    return str(sounds / lang / "callrec" / "disclosure")
+
+
+@pytest.fixture
+def sounds(tmp_path: Path) -> Path:
+    path = tmp_path / "sounds"
+    write_prompts(path)
+    return path
+
+
+@pytest.fixture
+def config(sounds: Path) -> Config:
+    return Config(
+        prompts=PromptsConfig(sounds_dir=sounds, languages=("en", "de")),
+        consent=ConsentConfig(grace=2.0),
+    )
+
+
+def with_consent(config: Config, **changes: Any) -> Config:
+    return dataclasses.replace(config, consent=dataclasses.replace(config.consent, **changes))
+
+
+class AuditRecorder:
+    """Collects audit lines as AuditLog.append would receive them."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[dict[str, Any], dict[str, str]]] = []
+
+    def __call__(self, record: dict[str, Any], personal: dict[str, str]) -> None:
+        self.lines.append((record, personal))
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def audit() -> AuditRecorder:
+    return AuditRecorder()
+
+
+async def consent_session(
+    config: Config,
+    clock: ManualClock,
+    audit: AuditRecorder,
+    env: dict[str, str] | None = None,
+    model: ChannelModel | None = None,
+) -> tuple[FakeAsterisk, ChannelModel, AgiConsent]:
+    """One /consent call from a fake Asterisk to a FastAGI server on 127.0.0.1:0."""
+    consent = AgiConsent(config, PSEUDONYM_KEY, clock, audit=audit)
+
+    async def run(agi: AgiConnection, env: AgiEnvironment) -> None:
+        await consent.run(agi, env)
+
+    def factory(env: AgiEnvironment) -> AgiHandler | None:
+        return run if env.network_script == "consent" else None
+
+    server = FastAgiServer(factory, "127.0.0.1", 0)
+    await server.start()
+    try:
+        if model is None:
+            model = ChannelModel()
+        model.clock = clock
+        if not model.sounds:
+            sounds = config.prompts.sounds_dir
+            model.sounds = {sound_name(sounds, lang): PROMPT_SECONDS for lang in ("en", "de")}
+        client, done = await run_session(server.port, env, model)
+    finally:
+        await server.stop()
+    return client, done, consent
