@@ -61,8 +61,8 @@ def escape(text: str) -> str:
     return "".join(out)
 
 
-def exit_code(verdict: Verdict | str) -> int:
-    """The exit code of one recording's verdict."""
+def exit_code(verdict: Verdict | str | None) -> int:
+    """The exit code of one recording's verdict (no verdict yet counts as invalid)."""
     return {"complete": EXIT_OK, "truncated": EXIT_TRUNCATED}.get(str(verdict), EXIT_INVALID)
 
 

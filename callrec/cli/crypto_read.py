@@ -26,6 +26,7 @@ from callrec.cli.crypto_cmds import (
     warn,
     write_private,
 )
+from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError, TruncatedError
 
 if TYPE_CHECKING:
@@ -106,15 +107,23 @@ def _decrypt(args: argparse.Namespace) -> int:
 def _report(command: str, src: Path, exc: BaseException) -> int:
     """One file's error as a line on stderr; its exit code."""
     warn(command, f"{escape(str(src))}: {escape(str(exc))}")
-    return _error_code(exc)
+    return _error_code(exc, src)
 
 
-def _error_code(exc: BaseException) -> int:
-    if isinstance(exc, TruncatedError):
+def _error_code(exc: BaseException, src: Path) -> int:
+    # As the reader judges it: a cut is only "truncated" in a file never sealed.
+    if isinstance(exc, TruncatedError) and src.name.endswith(".part"):
         return EXIT_TRUNCATED
     if isinstance(exc, FormatError):
         return EXIT_INVALID
     return EXIT_ERROR
+
+
+def _existing(path: Path) -> Path:
+    """``path`` if it is a file: a missing input is a usage slip, not a damaged recording."""
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    return path
 
 
 def _targets(inputs: list[Path], output: str | None) -> list[Path]:
@@ -147,7 +156,7 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
         for path in (dst, meta_path):
             if path.exists():
                 raise CliError(f"refusing to overwrite {path} (use --force)")
-    with RecordingReader(src, keys) as reader:
+    with RecordingReader(_existing(src), keys) as reader:
         header = reader.header
         with AudioSink(dst, header.sample_rate, header.channels) as sink:
             decoded = _render(reader.frames(), header, sink)
@@ -211,7 +220,7 @@ def _header_dict(header: Header) -> dict[str, Any]:
         "codec": str(header.codec),
         "sample_rate": header.sample_rate,
         "channels": header.channels,
-        "created_at": _text(header.created_at),
+        "created_at": iso_utc(header.created_at),
         "recipients": [_recipient(r) for r in header.recipients],
         "header_size": header.header_size,
     }
@@ -272,9 +281,9 @@ def _verify_row(path: Path, keys: list[PrivateKey]) -> _Row:
     from callrec.recording import verify
 
     try:
-        result = verify(path, keys)
+        result = verify(_existing(path), keys)
     except (CallrecError, OSError) as exc:
-        code = _error_code(exc)
+        code = _error_code(exc, path)
         verdict = {EXIT_TRUNCATED: "truncated", EXIT_INVALID: "invalid"}.get(code, "error")
         return _Row(str(path), verdict, None, None, str(exc), code)
     error = "" if result.error is None else str(result.error)
@@ -311,27 +320,34 @@ def _print_table(rows: list[_Row]) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from callrec.recording import MetadataFrame, RecordingReader, read_header
-
     path = Path(args.file)
-    info: dict[str, Any] = {"file": str(path), **_header_dict(read_header(path))}
-    code = 0
-    if args.key:
-        keys = load_private_keys(args.key, args)
-        with RecordingReader(path, keys) as reader:
-            records = [f.record for f in reader.frames() if isinstance(f, MetadataFrame)]
-            info["verdict"] = str(reader.verdict)
-            info["error"] = None if reader.error is None else str(reader.error)
-            info["audio_seconds"] = reader.audio_seconds
-            info["segments_verified"] = reader.segments_verified
-            info["metadata"] = records
-            code = exit_code(reader.verdict)
+    keys = load_private_keys(args.key, args) if args.key else []
+    try:
+        info, code = _inspect_info(path, keys)
+    except (CallrecError, OSError) as exc:
+        return _report("inspect", path, exc)
     if args.json:
         print(_json(info))
     else:
         for line in _text_lines(info):
             print(line)
     return code
+
+
+def _inspect_info(path: Path, keys: list[PrivateKey]) -> tuple[dict[str, Any], int]:
+    from callrec.recording import MetadataFrame, RecordingReader, read_header
+
+    info: dict[str, Any] = {"file": str(path), **_header_dict(read_header(_existing(path)))}
+    if not keys:
+        return info, 0
+    with RecordingReader(path, keys) as reader:
+        records = [f.record for f in reader.frames() if isinstance(f, MetadataFrame)]
+        info["verdict"] = str(reader.verdict)
+        info["error"] = None if reader.error is None else str(reader.error)
+        info["audio_seconds"] = reader.audio_seconds
+        info["segments_verified"] = reader.segments_verified
+        info["metadata"] = records
+        return info, exit_code(reader.verdict)
 
 
 def _text_lines(value: Any, key: str = "", indent: str = "") -> list[str]:
@@ -365,7 +381,7 @@ def _export_tink(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     keys = load_private_keys(args.key, args)
-    export = export_tink(path, keys)
+    export = export_tink(_existing(path), keys)
     out = private_dir(Path(args.out))
     write_private(out / "keyset.json", export.keyset_json.encode("utf-8"))
     write_private(out / "associated_data.bin", export.associated_data)

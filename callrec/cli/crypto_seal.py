@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +28,12 @@ from callrec.cli.crypto_cmds import (
     private_dir,
     warn,
 )
+from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey, PublicKey
+    from callrec.recording import RecordingWriter
 
 SEALED_FROM_FILE = "sealed-from-file"
 # Sample frames per block read from the source: one second at 16 kHz, so a
@@ -140,7 +141,7 @@ def seal_file(src: Path, recipients: list[PublicKey], directory: Path) -> _Seale
         "source": src.name,
         "sha256": source_sha,
         "source_size": src.stat().st_size,
-        "source_mtime": datetime.fromtimestamp(src.stat().st_mtime, UTC).isoformat(),
+        "source_mtime": iso_utc(src.stat().st_mtime),
         "source_format": info.kind,
         "sample_rate": info.sample_rate,
         "channels": info.channels,
@@ -159,18 +160,19 @@ def seal_file(src: Path, recipients: list[PublicKey], directory: Path) -> _Seale
         for block in blocks:
             payload_hash.update(block)
             writer.write_audio(block)
+        writer.close(final_path=final)
     except BaseException:
-        _abandon(writer.path)
+        _abandon(writer)
         raise
-    writer.close(final_path=final)
     return _Sealed(src, final, source_sha, payload_hash.hexdigest(), metadata)
 
 
-def _abandon(part: Path) -> None:
+def _abandon(writer: RecordingWriter) -> None:
     # The .part holds only ciphertext, but an unfinished copy must not be
     # mistaken later for a recording cut short by a crash.
+    writer.abort()
     with contextlib.suppress(OSError):
-        part.unlink()
+        writer.path.unlink()
 
 
 def check_sealed(sealed: _Sealed, keys: list[PrivateKey]) -> None:
