@@ -10,7 +10,7 @@ before any of that.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -46,25 +46,28 @@ def read_prompts_config(path: Path) -> PromptsConfig:
     for lang in languages:
         _checked(path, "prompts.languages", lang, check_language)
     names = _names(path, table, PromptNames(), "prompts")
-    numbers_table = _table(path, table, "prompts.numbers", "numbers")
-    numbers = {
-        number: _names(
-            path,
-            _table(path, numbers_table, dotted("prompts", "numbers", number), number),
-            names,
-            "prompts",
-            "numbers",
-            number,
-        )
-        for number in numbers_table
-    }
     sounds = Path(str(table.get("sounds_dir", default.sounds_dir))).expanduser()
     return PromptsConfig(
         sounds_dir=sounds if sounds.is_absolute() else path.parent / sounds,
         languages=languages,
-        default_language=str(table.get("default_language", languages[0] if languages else "")),
+        default_language=str(table.get("default_language", languages[0])),
         names=names,
-        numbers=MappingProxyType(numbers),
+        numbers=_numbers(path, table, names),
+    )
+
+
+def _numbers(path: Path, table: Mapping[str, Any], base: PromptNames) -> Mapping[str, PromptNames]:
+    numbers = _table(path, table, "prompts.numbers", "numbers")
+    return MappingProxyType(
+        {
+            number: _names(
+                path,
+                _table(path, numbers, dotted("prompts", "numbers", number), number),
+                base,
+                *("prompts", "numbers", number),
+            )
+            for number in numbers
+        }
     )
 
 
@@ -93,7 +96,7 @@ def _names(path: Path, table: Mapping[str, Any], base: PromptNames, *where: str)
     return PromptNames(**found)
 
 
-def _checked(path: Path, key: str, value: object, check: Any) -> None:
+def _checked(path: Path, key: str, value: object, check: Callable[[str], str]) -> None:
     if not isinstance(value, str):
         raise ConfigError(str(path), key, "must be a string")
     try:

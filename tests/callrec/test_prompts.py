@@ -14,7 +14,9 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from callrec.config import Config, PromptsConfig
 from callrec.errors import AudioFileError
+from callrec.evidence import prompt_sha256
 from callrec.media.g711 import alaw_decode, ulaw_decode
 from callrec.prompts import (
     FORMATS,
@@ -308,3 +310,13 @@ def test_list_shows_duration_formats_and_hash(tmp_path: Path) -> None:
     ]
     assert entries[2].sha256 == en.sha256
     assert entries[2].seconds == pytest.approx(audio.seconds)
+
+
+def test_the_consent_evidence_hashes_the_file_install_reports(tmp_path: Path) -> None:
+    sounds = tmp_path / "sounds"
+    audio = convert_file(write(tmp_path / "in.wav", speechlike(2, 8000), 8000))
+    done = install(audio, sounds, "de", "disclosure")
+    config = Config(prompts=PromptsConfig(sounds_dir=sounds, languages=("en", "de")))
+    played = config.prompt_for("100", "de", "disclosure")
+    assert played.media == done.uri
+    assert prompt_sha256(played.path_wav) == done.sha256

@@ -12,6 +12,8 @@ import pytest
 import soundfile as sf
 
 from callrec.cli import main
+from callrec.config import PromptNames
+from callrec.prompts import read_prompts_config, references
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "sounds"
@@ -185,3 +187,12 @@ def test_check_reports_a_bad_sound_name_in_the_config(
     code, _, err = run(capsys, "prompts", "check", "--config", str(config))
     assert code == 1
     assert f"{config}:prompts.disclosure: bad sound name '../../etc/passwd'" in err
+
+
+def test_the_reference_config_is_read_as_load_config_reads_it() -> None:
+    prompts = read_prompts_config(ROOT / "config" / "callrec.toml")
+    assert prompts.sounds_dir == Path("/var/lib/asterisk/sounds")
+    assert prompts.languages == ("en", "de")
+    assert prompts.names == PromptNames()
+    assert prompts.numbers["100"] == PromptNames(disclosure="callrec/disclosure-sales")
+    assert references(prompts)["callrec/disclosure-sales"] == ('prompts.numbers."100".disclosure',)
