@@ -159,7 +159,8 @@ class AudioInfo:
     """What :func:`read_audio_blocks` found: payload codec, rate, channels.
 
     ``frames`` is the number of sample frames; ``kind`` names the container
-    (``"WAV"``, ``"FLAC"``, ... or ``"raw"``).
+    (``"WAV"``, ``"FLAC"``, ... or ``"raw"``), ``subtype`` the sample encoding
+    as libsndfile names it (``"PCM_16"``, ``"VORBIS"``, ...; the codec for raw).
     """
 
     path: Path
@@ -168,6 +169,12 @@ class AudioInfo:
     channels: int
     frames: int
     kind: str
+    subtype: str
+
+    @property
+    def exact(self) -> bool:
+        """True when the payload holds the source's samples unchanged (no rounding)."""
+        return self.kind == "raw" or self.subtype in ("PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW")
 
 
 def read_audio_blocks(
@@ -199,7 +206,7 @@ def _read_raw(
     width = bytes_per_sample(codec)
     if size % width:
         raise AudioFileError(str(path), f"raw {codec} file has an odd length ({size} bytes)")
-    info = AudioInfo(path, codec, rate, 1, size // width, "raw")
+    info = AudioInfo(path, codec, rate, 1, size // width, "raw", codec)
     return info, _raw_blocks(path, blocksize * width)
 
 
@@ -214,7 +221,9 @@ def _read_soundfile(path: Path, blocksize: int) -> tuple[AudioInfo, Iterator[byt
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioFileError(str(path), f"not a readable audio file ({_sf_reason(exc)})") from exc
-    info = AudioInfo(path, PCM16, int(f.samplerate), int(f.channels), int(f.frames), f.format)
+    info = AudioInfo(
+        path, PCM16, int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
+    )
     return info, _sf_blocks(f, blocksize)
 
 

@@ -145,6 +145,8 @@ class _Decoded:
 
     metadata: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    # Bytes of a last, incomplete sample frame (the writer never makes one).
+    leftover: int = 0
 
 
 def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> int:
@@ -169,6 +171,7 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
             "segments_verified": reader.segments_verified,
             "audio_seconds": reader.audio_seconds,
             "output_seconds": seconds,
+            "undecodable_tail_bytes": decoded.leftover,
             "metadata": decoded.metadata,
             "events": decoded.events,
         }
@@ -210,6 +213,7 @@ def _render(frames: Any, header: Header, sink: AudioSink) -> _Decoded:
             out.events.append({"event": kind, "at": frame.at, "at_seconds": position})
         elif isinstance(frame, MetadataFrame):
             out.metadata.append(frame.record)
+    out.leftover = stream.leftover
     return out
 
 

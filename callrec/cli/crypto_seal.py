@@ -143,10 +143,13 @@ def seal_file(src: Path, recipients: list[PublicKey], directory: Path) -> _Seale
         "source_size": src.stat().st_size,
         "source_mtime": iso_utc(src.stat().st_mtime),
         "source_format": info.kind,
+        "source_subtype": info.subtype,
         "sample_rate": info.sample_rate,
         "channels": info.channels,
         "software": f"callrec {__version__}",
     }
+    if not info.exact:
+        warn("seal", f"{escape(str(src))}: {info.subtype} samples are stored as 16-bit PCM")
     writer = RecordingWriter.create(
         directory,
         recipients,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +152,39 @@ def test_inspect_of_a_file_that_is_not_a_recording_is_a_clear_error(
     result = run(capsys, "inspect", path)
     assert result.code == 4
     assert "not a callrec recording" in result.err
+
+
+def test_verify_shows_a_progress_counter_only_on_a_terminal(tmp_path: Path, keys: KeyPair) -> None:
+    good, cut, _ = _damaged(tmp_path, keys)
+    controller, terminal = os.openpty()
+    try:
+        proc = subprocess.run(
+            [str(CALLREC), "verify", str(good), str(cut), "--key", str(keys.key)],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            check=False,
+            timeout=60,
+        )
+        os.close(terminal)
+        seen = _drain(controller)
+    finally:
+        os.close(controller)
+    assert proc.returncode == 3
+    assert b"\rverifying 1/2" in seen
+    assert b"\rverifying 2/2" in seen
+    # The table itself goes to stdout, untouched by the counter.
+    assert b"verifying" not in proc.stdout
+    assert proc.stdout.decode().splitlines()[-1] == "2 files: 1 complete, 1 truncated"
+
+
+def _drain(fd: int) -> bytes:
+    data = b""
+    while select.select([fd], [], [], 5)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data

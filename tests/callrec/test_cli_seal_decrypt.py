@@ -173,3 +173,34 @@ def test_gaps_come_back_as_silence_of_their_true_length_and_pauses_are_noted(
         {"event": "pause", "at": 1000.5, "at_seconds": (3000 + 1234) / 8000},
         {"event": "resume", "at": 1003.0, "at_seconds": (3000 + 1234) / 8000},
     ]
+
+
+def test_ogg_is_sealed_as_its_decoded_16bit_samples_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair
+) -> None:
+    src = tmp_path / "old.ogg"
+    sf.write(src, speech_like(16000, 1.0), 16000, format="OGG", subtype="VORBIS")
+    result = run(capsys, "seal", src, "--to", keys.pub)
+    assert result.code == 0
+    assert "VORBIS samples are stored as 16-bit PCM" in result.err
+    assert run(capsys, "decrypt", tmp_path / "old.crec", "--key", keys.key).code == 0
+    back = sf.read(tmp_path / "old.wav", dtype="int16")[0]
+    assert np.array_equal(back, sf.read(src, dtype="int16")[0])
+
+
+def test_every_recipient_can_decrypt_and_o_may_name_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair
+) -> None:
+    archive = make_keys(capsys, tmp_path / "keys", "archive")
+    samples = speech_like(8000, 0.5)
+    sf.write(tmp_path / "call.wav", samples, 8000, subtype="PCM_16")
+    sealed = run(capsys, "seal", tmp_path / "call.wav", "--to", keys.pub, "--to", archive.pub)
+    assert sealed.code == 0
+    for i, pair in enumerate((keys, archive)):
+        folder = tmp_path / f"out{i}"
+        folder.mkdir()
+        assert (
+            run(capsys, "decrypt", tmp_path / "call.crec", "--key", pair.key, "-o", folder).code
+            == 0
+        )
+        assert np.array_equal(sf.read(folder / "call.wav", dtype="int16")[0], samples)
