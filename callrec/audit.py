@@ -1,0 +1,218 @@
+"""The audit log: one JSON line per call and per incident, written durably.
+
+Every line is a JSON object (``json.dumps`` with ``ensure_ascii`` and sorted
+keys, so control characters, quotes and non-ASCII in caller data arrive
+escaped and a line can never be split or forged). Schema version 1:
+
+==================  =========================================================
+key                 value
+==================  =========================================================
+``schema``          1
+``id``              random 16 hex digits naming this line
+``time``            when the line was written, ISO 8601 UTC with ms
+``event``           ``call`` (every call, recorded or not),
+                    ``recording-adopted`` (a ``.crec.part`` left by a crash,
+                    moved into the dated spool at start-up), ``failure``
+                    (recording could not run: ``reason`` says why), or
+                    ``service`` (start, stop)
+``recording_id``    hex id of the recording, or null when nothing was recorded
+``decision``        the consent decision (``implied``, ``declined-hangup``...)
+                    or null when none was taken (e.g. disclosure failed)
+``evidence``        :meth:`callrec.evidence.Evidence.to_audit`: call ids,
+                    caller pseudonym, dialled number, language, prompt id and
+                    SHA-256, timestamps, digits, policy, software version
+``durations``       seconds: ``call``, ``recording``, ``audio`` (recovered),
+                    ``gaps`` (audio lost in the network)
+``packets``         RTP counters: ``received``, ``lost``, ``duplicated``,
+                    ``reordered``, ``foreign`` (dropped: wrong source)
+``segments``        number of segments written, final one included
+``last_tag_sha256`` SHA-256 (hex) of the last segment's GCM tag: tells a
+                    recording later cut short from one sealed that way
+``reason``          for ``failure`` lines: what went wrong, in words
+``path``            for ``recording-adopted``: where the file now is
+``personal_sealed`` the personal fields (caller number and name) as an
+                    HPKE envelope (:mod:`callrec.crypto.envelope`) for the
+                    recording recipients, bound to this line's ``id``;
+                    absent when there are none
+``personal_error``  only when the personal fields could not be sealed (no
+                    usable recipient key): they were dropped, never written
+==================  =========================================================
+
+Keys that do not apply are null. The front ends fill them through
+:func:`audit_record`; the file is created 0600 in a 0700 folder, opened with
+``O_APPEND`` and every line is fsynced before :meth:`AuditLog.append`
+returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
+from callrec.crypto.envelope import open_sealed, seal_for
+from callrec.crypto.keys import PrivateKey, PublicKey
+from callrec.errors import CallrecError
+from callrec.evidence import Evidence
+from callrec.spool import spool_error, write_all
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_PERSONAL_CONTEXT = b"callrec audit personal v1\x00"
+
+
+class AuditError(CallrecError):
+    """The audit log cannot be written or read; ``path`` and ``message`` say why."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"audit log {path}: {message}")
+
+
+def audit_record(
+    event: str,
+    *,
+    evidence: Evidence | None = None,
+    recording_id: str | None = None,
+    decision: str | None = None,
+    durations: Mapping[str, float] | None = None,
+    packets: Mapping[str, int] | None = None,
+    segments: int | None = None,
+    last_tag_sha256: str | None = None,
+    reason: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An audit record with every schema key; ``decision`` defaults to the evidence's."""
+    if decision is None and evidence is not None and evidence.decision is not None:
+        decision = str(evidence.decision)
+    return {
+        "event": event,
+        "recording_id": recording_id,
+        "decision": decision,
+        "evidence": None if evidence is None else evidence.to_audit(),
+        "durations": None if durations is None else dict(durations),
+        "packets": None if packets is None else dict(packets),
+        "segments": segments,
+        "last_tag_sha256": last_tag_sha256,
+        "reason": reason,
+        **extra,
+    }
+
+
+def _context(line_id: str) -> bytes:
+    return _PERSONAL_CONTEXT + line_id.encode("ascii")
+
+
+def encode_line(record: Mapping[str, Any]) -> bytes:
+    """One audit line: ASCII-only JSON, sorted keys, newline-terminated."""
+    text = json.dumps(
+        record, ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False,
+        default=str,
+    )  # fmt: skip
+    return text.encode("ascii") + b"\n"
+
+
+class AuditLog:
+    """Appends audit lines to ``path``; personal fields sealed for ``recipients``."""
+
+    def __init__(
+        self, path: Path, recipients: Sequence[PublicKey], *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.path = Path(path)
+        self.recipients = list(recipients)
+        self._clock = clock
+
+    def append(
+        self, record: Mapping[str, Any], personal: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Write one line, fsync it, and return what was written.
+
+        ``personal`` is only ever written sealed. When it cannot be sealed
+        (no usable recipient key) the line is still written, without the
+        personal fields and with ``personal_error`` saying why: the audit
+        trail must not stop because a key is missing. Raises
+        :class:`AuditError` when the line cannot be written.
+        """
+        line: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "id": secrets.token_hex(8),
+            "time": iso_utc(self._clock.wall()),
+            **record,
+        }
+        if personal:
+            plain = json.dumps(dict(personal), ensure_ascii=True, sort_keys=True).encode()
+            try:
+                line["personal_sealed"] = seal_for(self.recipients, plain, _context(line["id"]))
+            except CallrecError as exc:
+                logger.error("audit: personal fields dropped, cannot seal them: %s", exc)
+                line["personal_error"] = f"not sealed: {exc}"
+        self._write(encode_line(line))
+        return line
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._make_parent()
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            raise AuditError(str(self.path), spool_error(self.path, exc).message) from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                os.fchmod(fd, 0o600)  # an admin-created file must not stay readable by others
+            write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            raise AuditError(str(self.path), spool_error(self.path, exc).message) from None
+        finally:
+            os.close(fd)
+
+    def _make_parent(self) -> None:
+        missing = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def read_audit(path: Path) -> Iterator[dict[str, Any]]:
+    """The audit lines of ``path`` in order; a damaged line raises :class:`AuditError`."""
+    try:
+        with Path(path).open("rb") as f:
+            yield from _parse(str(path), f)
+    except OSError as exc:
+        raise AuditError(str(path), exc.strerror or str(exc)) from None
+
+
+def _parse(path: str, lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise AuditError(path, f"line {number}: not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise AuditError(path, f"line {number}: not a JSON object")
+        yield obj
+
+
+def open_personal(record: Mapping[str, Any], keys: Sequence[PrivateKey]) -> dict[str, str]:
+    """The personal fields of an audit line, opened with a recipient's private key.
+
+    Raises :class:`callrec.errors.NoMatchingKeyError` or
+    :class:`callrec.errors.FormatError` (also when the envelope was moved to
+    another line), or :class:`AuditError` when the line has none.
+    """
+    sealed = record.get("personal_sealed")
+    if not isinstance(sealed, Mapping):
+        raise AuditError(str(record.get("id")), "no sealed personal fields in this line")
+    plain = open_sealed(sealed, keys, _context(str(record.get("id"))))
+    fields = json.loads(plain)
+    return {str(k): str(v) for k, v in fields.items()}
