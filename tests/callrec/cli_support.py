@@ -50,3 +50,16 @@ def speech_like(rate: int, seconds: float, channels: int = 1, seed: int = 1) -> 
         return np.clip(mono, -32768, 32767).astype(np.int16)
     cols = [np.roll(mono, 31 * c) * (1 - 0.2 * c) for c in range(channels)]
     return np.clip(np.stack(cols, axis=1), -32768, 32767).astype(np.int16)
+
+
+def damaged_copies(good: Path, folder: Path, *, cut: int, flip: int) -> tuple[Path, Path]:
+    """``cut.crec.part`` (a crash: the last ``cut`` bytes missing) and ``bad.crec``
+    (the byte at offset ``flip`` altered) made from the sealed recording ``good``."""
+    data = good.read_bytes()
+    crashed = folder / "cut.crec.part"
+    crashed.write_bytes(data[:-cut])
+    edited = bytearray(data)
+    edited[flip] ^= 0x01
+    bad = folder / "bad.crec"
+    bad.write_bytes(bytes(edited))
+    return crashed, bad

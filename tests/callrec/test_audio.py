@@ -11,7 +11,6 @@ import soundfile as sf
 
 from callrec.audio import (
     AudioSink,
-    Int16Array,
     PayloadStream,
     decode_payload,
     encode_pcm16le,
@@ -22,20 +21,7 @@ from callrec.audio import (
 )
 from callrec.errors import AudioFileError, MediaError
 from callrec.media.g711 import alaw_encode, ulaw_encode
-
-
-def _tone(rate: int, seconds: float, channels: int = 1, seed: int = 1) -> Int16Array:
-    """A speech-like test signal: noise under a slowly varying loudness contour."""
-    rng = np.random.default_rng(seed)
-    n = int(rate * seconds)
-    t = np.arange(n) / rate
-    contour = 0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t) * np.sin(2 * np.pi * 0.37 * t + 1)
-    mono = contour * rng.normal(0, 6000, n)
-    if channels == 1:
-        return np.clip(mono, -32768, 32767).astype(np.int16)
-    cols = [np.roll(mono, 17 * c) for c in range(channels)]
-    return np.clip(np.stack(cols, axis=1), -32768, 32767).astype(np.int16)
-
+from tests.callrec.cli_support import speech_like
 
 # --- decode_payload / silence --------------------------------------------------
 
@@ -97,7 +83,7 @@ def test_silence_payload_decodes_to_the_quietest_level(codec: str) -> None:
 def test_read_blocks_streams_exact_pcm(
     tmp_path: Path, name: str, rate: int, channels: int
 ) -> None:
-    src = _tone(rate, 1.3, channels)
+    src = speech_like(rate, 1.3, channels)
     path = tmp_path / name
     sf.write(path, src, rate, subtype="PCM_16")
     info, blocks = read_audio_blocks(path, blocksize=1000)
@@ -118,7 +104,7 @@ def test_read_blocks_passes_raw_g711_through_unchanged(tmp_path: Path) -> None:
 
 
 def test_read_blocks_takes_sln16_as_16khz_little_endian(tmp_path: Path) -> None:
-    src = _tone(16000, 0.2)
+    src = speech_like(16000, 0.2)
     path = tmp_path / "call.sln16"
     path.write_bytes(src.astype("<i2").tobytes())
     info, blocks = read_audio_blocks(path)
@@ -150,7 +136,7 @@ def test_read_blocks_names_a_missing_raw_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["out.wav", "out.FLAC"])
 def test_sink_writes_exact_16bit_audio_privately(tmp_path: Path, name: str) -> None:
-    src = _tone(11025, 0.7, 2)
+    src = speech_like(11025, 0.7, 2)
     path = tmp_path / name
     with AudioSink(path, 11025, 2) as sink:
         for start in range(0, len(src), 999):
@@ -184,7 +170,7 @@ def test_sink_refuses_other_extensions_naming_the_allowed_ones(tmp_path: Path, n
 
 
 def test_envelope_of_a_delayed_g711_copy_follows_the_source() -> None:
-    src = _tone(8000, 4.0)
+    src = speech_like(8000, 4.0)
     # 300 ms of latency and a G.711 round trip, as a recording path adds.
     delayed = np.concatenate([np.zeros(2400, dtype=np.int16), src])
     copy = decode_payload("ulaw", ulaw_encode(delayed), 1)
@@ -192,7 +178,7 @@ def test_envelope_of_a_delayed_g711_copy_follows_the_source() -> None:
 
 
 def test_envelope_of_unrelated_audio_does_not_match() -> None:
-    a = _tone(8000, 4.0, seed=1)
+    a = speech_like(8000, 4.0, seed=1)
     rng = np.random.default_rng(9)
     steps = np.repeat(rng.uniform(0.1, 1.0, 40), 800)
     b = (steps * rng.normal(0, 6000, 32000)).astype(np.int16)
@@ -200,7 +186,7 @@ def test_envelope_of_unrelated_audio_does_not_match() -> None:
 
 
 def test_envelope_of_silence_is_zero() -> None:
-    a = _tone(8000, 2.0)
+    a = speech_like(8000, 2.0)
     assert envelope_correlation(a, np.zeros(16000, dtype=np.int16), 8000) == 0.0
 
 

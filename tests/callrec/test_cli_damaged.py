@@ -12,7 +12,7 @@ import soundfile as sf
 
 from callrec.audio import Int16Array
 from callrec.media.g711 import ulaw_decode, ulaw_encode
-from tests.callrec.cli_support import KeyPair, make_keys, run, speech_like
+from tests.callrec.cli_support import KeyPair, damaged_copies, make_keys, run, speech_like
 
 
 @pytest.fixture
@@ -75,12 +75,7 @@ def test_several_files_go_into_the_output_folder_and_the_worst_exit_code_wins(
 ) -> None:
     good, _ = _sealed(tmp_path, capsys, keys, "good")
     other, _ = _sealed(tmp_path, capsys, keys, "other")
-    cut = tmp_path / "cut.crec.part"
-    cut.write_bytes(other.read_bytes()[:-3000])
-    bad = tmp_path / "bad.crec"
-    data = bytearray(other.read_bytes())
-    data[-10] ^= 0x80
-    bad.write_bytes(bytes(data))
+    cut, bad = damaged_copies(other, tmp_path, cut=3000, flip=-10)
 
     out = tmp_path / "out"
     result = run(capsys, "decrypt", good, cut, "--key", keys.key, "-o", out)

@@ -14,7 +14,7 @@ import pytest
 from callrec.crypto.keys import PublicKey
 from callrec.media.g711 import ulaw_encode
 from callrec.recording import Codec, RecordingWriter
-from tests.callrec.cli_support import KeyPair, make_keys, run, speech_like
+from tests.callrec.cli_support import KeyPair, damaged_copies, make_keys, run, speech_like
 
 CALLREC = Path(sys.executable).with_name("callrec")
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07\"Bob\" 'x'\r\nverdict: complete ../../etc/passwd \u202eevil\\n"
@@ -37,13 +37,7 @@ def _recording(tmp_path: Path, keys: KeyPair, name: str, seconds: float = 2.0) -
 
 def _damaged(tmp_path: Path, keys: KeyPair) -> tuple[Path, Path, Path]:
     good = _recording(tmp_path, keys, "good")
-    cut = tmp_path / "cut.crec.part"
-    cut.write_bytes(good.read_bytes()[:-2000])
-    bad = tmp_path / "bad.crec"
-    data = bytearray(good.read_bytes())
-    data[-100] ^= 1
-    bad.write_bytes(bytes(data))
-    return good, cut, bad
+    return (good, *damaged_copies(good, tmp_path, cut=2000, flip=-100))
 
 
 def test_verify_prints_a_table_and_exits_with_the_worst_verdict(
