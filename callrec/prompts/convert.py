@@ -43,8 +43,8 @@ Int16Array = npt.NDArray[np.int16]
 RATE_WIDE = 16000
 RATE_NARROW = 8000
 # -20 LUFS: speech prompts sit a little above broadcast level (-23) because
-# phones have no volume headroom to spare; espeak speech at -20 LUFS peaks
-# well below the ceiling, so the limiter rarely acts.
+# phones have no volume headroom to spare. The shipped espeak prompts at
+# -20 LUFS peak near -1 dBFS: the limiter touches a few peaks at most.
 DEFAULT_TARGET_LUFS = -20.0
 DEFAULT_MAX_SECONDS = 60.0
 RAW_SLACK_S = 30.0
