@@ -1,0 +1,237 @@
+"""Media of the ARI simulator: caller audio and the RTP an ExternalMedia channel sends.
+
+Packets leave on an absolute 20 ms schedule (``loop.time()`` based, so no
+drift), from one UDP socket per ExternalMedia channel whose address the
+channel announces in ``UNICASTRTP_LOCAL_ADDRESS``/``PORT`` (traces 01, 05, 08).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from callrec.ari.sim_model import AudioInput, Int16Array, RtpFaults, RtpSendStats
+from callrec.media.g711 import alaw_encode, ulaw_encode
+
+logger = logging.getLogger(__name__)
+
+PTIME = 0.02
+# format -> (payload type, sample rate); slin16 uses the dynamic PT Asterisk picked (trace 08).
+FORMATS: dict[str, tuple[int, int]] = {
+    "ulaw": (0, 8000),
+    "alaw": (8, 8000),
+    "slin16": (118, 16000),
+}
+
+# (start sample at `rate`, sample count, rate) -> int16 samples
+AudioSource = Callable[[int, int, int], Int16Array]
+
+
+def load_audio(audio: AudioInput, rate: int) -> dict[int, Int16Array]:
+    """Audio as int16 mono at 8 and 16 kHz (resampled once, here)."""
+    if audio is None:
+        return {}
+    if isinstance(audio, str | Path):
+        import soundfile
+
+        data, rate = soundfile.read(str(audio), dtype="int16", always_2d=True)
+        samples = np.asarray(data[:, 0], dtype=np.int16)
+    else:
+        samples = np.asarray(audio)
+        if samples.ndim > 1:
+            samples = samples[:, 0]
+        if samples.dtype.kind == "f":
+            samples = np.clip(samples * 32767.0, -32768, 32767)
+        samples = samples.astype(np.int16)
+    return {target: _resample(samples, rate, target) for target in (8000, 16000)}
+
+
+def _resample(samples: Int16Array, rate: int, target: int) -> Int16Array:
+    if rate == target or samples.size == 0:
+        return samples.copy()
+    import soxr
+
+    out = soxr.resample(samples.astype(np.float32), rate, target)
+    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+
+
+def slice_audio(audio: dict[int, Int16Array], start: int, count: int, rate: int) -> Int16Array:
+    """``count`` samples from ``start`` (may be negative or past the end: silence)."""
+    out = np.zeros(count, dtype=np.int16)
+    src = audio.get(rate)
+    if src is None:
+        return out
+    lo, hi = max(start, 0), min(start + count, src.size)
+    if hi > lo:
+        out[lo - start : hi - start] = src[lo:hi]
+    return out
+
+
+def mix(parts: list[Int16Array], count: int) -> Int16Array:
+    if not parts:
+        return np.zeros(count, dtype=np.int16)
+    if len(parts) == 1:
+        return parts[0]
+    total = np.sum([p.astype(np.int32) for p in parts], axis=0)
+    return np.clip(total, -32768, 32767).astype(np.int16)
+
+
+def encode(fmt: str, samples: Int16Array) -> bytes:
+    if fmt == "ulaw":
+        return ulaw_encode(samples)
+    if fmt == "alaw":
+        return alaw_encode(samples)
+    # slin16 over RTP is network byte order (trace 08).
+    return samples.astype(">i2").tobytes()
+
+
+def _pick(spec: frozenset[int] | float, index: int, rng: random.Random) -> bool:
+    if isinstance(spec, frozenset):
+        return index in spec
+    return rng.random() < spec
+
+
+class RtpSender:
+    """Sends one ExternalMedia stream while :meth:`start`-ed; keeps its seq/ts across pauses."""
+
+    def __init__(
+        self,
+        channel_id: str,
+        fmt: str,
+        remote: tuple[str, int],
+        source: AudioSource,
+        *,
+        rng: random.Random,
+        keep_payloads: bool = True,
+    ) -> None:
+        self.fmt = fmt
+        self.payload_type, self.rate = FORMATS[fmt]
+        self.spp = int(self.rate * PTIME)
+        self.remote = remote
+        self._source = source
+        self._rng = rng
+        self._keep = keep_payloads
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.setblocking(False)
+        self._foreign: socket.socket | None = None
+        self._seq = rng.randrange(0, 0x10000)
+        self._first_sample: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._held: bytes | None = None
+        self.faults = RtpFaults()
+        self.stats = RtpSendStats(channel_id, rng.getrandbits(32), self.payload_type)
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._flush_held()
+
+    def close(self) -> None:
+        self.stop()
+        self._sock.close()
+        if self._foreign is not None:
+            self._foreign.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        base = round(start * self.rate)
+        k = 0
+        while True:
+            delay = start + k * PTIME - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._send_packet(base + k * self.spp)
+            k += 1
+
+    def _send_packet(self, sample_index: int) -> None:
+        if self._first_sample is None:
+            self._first_sample = sample_index
+            self.stats.first_seq = self._seq
+        ts = (self.spp + sample_index - self._first_sample) & 0xFFFFFFFF
+        payload = encode(self.fmt, self._source(sample_index, self.spp, self.rate))
+        header = struct.pack("!BBHII", 0x80, self.payload_type, self._seq, ts, self.stats.ssrc)
+        index = self.stats.packets_generated
+        self.stats.packets_generated += 1
+        self._seq = (self._seq + 1) & 0xFFFF
+        if self._keep:
+            self.stats.payloads.append(payload)
+        self._deliver(index, header + payload)
+
+    def _deliver(self, index: int, packet: bytes) -> None:
+        f, rng = self.faults, self._rng
+        if _pick(f.foreign, index, rng):
+            self._send_foreign(packet)
+        if _pick(f.drop, index, rng):
+            self.stats.dropped.append(index)
+            self._flush_held()
+            return
+        self.stats.packets_sent += 1
+        self.stats.payload_bytes_sent += len(packet) - 12
+        if self._held is None and _pick(f.reorder, index, rng):
+            self.stats.reordered.append(index)
+            self._held = packet
+            return
+        self._send(packet)
+        if _pick(f.duplicate, index, rng):
+            self.stats.duplicated.append(index)
+            self._send(packet)
+        self._flush_held()
+
+    def _flush_held(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._send(held)
+
+    def _send(self, packet: bytes) -> None:
+        try:
+            self._sock.sendto(packet, self.remote)
+            self.stats.datagrams_sent += 1
+        except OSError as exc:  # a full buffer or an ICMP error: lost, as on a real network
+            logger.debug("RTP to %s:%s not sent: %s", self.remote[0], self.remote[1], exc)
+
+    def _send_foreign(self, packet: bytes) -> None:
+        if self._foreign is None:
+            self._foreign = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._foreign.bind(("127.0.0.1", 0))
+            self._foreign.setblocking(False)
+        noise = bytes(self._rng.getrandbits(8) for _ in range(len(packet) - 12))
+        try:
+            self._foreign.sendto(packet[:12] + noise, self.remote)
+            self.stats.foreign_sent += 1
+        except OSError as exc:
+            logger.debug("foreign RTP not sent: %s", exc)
+
+
+def faults_from(
+    drop: Any = (), duplicate: Any = (), reorder: Any = (), foreign: Any = ()
+) -> RtpFaults:
+    """RtpFaults from sets/iterables of indexes or float rates."""
+
+    def norm(v: Any) -> frozenset[int] | float:
+        return float(v) if isinstance(v, float) else frozenset(int(i) for i in v)
+
+    return RtpFaults(norm(drop), norm(duplicate), norm(reorder), norm(foreign))

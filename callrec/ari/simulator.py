@@ -1,0 +1,323 @@
+"""An in-process Asterisk 22 for tests and the demo: ARI REST, events websocket, RTP.
+
+It behaves like the PBX recorded in ``tests/fixtures/ari-traces`` and
+computes every answer from its state (channels, bridges, playbacks, snoops,
+ExternalMedia), so requests with other ids or in another order get what
+Asterisk would give. Layers: :mod:`sim_model` (state, JSON), :mod:`sim_media`
+(audio, RTP), :mod:`sim_engine` (transitions and events), :mod:`sim_rest`
+(HTTP, auth, websocket); this module is the stable facade.
+
+Usage::
+
+    async with AriSimulator(sounds_dir=path) as sim:      # sim.url = "http://127.0.0.1:PORT"
+        sim.add_endpoint("PJSIP/agent", EndpointBehaviour(kind="answer", answer_after=0.2))
+        cid = sim.place_call(CallerScenario(exten="100", audio=wav, hangup_after=5.0,
+                                            dtmf=[(1.0, "2")]))
+        await sim.wait_for(lambda: sim.channel(cid) is None, timeout=10)
+        stats = sim.rtp_stats(external_media_channel_id)
+
+Facade API (stable):
+
+- ``AriSimulator(*, user="callrec", password="callrec-secret", apps=None,
+  sounds_dir=None, host="127.0.0.1", port=0, seed=0,
+  external_media_start="after", external_media_delay=0.02, keep_payloads=True)``;
+  ``apps`` are Stasis app names known before any websocket connects;
+  ``external_media_start`` is ``"after"`` (StasisStart a little after the
+  REST reply, the default: clients must wait for it), ``"before"`` or
+  ``"random"`` (seeded).
+- ``await start()`` / ``await stop()`` / ``async with``; ``url``, ``ari_url``, ``port``.
+- ``place_call(CallerScenario) -> channel id`` ("" when the From is invalid
+  SIP and the call never appears, trace 09). Needs a websocket connected for
+  ``scenario.app``, otherwise Stasis fails and the call ends silently.
+- ``add_endpoint(endpoint, EndpointBehaviour)``; ``add_dialplan(context, exten, steps)``.
+- ``hangup_caller(channel_id)`` (remote BYE now), ``send_dtmf(channel_id, digit)``.
+- ``await restart(downtime=1.0, drop_after=0.1)`` (trace 07) and
+  ``await drop_websockets()`` (abnormal close, calls and RTP carry on).
+- ``channel(id)``, ``channels``, ``bridges``, ``bridge_of(channel_id)``,
+  ``rtp_stats(channel_id) -> RtpSendStats``, ``rtp_faults(channel_id | "all", ...)``,
+  ``events`` (every event emitted), ``request_log`` (method, path, query, status).
+- ``await wait_for(predicate, timeout)``, ``await wait_idle(timeout)`` (no channels left).
+
+Run ``python -m callrec.ari.simulator --port 8088`` for manual testing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from callrec.ari import sim_rest
+from callrec.ari.sim_engine import SimEngine
+from callrec.ari.sim_media import faults_from
+from callrec.ari.sim_model import (
+    CallerScenario,
+    DialplanStep,
+    EndpointBehaviour,
+    RtpFaults,
+    RtpSendStats,
+    SimBridge,
+    SimChannel,
+    asterisk_time,
+)
+
+__all__ = [
+    "AriSimulator",
+    "CallerScenario",
+    "DialplanStep",
+    "EndpointBehaviour",
+    "RtpFaults",
+    "RtpSendStats",
+    "SimBridge",
+    "SimChannel",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class AriSimulator:
+    """A simulated Asterisk 22 ARI server on a real loopback port."""
+
+    def __init__(
+        self,
+        *,
+        user: str = "callrec",
+        password: str = "callrec-secret",  # noqa: S107 - the trace PBX's test credentials
+        apps: Iterable[str] | None = None,
+        sounds_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        external_media_start: str = "after",
+        external_media_delay: float = 0.02,
+        keep_payloads: bool = True,
+    ) -> None:
+        self.user, self.password = user, password
+        self.host, self.port = host, port
+        self.engine = SimEngine(
+            sounds_dir=sounds_dir,
+            seed=seed,
+            external_media_start=external_media_start,
+            external_media_delay=external_media_delay,
+            keep_payloads=keep_payloads,
+        )
+        self.engine.known_apps.update(apps or ())
+        self.booting = False
+        self.request_log: list[tuple[str, str, dict[str, str], int]] = []
+        self.ws_sinks: set[sim_rest.WsSink] = set()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    # --- life cycle ------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ari_url(self) -> str:
+        return self.url + "/ari"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(
+            sim_rest.build_app(self), handle_signals=False, access_log=None
+        )
+        await self._runner.setup()
+        await self._listen()
+        self.port = int(self._runner.addresses[0][1])
+        logger.info("ARI simulator listening on %s", self.url)
+
+    async def _listen(self) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, self.host, self.port)
+        await self._site.start()
+
+    async def stop(self) -> None:
+        self.engine.sinks.clear()
+        self.engine.shutdown()
+        self._abort_connections()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> AriSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def flush(self, limit: float = 0.5) -> None:
+        """Wait until queued events are on the websockets (events before REST replies)."""
+        joins = [s.queue.join() for s in list(self.ws_sinks)]
+        if joins:
+            try:
+                await asyncio.wait_for(asyncio.gather(*joins), limit)
+            except TimeoutError:
+                logger.debug("event flush timed out (a slow websocket reader)")
+
+    def _abort_connections(self) -> None:
+        for sink in list(self.ws_sinks):
+            sink.abort()
+        self.ws_sinks.clear()
+        self.engine.sinks.clear()
+        if self._runner is not None and self._runner.server is not None:
+            for handler in self._runner.server.connections:
+                if handler.transport is not None:
+                    handler.transport.abort()
+
+    async def drop_websockets(self) -> None:
+        """Websockets drop without a close frame; calls and RTP carry on."""
+        for sink in list(self.ws_sinks):
+            sink.abort()
+        self.ws_sinks.clear()
+        self.engine.sinks.clear()
+        await asyncio.sleep(0)
+
+    async def restart(self, downtime: float = 1.0, drop_after: float = 0.1) -> None:
+        """``core restart now`` (trace 07); returns once the new boot answers requests.
+
+        Stasis channels get HangupRequest(4, soft) -> StasisEnd; ``drop_after`` s
+        later every connection drops without a close frame; for ``downtime``/2 s
+        connections are refused, then for ``downtime``/2 s every request gets
+        503 "Asterisk not booted"; then a fresh boot (ids from .0, no replay).
+        """
+        self.engine.shutdown()
+        await self.flush()
+        await asyncio.sleep(drop_after)
+        self._abort_connections()
+        if self._site is not None:
+            await self._site.stop()
+        await asyncio.sleep(downtime / 2)
+        self.booting = True
+        await self._listen()
+        await asyncio.sleep(downtime / 2)
+        self.engine.reset()
+        self.engine.startup_time = asterisk_time()
+        self.booting = False
+
+    # --- scenario control ------------------------------------------------
+
+    def place_call(self, scenario: CallerScenario) -> str:
+        return self.engine.place_call(scenario)
+
+    def add_endpoint(self, endpoint: str, behaviour: EndpointBehaviour) -> None:
+        self.engine.endpoints[endpoint] = behaviour
+
+    def add_dialplan(self, context: str, exten: str, steps: list[DialplanStep]) -> None:
+        self.engine.dialplans[(context, exten)] = list(steps)
+
+    def hangup_caller(self, channel_id: str) -> None:
+        """The far end of ``channel_id`` hangs up now (BYE)."""
+        ch = self.engine.channels.get(channel_id)
+        if ch is not None:
+            self.engine.hangup_remote(ch)
+
+    def send_dtmf(self, channel_id: str, digit: str, duration_ms: int = 280) -> None:
+        ch = self.engine.channels.get(channel_id)
+        if ch is not None:
+            self.engine._chan_event(
+                ch, "ChannelDtmfReceived", digit=digit, duration_ms=duration_ms
+            )
+
+    def rtp_faults(
+        self,
+        target: str,
+        *,
+        drop: Any = (),
+        duplicate: Any = (),
+        reorder: Any = (),
+        foreign: Any = (),
+    ) -> None:
+        """Inject faults into ExternalMedia streams (``target`` a channel id or "all").
+
+        Each argument is an iterable of packet indexes or a float rate.
+        "all" also applies to ExternalMedia channels created later.
+        """
+        faults = faults_from(drop, duplicate, reorder, foreign)
+        if target == "all":
+            self.engine.default_faults = faults
+            senders = list(self.engine.rtp.values())
+        else:
+            senders = [self.engine.rtp[target]]
+        for sender in senders:
+            sender.faults = faults
+
+    # --- introspection ---------------------------------------------------
+
+    def channel(self, channel_id: str) -> SimChannel | None:
+        return self.engine.channels.get(channel_id)
+
+    @property
+    def channels(self) -> list[SimChannel]:
+        return list(self.engine.channels.values())
+
+    @property
+    def bridges(self) -> list[SimBridge]:
+        return list(self.engine.bridges.values())
+
+    def bridge_of(self, channel_id: str) -> SimBridge | None:
+        ch = self.engine.channels.get(channel_id)
+        if ch is None or ch.bridge_id is None:
+            return None
+        return self.engine.bridges.get(ch.bridge_id)
+
+    def rtp_stats(self, channel_id: str) -> RtpSendStats:
+        return self.engine.rtp_stats[channel_id]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.engine.events
+
+    # The brief's stable API takes `timeout` arguments; predicates are arbitrary, so poll.
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> None:
+        """Poll ``predicate`` every 10 ms; TimeoutError after ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            while not predicate():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        await self.wait_for(lambda: not self.engine.channels, timeout)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    sim = AriSimulator(port=args.port, sounds_dir=args.sounds, apps=[args.app])
+    await sim.start()
+    logger.info("ARI at %s (user %s); place calls by restarting with code", sim.ari_url, sim.user)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the callrec ARI simulator")
+    parser.add_argument("--port", type=int, default=8088)
+    parser.add_argument("--sounds", type=Path, default=None)
+    parser.add_argument("--app", default="callrec")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
