@@ -626,8 +626,8 @@ class RecordingReader:
         found = cipher.identify(data, most)
         kind = TruncatedError if at_end else FormatError
         if found is None:
-            what = "cut or damaged" if at_end else "authentication failed"
-            return kind(f"{what} (corrupted, or spliced from another recording)", segment=index)
+            why = "authentication failed (corrupted, cut, or spliced from another recording)"
+            return kind(why, segment=index)
         other, last = found
         if other < index:
             return FormatError(f"holds segment {other}: duplicated or reordered", segment=index)
