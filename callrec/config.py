@@ -15,20 +15,33 @@ file); it is kept out of every ``repr``.
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
-from callrec.errors import CallrecError, ConfigError, KeyError_
-from callrec.evidence import load_pseudonym_key
+from callrec.config_checks import (
+    Reader,
+    bool_value,
+    check_files,
+    digit_value,
+    dotted,
+    is_host,
+    kind_of,
+    language_value,
+    number_value,
+    port_value,
+    sound_value,
+    string_list,
+    string_or_empty,
+    string_value,
+)
+from callrec.errors import CallrecError, ConfigError
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PublicKey
@@ -43,15 +56,8 @@ PromptKind = Literal["disclosure", "not_available", "recording_unavailable"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 PROMPT_KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
-DIGITS = frozenset("0123456789*#")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z]{2,4})?$")
-# Sound names become paths under sounds_dir: no "..", no absolute names.
-_SOUND = re.compile(r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*$")
 _ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[^\s,()]+$")
-_BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _DEFAULT_RECIPIENTS: tuple[str, ...] = ("/etc/callrec/dpo.pub",)
-_PSEUDONYM_HINT = "create one with: head -c32 /dev/urandom > FILE && chmod 600 FILE"
 
 
 class ConfigProblems(CallrecError):
@@ -201,157 +207,6 @@ def check_config(path: Path, *, env: Mapping[str, str] | None = None) -> list[Co
     return _load(Path(path), os.environ if env is None else env)[1]
 
 
-# --- reading -------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def dotted(*parts: str) -> str:
-    """A TOML dotted key, quoting the parts that are not bare keys."""
-    return ".".join(p if _BARE_KEY.match(p) else '"' + p.replace('"', '\\"') + '"' for p in parts)
-
-
-class _Reader:
-    """Collects problems while taking typed values out of TOML tables."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.base = path.parent
-        self.problems: list[ConfigError] = []
-
-    def problem(self, key: str, message: str, hint: str = "") -> None:
-        self.problems.append(ConfigError(str(self.path), key, message, hint))
-
-    def table(self, data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-        value = data.get(keys[-1], {})
-        if isinstance(value, dict):
-            return value
-        self.problem(dotted(*keys), f"must be a table, not {_kind(value)}")
-        return {}
-
-    def unknown(self, table: Mapping[str, Any], allowed: tuple[str, ...], *where: str) -> None:
-        for key in table:
-            if key in allowed:
-                continue
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {close[0]}?" if close else "known keys: " + ", ".join(allowed)
-            self.problem(dotted(*where, key), "unknown key", hint)
-
-    def take(
-        self,
-        table: Mapping[str, Any],
-        key: tuple[str, ...],
-        default: T,
-        check: Callable[[Any], tuple[T | None, str, str]],
-    ) -> T:
-        if key[-1] not in table:
-            return default
-        value, message, hint = check(table[key[-1]])
-        if value is None:
-            self.problem(dotted(*key), message, hint)
-            return default
-        return value
-
-    def choice(
-        self, table: Mapping[str, Any], key: tuple[str, ...], default: str, literal: object
-    ) -> Any:
-        """A string out of a ``Literal`` type's values (typed by the caller's field)."""
-        return self.take(table, key, default, _choice(get_args(literal)))
-
-    def path_value(self, raw: str) -> Path:
-        p = Path(raw).expanduser()
-        return p if p.is_absolute() else self.base / p
-
-
-def _kind(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    names |= {list: "a list", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _string(value: Any) -> tuple[str | None, str, str]:
-    if isinstance(value, str) and value:
-        return value, "", ""
-    if isinstance(value, str):
-        return None, "must not be empty", ""
-    return None, f"must be a string, not {_kind(value)}", 'write it in quotes: key = "value"'
-
-
-def _number(low: float, *, above: bool = False) -> Callable[[Any], tuple[float | None, str, str]]:
-    def check(value: Any) -> tuple[float | None, str, str]:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"must be a number, not {_kind(value)}", "e.g. 2.0"
-        ok = value > low if above else value >= low
-        if not ok:
-            return None, f"must be {'>' if above else '>='} {low:g}, not {value:g}", ""
-        return float(value), "", ""
-
-    return check
-
-
-def _port(value: Any) -> tuple[int | None, str, str]:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None, f"must be an integer, not {_kind(value)}", "0 picks any free port"
-    if not 0 <= value <= 65535:
-        return None, f"must be a port 0..65535, not {value}", ""
-    return value, "", ""
-
-
-def _boolean(value: Any) -> tuple[bool | None, str, str]:
-    if isinstance(value, bool):
-        return value, "", ""
-    return None, f"must be true or false, not {_kind(value)}", "TOML booleans are lower case"
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], tuple[str | None, str, str]]:
-    def check(value: Any) -> tuple[str | None, str, str]:
-        if isinstance(value, str) and value in choices:
-            return value, "", ""
-        shown = repr(value) if isinstance(value, str) else _kind(value)
-        return None, f"must be one of {', '.join(choices)}, not {shown}", ""
-
-    return check
-
-
-def _digit(value: Any) -> tuple[str | None, str, str]:
-    if isinstance(value, str) and len(value) == 1 and value in DIGITS:
-        return value, "", ""
-    shown = repr(value) if isinstance(value, str) else _kind(value)
-    return None, f"must be one DTMF digit 0-9, * or #, not {shown}", 'e.g. "2" (in quotes)'
-
-
-def _sound(value: Any) -> tuple[str | None, str, str]:
-    if isinstance(value, str) and _SOUND.match(value):
-        return value, "", ""
-    shown = repr(value) if isinstance(value, str) else _kind(value)
-    hint = 'a sound name without extension, like "callrec/disclosure"'
-    return None, f"is not a sound name: {shown}", hint
-
-
-def _language(value: Any) -> tuple[str | None, str, str]:
-    if isinstance(value, str) and _LANGUAGE.match(value):
-        return value, "", ""
-    shown = repr(value) if isinstance(value, str) else _kind(value)
-    return None, f"is not a language code: {shown}", 'like "en", "de" or "pt_BR"'
-
-
-def _string_list(
-    item: Callable[[Any], tuple[str | None, str, str]],
-) -> Callable[[Any], tuple[tuple[str, ...] | None, str, str]]:
-    def check(value: Any) -> tuple[tuple[str, ...] | None, str, str]:
-        if not isinstance(value, list):
-            return None, f"must be a list, not {_kind(value)}", 'e.g. ["a", "b"]'
-        out = []
-        for i, v in enumerate(value):
-            ok, message, hint = item(v)
-            if ok is None:
-                return None, f"item {i} {message}", hint
-            out.append(ok)
-        return tuple(out), "", ""
-
-    return check
-
-
 # --- sections ------------------------------------------------------------
 
 _SECTIONS = (
@@ -367,7 +222,7 @@ _SECTIONS = (
 
 
 def _load(path: Path, env: Mapping[str, str]) -> tuple[Config | None, list[ConfigError]]:
-    r = _Reader(path)
+    r = Reader(path)
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -394,13 +249,14 @@ def _load(path: Path, env: Mapping[str, str]) -> tuple[Config | None, list[Confi
         agi=_agi(r, r.table(data, "agi")),
         logging=_logging(r, r.table(data, "logging")),
     )
-    _check_files(r, config)
+    check_files(r, config)
+    _check_prompts(r, config)
     return config, r.problems
 
 
-def _ari(r: _Reader, t: dict[str, Any], env: Mapping[str, str]) -> AriConfig:
+def _ari(r: Reader, t: dict[str, Any], env: Mapping[str, str]) -> AriConfig:
     r.unknown(t, ("url", "user", "password", "app"), "ari")
-    url = r.take(t, ("ari", "url"), AriConfig.url, _string).rstrip("/")
+    url = r.take(t, ("ari", "url"), AriConfig.url, string_value).rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         r.problem(
@@ -410,7 +266,7 @@ def _ari(r: _Reader, t: dict[str, Any], env: Mapping[str, str]) -> AriConfig:
         )
     elif parts.path.rstrip("/").endswith("/ari"):
         r.problem("ari.url", "must not end with /ari", "callrec adds /ari itself")
-    password = r.take(t, ("ari", "password"), "", _string_or_empty)
+    password = r.take(t, ("ari", "password"), "", string_or_empty)
     from_env = bool(env.get(PASSWORD_ENV))
     if from_env:
         password = env[PASSWORD_ENV]
@@ -422,20 +278,14 @@ def _ari(r: _Reader, t: dict[str, Any], env: Mapping[str, str]) -> AriConfig:
         )
     return AriConfig(
         url=url,
-        user=r.take(t, ("ari", "user"), AriConfig.user, _string),
+        user=r.take(t, ("ari", "user"), AriConfig.user, string_value),
         password=password,
-        app=r.take(t, ("ari", "app"), AriConfig.app, _string),
+        app=r.take(t, ("ari", "app"), AriConfig.app, string_value),
         password_from_env=from_env,
     )
 
 
-def _string_or_empty(value: Any) -> tuple[str | None, str, str]:
-    if isinstance(value, str):
-        return value, "", ""
-    return None, f"must be a string, not {_kind(value)}", 'write it in quotes: key = "value"'
-
-
-def _recording(r: _Reader, t: dict[str, Any]) -> RecordingConfig:
+def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
     keys = (
         "spool",
         "recipients",
@@ -447,59 +297,53 @@ def _recording(r: _Reader, t: dict[str, Any]) -> RecordingConfig:
     )
     r.unknown(t, keys, "recording")
     d = RecordingConfig()
-    recipients = r.take(t, ("recording", "recipients"), _DEFAULT_RECIPIENTS, _string_list(_string))
+    recipients = r.take(
+        t, ("recording", "recipients"), _DEFAULT_RECIPIENTS, string_list(string_value)
+    )
     if not recipients:
         r.problem(
             "recording.recipients",
             "no recipient public key",
             "create a key pair with `callrec keygen` and list the public key file",
         )
-    host = r.take(t, ("recording", "media_host"), d.media_host, _string)
-    if not _is_host(host):
+    host = r.take(t, ("recording", "media_host"), d.media_host, string_value)
+    if not is_host(host):
         r.problem(
             "recording.media_host",
             f"is not an IP address or host name: {host!r}",
             "e.g. 127.0.0.1",
         )
     return RecordingConfig(
-        spool=r.path_value(r.take(t, ("recording", "spool"), str(d.spool), _string)),
+        spool=r.path_value(r.take(t, ("recording", "spool"), str(d.spool), string_value)),
         recipients=tuple(r.path_value(p) for p in recipients),
         format=r.choice(t, ("recording", "format"), d.format, AudioFormat),
         fsync_interval=r.take(
-            t, ("recording", "fsync_interval"), d.fsync_interval, _number(0.0, above=True)
+            t, ("recording", "fsync_interval"), d.fsync_interval, number_value(0.0, above=True)
         ),
         on_failure=r.choice(t, ("recording", "on_failure"), d.on_failure, FailurePolicy),
         media_host=host,
-        media_port=r.take(t, ("recording", "media_port"), d.media_port, _port),
+        media_port=r.take(t, ("recording", "media_port"), d.media_port, port_value),
     )
 
 
-def _is_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return bool(_HOST.match(host))
-    return True
-
-
-def _privacy(r: _Reader, t: dict[str, Any]) -> PrivacyConfig:
+def _privacy(r: Reader, t: dict[str, Any]) -> PrivacyConfig:
     r.unknown(t, ("pseudonym_key", "audit_log"), "privacy")
     d = PrivacyConfig()
-    key = r.take(t, ("privacy", "pseudonym_key"), str(d.pseudonym_key), _string)
-    audit = r.take(t, ("privacy", "audit_log"), str(d.audit_log), _string)
+    key = r.take(t, ("privacy", "pseudonym_key"), str(d.pseudonym_key), string_value)
+    audit = r.take(t, ("privacy", "audit_log"), str(d.audit_log), string_value)
     return PrivacyConfig(pseudonym_key=r.path_value(key), audit_log=r.path_value(audit))
 
 
-def _consent(r: _Reader, t: dict[str, Any]) -> ConsentConfig:
+def _consent(r: Reader, t: dict[str, Any]) -> ConsentConfig:
     keys = ("mode", "grace", "optout_digit", "accept_digit", "timeout", "on_decline")
     r.unknown(t, keys, "consent")
     d = ConsentConfig()
     c = ConsentConfig(
         mode=r.choice(t, ("consent", "mode"), d.mode, ConsentMode),
-        grace=r.take(t, ("consent", "grace"), d.grace, _number(0.0)),
-        optout_digit=r.take(t, ("consent", "optout_digit"), d.optout_digit, _digit),
-        accept_digit=r.take(t, ("consent", "accept_digit"), d.accept_digit, _digit),
-        timeout=r.take(t, ("consent", "timeout"), d.timeout, _number(0.0, above=True)),
+        grace=r.take(t, ("consent", "grace"), d.grace, number_value(0.0)),
+        optout_digit=r.take(t, ("consent", "optout_digit"), d.optout_digit, digit_value),
+        accept_digit=r.take(t, ("consent", "accept_digit"), d.accept_digit, digit_value),
+        timeout=r.take(t, ("consent", "timeout"), d.timeout, number_value(0.0, above=True)),
         on_decline=r.choice(t, ("consent", "on_decline"), d.on_decline, DeclineAction),
     )
     if c.optout_digit == c.accept_digit:
@@ -512,25 +356,25 @@ def _consent(r: _Reader, t: dict[str, Any]) -> ConsentConfig:
     return c
 
 
-def _prompt_names(r: _Reader, t: dict[str, Any], base: PromptNames, *where: str) -> PromptNames:
+def _prompt_names(r: Reader, t: dict[str, Any], base: PromptNames, *where: str) -> PromptNames:
     return PromptNames(
-        disclosure=r.take(t, (*where, "disclosure"), base.disclosure, _sound),
-        not_available=r.take(t, (*where, "not_available"), base.not_available, _sound),
+        disclosure=r.take(t, (*where, "disclosure"), base.disclosure, sound_value),
+        not_available=r.take(t, (*where, "not_available"), base.not_available, sound_value),
         recording_unavailable=r.take(
-            t, (*where, "recording_unavailable"), base.recording_unavailable, _sound
+            t, (*where, "recording_unavailable"), base.recording_unavailable, sound_value
         ),
     )
 
 
-def _prompts(r: _Reader, t: dict[str, Any]) -> PromptsConfig:
+def _prompts(r: Reader, t: dict[str, Any]) -> PromptsConfig:
     keys = ("sounds_dir", "languages", "default_language", *PROMPT_KINDS, "numbers")
     r.unknown(t, keys, "prompts")
     d = PromptsConfig()
-    languages = r.take(t, ("prompts", "languages"), d.languages, _string_list(_language))
+    languages = r.take(t, ("prompts", "languages"), d.languages, string_list(language_value))
     if not languages:
         r.problem("prompts.languages", "no language", 'e.g. ["en"]')
         languages = d.languages
-    default = r.take(t, ("prompts", "default_language"), languages[0], _language)
+    default = r.take(t, ("prompts", "default_language"), languages[0], language_value)
     if default not in languages:
         r.problem(
             "prompts.default_language",
@@ -541,11 +385,11 @@ def _prompts(r: _Reader, t: dict[str, Any]) -> PromptsConfig:
     numbers: dict[str, PromptNames] = {}
     for number, sub in r.table(t, "prompts", "numbers").items():
         if not isinstance(sub, dict):
-            r.problem(dotted("prompts", "numbers", number), f"must be a table, not {_kind(sub)}")
+            r.problem(dotted("prompts", "numbers", number), f"must be a table, not {kind_of(sub)}")
             continue
         r.unknown(sub, PROMPT_KINDS, "prompts", "numbers", number)
         numbers[number] = _prompt_names(r, sub, names, "prompts", "numbers", number)
-    sounds = r.take(t, ("prompts", "sounds_dir"), str(d.sounds_dir), _string)
+    sounds = r.take(t, ("prompts", "sounds_dir"), str(d.sounds_dir), string_value)
     return PromptsConfig(
         sounds_dir=r.path_value(sounds),
         languages=languages,
@@ -555,19 +399,19 @@ def _prompts(r: _Reader, t: dict[str, Any]) -> PromptsConfig:
     )
 
 
-def _destinations(r: _Reader, t: dict[str, Any]) -> Mapping[str, Destination]:
+def _destinations(r: Reader, t: dict[str, Any]) -> Mapping[str, Destination]:
     out: dict[str, Destination] = {}
     for number, sub in t.items():
         where = ("destinations", number)
         if not isinstance(sub, dict):
             r.problem(
                 dotted(*where),
-                f"must be a table, not {_kind(sub)}",
+                f"must be a table, not {kind_of(sub)}",
                 '{ endpoint = "PJSIP/agent", timeout = 30 }',
             )
             continue
         r.unknown(sub, ("endpoint", "timeout"), *where)
-        endpoint = r.take(sub, (*where, "endpoint"), "", _string)
+        endpoint = r.take(sub, (*where, "endpoint"), "", string_value)
         if "endpoint" not in sub:
             r.problem(dotted(*where, "endpoint"), "missing", 'e.g. endpoint = "PJSIP/agent"')
         elif endpoint and not _ENDPOINT.match(endpoint):
@@ -576,30 +420,30 @@ def _destinations(r: _Reader, t: dict[str, Any]) -> Mapping[str, Destination]:
                 f"is not a dial string: {endpoint!r}",
                 "like PJSIP/agent or Local/100@internal",
             )
-        timeout = r.take(sub, (*where, "timeout"), 30.0, _number(0.0, above=True))
+        timeout = r.take(sub, (*where, "timeout"), 30.0, number_value(0.0, above=True))
         out[number] = Destination(endpoint=endpoint, timeout=timeout)
     return MappingProxyType(out)
 
 
-def _agi(r: _Reader, t: dict[str, Any]) -> AgiConfig:
+def _agi(r: Reader, t: dict[str, Any]) -> AgiConfig:
     r.unknown(t, ("listen", "record_after_consent"), "agi")
     d = AgiConfig()
-    listen = r.take(t, ("agi", "listen"), f"{d.host}:{d.port}", _string)
+    listen = r.take(t, ("agi", "listen"), f"{d.host}:{d.port}", string_value)
     m = re.match(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$", listen)
     host, port = d.host, d.port
-    if m is None or int(m.group(3)) > 65535 or not _is_host(m.group(1) or m.group(2)):
+    if m is None or int(m.group(3)) > 65535 or not is_host(m.group(1) or m.group(2)):
         r.problem(
             "agi.listen", f"must be host:port, not {listen!r}", "e.g. 127.0.0.1:4573 or [::1]:4573"
         )
     else:
         host, port = m.group(1) or m.group(2), int(m.group(3))
-    record = r.take(t, ("agi", "record_after_consent"), d.record_after_consent, _boolean)
+    record = r.take(t, ("agi", "record_after_consent"), d.record_after_consent, bool_value)
     return AgiConfig(host=host, port=port, record_after_consent=record)
 
 
-def _logging(r: _Reader, t: dict[str, Any]) -> LoggingConfig:
+def _logging(r: Reader, t: dict[str, Any]) -> LoggingConfig:
     r.unknown(t, ("level",), "logging")
-    level = r.take(t, ("logging", "level"), "INFO", _string).upper()
+    level = r.take(t, ("logging", "level"), "INFO", string_value).upper()
     if level not in get_args(LogLevel):
         r.problem(
             "logging.level",
@@ -610,19 +454,7 @@ def _logging(r: _Reader, t: dict[str, Any]) -> LoggingConfig:
     return LoggingConfig(level=cast(LogLevel, level))
 
 
-# --- files the config points at ------------------------------------------
-
-
-def _check_files(r: _Reader, c: Config) -> None:
-    for i, path in enumerate(c.recording.recipients):
-        _check_recipient(r, f"recording.recipients[{i}]", path)
-    _check_folder(r, "recording.spool", c.recording.spool)
-    _check_pseudonym_key(r, c.privacy.pseudonym_key)
-    audit = c.privacy.audit_log
-    if audit.is_dir():
-        r.problem("privacy.audit_log", f"{audit} is a folder", "name a file inside it")
-    else:
-        _check_folder(r, "privacy.audit_log", audit.parent)
+def _check_prompts(r: Reader, c: Config) -> None:
     if not c.prompts.sounds_dir.is_dir():
         r.problem(
             "prompts.sounds_dir",
@@ -630,56 +462,6 @@ def _check_files(r: _Reader, c: Config) -> None:
             "point it at Asterisk's sounds folder",
         )
         return
-    _check_prompts(r, c)
-
-
-def _check_recipient(r: _Reader, key: str, path: Path) -> None:
-    if not path.is_file():
-        r.problem(key, f"{path}: file does not exist", "create it with `callrec keygen`")
-        return
-    try:
-        # Imported here so the config still loads before the crypto package lands.
-        from callrec.crypto.keys import PublicKey
-    except ImportError:
-        return
-    try:
-        PublicKey.load(path)
-    except KeyError_ as exc:
-        r.problem(
-            key,
-            f"not a callrec public key: {exc.message}",
-            "use the .pub file written by `callrec keygen`",
-        )
-
-
-def _check_folder(r: _Reader, key: str, path: Path) -> None:
-    if path.exists():
-        if not path.is_dir():
-            r.problem(key, f"{path} is a file, not a folder", "point it at a folder")
-        elif not os.access(path, os.W_OK | os.X_OK):
-            r.problem(key, f"{path}: permission denied", "make it writable for callrec")
-        return
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        r.problem(key, f"{path} cannot be created: {parent} is a file, not a folder")
-    elif not os.access(parent, os.W_OK | os.X_OK):
-        r.problem(
-            key,
-            f"{path} cannot be created: {parent}: permission denied",
-            f"create {path} for the callrec user",
-        )
-
-
-def _check_pseudonym_key(r: _Reader, path: Path) -> None:
-    try:
-        load_pseudonym_key(path)
-    except KeyError_ as exc:
-        r.problem("privacy.pseudonym_key", f"{path}: {exc.message}", _PSEUDONYM_HINT)
-
-
-def _check_prompts(r: _Reader, c: Config) -> None:
     numbers = ["", *c.prompts.numbers]
     seen: set[Path] = set()
     for number in numbers:

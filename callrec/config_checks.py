@@ -1,0 +1,257 @@
+"""Checks behind :mod:`callrec.config`: typed values out of TOML, files on disk.
+
+Each value check returns ``(value, "", "")`` or ``(None, message, hint)``;
+:class:`Reader` turns the failures into ``ConfigError`` problems at dotted
+keys, so every problem of a file is reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
+
+from callrec.errors import ConfigError, KeyError_
+from callrec.evidence import load_pseudonym_key
+
+if TYPE_CHECKING:
+    from callrec.config import Config
+
+DIGITS = frozenset("0123456789*#")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z]{2,4})?$")
+# Sound names become paths under sounds_dir: no "..", no absolute names.
+_SOUND = re.compile(r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*$")
+_BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_PSEUDONYM_HINT = "create one with: head -c32 /dev/urandom > FILE && chmod 600 FILE"
+
+
+T = TypeVar("T")
+
+
+def dotted(*parts: str) -> str:
+    """A TOML dotted key, quoting the parts that are not bare keys."""
+    return ".".join(p if _BARE_KEY.match(p) else '"' + p.replace('"', '\\"') + '"' for p in parts)
+
+
+class Reader:
+    """Collects problems while taking typed values out of TOML tables."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+        self.problems: list[ConfigError] = []
+
+    def problem(self, key: str, message: str, hint: str = "") -> None:
+        self.problems.append(ConfigError(str(self.path), key, message, hint))
+
+    def table(self, data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+        value = data.get(keys[-1], {})
+        if isinstance(value, dict):
+            return value
+        self.problem(dotted(*keys), f"must be a table, not {kind_of(value)}")
+        return {}
+
+    def unknown(self, table: Mapping[str, Any], allowed: tuple[str, ...], *where: str) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]}?" if close else "known keys: " + ", ".join(allowed)
+            self.problem(dotted(*where, key), "unknown key", hint)
+
+    def take(
+        self,
+        table: Mapping[str, Any],
+        key: tuple[str, ...],
+        default: T,
+        check: Callable[[Any], tuple[T | None, str, str]],
+    ) -> T:
+        if key[-1] not in table:
+            return default
+        value, message, hint = check(table[key[-1]])
+        if value is None:
+            self.problem(dotted(*key), message, hint)
+            return default
+        return value
+
+    def choice(
+        self, table: Mapping[str, Any], key: tuple[str, ...], default: str, literal: object
+    ) -> Any:
+        """A string out of a ``Literal`` type's values (typed by the caller's field)."""
+        return self.take(table, key, default, choice_value(get_args(literal)))
+
+    def path_value(self, raw: str) -> Path:
+        p = Path(raw).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+
+def kind_of(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names |= {list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def string_value(value: Any) -> tuple[str | None, str, str]:
+    if isinstance(value, str) and value:
+        return value, "", ""
+    if isinstance(value, str):
+        return None, "must not be empty", ""
+    return None, f"must be a string, not {kind_of(value)}", 'write it in quotes: key = "value"'
+
+
+def number_value(
+    low: float, *, above: bool = False
+) -> Callable[[Any], tuple[float | None, str, str]]:
+    def check(value: Any) -> tuple[float | None, str, str]:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, f"must be a number, not {kind_of(value)}", "e.g. 2.0"
+        ok = value > low if above else value >= low
+        if not ok:
+            return None, f"must be {'>' if above else '>='} {low:g}, not {value:g}", ""
+        return float(value), "", ""
+
+    return check
+
+
+def port_value(value: Any) -> tuple[int | None, str, str]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None, f"must be an integer, not {kind_of(value)}", "0 picks any free port"
+    if not 0 <= value <= 65535:
+        return None, f"must be a port 0..65535, not {value}", ""
+    return value, "", ""
+
+
+def bool_value(value: Any) -> tuple[bool | None, str, str]:
+    if isinstance(value, bool):
+        return value, "", ""
+    return None, f"must be true or false, not {kind_of(value)}", "TOML booleans are lower case"
+
+
+def choice_value(choices: tuple[str, ...]) -> Callable[[Any], tuple[str | None, str, str]]:
+    def check(value: Any) -> tuple[str | None, str, str]:
+        if isinstance(value, str) and value in choices:
+            return value, "", ""
+        shown = repr(value) if isinstance(value, str) else kind_of(value)
+        return None, f"must be one of {', '.join(choices)}, not {shown}", ""
+
+    return check
+
+
+def digit_value(value: Any) -> tuple[str | None, str, str]:
+    if isinstance(value, str) and len(value) == 1 and value in DIGITS:
+        return value, "", ""
+    shown = repr(value) if isinstance(value, str) else kind_of(value)
+    return None, f"must be one DTMF digit 0-9, * or #, not {shown}", 'e.g. "2" (in quotes)'
+
+
+def sound_value(value: Any) -> tuple[str | None, str, str]:
+    if isinstance(value, str) and _SOUND.match(value):
+        return value, "", ""
+    shown = repr(value) if isinstance(value, str) else kind_of(value)
+    hint = 'a sound name without extension, like "callrec/disclosure"'
+    return None, f"is not a sound name: {shown}", hint
+
+
+def language_value(value: Any) -> tuple[str | None, str, str]:
+    if isinstance(value, str) and _LANGUAGE.match(value):
+        return value, "", ""
+    shown = repr(value) if isinstance(value, str) else kind_of(value)
+    return None, f"is not a language code: {shown}", 'like "en", "de" or "pt_BR"'
+
+
+def string_list(
+    item: Callable[[Any], tuple[str | None, str, str]],
+) -> Callable[[Any], tuple[tuple[str, ...] | None, str, str]]:
+    def check(value: Any) -> tuple[tuple[str, ...] | None, str, str]:
+        if not isinstance(value, list):
+            return None, f"must be a list, not {kind_of(value)}", 'e.g. ["a", "b"]'
+        out = []
+        for i, v in enumerate(value):
+            ok, message, hint = item(v)
+            if ok is None:
+                return None, f"item {i} {message}", hint
+            out.append(ok)
+        return tuple(out), "", ""
+
+    return check
+
+
+def string_or_empty(value: Any) -> tuple[str | None, str, str]:
+    if isinstance(value, str):
+        return value, "", ""
+    return None, f"must be a string, not {kind_of(value)}", 'write it in quotes: key = "value"'
+
+
+def is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOST.match(host))
+    return True
+
+
+# --- files the config points at ------------------------------------------
+
+
+def check_files(r: Reader, c: Config) -> None:
+    """Recipient keys, spool, pseudonym key and audit log folder (prompts: config.py)."""
+    for i, path in enumerate(c.recording.recipients):
+        _check_recipient(r, f"recording.recipients[{i}]", path)
+    _check_folder(r, "recording.spool", c.recording.spool)
+    _check_pseudonym_key(r, c.privacy.pseudonym_key)
+    audit = c.privacy.audit_log
+    if audit.is_dir():
+        r.problem("privacy.audit_log", f"{audit} is a folder", "name a file inside it")
+    else:
+        _check_folder(r, "privacy.audit_log", audit.parent)
+
+
+def _check_recipient(r: Reader, key: str, path: Path) -> None:
+    if not path.is_file():
+        r.problem(key, f"{path}: file does not exist", "create it with `callrec keygen`")
+        return
+    try:
+        # Imported here so the config still loads before the crypto package lands.
+        from callrec.crypto.keys import PublicKey
+    except ImportError:
+        return
+    try:
+        PublicKey.load(path)
+    except KeyError_ as exc:
+        r.problem(
+            key,
+            f"not a callrec public key: {exc.message}",
+            "use the .pub file written by `callrec keygen`",
+        )
+
+
+def _check_folder(r: Reader, key: str, path: Path) -> None:
+    if path.exists():
+        if not path.is_dir():
+            r.problem(key, f"{path} is a file, not a folder", "point it at a folder")
+        elif not os.access(path, os.W_OK | os.X_OK):
+            r.problem(key, f"{path}: permission denied", "make it writable for callrec")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        r.problem(key, f"{path} cannot be created: {parent} is a file, not a folder")
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        r.problem(
+            key,
+            f"{path} cannot be created: {parent}: permission denied",
+            f"create {path} for the callrec user",
+        )
+
+
+def _check_pseudonym_key(r: Reader, path: Path) -> None:
+    try:
+        load_pseudonym_key(path)
+    except KeyError_ as exc:
+        r.problem("privacy.pseudonym_key", f"{path}: {exc.message}", _PSEUDONYM_HINT)
