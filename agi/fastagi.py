@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
-from callrec.errors import AgiError, AgiHangup, CallrecError
+from callrec.errors import AgiDeadChannel, AgiError, AgiHangup, CallrecError
 from callrec.logutil import CallLogAdapter, safe
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,9 @@ class FastAgiServer:
         try:
             env = await asyncio.wait_for(agi.read_environment(), self._env_timeout)
         except (AgiError, TimeoutError) as exc:
-            logger.warning("FastAGI connection dropped before its environment: %s", exc)
+            logger.warning(
+                "FastAGI connection dropped before its environment: %s", exc or "timeout"
+            )
             return
         log = CallLogAdapter(logger, env.uniqueid or "-")
         handler = self._factory(env)
@@ -114,8 +116,10 @@ class FastAgiServer:
             return
         try:
             await handler(agi, env)
-        except AgiHangup:
+        except (AgiHangup, AgiDeadChannel):
+            # The h extension can still read it: SET VARIABLE works on a dead channel.
             log.info("channel hung up during %s", safe(env.network_script))
+            await set_error(agi, "hangup")
         except CallrecError as exc:
             log.warning("%s failed: %s", safe(env.network_script), safe(str(exc)))
             await set_error(agi, "failed")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agi.protocol import AgiCommands, AgiEnvironment, AgiResponse
+from callrec.audit import audit_record
 from callrec.clock import Clock
 from callrec.config import Config, PromptRef
 from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed
@@ -55,7 +56,7 @@ _NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
 MAX_WAIT_MS = 5000
 LEDGER_SIZE = 10000
 
-AuditSink = Callable[[dict[str, Any], dict[str, str]], None]
+AuditSink = Callable[[dict[str, Any], dict[str, str]], object]
 
 
 @dataclass(frozen=True)
@@ -263,14 +264,13 @@ class AgiConsent:
     def _write_audit(self, outcome: GateOutcome, evidence: Evidence) -> None:
         if self._audit is None:
             return
-        record: dict[str, Any] = {
-            "event": "consent",
-            "frontend": "agi",
-            "call_id": outcome.call_id,
-            "decision": None if outcome.decision is None else str(outcome.decision),
-            "error": outcome.error,
-            "evidence": evidence.to_audit(),
-        }
+        record = audit_record(
+            "call",
+            evidence=evidence,
+            reason=outcome.error,
+            call_id=outcome.call_id,
+            stage="consent",
+        )
         try:
             self._audit(record, dict(evidence.personal))
         except (CallrecError, OSError) as exc:

@@ -161,9 +161,16 @@ class ChannelModel:
                 usage,
                 "520 End of proper usage.",
             ]
+        # A hang-up between commands: Asterisk's AGI loop notices it and writes
+        # HANGUP before it reads the next command.
+        prefix: list[str] = []
+        hangup_at = self.caller.hangup_at
+        if not self.dead and hangup_at is not None and hangup_at <= self.now:
+            self.dead = True
+            prefix = ["HANGUP"]
         if self.dead and name not in DEAD_OK:
-            return ["511 Command Not Permitted on a dead channel or intercept routine"]
-        return getattr(self, "_" + name.lower().replace(" ", "_"))(args)
+            return [*prefix, "511 Command Not Permitted on a dead channel or intercept routine"]
+        return [*prefix, *getattr(self, "_" + name.lower().replace(" ", "_"))(args)]
 
     # -- commands --
 

@@ -21,9 +21,10 @@ PROMPT_SECONDS = 3.0
 
 def write_prompts(sounds: Path, languages: tuple[str, ...] = ("en", "de")) -> None:
     for lang in languages:
-        path = sounds / lang / "callrec" / "disclosure.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"RIFF-disclosure-" + lang.encode())
+        for name in ("disclosure", "not-available", "recording-unavailable"):
+            path = sounds / lang / "callrec" / f"{name}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"RIFF-{name}-{lang}".encode())
 
 
 def sound_name(sounds: Path, lang: str) -> str:

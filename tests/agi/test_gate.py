@@ -140,7 +140,8 @@ async def test_missing_prompt_file_is_an_error_not_a_consent(
     assert model.variables["CALLREC_ERROR"] == "disclosure-failed:prompt file missing"
     assert model.variables["CALLREC_CONNECT"] == "yes"
     assert not any(argv[:2] == ["STREAM", "FILE"] for argv in model.commands)
-    assert audit.lines[0][0]["error"] == "disclosure-failed:prompt file missing"
+    assert audit.lines[0][0]["reason"] == "disclosure-failed:prompt file missing"
+    assert audit.lines[0][0]["decision"] is None
     assert consent.ledger.get("1795915759.31") is None
 
 
