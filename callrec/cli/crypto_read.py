@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from callrec.errors import CallrecError, FormatError, TruncatedError
 if TYPE_CHECKING:
     from callrec.audio import AudioSink
     from callrec.crypto.keys import PrivateKey
-    from callrec.recording import Header
+    from callrec.recording import Frame, Header
 
 # Gaps are written as silence in pieces of at most this many sample frames,
 # so a long gap never needs one large buffer.
@@ -42,8 +43,13 @@ _COPY_CHUNK = 1 << 20
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_decrypt(sub)
-    p = sub.add_parser("verify", help="check sealed recordings, print a summary table")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p = sub.add_parser(
+        "verify",
+        help="check sealed recordings, print a summary table",
+        description="Decrypts and checks every segment of each file (nothing is written); "
+        "prints FILE VERDICT SECONDS SEGMENTS ERROR per file. Exit code: the worst verdict.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help=".crec or .crec.part files")
     add_key_options(p)
     p.set_defaults(func=_verify)
     p = sub.add_parser(
@@ -77,7 +83,7 @@ def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "its verified part (exit 3); an invalid one gives only what came before the "
         "failure (exit 4).",
     )
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".crec or .crec.part files")
     add_key_options(p)
     p.add_argument(
         "-o",
@@ -187,7 +193,7 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
     return code
 
 
-def _render(frames: Any, header: Header, sink: AudioSink) -> _Decoded:
+def _render(frames: Iterable[Frame], header: Header, sink: AudioSink) -> _Decoded:
     """Write audio and gaps to ``sink``; collect metadata and pause/resume/gap notes."""
     from callrec.audio import PayloadStream, silence
     from callrec.recording import AudioFrame, GapFrame, MetadataFrame, PauseFrame, ResumeFrame
@@ -220,32 +226,14 @@ def _render(frames: Any, header: Header, sink: AudioSink) -> _Decoded:
 def _header_dict(header: Header) -> dict[str, Any]:
     return {
         "version": header.version,
-        "recording_id": _text(header.recording_id),
+        "recording_id": header.recording_id,
         "codec": str(header.codec),
         "sample_rate": header.sample_rate,
         "channels": header.channels,
         "created_at": iso_utc(header.created_at),
-        "recipients": [_recipient(r) for r in header.recipients],
+        "recipients": [{"key_id": r.key_id, "kem": r.kem} for r in header.recipients],
         "header_size": header.header_size,
     }
-
-
-def _recipient(stanza: Any) -> dict[str, Any]:
-    from callrec.crypto.keys import fingerprint_text
-
-    key_id = getattr(stanza, "key_id", stanza)
-    kem = getattr(stanza, "kem", None)
-    if isinstance(key_id, bytes):
-        key_id = fingerprint_text(key_id)
-    return {"key_id": str(key_id), "kem": None if kem is None else str(kem)}
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if value is None or isinstance(value, int | float | str):
-        return value
-    return str(value)
 
 
 def _json(value: Any) -> str:

@@ -64,9 +64,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "seal",
         help="encrypt existing plaintext recordings into .crec files",
-        description="Seal WAV/FLAC/OGG (any file libsndfile reads, stored as 16-bit PCM "
-        "at its own rate and channels) and raw Asterisk .ulaw/.alaw (8 kHz) and .sln* "
-        "files into NAME.crec beside them, or into --out DIR.",
+        description="Seal WAV/FLAC/OGG (any file libsndfile reads; stored as 16-bit PCM "
+        "at its own rate and channel count) and raw Asterisk files (.ulaw/.alaw: 8 kHz "
+        "G.711, kept as it is; .sln: 8 kHz and .sln16: 16 kHz 16-bit little-endian) into "
+        "NAME.crec beside them, or into --out DIR. The first metadata record names the "
+        "source file and its SHA-256. No plaintext is written anywhere.",
         epilog=SHRED_NOTE,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="plaintext recordings")
