@@ -16,7 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from callrec.config import PROMPT_KINDS, PromptNames, PromptsConfig, dotted
+from callrec.config import PROMPT_KINDS, PromptNames, PromptsConfig
+from callrec.config_checks import dotted
 from callrec.errors import ConfigError
 from callrec.prompts.names import FORMATS, PromptError, check_language, check_sound, sound_path
 
