@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from callrec.audio import Int16Array
 from callrec.crypto.keys import PublicKey
 from callrec.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from callrec.recording import Codec, RecordingWriter
@@ -84,11 +86,11 @@ def test_raw_g711_comes_back_within_quantisation(
     capsys: pytest.CaptureFixture[str],
     keys: KeyPair,
     suffix: str,
-    encode: object,
-    decode: object,
+    encode: Callable[[Int16Array], bytes],
+    decode: Callable[[bytes], Int16Array],
 ) -> None:
     samples = speech_like(8000, 1.2)
-    raw = encode(samples)  # type: ignore[operator]
+    raw = encode(samples)
     src = tmp_path / f"call{suffix}"
     src.write_bytes(raw)
     assert run(capsys, "seal", src, "--to", keys.pub, "--out", tmp_path / "sealed").code == 0
@@ -99,7 +101,7 @@ def test_raw_g711_comes_back_within_quantisation(
     back, rate = sf.read(tmp_path / "sealed" / "call.wav", dtype="int16")
     assert rate == 8000
     # Exactly the decoded G.711 bytes, and so within G.711 quantisation of the source.
-    assert np.array_equal(back, decode(raw))  # type: ignore[operator]
+    assert np.array_equal(back, decode(raw))
     err = np.abs(back.astype(int) - samples.astype(int))
     assert np.all(err <= np.abs(samples.astype(int)) // 16 + 16)
 
@@ -204,3 +206,20 @@ def test_every_recipient_can_decrypt_and_o_may_name_a_folder(
             == 0
         )
         assert np.array_equal(sf.read(folder / "call.wav", dtype="int16")[0], samples)
+
+
+def test_slin16_from_asterisk_is_read_big_endian(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair
+) -> None:
+    samples = speech_like(16000, 0.5)
+    writer = RecordingWriter.create(
+        tmp_path, [PublicKey.load(keys.pub)], codec=Codec.SLIN16, sample_rate=16000
+    )
+    wire = samples.astype(">i2").tobytes()
+    for i in range(0, len(wire), 640):
+        writer.write_audio(wire[i : i + 640])
+    crec = writer.close(final_path=tmp_path / "rtp.crec").path
+    assert run(capsys, "decrypt", crec, "--key", keys.key).code == 0
+    back, rate = sf.read(tmp_path / "rtp.wav", dtype="int16")
+    assert rate == 16000
+    assert np.array_equal(back, samples)
