@@ -1,0 +1,194 @@
+"""What a test call must have left behind, checked the way a DPO would.
+
+Given the scenario, the audit line the call produced and the spool, each
+check is a named pass/fail with a detail line: the decision, recording present
+or absent, the recording verifies, its duration fits the call, its audio
+follows what the caller sent, the evidence names the prompt by hash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from callrec.audio import PayloadStream, envelope_correlation, silence
+from callrec.crypto.keys import PrivateKey
+from callrec.errors import CallrecError
+from callrec.recording import AudioFrame, GapFrame, MetadataFrame, RecordingReader, Verdict
+from callrec.testcall.scenarios import Scenario
+
+MIN_CORRELATION = 0.6
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Decoded:
+    """A recording decrypted in memory (never to disk): mono mix and metadata."""
+
+    samples: npt.NDArray[np.int16]
+    rate: int
+    verdict: Verdict | None
+    error: str | None
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+
+
+def decode_recording(path: Path, keys: Sequence[PrivateKey]) -> Decoded:
+    """Verify and decode ``path`` into memory; gaps become silence."""
+    parts: list[npt.NDArray[np.int16]] = []
+    metadata: list[dict[str, Any]] = []
+    with RecordingReader(path, keys) as reader:
+        h = reader.header
+        stream = PayloadStream(str(h.codec), h.channels)
+        for frame in reader.frames():
+            if isinstance(frame, AudioFrame):
+                parts.append(stream.feed(frame.payload))
+            elif isinstance(frame, GapFrame):
+                parts.append(silence(str(h.codec), frame.samples, h.channels))
+            elif isinstance(frame, MetadataFrame):
+                metadata.append(frame.record)
+        verdict, error = reader.verdict, reader.error
+    mono = [p.reshape(len(p), -1).mean(axis=1).astype(np.int16) for p in parts]
+    samples = np.concatenate(mono) if mono else np.zeros(0, dtype=np.int16)
+    detail = None if error is None else str(error)
+    return Decoded(samples, h.sample_rate, verdict, detail, metadata)
+
+
+def find_recording(spool: Path, recording_id: str) -> Path | None:
+    """The sealed (or crash-left) file of ``recording_id`` anywhere in the spool."""
+    if not _HEX_ID.match(recording_id):
+        return None
+    for pattern in (f"*/*/*/{recording_id}.crec", f"**/{recording_id}.crec*"):
+        found = sorted(spool.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def check_call(
+    scenario: Scenario,
+    record: dict[str, Any],
+    *,
+    spool: Path,
+    keys: Sequence[PrivateKey],
+    sent: npt.NDArray[np.int16],
+    sent_rate: int,
+) -> list[Check]:
+    """Every check for one call; never raises for what it finds."""
+    decision = record.get("decision")
+    checks = [
+        Check(
+            "decision",
+            decision == scenario.expect_decision,
+            f"audit says {decision!r}, expected {scenario.expect_decision!r}",
+        ),
+        _prompt_check(record),
+    ]
+    recording_id = record.get("recording_id")
+    if not scenario.expect_recording:
+        checks.append(
+            Check("no recording", recording_id is None, f"recording id {recording_id!r}")
+        )
+        return checks
+    if not isinstance(recording_id, str):
+        checks.append(Check("recording present", False, "the audit line names no recording"))
+        return checks
+    path = find_recording(spool, recording_id)
+    checks.append(Check("recording present", path is not None, f"{recording_id} in {spool}"))
+    if path is not None:
+        checks += _recording_checks(path, record, keys, sent, sent_rate)
+    return checks
+
+
+def _prompt_check(record: dict[str, Any]) -> Check:
+    evidence = record.get("evidence") or {}
+    prompt = evidence.get("prompt") or {}
+    digest = str(prompt.get("sha256"))
+    return Check(
+        "evidence names the prompt",
+        bool(prompt.get("id")) and bool(_HEX64.match(digest)),
+        f"prompt {prompt.get('id')!r} sha256 {digest[:16]}...",
+    )
+
+
+def _recording_checks(
+    path: Path,
+    record: dict[str, Any],
+    keys: Sequence[PrivateKey],
+    sent: npt.NDArray[np.int16],
+    sent_rate: int,
+) -> list[Check]:
+    try:
+        decoded = decode_recording(path, keys)
+    except CallrecError as exc:
+        return [Check("verifies", False, str(exc))]
+    checks = [
+        Check(
+            "verifies",
+            decoded.verdict is Verdict.COMPLETE,
+            f"{decoded.verdict}{'' if decoded.error is None else ': ' + decoded.error}",
+        )
+    ]
+    seconds = len(decoded.samples) / decoded.rate
+    expected = ((record.get("durations") or {}).get("recording")) or 0.0
+    checks.append(
+        Check(
+            "duration fits the call",
+            seconds > 0 and abs(seconds - float(expected)) <= max(0.5, 0.05 * seconds),
+            f"{seconds:.2f} s of audio, {float(expected):.2f} s recorded per the audit line",
+        )
+    )
+    first = decoded.metadata[0] if decoded.metadata else {}
+    checks.append(
+        Check(
+            "evidence is the first record",
+            first.get("kind") == "consent-evidence"
+            and first.get("decision") == record.get("decision"),
+            f"first metadata record kind {first.get('kind')!r}",
+        )
+    )
+    corr = _follows(sent[_offset(record, sent_rate) :], sent_rate, decoded)
+    checks.append(
+        Check(
+            "audio follows what was sent",
+            corr >= MIN_CORRELATION,
+            f"envelope correlation {corr:.2f} (at least {MIN_CORRELATION})",
+        )
+    )
+    return checks
+
+
+def _offset(record: dict[str, Any], rate: int) -> int:
+    """Samples of the caller's audio sent before recording began (the disclosure)."""
+    times = (record.get("evidence") or {}).get("times") or {}
+    try:
+        answer = datetime.fromisoformat(times["answer"])
+        start = datetime.fromisoformat(times["recording_start"])
+    except (KeyError, TypeError, ValueError):
+        return 0
+    return max(0, round((start - answer).total_seconds() * rate))
+
+
+def _follows(sent: npt.NDArray[np.int16], sent_rate: int, decoded: Decoded) -> float:
+    if decoded.rate != sent_rate:
+        import soxr
+
+        got = soxr.resample(decoded.samples.astype(np.float32), decoded.rate, sent_rate)
+    else:
+        got = decoded.samples
+    n = min(len(got), len(sent))
+    return envelope_correlation(sent[:n], got[:n], sent_rate)

@@ -1,0 +1,163 @@
+"""Run test calls and judge each by what the recorder left behind."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from callrec.audit import open_personal, read_audit
+from callrec.clock import SYSTEM_CLOCK, Clock
+from callrec.crypto.keys import PrivateKey
+from callrec.errors import CallrecError
+from callrec.testcall import pcap
+from callrec.testcall.checks import Check, check_call
+from callrec.testcall.scenarios import Scenario
+from callrec.testcall.sipp import SippCall, SippResult, place_call
+
+logger = logging.getLogger(__name__)
+
+RATE = 8000
+
+
+class Placer(Protocol):
+    """Places one call; sipp by default, tests may add a simulator beside it."""
+
+    async def __call__(self, call: SippCall, scenario: Scenario, workdir: Path) -> SippResult: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    target: str
+    exten: str
+    spool: Path
+    audit_log: Path
+    keys: Sequence[PrivateKey]
+    audio: npt.NDArray[np.int16]
+    user: str | None = None
+    password: str | None = None
+    local_ip: str = "127.0.0.1"
+    wait: float = 20.0
+
+
+@dataclass
+class CallReport:
+    scenario: str
+    caller: str
+    seconds: float
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+
+def test_caller_id() -> str:
+    """A caller number unique to one test call: digits only, so no PBX rewrites it."""
+    return "99" + "".join(secrets.choice("0123456789") for _ in range(12))
+
+
+def caller_audio(audio: npt.NDArray[np.int16], seconds: float) -> npt.NDArray[np.int16]:
+    """``audio`` repeated or cut to ``seconds`` (the caller talks throughout)."""
+    n = max(1, round(seconds * RATE))
+    reps = -(-n // max(1, len(audio)))
+    return np.tile(audio, reps)[:n]
+
+
+def build_pcap(scenario: Scenario, audio: npt.NDArray[np.int16], path: Path) -> None:
+    dtmf = []
+    if scenario.digit_at is not None:
+        dtmf.append(pcap.DtmfEvent(scenario.digit, scenario.digit_at))
+    pcap.write_pcap(path, pcap.build_stream(caller_audio(audio, scenario.hold), dtmf=dtmf))
+
+
+async def sipp_placer(call: SippCall, scenario: Scenario, workdir: Path) -> SippResult:
+    """The default placer: sipp alone, against the real PBX."""
+    return await place_call(call, workdir)
+
+
+def audit_offset(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def matching_line(
+    path: Path, offset: int, caller: str, keys: Sequence[PrivateKey]
+) -> dict[str, Any] | None:
+    """The first ``call`` line written after ``offset`` whose sealed caller is ``caller``."""
+    if not path.exists():
+        return None
+    for record in read_audit(path):
+        if record.get("event") != "call" or not record.get("personal_sealed"):
+            continue
+        try:
+            personal = open_personal(record, keys)
+        except CallrecError:
+            continue
+        if personal.get("caller_number") == caller:
+            return record
+    return None
+
+
+async def wait_for_line(
+    opts: Options, offset: int, caller: str, clock: Clock = SYSTEM_CLOCK
+) -> dict[str, Any] | None:
+    deadline = clock.monotonic() + opts.wait
+    while True:
+        found = matching_line(opts.audit_log, offset, caller, opts.keys)
+        if found is not None or clock.monotonic() >= deadline:
+            return found
+        await clock.sleep(0.2)
+
+
+async def run_scenario(
+    scenario: Scenario, opts: Options, placer: Placer = sipp_placer
+) -> CallReport:
+    """Place one scripted call and check everything it should have left."""
+    caller = test_caller_id()
+    report = CallReport(scenario.name, caller, scenario.hold)
+    with tempfile.TemporaryDirectory(prefix="callrec-testcall-") as tmp:
+        work = Path(tmp)
+        build_pcap(scenario, opts.audio, work / "caller.pcap")
+        call = SippCall(
+            target=opts.target,
+            exten=opts.exten,
+            caller=caller,
+            pcap=work / "caller.pcap",
+            hold=scenario.hold,
+            name=scenario.name,
+            local_ip=opts.local_ip,
+            user=opts.user,
+            password=opts.password,
+        )
+        offset = audit_offset(opts.audit_log)
+        result = await placer(call, scenario, work)
+    report.checks.append(Check("call answered", result.answered, f"sipp exit {result.returncode}"))
+    record = await wait_for_line(opts, offset, caller)
+    if record is None:
+        report.checks.append(
+            Check("audit line", False, f"no audit line for caller {caller} within {opts.wait} s")
+        )
+        return report
+    report.checks.append(Check("audit line", True, f"line {record.get('id')}"))
+    sent = caller_audio(opts.audio, scenario.hold)
+    report.checks += check_call(
+        scenario, record, spool=opts.spool, keys=opts.keys, sent=sent, sent_rate=RATE
+    )
+    return report
+
+
+async def run_all(
+    scenarios: Sequence[Scenario], opts: Options, placer: Placer = sipp_placer
+) -> list[CallReport]:
+    """One call after another, so each finds its own audit line quickly."""
+    return [await run_scenario(s, opts, placer) for s in scenarios]

@@ -1,0 +1,144 @@
+"""Run sipp as the test caller.
+
+The scenario template ships in ``scenarios/uac.xml``; its ``{{field}}``
+placeholders are filled per call (sipp cannot substitute its own keywords into
+``play_pcap_audio`` or ``pause``). sipp plays the pcap through a raw socket, so
+it needs root or CAP_NET_RAW.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from callrec.errors import CallrecError
+
+logger = logging.getLogger(__name__)
+
+CAP_NET_RAW = 13
+_FIELD = re.compile(r"\{\{(\w+)\}\}")
+NEEDS_RAW = (
+    "sipp plays the caller's audio from a pcap through a raw socket: run as root, "
+    "or grant the capability once with 'setcap cap_net_raw+ep \"$(command -v sipp)\"'"
+)
+
+
+class SippError(CallrecError):
+    """sipp is missing, lacks privileges, or the call could not be placed."""
+
+
+@dataclass(frozen=True)
+class SippCall:
+    target: str
+    exten: str
+    caller: str
+    pcap: Path
+    hold: float
+    name: str
+    local_ip: str = "127.0.0.1"
+    user: str | None = None
+    password: str | None = None
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class SippResult:
+    returncode: int
+    answered: bool
+    remote_hangup: bool
+    log_tail: str
+
+
+def template() -> str:
+    return resources.files("callrec.testcall").joinpath("scenarios/uac.xml").read_text()
+
+
+def render(fields: dict[str, str]) -> str:
+    text = template()
+    for key, value in fields.items():
+        text = text.replace("{{" + key + "}}", value)
+    missing = sorted(set(_FIELD.findall(text)))
+    if missing:
+        raise SippError(f"scenario template has unfilled fields: {', '.join(missing)}")
+    return text
+
+
+def find_sipp() -> str:
+    path = shutil.which("sipp")
+    if path is None:
+        raise SippError("sipp not found: install it with 'apt-get install sip-tester'")
+    return path
+
+
+def has_net_raw(binary: str) -> bool:
+    """True when this process (or the sipp binary) may open raw sockets."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        status = ""
+    for line in status.splitlines():
+        if line.startswith("CapEff:") and int(line.split()[1], 16) >> CAP_NET_RAW & 1:
+            return True
+    try:
+        return bool(os.getxattr(binary, "security.capability"))
+    except OSError:
+        return False
+
+
+def command(call: SippCall, scenario_file: Path, binary: str) -> list[str]:
+    argv = [binary, call.target, "-sf", str(scenario_file), "-s", call.exten]
+    argv += ["-i", call.local_ip, "-p", "0", "-mp", "0", "-m", "1", "-nostdin"]
+    argv += ["-timeout", f"{round(call.timeout)}s", "-timeout_error", "-trace_msg"]
+    if call.user:
+        argv += ["-au", call.user, "-ap", call.password or ""]
+    return argv
+
+
+async def place_call(call: SippCall, workdir: Path) -> SippResult:
+    """Place one call with sipp and wait for it to end."""
+    binary = find_sipp()
+    if not has_net_raw(binary):
+        raise SippError(NEEDS_RAW)
+    fields = {
+        "caller": call.caller,
+        "pcap": str(call.pcap.resolve()),
+        "hold_ms": str(round(call.hold * 1000)),
+        "name": call.name,
+    }
+    scenario_file = workdir / f"{call.name}.xml"
+    scenario_file.write_text(render(fields))
+    proc = await asyncio.create_subprocess_exec(
+        *command(call, scenario_file, binary),
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    received = _received_first_lines(workdir, call.name)
+    return SippResult(
+        returncode=proc.returncode if proc.returncode is not None else -1,
+        answered=any(line.startswith("SIP/2.0 200") for line in received),
+        remote_hangup=any(line.startswith("BYE ") for line in received),
+        log_tail=out.decode(errors="replace")[-600:],
+    )
+
+
+def _received_first_lines(workdir: Path, name: str) -> list[str]:
+    """The first line of every SIP message sipp received (from its -trace_msg log)."""
+    lines: list[str] = []
+    for log in workdir.glob(f"{name}_*_messages.log"):
+        for block in log.read_text(errors="replace").split("\n-----"):
+            if "message received" not in block:
+                continue
+            body = block.split("\n\n", 1)[-1].strip().splitlines()
+            if body:
+                lines.append(body[0])
+    return lines
