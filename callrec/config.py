@@ -41,6 +41,7 @@ from callrec.config_checks import (
     string_or_empty,
     string_value,
 )
+from callrec.consent import ConsentMode, ConsentPolicy, DeclineAction
 from callrec.errors import CallrecError, ConfigError
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a pass
 
 AudioFormat = Literal["ulaw", "alaw", "slin16"]
 FailurePolicy = Literal["best-effort", "strict"]
-ConsentMode = Literal["implied", "explicit"]
-DeclineAction = Literal["continue", "hangup"]
 PromptKind = Literal["disclosure", "not_available", "recording_unavailable"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -95,14 +94,8 @@ class PrivacyConfig:
     audit_log: Path = Path("/var/log/callrec/audit.jsonl")
 
 
-@dataclass(frozen=True)
-class ConsentConfig:
-    mode: ConsentMode = "implied"
-    grace: float = 2.0
-    optout_digit: str = "2"
-    accept_digit: str = "1"
-    timeout: float = 10.0
-    on_decline: DeclineAction = "continue"
+# The consent section is the policy itself: one definition of its fields.
+ConsentConfig = ConsentPolicy
 
 
 @dataclass(frozen=True)
@@ -161,7 +154,7 @@ class Config:
     ari: AriConfig = AriConfig()
     recording: RecordingConfig = RecordingConfig()
     privacy: PrivacyConfig = PrivacyConfig()
-    consent: ConsentConfig = ConsentConfig()
+    consent: ConsentPolicy = field(default_factory=ConsentPolicy)
     prompts: PromptsConfig = PromptsConfig()
     destinations: Mapping[str, Destination] = field(default_factory=lambda: MappingProxyType({}))
     agi: AgiConfig = AgiConfig()

@@ -41,13 +41,16 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from callrec.clock import Clock
 from callrec.errors import RecordingUnavailable
 
 if TYPE_CHECKING:
-    from callrec.config import Config, ConsentMode, DeclineAction
+    from callrec.config import Config
+
+ConsentMode = Literal["implied", "explicit"]
+DeclineAction = Literal["continue", "hangup"]
 
 
 class Decision(StrEnum):
@@ -76,6 +79,8 @@ class DisclosureFailed(RecordingUnavailable):
 
 @dataclass(frozen=True)
 class ConsentPolicy:
+    """The ``[consent]`` rules; ``Config.consent`` is one (``ConsentConfig``)."""
+
     mode: ConsentMode = "implied"
     grace: float = 2.0
     optout_digit: str = "2"
@@ -85,8 +90,7 @@ class ConsentPolicy:
 
     @classmethod
     def from_config(cls, config: Config) -> ConsentPolicy:
-        c = config.consent
-        return cls(c.mode, c.grace, c.optout_digit, c.accept_digit, c.timeout, c.on_decline)
+        return config.consent
 
     def snapshot(self) -> dict[str, str | float]:
         """The rules in force, for the evidence."""
