@@ -38,8 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _sounds_args(listing)
     listing.set_defaults(func=cmd_list)
     check = cmds.add_parser("check", help="every prompt the config names exists everywhere")
-    check.add_argument("--config", type=Path, required=True, help="callrec.toml")
-    check.add_argument("--sounds-dir", type=Path, help="instead of the config's sounds_dir")
+    check.add_argument("--config", type=Path, required=True, metavar="FILE", help="callrec.toml")
+    check.add_argument(
+        "--sounds-dir", type=Path, metavar="DIR", help="instead of the config's sounds_dir"
+    )
     check.set_defaults(func=cmd_check)
 
 
@@ -63,13 +65,17 @@ def _register_add(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--target-lufs",
         type=float,
         default=DEFAULT_TARGET_LUFS,
+        metavar="LUFS",
         help=f"EBU R128 integrated loudness (default {DEFAULT_TARGET_LUFS:g} LUFS)",
     )
-    level.add_argument("--rms-dbfs", type=float, help="an RMS level target instead of LUFS")
+    level.add_argument(
+        "--rms-dbfs", type=float, metavar="DBFS", help="an RMS level target instead of LUFS"
+    )
     add.add_argument(
         "--max-seconds",
         type=float,
         default=DEFAULT_MAX_SECONDS,
+        metavar="SECONDS",
         help=f"longest prompt accepted, after trimming (default {DEFAULT_MAX_SECONDS:g})",
     )
     add.set_defaults(func=cmd_add)
@@ -77,8 +83,12 @@ def _register_add(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _sounds_args(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--sounds-dir", type=Path, help=f"default {DEFAULT_SOUNDS_DIR}")
-    where.add_argument("--config", type=Path, help="take prompts.sounds_dir from callrec.toml")
+    where.add_argument(
+        "--sounds-dir", type=Path, metavar="DIR", help=f"default {DEFAULT_SOUNDS_DIR}"
+    )
+    where.add_argument(
+        "--config", type=Path, metavar="FILE", help="take prompts.sounds_dir from callrec.toml"
+    )
 
 
 def _arg(check: Callable[[str], str]) -> Callable[[str], str]:
