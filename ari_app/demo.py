@@ -194,8 +194,16 @@ def demo_calls(voice: Path, disclosure: float) -> list[DemoCall]:
     ]
 
 
-async def run_demo(out: Path, *, disclosure_seconds: float = 3.0) -> DemoResult:
-    """Run the demo into ``out``: keys, config, spool, audit log and WAVs land there."""
+@dataclass(frozen=True)
+class DemoFiles:
+    out: Path
+    sounds: Path
+    voice: Path
+    key: Path
+
+
+def prepare(out: Path, disclosure_seconds: float) -> DemoFiles:
+    """Keys, prompts and the caller's voice in ``out``; a previous run's audit log removed."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     sounds = out / "sounds"
@@ -204,22 +212,28 @@ async def run_demo(out: Path, *, disclosure_seconds: float = 3.0) -> DemoResult:
     sf.write(str(voice), speech_like(30.0), RATE, subtype="PCM_16")
     _, key_path, _ = write_keys(out)
     (out / "audit.jsonl").unlink(missing_ok=True)
-    sim = AriSimulator(user=SIM_USER, password=SIM_PASSWORD, sounds_dir=sounds)
+    return DemoFiles(out, sounds, voice, key_path)
+
+
+async def run_demo(out: Path, *, disclosure_seconds: float = 3.0) -> DemoResult:
+    """Run the demo into ``out``: keys, config, spool, audit log and WAVs land there."""
+    files = prepare(out, disclosure_seconds)
+    sim = AriSimulator(user=SIM_USER, password=SIM_PASSWORD, sounds_dir=files.sounds)
     await sim.start()
     try:
         sim.add_endpoint("PJSIP/agent", EndpointBehaviour(kind="answer", answer_after=0.3))
         sim.add_endpoint("PJSIP/busy", EndpointBehaviour(kind="busy", answer_after=0.3))
         config_path = write_config(
-            out,
+            files.out,
             sim.url,
-            sounds_dir=sounds,
+            sounds_dir=files.sounds,
             destinations={"100": "PJSIP/agent", "200": "PJSIP/busy"},
         )
-        rows = await _run_calls(sim, config_path, demo_calls(voice, disclosure_seconds))
+        calls = demo_calls(files.voice, disclosure_seconds)
+        rows = await _run_calls(sim, config_path, calls)
     finally:
         await sim.stop()
-    keys = [PrivateKey.load(key_path)]
-    return _report(out, rows, keys)
+    return _report(files.out, rows, [PrivateKey.load(files.key)])
 
 
 async def _run_calls(
@@ -230,7 +244,7 @@ async def _run_calls(
     await app.startup()
     try:
         await asyncio.wait_for(app.connected.wait(), 10)
-        ids = [await sim.place_call(call.scenario) for call in calls]
+        ids = [sim.place_call(call.scenario) for call in calls]
         audit_path = config.privacy.audit_log
         deadline = asyncio.get_running_loop().time() + DEMO_TIMEOUT
         while asyncio.get_running_loop().time() < deadline:

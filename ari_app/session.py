@@ -96,9 +96,13 @@ class CallSession:
             pseudonym_key=ctx.pseudonym_key,
         )
         self.evidence.channels["caller"] = self.id
+        # One timeline: what the gate saw is what the evidence proves.
+        self.evidence.timeline = self.gate.timeline
+        self.evidence.policy = _policy_record(self.gate.policy)
         self.end_reason: End | None = None
         self.cause: int | None = None
         self.failure: str | None = None
+        self.destination_outcome: str | None = None
         self.agent_id: str | None = None
         self.bridge_id: str | None = None
         self.tap: RecordingTap | None = None
@@ -342,6 +346,7 @@ class CallSession:
         except AriError as exc:
             return await self._unavailable(f"originate failed: {exc.message}")
         outcome = await self._until(self._agent_outcome)
+        self.destination_outcome = outcome
         if outcome != "answered":
             return await self._unavailable(outcome)
         self.bridge_id = _new_id("call")
@@ -355,12 +360,12 @@ class CallSession:
     async def _unavailable(self, why: str) -> bool:
         self.log.info("destination unavailable: %s", safe(why))
         self._conclude(End.DESTINATION_UNAVAILABLE)
-        self.failure = self.failure or why
+        self.destination_outcome = why
         await self._announce("not_available")
         return False
 
     async def _announce(self, kind: PromptKind) -> None:
-        """Play a prompt to the caller, let it finish, then hang the caller up."""
+        """Play a prompt to the caller and let it finish; the teardown hangs up."""
         prompt = self.ctx.config.prompt_for(self.number, self.channel.language, kind)
         self._playback_id = _new_id("playback")
         self._playback_done.clear()
@@ -374,7 +379,6 @@ class CallSession:
                 with contextlib.suppress(TimeoutError):
                     limit = prompt_seconds(prompt.path_wav) + 2.0
                     await self._until(asyncio.wait_for(self._playback_done.wait(), limit))
-            await self._until(self.ctx.client.hangup(self.id))
 
     async def _start_recording(self) -> None:
         ctx = self.ctx
@@ -478,6 +482,7 @@ class CallSession:
             "decision": None if self.evidence.decision is None else str(self.evidence.decision),
             "end": str(self.end_reason or End.CALLER_HANGUP),
             "failure": self.failure,
+            "destination": self.destination_outcome,
             "evidence": self.evidence.to_audit(),
             "durations": self._durations(),
             "recording": None,
@@ -493,6 +498,17 @@ class CallSession:
                 "packets": result.stats,
             }
         self.ctx.append_audit(record, dict(self.evidence.personal))
+
+
+def _policy_record(policy: ConsentPolicy) -> dict[str, Any]:
+    return {
+        "mode": policy.mode,
+        "grace": policy.grace,
+        "optout_digit": policy.optout_digit,
+        "accept_digit": policy.accept_digit,
+        "timeout": policy.timeout,
+        "on_decline": policy.on_decline,
+    }
 
 
 def _hangup_reason(event: Event, default: End) -> End:

@@ -1,0 +1,154 @@
+"""The end-to-end rig: ARI simulator + the real Stasis app + real files, on loopback.
+
+Prompts are short generated WAVs and the grace is 0.3 s so a whole call takes
+a few seconds. Everything goes through real sockets: the simulator's HTTP and
+websocket, and real UDP RTP into the media recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import soundfile as sf
+
+from ari_app.app import App
+from ari_app.demo import (
+    SIM_PASSWORD,
+    SIM_USER,
+    speech_like,
+    write_config,
+    write_keys,
+    write_prompts,
+)
+from callrec.ari.simulator import AriSimulator, EndpointBehaviour
+from callrec.config import Config, load_config
+from callrec.crypto.keys import PrivateKey
+
+DISCLOSURE = 0.6
+GRACE = 0.3
+RATE = 8000
+
+
+@dataclass
+class Rig:
+    """One simulated PBX with the app attached, and the files they write."""
+
+    sim: AriSimulator
+    out: Path
+    config_path: Path
+    keys: list[PrivateKey]
+    voice: npt.NDArray[np.int16]
+    voice_path: Path
+    app: App | None = None
+    apps: list[App] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @property
+    def audit_path(self) -> Path:
+        return self.out / "audit.jsonl"
+
+    @property
+    def spool(self) -> Path:
+        return self.out / "spool"
+
+    def audit(self) -> list[dict[str, Any]]:
+        if not self.audit_path.exists():
+            return []
+        lines = self.audit_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line]
+
+    def sealed(self) -> list[Path]:
+        return sorted(self.spool.glob("[0-9]*/*/*/*.crec"))
+
+    async def start_app(self, config: Config | None = None) -> App:
+        app = App(config or self.config)
+        await app.startup()
+        await asyncio.wait_for(app.connected.wait(), 10)
+        self.app = app
+        self.apps.append(app)
+        return app
+
+    async def wait_audit(self, channel_id: str, within: float = 20.0) -> dict[str, Any]:
+        """The audit line of a call, once the call is over."""
+        line: dict[str, Any] = await wait_until(
+            lambda: _line_for(self.audit(), channel_id), within
+        )
+        return line
+
+
+def _line_for(lines: list[dict[str, Any]], channel_id: str) -> dict[str, Any] | None:
+    return next((line for line in lines if line.get("channel") == channel_id), None)
+
+
+async def wait_until(probe: Callable[[], Any], within: float = 20.0, step: float = 0.05) -> Any:
+    """Poll ``probe`` until it returns something truthy (TimeoutError after ``within`` s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = probe()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(step)
+
+
+def make_rig_files(out: Path) -> tuple[Path, list[PrivateKey], npt.NDArray[np.int16], Path]:
+    sounds = out / "sounds"
+    write_prompts(
+        sounds,
+        {"disclosure": DISCLOSURE, "not-available": 0.4, "recording-unavailable": 0.4},
+    )
+    _, key_path, _ = write_keys(out)
+    voice = speech_like(20.0, seed=7)
+    voice_path = out / "voice.wav"
+    sf.write(str(voice_path), voice, RATE, subtype="PCM_16")
+    return sounds, [PrivateKey.load(key_path)], voice, voice_path
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    """A started simulator with agents, a config for it, and the app running."""
+    sounds, keys, voice, voice_path = make_rig_files(tmp_path)
+    sim = AriSimulator(user=SIM_USER, password=SIM_PASSWORD, sounds_dir=sounds)
+    await sim.start()
+    sim.add_endpoint("PJSIP/agent", EndpointBehaviour(kind="answer", answer_after=0.1))
+    sim.add_endpoint("PJSIP/busy", EndpointBehaviour(kind="busy", answer_after=0.1))
+    sim.add_endpoint("PJSIP/away", EndpointBehaviour(kind="no-answer"))
+    config_path = write_config(
+        tmp_path,
+        sim.url,
+        sounds_dir=sounds,
+        destinations={"100": "PJSIP/agent", "200": "PJSIP/busy", "300": "PJSIP/away"},
+        grace=GRACE,
+    )
+    rig = Rig(sim, tmp_path, config_path, keys, voice, voice_path)
+    try:
+        yield rig
+    finally:
+        for app in rig.apps:
+            await app.shutdown()
+        await sim.stop()
+
+
+@pytest.fixture
+async def running(rig: Rig) -> Rig:
+    await rig.start_app()
+    return rig
+
+
+def noise(seconds: float, seed: int = 3) -> npt.NDArray[np.int16]:
+    """The control signal: white noise, unrelated to any voice."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * RATE)) * 3000).astype(np.int16)

@@ -1,0 +1,144 @@
+"""Each consent outcome end to end: simulator -> app -> spool and audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ari_app.demo import decode_recording
+from callrec.ari.simulator import CallerScenario, EndpointBehaviour
+from callrec.audio import envelope_correlation
+from callrec.recording import verify
+from tests.ari_app.conftest import DISCLOSURE, GRACE, RATE, Rig, noise, wait_until
+
+PACKET = 0.02
+
+
+def _seconds_between(times: dict[str, Any], start: str, end: str) -> float:
+    return (
+        datetime.fromisoformat(times[end]) - datetime.fromisoformat(times[start])
+    ).total_seconds()
+
+
+def _played(rig: Rig, channel_id: str) -> list[str]:
+    return [
+        e["playback"]["media_uri"]
+        for e in rig.sim.events
+        if e["type"] == "PlaybackStarted"
+        and e["playback"]["target_uri"] == f"channel:{channel_id}"
+    ]
+
+
+async def test_implied_consent_is_recorded_verified_and_audited(running: Rig) -> None:
+    rig = running
+    caller = rig.sim.place_call(
+        CallerScenario(
+            exten="100",
+            caller_number="+4930123456",
+            caller_name="Alice Example",
+            audio=rig.voice_path,
+            hangup_after=DISCLOSURE + GRACE + 6.0,
+        )
+    )
+    line = await rig.wait_audit(caller)
+    assert line["kind"] == "call"
+    assert line["decision"] == "implied"
+    assert line["end"] == "caller-hangup"
+    evidence = line["evidence"]
+    assert evidence["prompt"]["id"] == "en/callrec/disclosure"
+    assert len(evidence["prompt"]["sha256"]) == 64
+    assert evidence["caller"].startswith("p1:")
+    raw = rig.audit_path.read_text(encoding="utf-8")
+    assert "4930123456" not in raw and "Alice" not in raw
+
+    path = Path(line["recording"]["path"])
+    assert rig.sealed() == [path]
+    assert list((rig.spool / "incoming").iterdir()) == []
+    result = verify(path, rig.keys)
+    assert str(result.verdict) == "complete"
+    assert result.segments == line["recording"]["segments"]
+    sent = rig.sim.rtp_stats(evidence["channels"]["external_media"])
+    assert abs(result.audio_seconds - sent.packets_sent * PACKET) <= PACKET
+
+    decoded = decode_recording(path, rig.keys)
+    first, last = decoded.metadata[0], decoded.metadata[-1]
+    assert first["kind"] == "consent-evidence"
+    assert first["decision"] == "implied"
+    assert first["personal"]["caller_number"] == "+4930123456"
+    assert last["type"] == "summary" and last["reason"] == "caller-hangup"
+    assert decoded.gaps == 0
+
+    # The recording starts when the bridge does: that far into the caller's voice.
+    offset = _seconds_between(evidence["times"], "answer", "recording_start")
+    start = max(0, int(offset * RATE) - RATE // 2)
+    source = rig.voice[start : start + len(decoded.samples) + RATE]
+    assert envelope_correlation(source, decoded.samples, RATE) >= 0.6
+    control = noise(len(decoded.samples) / RATE)
+    assert envelope_correlation(control, decoded.samples, RATE) < 0.4
+
+
+async def test_hanging_up_during_the_disclosure_records_nothing(running: Rig) -> None:
+    rig = running
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE / 2)
+    )
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "declined-hangup"
+    assert line["recording"] is None
+    assert "destination" not in line["evidence"]["channels"]
+    assert rig.sealed() == []
+    assert not any(e["type"] == "Dial" for e in rig.sim.events)
+    times = line["evidence"]["times"]
+    assert times["prompt_start"] is not None and times["hangup"] is not None
+
+
+async def test_opt_out_digit_stops_the_disclosure_and_connects_unrecorded(running: Rig) -> None:
+    rig = running
+    caller = rig.sim.place_call(
+        CallerScenario(
+            exten="100", audio=rig.voice_path, dtmf=[(0.2, "2")], hangup_after=DISCLOSURE + 1.5
+        )
+    )
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "declined-dtmf"
+    assert line["recording"] is None
+    assert line["durations"]["bridged_seconds"] is not None
+    evidence = line["evidence"]
+    assert [d["digit"] for d in evidence["digits"]] == ["2"]
+    assert _seconds_between(evidence["times"], "prompt_start", "prompt_end") < DISCLOSURE
+    assert rig.sealed() == []
+    assert not any(ch.kind in ("snoop", "unicast") for ch in rig.sim.channels)
+
+
+async def test_busy_destination_hears_not_available_and_is_hung_up(running: Rig) -> None:
+    rig = running
+    caller = rig.sim.place_call(CallerScenario(exten="200", audio=rig.voice_path))
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "implied"
+    assert line["end"] == "destination-unavailable"
+    assert line["destination"] == "User busy"
+    assert line["recording"] is None
+    assert _played(rig, caller) == ["sound:callrec/disclosure", "sound:callrec/not-available"]
+    await wait_until(lambda: rig.sim.channel(caller) is None)
+    assert rig.sealed() == []
+
+
+async def test_destination_hanging_up_ends_the_call_and_seals(running: Rig) -> None:
+    rig = running
+    rig.sim.add_endpoint("PJSIP/short", EndpointBehaviour(kind="answer", hangup_after=1.0))
+    config = rig.config
+    from dataclasses import replace
+
+    from callrec.config import Destination
+
+    dests = {**config.destinations, "400": Destination("PJSIP/short", 5)}
+    assert rig.app is not None
+    assert rig.app.ctx is not None
+    rig.app.ctx.config = replace(config, destinations=dests)
+    caller = rig.sim.place_call(CallerScenario(exten="400", audio=rig.voice_path))
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "destination-hangup"
+    assert str(verify(Path(line["recording"]["path"]), rig.keys).verdict) == "complete"
+    # The caller was hung up by the app, and nothing of the tap is left behind.
+    await wait_until(lambda: not rig.sim.channels and not rig.sim.bridges)
