@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callrec.logutil import CallLogAdapter, mask_number, safe
 
@@ -66,3 +69,17 @@ def test_call_log_lines_carry_the_escaped_channel_id(caplog: pytest.LogCaptureFi
         "[1795915759.31\\nFAKE] declined",
     ]
     assert all(getattr(r, "channel_id", None) == "1795915759.31\\nFAKE" for r in caplog.records)
+
+
+@given(st.text(), st.integers(min_value=1, max_value=200))
+def test_safe_output_is_one_bounded_printable_line(text: str, limit: int) -> None:
+    full = safe(text, limit=10**9)
+    assert ast.literal_eval(f"'{full}'") == text  # reads back like a repr
+    shown = safe(text, limit)
+    assert len(shown) <= limit
+    assert shown.isprintable()
+    if len(full) <= limit:
+        assert shown == full
+    else:
+        assert shown.endswith("…")
+        assert full.startswith(shown[:-1])
