@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -284,3 +286,26 @@ def test_defaults_build_without_a_file() -> None:
     config = Config()
     assert config.consent.optout_digit == "2"
     assert config.recording.on_failure == "best-effort"
+
+
+def test_shipped_asterisk_snippets_match_the_reference_config() -> None:
+    folder = SHIPPED.parent
+    toml = tomllib.loads(SHIPPED.read_text())
+    listen, app = toml["agi"]["listen"], toml["ari"]["app"]
+    port = urlsplit(toml["ari"]["url"]).port
+    extensions = (folder / "extensions.conf").read_text()
+    freepbx = (folder / "freepbx-custom.conf").read_text()
+    for dialplan in (extensions, freepbx):
+        assert f"AGI(agi://{listen}/consent)" in dialplan
+        assert f"AGI(agi://{listen}/record)" in dialplan
+    assert f"Stasis({app},${{EXTEN}})" in extensions
+    assert f"\n[{toml['ari']['user']}]\ntype = user" in (folder / "ari.conf").read_text()
+    http = (folder / "http.conf").read_text()
+    assert "bindaddr = 127.0.0.1" in http
+    assert f"bindport = {port}" in http
+    unit = (folder / "callrec.service").read_text()
+    assert "ExecStart=/usr/bin/callrec serve --config /etc/callrec/callrec.toml" in unit
+    spool, audit = toml["recording"]["spool"], Path(toml["privacy"]["audit_log"]).parent
+    assert f"ReadWritePaths={spool} {audit}\n" in unit
+    for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"):
+        assert option in unit
