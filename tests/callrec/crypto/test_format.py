@@ -10,7 +10,7 @@ import pytest
 
 from callrec.crypto import format as fmt
 from callrec.crypto.keys import KEM_X25519, PrivateKey
-from callrec.crypto.stream import SegmentCipher
+from callrec.crypto.stream import SegmentCipher, derive_segment_key
 from callrec.errors import FormatError, TruncatedError
 from callrec.recording import AudioFrame, GapFrame, MetadataFrame, RecordingReader, Verdict
 
@@ -97,6 +97,9 @@ def test_build_header_matches_the_layout() -> None:
 
 
 def test_pinned_segment_encrypts_and_decrypts() -> None:
+    assert derive_segment_key(DATA_KEY, SALT, HEADER) == bytes.fromhex(
+        "054ac4cb96fc32948e9126e72dc582c254c01d159d1a3a69135db3fdc8db1eb2"
+    )
     cipher = SegmentCipher(DATA_KEY, SALT, NONCE_PREFIX, HEADER)
     assert cipher.header == STREAM_HEADER
     assert cipher.encrypt(0, PLAINTEXT, True) == SEGMENT_0
