@@ -60,7 +60,7 @@ from callrec.crypto.envelope import open_sealed, seal_for
 from callrec.crypto.keys import PrivateKey, PublicKey
 from callrec.errors import CallrecError
 from callrec.evidence import Evidence
-from callrec.spool import spool_error, write_all
+from callrec.spool import make_private_dirs, spool_error, write_all
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class AuditLog:
 
     def _write(self, data: bytes) -> None:
         try:
-            self._make_parent()
+            make_private_dirs(self.path.parent)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
             fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
@@ -174,11 +174,6 @@ class AuditLog:
             raise AuditError(str(self.path), spool_error(self.path, exc).message) from None
         finally:
             os.close(fd)
-
-    def _make_parent(self) -> None:
-        missing = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
-        for folder in reversed(missing):
-            folder.mkdir(mode=0o700, exist_ok=True)
 
 
 def read_audit(path: Path) -> Iterator[dict[str, Any]]:

@@ -58,6 +58,13 @@ def check_recording_id(recording_id: str, where: Path) -> str:
     return recording_id
 
 
+def make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and any missing parent, each with mode 0700."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new entry in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -128,7 +135,7 @@ class Spool:
         return target
 
     def _move(self, source: Path, target: Path) -> Path:
-        self._make_dir(target.parent, parents=True)
+        self._make_dir(target.parent)
         if target.exists():
             raise SpoolError(str(target), "already exists, not overwritten")
         try:
@@ -139,16 +146,11 @@ class Spool:
             raise spool_error(target, exc) from None
         return target
 
-    def _make_dir(self, folder: Path, *, parents: bool = False) -> None:
+    def _make_dir(self, folder: Path) -> None:
         if folder.exists() and not folder.is_dir():
             raise SpoolError(str(folder), "is a file, not a folder")
         try:
-            if parents:
-                for missing in reversed([folder, *folder.parents]):
-                    if not missing.exists() and missing.is_relative_to(self.root):
-                        missing.mkdir(mode=0o700, exist_ok=True)
-            else:
-                folder.mkdir(mode=0o700, exist_ok=True)
+            make_private_dirs(folder)
         except OSError as exc:
             raise spool_error(folder, exc) from None
 

@@ -141,3 +141,10 @@ def test_adopt_only_takes_files_from_incoming(tmp_path: Path) -> None:
 
 def test_no_incoming_folder_means_no_leftovers(tmp_path: Path) -> None:
     assert Spool(tmp_path / "absent").leftovers() == []
+
+
+def test_ensure_creates_missing_parents_privately(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "srv" / "callrec")
+    spool.ensure()
+    assert stat.S_IMODE((tmp_path / "srv").stat().st_mode) == 0o700
+    assert spool.incoming.is_dir()
