@@ -76,6 +76,7 @@ class App:
         self.ctx: CallContext | None = None
         self.ready = asyncio.Event()
         self.connected = asyncio.Event()
+        self.connections = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._accepting = False
@@ -216,6 +217,7 @@ class App:
         elif self._startup_time is not None:
             await self._readopt()
         self._startup_time = startup or self._startup_time
+        self.connections += 1
         self.connected.set()
 
     async def _startup_time_now(self) -> str | None:

@@ -382,25 +382,26 @@ class CallSession:
 
     async def _start_recording(self) -> None:
         ctx = self.ctx
-        self.tap = RecordingTap(
-            ctx.client,
-            ctx.router,
-            ctx.recorder,
-            ctx.spool,
-            ctx.recipients,
-            ctx.tap_settings,
-            clock=ctx.clock,
-            log=self.log,
-        )
-        self.evidence.channels["snoop"] = self.tap.snoop_id
-        self.evidence.channels["external_media"] = self.tap.media_id
-        self.evidence.recording_started_at = ctx.clock.wall()
         try:
+            self.tap = RecordingTap(
+                ctx.client,
+                ctx.router,
+                ctx.recorder,
+                ctx.spool,
+                ctx.recipients,
+                ctx.tap_settings,
+                clock=ctx.clock,
+                log=self.log,
+            )
+            self.evidence.channels["snoop"] = self.tap.snoop_id
+            self.evidence.channels["external_media"] = self.tap.media_id
+            self.evidence.recording_started_at = ctx.clock.wall()
             await self._until(self.tap.start(self.id, self.evidence.to_record(), self.id))
         except RecordingUnavailable as exc:
             self.evidence.recording_started_at = None
-            self.tap_result = await self.tap.stop("recording-failed", {"failure": str(exc)})
-            self.tap = None
+            if self.tap is not None:
+                self.tap_result = await self.tap.stop("recording-failed", {"failure": str(exc)})
+                self.tap = None
             if not await self._recording_failed(str(exc), connected=True):
                 raise CallHangup(self.id) from exc
 

@@ -1,0 +1,153 @@
+"""Life cycle: websocket drop, PBX restart, SIGTERM, leftovers, failure policy."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ari_app.demo import decode_recording
+from callrec.ari.simulator import CallerScenario
+from callrec.config import FailurePolicy
+from callrec.crypto.keys import PublicKey
+from callrec.recording import Codec, RecordingWriter, verify
+from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recording_up(rig: Rig) -> bool:
+    """The tap's ExternalMedia channel is bridged, i.e. RTP flows."""
+    return any(ch.kind == "unicast" and ch.bridge_id for ch in rig.sim.channels)
+
+
+async def test_websocket_drop_keeps_the_call_and_the_recording_has_no_gap(running: Rig) -> None:
+    rig = running
+    app = rig.app
+    assert app is not None
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 3.0)
+    )
+    await wait_until(lambda: _recording_up(rig))
+    await rig.sim.drop_websockets()
+    await wait_until(lambda: app.connections == 2)
+    assert caller in app.sessions
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "caller-hangup"
+    path = Path(line["recording"]["path"])
+    assert str(verify(path, rig.keys).verdict) == "complete"
+    decoded = decode_recording(path, rig.keys)
+    assert decoded.gaps == 0
+    sent = rig.sim.rtp_stats(line["evidence"]["channels"]["external_media"])
+    assert abs(len(decoded.samples) / 8000 - sent.packets_sent * 0.02) <= 0.02
+
+
+async def test_pbx_restart_seals_the_open_recording_with_its_reason(running: Rig) -> None:
+    rig = running
+    app = rig.app
+    assert app is not None
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=30.0)
+    )
+    await wait_until(lambda: _recording_up(rig))
+    await rig.sim.restart(downtime=0.4)
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "ended-by-pbx-restart"
+    path = Path(line["recording"]["path"])
+    assert str(verify(path, rig.keys).verdict) == "complete"
+    assert decode_recording(path, rig.keys).metadata[-1]["reason"] == "ended-by-pbx-restart"
+    # The app is back on the new boot and takes calls again.
+    await wait_until(lambda: app.connections == 2)
+    again = rig.sim.place_call(CallerScenario(exten="100", hangup_after=DISCLOSURE / 2))
+    assert (await rig.wait_audit(again))["decision"] == "declined-hangup"
+
+
+async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "callrec",
+        "serve",
+        "--config",
+        str(rig.config_path),
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_until(lambda: rig.sim.engine.app_active("callrec"))
+        caller = rig.sim.place_call(
+            CallerScenario(exten="100", audio=rig.voice_path, hangup_after=60.0)
+        )
+        await wait_until(lambda: _recording_up(rig))
+        await asyncio.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "shutdown"
+    path = Path(line["recording"]["path"])
+    assert str(verify(path, rig.keys).verdict) == "complete"
+    assert decode_recording(path, rig.keys).metadata[-1]["reason"] == "shutdown"
+    # The caller is still talking to the agent; the tap is gone.
+    bridge = rig.sim.bridge_of(caller)
+    assert bridge is not None and len(bridge.channels) == 2
+    assert not any(ch.kind in ("snoop", "unicast") for ch in rig.sim.channels)
+
+
+async def test_leftover_part_files_are_adopted_unchanged_at_start_up(rig: Rig) -> None:
+    incoming = rig.spool / "incoming"
+    incoming.mkdir(parents=True)
+    writer = RecordingWriter.create(
+        incoming, [PublicKey.load(rig.out / "demo.pub")], codec=Codec.ULAW, sample_rate=8000
+    )
+    writer.write_audio(b"\xff" * 160 * 300)
+    writer.abort()
+    digest = hashlib.sha256(writer.path.read_bytes()).hexdigest()
+    await rig.start_app()
+    moved = list(rig.spool.glob("[0-9]*/*/*/*.crec.part"))
+    assert [p.name for p in moved] == [writer.path.name]
+    assert hashlib.sha256(moved[0].read_bytes()).hexdigest() == digest
+    assert str(verify(moved[0], rig.keys).verdict) == "truncated"
+    assert list(incoming.iterdir()) == []
+    (line,) = rig.audit()
+    assert line["kind"] == "adopted-leftover" and line["file"] == str(moved[0])
+
+
+@pytest.mark.parametrize("policy", ["best-effort", "strict"])
+async def test_unwritable_spool_follows_the_failure_policy(
+    rig: Rig, policy: FailurePolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = rig.out / "not-a-folder"
+    blocker.write_text("a file where the spool should be\n")
+    config = rig.config
+    recording = replace(config.recording, spool=blocker, on_failure=policy)
+    await rig.start_app(replace(config, recording=recording))
+    caplog.set_level(logging.ERROR)
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 1.5)
+    )
+    line = await rig.wait_audit(caller)
+    assert line["kind"] == "failure"
+    assert "spool" in line["failure"]
+    assert line["recording"] is None
+    assert any("recording unavailable" in r.getMessage() for r in caplog.records)
+    dialled = any(e["type"] == "Dial" for e in rig.sim.events)
+    if policy == "best-effort":
+        assert dialled and line["durations"]["bridged_seconds"] is not None
+    else:
+        assert not dialled and line["end"] == "recording-unavailable"
+        played = [
+            e["playback"]["media_uri"] for e in rig.sim.events if e["type"] == "PlaybackStarted"
+        ]
+        assert played[-1] == "sound:callrec/recording-unavailable"
+    assert blocker.read_text() == "a file where the spool should be\n"
