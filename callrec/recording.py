@@ -14,6 +14,7 @@ whether the file was sealed (docs/FORMAT.md, "Verdicts").
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,12 +26,11 @@ from typing import Any, BinaryIO
 
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.crypto.format import (
-    MAX_RECIPIENTS,
-    RECORDING_ID_SIZE,
     Codec,
     Header,
     Recipient,
     build_header,
+    checked_params,
     open_header,
     parse_header,
 )
@@ -58,12 +58,12 @@ from callrec.crypto.stream import (
     STREAM_HEADER_SIZE,
     TAG_SIZE,
     SegmentCipher,
-    ciphertext_size,
+    open_stream,
+    read_segments,
     tink_keyset_json,
 )
 from callrec.errors import (
     FormatError,
-    RecordingUnavailable,
     SpoolError,
     TruncatedError,
     WriterClosedError,
@@ -94,7 +94,6 @@ logger = logging.getLogger(__name__)
 
 PART_SUFFIX = ".crec.part"
 SEALED_SUFFIX = ".crec"
-_READ_BLOCK = 1 << 16
 
 # Updated in a forked child so every writer inherited from the parent refuses
 # to write: two processes appending to one stream would corrupt it.
@@ -178,15 +177,15 @@ class RecordingWriter:
         Raises ``RecordingUnavailable`` for unusable arguments (no recipient)
         and ``SpoolError`` when the spool cannot be written.
         """
-        keys = _unique(recipients)
-        the_codec = _check_params(keys, codec, sample_rate, channels)
-        rid = _recording_id(recording_id)
+        keys, the_codec, rid = checked_params(
+            recipients, codec, sample_rate, channels, recording_id
+        )
         created = clock.wall() if created_at is None else created_at
         data_key = os.urandom(DATA_KEY_SIZE)
         raw = build_header(
             rid, the_codec, sample_rate, channels, round(created * 1000), keys, data_key
         )
-        header = parse_header(_Bytes(raw).read).header
+        header = parse_header(io.BytesIO(raw).read).header
         cipher = SegmentCipher(data_key, os.urandom(SALT_SIZE), os.urandom(NONCE_PREFIX_SIZE), raw)
         path = Path(directory) / f"{rid.hex()}{PART_SUFFIX}"
         fd = _create_part(Path(directory), path, raw + cipher.header)
@@ -361,43 +360,6 @@ class RecordingWriter:
             logger.warning("recording %s: close failed", self.recording_id)
 
 
-def _unique(recipients: Sequence[PublicKey]) -> list[PublicKey]:
-    seen: dict[bytes, PublicKey] = {}
-    for key in recipients:
-        seen.setdefault(key.key_id, key)
-    return list(seen.values())
-
-
-def _check_params(
-    keys: Sequence[PublicKey], codec: Codec | str, sample_rate: int, channels: int
-) -> Codec:
-    if not keys:
-        raise RecordingUnavailable("no recipient public key")
-    if len(keys) > MAX_RECIPIENTS:
-        raise RecordingUnavailable(f"{len(keys)} recipients, at most {MAX_RECIPIENTS}")
-    try:
-        the_codec = Codec(codec)
-    except ValueError:
-        raise RecordingUnavailable(f"unknown codec {codec!r}") from None
-    if not 0 < sample_rate < (1 << 32):
-        raise RecordingUnavailable(f"sample rate {sample_rate} out of range")
-    if not 0 < channels < 256:
-        raise RecordingUnavailable(f"channel count {channels} out of range")
-    return the_codec
-
-
-def _recording_id(text: str | None) -> bytes:
-    if text is None:
-        return os.urandom(RECORDING_ID_SIZE)
-    try:
-        rid = bytes.fromhex(text)
-    except ValueError:
-        rid = b""
-    if len(rid) != RECORDING_ID_SIZE:
-        raise RecordingUnavailable(f"recording id {text!r} is not 32 hex digits")
-    return rid
-
-
 def _create_part(directory: Path, path: Path, head: bytes) -> int:
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -446,19 +408,6 @@ def _fsync_dir(directory: Path) -> None:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
-
-
-class _Bytes:
-    """``read(n)`` over bytes, for parsing a header held in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def read(self, size: int) -> bytes:
-        chunk = self._data[self._pos : self._pos + size]
-        self._pos += len(chunk)
-        return chunk
 
 
 # --- reading ----------------------------------------------------------------
@@ -511,6 +460,7 @@ class RecordingReader:
             raise
         self.header = parsed.header
         self._ad = parsed.raw
+        self._stream_size = os.fstat(self._file.fileno()).st_size - self.header.header_size
         self.verdict: Verdict | None = None
         self.error: FormatError | None = None
         self.segments_verified = 0
@@ -552,93 +502,16 @@ class RecordingReader:
 
     def chunks(self) -> Iterator[tuple[int, bytes]]:
         """(segment index, plaintext) of each verified segment: the raw layer under frames()."""
-        f = self._file
-        f.seek(self.header.header_size)
-        head = f.read(STREAM_HEADER_SIZE)
-        if len(head) < STREAM_HEADER_SIZE:
-            self._settle(
-                TruncatedError("stream header missing (file ends after the header)", segment=0)
-            )
+        try:
+            self._file.seek(self.header.header_size)
+            cipher = open_stream(self._file, self._data_key, self._ad)
+            for index, plaintext in read_segments(self._file, cipher, self._stream_size):
+                self.segments_verified = index + 1
+                yield index, plaintext
+        except FormatError as exc:
+            self._settle(exc)
             return
-        if head[0] != STREAM_HEADER_SIZE:
-            self._settle(
-                FormatError(
-                    f"stream header length byte is {head[0]}, expected 40", field="stream_header"
-                )
-            )
-            return
-        cipher = SegmentCipher.from_header(self._data_key, head, self._ad)
-        yield from self._segments(cipher)
-
-    def _segments(self, cipher: SegmentCipher) -> Iterator[tuple[int, bytes]]:
-        f, buf, eof, index = self._file, bytearray(), False, 0
-        while True:
-            size = ciphertext_size(index)
-            while not eof and len(buf) <= size:
-                block = f.read(_READ_BLOCK)
-                eof = not block
-                buf += block
-            if len(buf) > size:
-                plaintext = cipher.decrypt(index, memoryview(buf)[:size], False)
-                if plaintext is None:
-                    self._settle(self._diagnose(cipher, bytes(buf[:size]), index, False))
-                    return
-                del buf[:size]
-            else:
-                plaintext = self._last_segment(cipher, bytes(buf), index)
-                if plaintext is None:
-                    return
-                buf.clear()
-            self.segments_verified = index + 1
-            yield index, plaintext
-            if self.verdict is not None:
-                return
-            index += 1
-
-    def _last_segment(self, cipher: SegmentCipher, data: bytes, index: int) -> bytes | None:
-        """Decrypt what ends the file; sets the verdict (COMPLETE or the failure)."""
-        if not data:
-            self._settle(TruncatedError("final segment missing", segment=index))
-            return None
-        if len(data) < TAG_SIZE:
-            self._settle(
-                TruncatedError(f"cut: {len(data)} bytes, shorter than a tag", segment=index)
-            )
-            return None
-        plaintext = cipher.decrypt(index, data, True)
-        if plaintext is not None:
-            self.verdict = Verdict.COMPLETE
-            return plaintext
-        if len(data) == ciphertext_size(index):
-            plaintext = cipher.decrypt(index, data, False)
-            if plaintext is not None:
-                self._settle(TruncatedError("final segment missing", segment=index + 1))
-                return plaintext
-        self._settle(self._diagnose(cipher, data, index, True))
-        return None
-
-    def _diagnose(
-        self, cipher: SegmentCipher, data: bytes, index: int, at_end: bool
-    ) -> FormatError:
-        """Name what happened to the segment at ``index`` (only on the failure path)."""
-        stream_size = self._file.seek(0, os.SEEK_END) - self.header.header_size
-        most = stream_size // ciphertext_size(1) + 1
-        found = cipher.identify(data, most)
-        kind = TruncatedError if at_end else FormatError
-        if found is None:
-            why = "authentication failed (corrupted, cut, or spliced from another recording)"
-            return kind(why, segment=index)
-        other, last = found
-        if other < index:
-            return FormatError(f"holds segment {other}: duplicated or reordered", segment=index)
-        if other > index:
-            return FormatError(
-                f"holds segment {other}: segment {index} dropped or segments reordered",
-                segment=index,
-            )
-        if last:
-            return FormatError("final segment followed by more data (appended)", segment=index)
-        return FormatError("not marked final but the file ends here", segment=index)
+        self.verdict = Verdict.COMPLETE
 
     def _settle(self, error: FormatError) -> None:
         if isinstance(error, TruncatedError) and not self.sealed:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from callrec.crypto.keys import (
     PublicKey,
     fingerprint_text,
 )
-from callrec.errors import FormatError, NoMatchingKeyError, TruncatedError
+from callrec.errors import FormatError, NoMatchingKeyError, RecordingUnavailable, TruncatedError
 
 MAGIC = b"\x89CREC\r\n\x1a"
 VERSION = 1
@@ -85,6 +86,7 @@ class Codec(StrEnum):
 
 CODEC_IDS: dict[Codec, int] = {Codec.ULAW: 1, Codec.ALAW: 2, Codec.SLIN16: 3, Codec.PCM16: 4}
 CODECS_BY_ID: dict[int, Codec] = {v: k for k, v in CODEC_IDS.items()}
+CODECS_BY_NAME: dict[str, Codec] = {c.value: c for c in Codec}
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,44 @@ def build_header(
     mac_key = derive_mac_key(data_key, recording_id)
     mac = hmac.digest(mac_key, bytes(body), "sha256")
     return bytes(body) + mac + field_tags(mac_key, bytes(body))
+
+
+def checked_params(
+    recipients: Sequence[PublicKey],
+    codec: Codec | str,
+    sample_rate: int,
+    channels: int,
+    recording_id: str | None,
+) -> tuple[list[PublicKey], Codec, bytes]:
+    """Writer arguments checked against the header's limits; ``RecordingUnavailable`` if not.
+
+    Returns the recipients without duplicates, the codec and the recording id
+    (random when ``None``).
+    """
+    keys = list({key.key_id: key for key in recipients}.values())
+    if not keys:
+        raise RecordingUnavailable("no recipient public key")
+    if len(keys) > MAX_RECIPIENTS:
+        raise RecordingUnavailable(f"{len(keys)} recipients, at most {MAX_RECIPIENTS}")
+    if codec not in CODECS_BY_NAME:
+        raise RecordingUnavailable(f"unknown codec {codec!r}")
+    if not 0 < sample_rate < (1 << 32):
+        raise RecordingUnavailable(f"sample rate {sample_rate} out of range")
+    if not 0 < channels < 256:
+        raise RecordingUnavailable(f"channel count {channels} out of range")
+    return keys, CODECS_BY_NAME[codec], _recording_id(recording_id)
+
+
+def _recording_id(text: str | None) -> bytes:
+    if text is None:
+        return os.urandom(RECORDING_ID_SIZE)
+    try:
+        rid = bytes.fromhex(text)
+    except ValueError:
+        rid = b""
+    if len(rid) != RECORDING_ID_SIZE:
+        raise RecordingUnavailable(f"recording id {text!r} is not 32 hex digits")
+    return rid
 
 
 def derive_mac_key(data_key: bytes, recording_id: bytes) -> bytes:

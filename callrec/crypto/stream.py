@@ -13,11 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from callrec.errors import FormatError, TruncatedError
 
 STREAM_HEADER_SIZE = 40  # also the header's own first byte
 SALT_SIZE = 32
@@ -150,3 +154,86 @@ def _varint(value: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+READ_BLOCK = 1 << 16
+
+
+def open_stream(f: BinaryIO, data_key: bytes, ad: bytes) -> SegmentCipher:
+    """Read the 40-byte stream header at ``f``'s position; the cipher for its segments."""
+    head = f.read(STREAM_HEADER_SIZE)
+    if len(head) < STREAM_HEADER_SIZE:
+        raise TruncatedError("stream header missing (file ends after the header)", segment=0)
+    if head[0] != STREAM_HEADER_SIZE:
+        raise FormatError(
+            f"stream header length byte is {head[0]}, expected 40", field="stream_header"
+        )
+    return SegmentCipher.from_header(data_key, head, ad)
+
+
+def read_segments(
+    f: BinaryIO, cipher: SegmentCipher, stream_size: int
+) -> Iterator[tuple[int, bytes]]:
+    """Verified (index, plaintext) of each segment, in order, from ``f`` after the stream header.
+
+    Returns normally after a valid last segment. Raises ``TruncatedError``
+    when the end is missing or fails (after yielding every good segment) and
+    ``FormatError`` for a bad segment before the end.
+    """
+    buf, eof, index = bytearray(), False, 0
+    while True:
+        size = ciphertext_size(index)
+        while not eof and len(buf) <= size:
+            block = f.read(READ_BLOCK)
+            eof = not block
+            buf += block
+        if len(buf) <= size:  # what is left ends the file
+            yield from _last_segment(cipher, bytes(buf), index, stream_size)
+            return
+        plaintext = cipher.decrypt(index, memoryview(buf)[:size], False)
+        if plaintext is None:
+            raise diagnose(cipher, bytes(buf[:size]), index, stream_size, at_end=False)
+        del buf[:size]
+        yield index, plaintext
+        index += 1
+
+
+def _last_segment(
+    cipher: SegmentCipher, data: bytes, index: int, stream_size: int
+) -> Iterator[tuple[int, bytes]]:
+    if not data:
+        raise TruncatedError("final segment missing", segment=index)
+    if len(data) < TAG_SIZE:
+        raise TruncatedError(f"cut: {len(data)} bytes, shorter than a tag", segment=index)
+    plaintext = cipher.decrypt(index, data, True)
+    if plaintext is not None:
+        yield index, plaintext
+        return
+    if len(data) == ciphertext_size(index):
+        plaintext = cipher.decrypt(index, data, False)
+        if plaintext is not None:  # a whole segment, but the final one never came
+            yield index, plaintext
+            raise TruncatedError("final segment missing", segment=index + 1)
+    raise diagnose(cipher, data, index, stream_size, at_end=True)
+
+
+def diagnose(
+    cipher: SegmentCipher, data: bytes, index: int, stream_size: int, at_end: bool
+) -> FormatError:
+    """Name what happened to the segment at ``index`` (only on the failure path)."""
+    found = cipher.identify(data, stream_size // CIPHERTEXT_SEGMENT_SIZE + 1)
+    if found is None:
+        kind = TruncatedError if at_end else FormatError
+        why = "authentication failed (corrupted, cut, or spliced from another recording)"
+        return kind(why, segment=index)
+    other, last = found
+    if other < index:
+        return FormatError(f"holds segment {other}: duplicated or reordered", segment=index)
+    if other > index:
+        return FormatError(
+            f"holds segment {other}: segment {index} dropped or segments reordered",
+            segment=index,
+        )
+    if last:
+        return FormatError("final segment followed by more data (appended)", segment=index)
+    return FormatError("not marked final but the file ends here", segment=index)
