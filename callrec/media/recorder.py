@@ -245,6 +245,11 @@ class _Receiver(asyncio.DatagramProtocol):
     def __init__(self, recorder: MediaRecorder) -> None:
         self._recorder = recorder
         self._streams = recorder._by_source
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         stream = self._streams.get(addr)
@@ -369,6 +374,7 @@ class MediaRecorder:
         self._sync_interval = sync_interval
         self._syncer: _Syncer | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._receiver: _Receiver | None = None
         self._by_source: dict[tuple[str, int], RtpStream] = {}
         self._by_port: dict[int, RtpStream] = {}
         self._holding: set[RtpStream] = set()
@@ -385,7 +391,9 @@ class MediaRecorder:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
             sock.bind((self._host, self._port))
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Receiver(self), sock=sock)
+            transport, self._receiver = await loop.create_datagram_endpoint(
+                lambda: _Receiver(self), sock=sock
+            )
         except OSError as exc:
             sock.close()
             raise MediaError(
@@ -458,8 +466,9 @@ class MediaRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
-        if self._transport is not None:
+        if self._transport is not None and self._receiver is not None:
             self._transport.close()
+            await self._receiver.closed  # the socket is closed once this is done
             self._transport = None
 
     # --- internals ----------------------------------------------------------

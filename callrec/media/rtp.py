@@ -208,12 +208,12 @@ class ReorderBuffer:
         self._slow_push(seq, ts, payload, now)
 
     def _release(self, seq: int, ts: int, payload: bytes) -> None:
+        self.audio(payload)  # first: a sink that raises has not taken the packet
         samples = len(payload) // self._bps
         self._next_seq = (seq + 1) & 0xFFFF
         self._next_ts = (ts + samples) & 0xFFFF_FFFF
         self._samples = samples
         self.stats.released += 1
-        self.audio(payload)
 
     def _slow_push(self, seq: int, ts: int, payload: bytes, now: float) -> None:
         assert self._next_seq is not None

@@ -338,3 +338,12 @@ def test_unknown_codec_is_refused() -> None:
 def test_address_before_start_is_an_error() -> None:
     with pytest.raises(MediaError, match="not started"):
         _ = MediaRecorder().address
+
+
+async def test_port_in_use_is_a_media_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        rec = MediaRecorder("127.0.0.1", port)
+        with pytest.raises(MediaError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await rec.start()
