@@ -13,7 +13,9 @@ Codecs are compared by their string values, so this module works with the
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,12 +308,30 @@ class AudioSink:
 
 def _open_private(path: Path) -> IO[bytes]:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = open_private(path)
     except OSError as exc:
         raise AudioFileError(str(path), exc.strerror or str(exc)) from exc
-    # O_CREAT's mode does not apply to a file that already existed.
-    os.fchmod(fd, 0o600)
     return os.fdopen(fd, "w+b")
+
+
+def open_private(path: str | os.PathLike[str]) -> int:
+    """A read-write fd of ``path``, emptied, mode 0600 (decrypted data goes there).
+
+    Refuses a symlink and anything but a regular file: chmod on a device or a
+    file a link points to would change something the user never named.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        # O_CREAT's mode does not apply to a file that already existed.
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 # --- comparing audio ---------------------------------------------------------

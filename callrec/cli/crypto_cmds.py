@@ -145,13 +145,13 @@ def private_dir(path: Path) -> Path:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path``, mode 0600 from the first byte on."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    from callrec.audio import open_private
+
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb", closefd=False) as f:
+        with os.fdopen(open_private(path), "wb") as f:
             f.write(data)
-    finally:
-        os.close(fd)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def recording_stem(path: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -384,8 +385,9 @@ def _export_tink(args: argparse.Namespace) -> int:
 
 
 def _copy_slice(src: Path, offset: int, length: int, dst: Path) -> None:
-    write_private(dst, b"")
-    with src.open("rb") as fin, dst.open("r+b") as fout:
+    from callrec.audio import open_private
+
+    with src.open("rb") as fin, os.fdopen(open_private(dst), "wb") as fout:
         fin.seek(offset)
         left = length
         while left > 0:

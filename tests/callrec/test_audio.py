@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -197,3 +198,25 @@ def test_payload_stream_carries_split_sample_frames_over() -> None:
     parts = [stream.feed(data[i : i + 7]) for i in range(0, len(data), 7)]
     assert stream.leftover == 0
     assert np.array_equal(np.concatenate(parts), samples)
+
+
+def test_sink_refuses_to_follow_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.wav"
+    target.write_bytes(b"keep me")
+    target.chmod(0o644)
+    link = tmp_path / "out.wav"
+    link.symlink_to(target)
+    with pytest.raises(AudioFileError, match=r"out\.wav: "):
+        AudioSink(link, 8000, 1)
+    assert target.read_bytes() == b"keep me"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_sink_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    fifo.chmod(0o644)
+    with pytest.raises(AudioFileError, match=r"pipe\.wav: not a regular file"):
+        AudioSink(fifo, 8000, 1)
+    # Nothing the user did not name as an output file was touched.
+    assert stat.S_IMODE(fifo.stat().st_mode) == 0o644
