@@ -8,8 +8,10 @@ lets Asterisk continue the dialplan: a channel is never left stuck in AGI().
 A handler that fails sets ``CALLREC_ERROR`` first, while the channel can
 still take commands.
 
-:class:`AgiService` (in :mod:`agi.service`) wires these handlers to the
-core; this module knows nothing about consent or recording.
+:class:`FastAgiServer` knows nothing about consent or recording;
+:class:`AgiService` routes the scripts to :mod:`agi.gate` and
+:mod:`agi.recording` and is what ``callrec serve`` starts beside the Stasis
+app (``App(extra_services=...)``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,18 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from agi.gate import AgiConsent, ConsentLedger
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
-from callrec.errors import AgiDeadChannel, AgiError, AgiHangup, CallrecError
+from agi.recording import AgiRecordings, CoreProvider
+from callrec.config import Config
+from callrec.consent import records
+from callrec.errors import (
+    AgiDeadChannel,
+    AgiError,
+    AgiHangup,
+    CallrecError,
+    RecordingUnavailable,
+)
 from callrec.logutil import CallLogAdapter, safe
 
 logger = logging.getLogger(__name__)
@@ -134,3 +146,61 @@ class FastAgiServer:
             # A bug must not leave the channel waiting in AGI().
             log.exception("%s crashed", safe(env.network_script))
             await set_error(agi, "internal")
+
+
+class AgiService:
+    """The FastAGI front end of ``callrec serve``: consent, record, stop, pause, resume.
+
+    ``core`` returns the running app's shared services (the Stasis app's
+    ``CallContext`` fits :class:`~agi.recording.CoreServices`), or None
+    while there are none; it is read at :meth:`start`, after the app's own
+    start-up.
+    """
+
+    def __init__(self, config: Config, core: CoreProvider) -> None:
+        self.config = config
+        self._core = core
+        self.ledger = ConsentLedger()
+        self.recordings = AgiRecordings(core, self.ledger)
+        self.server = FastAgiServer(self.route, config.agi.host, config.agi.port)
+        self._consent: AgiConsent | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def start(self) -> None:
+        core = self._core()
+        if core is None:
+            raise RecordingUnavailable("FastAGI: the app's services are not running")
+        self._consent = AgiConsent(
+            self.config,
+            core.pseudonym_key,
+            core.clock,
+            ledger=self.ledger,
+            audit=core.append_audit,
+        )
+        await self.server.start()
+
+    async def stop(self) -> None:
+        """Stop taking AGI sessions, then seal every recording started over AGI."""
+        await self.server.stop()
+        await self.recordings.close_all("shutdown")
+
+    def route(self, env: AgiEnvironment) -> AgiHandler | None:
+        routes: dict[str, AgiHandler] = {
+            "consent": self.consent,
+            "record": self.recordings.record,
+            "stop": self.recordings.stop,
+            "pause": self.recordings.pause,
+            "resume": self.recordings.resume,
+        }
+        return routes.get(env.network_script)
+
+    async def consent(self, agi: AgiConnection, env: AgiEnvironment) -> None:
+        assert self._consent is not None, "AgiService.start() not called"
+        outcome = await self._consent.run(agi, env)
+        decision = outcome.decision
+        wanted = self.config.agi.record_after_consent
+        if wanted and decision is not None and records(decision) and not agi.hung_up:
+            await self.recordings.record(agi, env)

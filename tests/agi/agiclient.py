@@ -141,6 +141,8 @@ class ChannelModel:
     now: float = 0.0
     dead: bool = False
     answered: bool = False
+    # Really wait the time the channel spends (for gates on the system clock).
+    realtime: bool = False
 
     def spend(self, seconds: float) -> None:
         self.now += seconds
@@ -296,7 +298,10 @@ class FakeAsterisk:
             count += 1
             argv = parse_args(raw.decode().rstrip("\n"))
             self.model.commands.append(argv)
+            before = self.model.now
             lines = self.model.respond(argv)
+            if self.model.realtime:
+                await asyncio.sleep(self.model.now - before)
             data = "".join(line + "\n" for line in lines).encode()
             if self.model.caller.close_at_command == count:
                 writer.write(data[: self.model.caller.cut_bytes])

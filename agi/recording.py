@@ -1,0 +1,333 @@
+"""Recording from the dialplan: /record, /stop, /pause, /resume over the core's tap.
+
+``/record`` starts a :class:`~callrec.tap.RecordingTap` on the AGI channel
+(snoop spy=both into the callrec app, bridged with ExternalMedia, RTP into
+the media recorder, sealed writer), but only for a channel whose consent
+this server decided and that allows recording: the
+:class:`~agi.gate.ConsentLedger` is keyed by the channel's uniqueid, so a
+``CALLREC_CONSENT`` set by hand in the dialplan counts for nothing. The AGI
+session then ends and the call goes on in the admin's dialplan while the
+tap records.
+
+When the call hangs up, the snoop leaves Stasis with a StasisEnd and no
+ChannelDestroyed (trace 05); RTP stops with it and the tap's bridge stays
+behind, so on that StasisEnd the tap is stopped, which removes the
+ExternalMedia channel and the bridge and seals the file. One audit line per
+recording is written at sealing time.
+
+``/stop``, ``/pause`` and ``/resume`` find the recording by the channel's
+uniqueid or, when run on another leg of the call (an agent's feature code),
+by its linkedid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agi.gate import ERROR_VARIABLE, ConsentLedger, ConsentRecord, valid_uniqueid
+from agi.protocol import AgiCommands, AgiEnvironment
+from callrec.ari.client import AriClient
+from callrec.ari.events import Event
+from callrec.ari.router import EventRouter
+from callrec.audit import audit_record
+from callrec.clock import Clock
+from callrec.consent import records
+from callrec.crypto.keys import PublicKey
+from callrec.errors import AgiError, CallrecError, RecordingUnavailable
+from callrec.logutil import CallLogAdapter, safe
+from callrec.media.recorder import MediaRecorder
+from callrec.spool import Spool
+from callrec.tap import RecordingTap, TapResult, TapSettings
+
+logger = logging.getLogger(__name__)
+
+RECORDING_VARIABLE = "CALLREC_RECORDING"
+PAUSED_VARIABLE = "CALLREC_PAUSED"
+
+
+class CoreServices(Protocol):
+    """What the recording path needs from the running app (its CallContext fits)."""
+
+    @property
+    def client(self) -> AriClient: ...
+
+    @property
+    def router(self) -> EventRouter: ...
+
+    @property
+    def recorder(self) -> MediaRecorder: ...
+
+    @property
+    def spool(self) -> Spool: ...
+
+    @property
+    def recipients(self) -> Sequence[PublicKey]: ...
+
+    @property
+    def pseudonym_key(self) -> bytes: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def tap_settings(self) -> TapSettings: ...
+
+    def append_audit(self, record: dict[str, Any], personal: dict[str, str]) -> None: ...
+
+
+CoreProvider = Callable[[], CoreServices | None]
+
+
+@dataclass
+class ActiveRecording:
+    consent: ConsentRecord
+    tap: RecordingTap
+    log: CallLogAdapter
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    watcher: asyncio.Task[None] | None = None
+    result: TapResult | None = None
+    reason: str = ""
+
+    @property
+    def uniqueid(self) -> str:
+        return self.consent.uniqueid
+
+    def end(self, reason: str) -> None:
+        """Ask for the end; the first reason given wins."""
+        if not self.ended.is_set():
+            self.reason = reason
+            self.ended.set()
+
+
+class AgiRecordings:
+    """The recordings this FastAGI server started, by channel uniqueid."""
+
+    def __init__(self, core: CoreProvider, ledger: ConsentLedger) -> None:
+        self._core = core
+        self._ledger = ledger
+        self._active: dict[str, ActiveRecording] = {}
+        self._closing = False
+
+    @property
+    def active(self) -> dict[str, ActiveRecording]:
+        return dict(self._active)
+
+    # --- AGI scripts --------------------------------------------------------
+
+    async def record(self, agi: AgiCommands, env: AgiEnvironment) -> None:
+        """``/record``: refuse without this server's consent, else start the tap."""
+        uniqueid = env.uniqueid
+        log = CallLogAdapter(logger, uniqueid or "-")
+        consent = self._ledger.get(uniqueid) if valid_uniqueid(uniqueid) else None
+        if consent is None or not records(consent.decision):
+            why = "no decision of this server" if consent is None else str(consent.decision)
+            log.warning("recording refused: %s", why)
+            await _set(agi, ERROR_VARIABLE, "no-consent")
+            return
+        current = self._active.get(uniqueid)
+        if current is not None and current.tap.recording_id is not None:
+            await _set(agi, RECORDING_VARIABLE, current.tap.recording_id)
+            return
+        core = self._core()
+        if core is None or self._closing:
+            log.error("recording unavailable: the ARI side is not running")
+            await _set(agi, ERROR_VARIABLE, "recording-unavailable")
+            return
+        try:
+            recording_id = await self._start(core, consent, log)
+        except RecordingUnavailable as exc:
+            log.error("recording unavailable: %s", safe(str(exc), 200))
+            await _set(agi, ERROR_VARIABLE, "recording-unavailable")
+            return
+        await _set(agi, RECORDING_VARIABLE, recording_id)
+
+    async def stop(self, agi: AgiCommands, env: AgiEnvironment) -> None:
+        """``/stop``: seal this call's recording now; the call goes on."""
+        active = await self._find(agi, env)
+        if active is None:
+            return
+        active.end("stopped")
+        if active.watcher is not None:
+            await asyncio.shield(active.watcher)
+        await _set(agi, RECORDING_VARIABLE, "")
+
+    async def pause(self, agi: AgiCommands, env: AgiEnvironment) -> None:
+        """``/pause``: keep the stream, write a pause frame, discard audio until resume."""
+        active = await self._find(agi, env)
+        if active is None:
+            return
+        _control(active.tap, "pause", core_clock(self._core))
+        active.log.info("recording %s paused", active.tap.recording_id)
+        await _set(agi, PAUSED_VARIABLE, "yes")
+
+    async def resume(self, agi: AgiCommands, env: AgiEnvironment) -> None:
+        """``/resume``: write a resume frame and record again."""
+        active = await self._find(agi, env)
+        if active is None:
+            return
+        _control(active.tap, "resume", core_clock(self._core))
+        active.log.info("recording %s resumed", active.tap.recording_id)
+        await _set(agi, PAUSED_VARIABLE, "no")
+
+    # --- life cycle ---------------------------------------------------------
+
+    async def close_all(self, reason: str = "shutdown") -> None:
+        """Seal every open recording (SIGTERM); the calls themselves carry on."""
+        self._closing = True
+        watchers = []
+        for active in list(self._active.values()):
+            active.end(reason)
+            if active.watcher is not None:
+                watchers.append(active.watcher)
+        await asyncio.gather(*watchers, return_exceptions=True)
+
+    # --- internals ----------------------------------------------------------
+
+    async def _start(self, core: CoreServices, consent: ConsentRecord, log: CallLogAdapter) -> str:
+        tap = RecordingTap(
+            core.client,
+            core.router,
+            core.recorder,
+            core.spool,
+            core.recipients,
+            core.tap_settings,
+            clock=core.clock,
+            log=log,
+        )
+        active = ActiveRecording(consent, tap, log)
+        evidence = consent.evidence
+        evidence.channels.update(snoop=tap.snoop_id, external_media=tap.media_id)
+
+        def on_snoop_event(event: Event) -> None:
+            if event.type in ("StasisEnd", "ChannelDestroyed"):
+                active.end("hangup")
+
+        # Before start: the snoop's StasisEnd may come while the tap is still
+        # setting up (a call hung up at once).
+        core.router.subscribe(tap.snoop_id, on_snoop_event)
+        self._active[consent.uniqueid] = active
+        try:
+            evidence.recording_started_at = core.clock.wall()
+            recording_id = await tap.start(consent.uniqueid, evidence.to_record(), consent.call_id)
+        except CallrecError as exc:
+            self._active.pop(consent.uniqueid, None)
+            core.router.unsubscribe(tap.snoop_id, on_snoop_event)
+            reason = safe(str(exc), 200)
+            result = None
+            # As the Stasis app does: whatever the tap created is removed, and
+            # a writer already opened is sealed (evidence only, no audio).
+            with contextlib.suppress(CallrecError):
+                result = await tap.stop("recording-failed", {"failure": reason})
+            _audit(core, consent, result, "failure", reason)
+            if isinstance(exc, RecordingUnavailable):
+                raise
+            raise RecordingUnavailable(reason) from exc
+        active.watcher = asyncio.create_task(self._watch(core, active, on_snoop_event))
+        return recording_id
+
+    async def _watch(
+        self, core: CoreServices, active: ActiveRecording, handler: Callable[[Event], None]
+    ) -> None:
+        """Wait for the end (hang-up, /stop or shutdown), then seal and audit."""
+        await active.ended.wait()
+        reason = active.reason
+        core.router.unsubscribe(active.tap.snoop_id, handler)
+        evidence = active.consent.evidence
+        evidence.recording_ended_at = core.clock.wall()
+        try:
+            active.result = await active.tap.stop(reason, {"frontend": "agi"})
+        except CallrecError as exc:
+            active.log.error("recording could not be sealed: %s", safe(str(exc), 200))
+        finally:
+            self._active.pop(active.uniqueid, None)
+        self._audit_sealed(core, active, reason)
+
+    async def _find(self, agi: AgiCommands, env: AgiEnvironment) -> ActiveRecording | None:
+        """The recording of this channel, or of the call it is linked to."""
+        active = self._active.get(env.uniqueid)
+        if active is None:
+            linkedid = await _get(agi, "CHANNEL(linkedid)")
+            active = next(
+                (a for a in self._active.values() if a.consent.evidence.linkedid == linkedid),
+                None,
+            )
+        if active is None:
+            log = CallLogAdapter(logger, env.uniqueid or "-")
+            log.info("%s: no recording for this call", safe(env.network_script))
+            await _set(agi, ERROR_VARIABLE, "not-recording")
+        return active
+
+    def _audit_sealed(self, core: CoreServices, active: ActiveRecording, reason: str) -> None:
+        event = "call" if active.result is not None else "failure"
+        _audit(core, active.consent, active.result, event, reason)
+
+
+def _audit(
+    core: CoreServices,
+    consent: ConsentRecord,
+    result: TapResult | None,
+    event: str,
+    reason: str,
+) -> None:
+    """One audit line for a recording: sealed, stopped, or failed (with what was sealed)."""
+    evidence = consent.evidence
+    fields: dict[str, Any] = {"call_id": consent.call_id, "stage": "recording"}
+    if result is not None:
+        seal = result.seal
+        fields.update(
+            recording_id=result.recording_id,
+            durations=_durations(evidence.recording_started_at, result, evidence),
+            packets=_int_stats(result.stats),
+            segments=seal.segments,
+            last_tag_sha256=seal.last_tag_sha256,
+        )
+    record = audit_record(event, evidence=evidence, reason=reason, **fields)
+    core.append_audit(record, dict(evidence.personal))
+
+
+def core_clock(core: CoreProvider) -> float:
+    services = core()
+    return services.clock.wall() if services is not None else time.time()
+
+
+def _control(tap: RecordingTap, action: str, at: float) -> None:
+    """Pause or resume through the tap (its stream writes the frame with ``at``)."""
+    method = getattr(tap, action, None)
+    if callable(method):
+        method()
+        return
+    # Until RecordingTap grows pause()/resume(): the stream does the real work.
+    stream = getattr(tap, "_stream", None)
+    if stream is not None:
+        getattr(stream, action)(at)
+
+
+def _durations(started: float | None, result: TapResult, evidence: Any) -> dict[str, float]:
+    out = {"audio": float(result.seal.audio_seconds)}
+    if started is not None and evidence.recording_ended_at is not None:
+        out["recording"] = float(evidence.recording_ended_at - started)
+    return out
+
+
+def _int_stats(stats: Any) -> dict[str, int]:
+    return {k: int(v) for k, v in dict(stats).items() if isinstance(v, int | float)}
+
+
+async def _set(agi: AgiCommands, name: str, value: str) -> None:
+    try:
+        await agi.set_variable(name, value)
+    except AgiError as exc:
+        logger.info("could not set %s: %s", name, safe(str(exc)))
+
+
+async def _get(agi: AgiCommands, name: str) -> str | None:
+    try:
+        return await agi.get_variable(name)
+    except AgiError:
+        return None
