@@ -20,14 +20,12 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from callrec.ari import sim_media
+from callrec.ari.sim_dial import Dialer
 from callrec.ari.sim_model import (
     CallerScenario,
     DialplanStep,
     EndpointBehaviour,
-    Int16Array,
     Json,
     RtpFaults,
     RtpSendStats,
@@ -40,21 +38,15 @@ from callrec.ari.sim_model import (
     callerid_number,
     make_event,
     media_duration,
-    parse_caller_id,
 )
 
 logger = logging.getLogger(__name__)
 
 _QOS = ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT", "RTPAUDIOQOSMES")
-_MEDIA_KINDS = ("caller", "pjsip", "local")
 
 
 class EventSink(Protocol):
     def put(self, event: Json) -> None: ...
-
-
-class AllocationFailed(Exception):
-    """Originate to an endpoint that cannot be reached (500 {"error":"Allocation failed"})."""
 
 
 class SimEngine:
@@ -81,6 +73,8 @@ class SimEngine:
         self.events: list[Json] = []
         self.rtp_stats: dict[str, RtpSendStats] = {}
         self.default_faults = RtpFaults()
+        self.dialer = Dialer(self)
+        self.mixer = sim_media.Mixer(self)
         self.reset()
 
     def reset(self) -> None:
@@ -98,21 +92,21 @@ class SimEngine:
 
     # --- plumbing --------------------------------------------------------
 
-    def _emit(self, app: str | None, event: Json) -> None:
+    def emit(self, app: str | None, event: Json) -> None:
         if app is None:
             return
         self.events.append(event)
         for sink in list(self.sinks.get(app, ())):
             sink.put(event)
 
-    def _chan_event(self, ch: SimChannel, kind: str, pre: Json | None = None, **kw: Any) -> None:
+    def chan_event(self, ch: SimChannel, kind: str, pre: Json | None = None, **kw: Any) -> None:
         if ch.app is not None:
-            self._emit(ch.app, make_event(kind, ch.app, pre=pre, **kw, channel=ch.to_json()))
+            self.emit(ch.app, make_event(kind, ch.app, pre=pre, **kw, channel=ch.to_json()))
 
-    def _varset(self, ch: SimChannel, variable: str, value: str) -> None:
-        self._chan_event(ch, "ChannelVarset", pre={"variable": variable, "value": value})
+    def varset(self, ch: SimChannel, variable: str, value: str) -> None:
+        self.chan_event(ch, "ChannelVarset", pre={"variable": variable, "value": value})
 
-    def _dial(self, ch: SimChannel, status: str) -> None:
+    def dial(self, ch: SimChannel, status: str) -> None:
         if ch.app is not None:
             event = make_event(
                 "Dial",
@@ -122,20 +116,20 @@ class SimEngine:
                 dialstring=ch.dialstring,
                 peer=ch.to_json(),
             )
-            self._emit(ch.app, event)
+            self.emit(ch.app, event)
 
-    def _new_id(self) -> str:
+    def new_id(self) -> str:
         self._ids += 1
         return f"{int(time.time())}.{self._ids - 1}"
 
-    def _name_counter(self, kind: str) -> int:
+    def name_counter(self, kind: str) -> int:
         self._names[kind] += 1
         return self._names[kind] - 1
 
     def new_uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _spawn(self, ch: SimChannel, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, ch: SimChannel, coro: Coroutine[Any, Any, None]) -> None:
         ch.tasks.append(asyncio.get_running_loop().create_task(coro))
 
     def app_active(self, app: str) -> bool:
@@ -150,8 +144,8 @@ class SimEngine:
             return ""
         self._callid += 1
         ch = SimChannel(
-            id=self._new_id(),
-            name=f"PJSIP/{sc.endpoint}-{self._name_counter('pjsip'):08x}",
+            id=self.new_id(),
+            name=f"PJSIP/{sc.endpoint}-{self.name_counter('pjsip'):08x}",
             kind="caller",
             state="Ring",
             protocol_id=f"1-{self._callid}@127.0.0.1",
@@ -168,10 +162,10 @@ class SimEngine:
         if not self.app_active(sc.app):
             # Stasis() of an unregistered app fails; the dialplan then hangs up.
             logger.warning("channel %s: Stasis app %s not registered", ch.id, sc.app)
-            self._dispose(ch)
+            self.dispose(ch)
             return ch.id
         ch.app, ch.in_stasis = sc.app, True
-        self._chan_event(ch, "StasisStart", args=args)
+        self.chan_event(ch, "StasisStart", args=args)
         return ch.id
 
     async def _caller_script(self, ch: SimChannel, sc: CallerScenario) -> None:
@@ -184,7 +178,7 @@ class SimEngine:
         for at, digit in steps:
             await asyncio.sleep(max(0.0, t0 + at - loop.time()))
             if digit:
-                self._chan_event(ch, "ChannelDtmfReceived", digit=digit, duration_ms=280)
+                self.chan_event(ch, "ChannelDtmfReceived", digit=digit, duration_ms=280)
             else:
                 self.hangup_remote(ch)
                 return
@@ -194,16 +188,16 @@ class SimEngine:
     def answer(self, ch: SimChannel) -> None:
         if ch.state == "Up":
             return
-        self._set_up(ch)
+        self.set_up(ch)
         sc = self.scenarios.get(ch.id)
         if sc is not None:
-            self._spawn(ch, self._caller_script(ch, sc))
+            self.spawn(ch, self._caller_script(ch, sc))
 
-    def _set_up(self, ch: SimChannel) -> None:
+    def set_up(self, ch: SimChannel) -> None:
         ch.state = "Up"
         ch.media_start = asyncio.get_running_loop().time()
-        self._chan_event(ch, "ChannelStateChange")
-        self._update_media()
+        self.chan_event(ch, "ChannelStateChange")
+        self.update_media()
 
     async def wait_control(self, ch: SimChannel) -> None:
         """Commands queue behind a playback on the channel (trace README, "Playback")."""
@@ -214,26 +208,26 @@ class SimEngine:
         """``DELETE /channels/{id}``: soft hang-up flag 32, whatever reason was given."""
         if ch.kind in ("pjsip", "local") and ch.state != "Up":
             ch.alive = False
-            self._chan_event(ch, "ChannelHangupRequest", pre={"cause": 32, "soft": True})
-            self._dial(ch, "CANCEL")
-            self._destroyed(ch, 16, "Normal Clearing")
-            self._dispose(ch)
+            self.chan_event(ch, "ChannelHangupRequest", pre={"cause": 32, "soft": True})
+            self.dial(ch, "CANCEL")
+            self.destroyed(ch, 16, "Normal Clearing")
+            self.dispose(ch)
             return
-        self._teardown(ch, {"cause": 32, "soft": True}, qos=True)
+        self.teardown(ch, {"cause": 32, "soft": True}, qos=True)
 
     def hangup_remote(self, ch: SimChannel) -> None:
         """The far end sent BYE: no cause in ChannelHangupRequest."""
-        self._teardown(ch, {}, qos=True)
+        self.teardown(ch, {}, qos=True)
 
-    def _teardown(self, ch: SimChannel, request: Json | None, *, qos: bool) -> None:
+    def teardown(self, ch: SimChannel, request: Json | None, *, qos: bool) -> None:
         if not ch.alive:
             return
         ch.alive = False
         if qos and ch.kind in ("caller", "pjsip") and ch.state == "Up":
             for var in _QOS:
-                self._varset(ch, var, "ssrc=0;themssrc=0;lp=0;rxjitter=0.000000;rxcount=0")
+                self.varset(ch, var, "ssrc=0;themssrc=0;lp=0;rxjitter=0.000000;rxcount=0")
         if request is not None:
-            self._chan_event(ch, "ChannelHangupRequest", pre=request)
+            self.chan_event(ch, "ChannelHangupRequest", pre=request)
         self._fail_playbacks(ch)
         if ch.bridge_id is not None:
             self._leave(self.bridges[ch.bridge_id], ch)
@@ -241,24 +235,24 @@ class SimEngine:
             self._end_snoop(snoop)
         self._stasis_end(ch)
         if request is not None and request.get("cause") != 4:
-            self._destroyed(ch, 16, "Normal Clearing")
-        self._dispose(ch)
+            self.destroyed(ch, 16, "Normal Clearing")
+        self.dispose(ch)
 
     def _stasis_end(self, ch: SimChannel) -> None:
         if ch.in_stasis:
             ch.in_stasis = False
-            self._chan_event(ch, "StasisEnd")
+            self.chan_event(ch, "StasisEnd")
             if ch.sends_destroyed:
-                self._varset(ch, "STASISSTATUS", "SUCCESS")
+                self.varset(ch, "STASISSTATUS", "SUCCESS")
 
-    def _destroyed(self, ch: SimChannel, cause: int, text: str, tech: int | None = None) -> None:
+    def destroyed(self, ch: SimChannel, cause: int, text: str, tech: int | None = None) -> None:
         if not ch.sends_destroyed:
             return
         ch.set_dialplan(*ch.saved_dialplan)
         fields: Json = {"cause": cause, "cause_txt": text}
         if tech is not None:
             fields["tech_cause"] = tech
-        self._chan_event(ch, "ChannelDestroyed", **fields)
+        self.chan_event(ch, "ChannelDestroyed", **fields)
 
     def _end_snoop(self, snoop: SimChannel) -> None:
         """The snooped channel is gone: the Snoop leaves its bridge and Stasis, nothing else."""
@@ -268,9 +262,9 @@ class SimEngine:
         if snoop.bridge_id is not None:
             self._leave(self.bridges[snoop.bridge_id], snoop)
         self._stasis_end(snoop)
-        self._dispose(snoop)
+        self.dispose(snoop)
 
-    def _dispose(self, ch: SimChannel) -> None:
+    def dispose(self, ch: SimChannel) -> None:
         ch.alive = False
         current = asyncio.current_task()
         for task in [*ch.tasks, ch.playback_task]:
@@ -288,11 +282,11 @@ class SimEngine:
             self._leave(self.bridges[ch.bridge_id], ch)
         self._stasis_end(ch)
         ch.alive = False
-        self._dispose(ch)
+        self.dispose(ch)
 
     def set_variable(self, ch: SimChannel, name: str, value: str) -> None:
         ch.variables[name] = value
-        self._varset(ch, name, value)
+        self.varset(ch, name, value)
 
     def get_variable(self, ch: SimChannel, name: str) -> str | None:
         special = {
@@ -357,7 +351,7 @@ class SimEngine:
 
     def _pb_event(self, ch: SimChannel, kind: str, pb: SimPlayback) -> None:
         if ch.app is not None:
-            self._emit(ch.app, make_event(kind, ch.app, playback=pb.to_json()))
+            self.emit(ch.app, make_event(kind, ch.app, playback=pb.to_json()))
 
     def _finish(self, ch: SimChannel, pb: SimPlayback, state: str) -> None:
         pb.over, pb.state = True, state
@@ -407,7 +401,7 @@ class SimEngine:
 
     def _bridge_event(self, br: SimBridge, ch: SimChannel, kind: str) -> None:
         for app in {a for a in (ch.app, br.app) if a is not None}:
-            self._emit(app, make_event(kind, app, bridge=br.to_json(), channel=ch.to_json()))
+            self.emit(app, make_event(kind, app, bridge=br.to_json(), channel=ch.to_json()))
 
     def add_to_bridge(self, br: SimBridge, ch: SimChannel) -> None:
         if ch.bridge_id is not None and ch.bridge_id in self.bridges:
@@ -425,7 +419,7 @@ class SimEngine:
     def _leave(self, br: SimBridge, ch: SimChannel) -> None:
         br.channels.remove(ch.id)
         ch.bridge_id = None
-        self._varset(ch, "BRIDGEPEER", "")
+        self.varset(ch, "BRIDGEPEER", "")
         self._bridge_event(br, ch, "ChannelLeftBridge")
         self._after_membership(br)
         if br.bridge_type == "mixing" and len(br.channels) <= 2:
@@ -435,14 +429,14 @@ class SimEngine:
         members = [self.channels[c] for c in br.channels if c in self.channels]
         for m in members:
             peers = ",".join(o.name for o in members if o is not m)
-            self._varset(m, "BRIDGEPEER", peers)
+            self.varset(m, "BRIDGEPEER", peers)
         if len(members) == 2:
             for m, other in ((members[0], members[1]), (members[1], members[0])):
                 new = (other.caller_name, other.caller_number)
                 if (m.connected_name, m.connected_number) != new:
                     m.connected_name, m.connected_number = new
-                    self._chan_event(m, "ChannelConnectedLine")
-        self._update_media()
+                    self.chan_event(m, "ChannelConnectedLine")
+        self.update_media()
 
     def destroy_bridge(self, br: SimBridge) -> None:
         for cid in list(br.channels):
@@ -451,290 +445,17 @@ class SimEngine:
                 self._leave(br, ch)
         self.bridges.pop(br.id, None)
         if br.app is not None:
-            self._emit(br.app, make_event("BridgeDestroyed", br.app, bridge=br.to_json()))
+            self.emit(br.app, make_event("BridgeDestroyed", br.app, bridge=br.to_json()))
 
-    # --- originate -------------------------------------------------------
+    def update_media(self) -> None:
+        self.mixer.update()
 
-    def originate(
-        self,
-        endpoint: str,
-        *,
-        app: str,
-        app_args: list[str],
-        context: str,
-        exten: str,
-        priority: int,
-        caller_id: str,
-        timeout: float,
-        originator: str,
-        channel_id: str,
-    ) -> Json:
-        tech, _, resource = endpoint.partition("/")
-        behaviour = self.endpoints.get(endpoint)
-        if tech == "Local":
-            target = resource.split("/", 1)[0]
-            lexten, _, lcontext = target.partition("@")
-            if behaviour is None and (lcontext, lexten) in self.dialplans:
-                behaviour = EndpointBehaviour("answer", answer_after=0.0)
-            ctx = context or lcontext
-            name = f"Local/{target}-{self._name_counter('local'):08x};1"
-            kind, dialstring, protocol_id = "local", target, ""
-        else:
-            ctx = context if tech == "PJSIP" else ""
-            name = f"PJSIP/{resource}-{self._names['pjsip']:08x}"
-            kind, dialstring, protocol_id = "pjsip", resource, ""
-        if behaviour is None or behaviour.kind == "absent" or tech not in ("PJSIP", "Local"):
-            raise AllocationFailed(endpoint)
-        if kind == "pjsip":
-            self._name_counter("pjsip")
-            protocol_id = self.new_uuid()
-            ctx = behaviour.context or f"from-{resource}"
-        name_, number = parse_caller_id(caller_id) if caller_id else ("", "")
-        ch = SimChannel(
-            id=channel_id or self._new_id(),
-            name=name,
-            kind=kind,  # type: ignore[arg-type]
-            state="Down",
-            protocol_id=protocol_id,
-            caller_name=name_,
-            caller_number=number,
-            connected_name=name_,
-            connected_number=number,
-            creationtime=asterisk_time(),
-            dialstring=dialstring,
-        )
-        if kind == "local":
-            self._ids += 1  # the ;2 half takes the next id
-            ch.set_dialplan(ctx, exten or lexten, 1, "AppDial2", "(Outgoing Line)")
-        else:
-            ch.set_dialplan(ctx, "s", 1, "AppDial2", "(Outgoing Line)")
-        ch.saved_dialplan = (ch.context, ch.exten, 1, "AppDial2", "(Outgoing Line)")
-        peer = self.channels.get(originator)
-        if peer is not None:
-            ch.connected_name, ch.connected_number = peer.caller_name, peer.caller_number
-        ch.app = app or None
-        ch.sends_destroyed = bool(app)
-        ch.audio = sim_media.load_audio(behaviour.audio, behaviour.audio_rate)
-        self.channels[ch.id] = ch
-        self.behaviours[ch.id] = behaviour
-        reply = ch.to_json()
-        target_exten = exten or (lexten if kind == "local" else "s")
-        self._spawn(
-            ch,
-            self._outbound(ch, behaviour, timeout, app_args, context, target_exten, priority),
-        )
-        return reply
-
-    async def _outbound(
-        self,
-        ch: SimChannel,
-        bh: EndpointBehaviour,
-        ring_limit: float,
-        app_args: list[str],
-        context: str,
-        exten: str,
-        priority: int,
-    ) -> None:
-        await asyncio.sleep(0.002)  # the 200 (state Down) goes out first (trace 01)
-        self._dial(ch, "")
-        if bh.kind == "busy":
-            await asyncio.sleep(bh.answer_after)
-            ch.alive = False
-            self._chan_event(ch, "ChannelHangupRequest", pre={"cause": 17, "tech_cause": 486})
-            self._dial(ch, "BUSY")
-            self._destroyed(ch, 17, "User busy", 486)
-            self._dispose(ch)
-            return
-        if bh.kind == "no-answer" or bh.answer_after >= ring_limit:
-            await asyncio.sleep(ring_limit)
-            ch.alive = False
-            self._destroyed(ch, 19, "User alerting, no answer", 480)
-            self._dispose(ch)
-            return
-        ch.state = "Ringing"
-        self._chan_event(ch, "ChannelStateChange")
-        self._dial(ch, "RINGING")
-        await asyncio.sleep(bh.answer_after)
-        ch.state = "Up"
-        ch.media_start = asyncio.get_running_loop().time()
-        self._chan_event(ch, "ChannelStateChange")
-        self._dial(ch, "ANSWER")
-        if bh.hangup_after is not None:
-            self._spawn(ch, self._hangup_later(ch, bh.hangup_after))
-        if ch.app is not None:
-            self._enter_stasis(ch, ch.app, app_args)
-        else:
-            self._update_media()
-            await self._run_dialplan(ch, context, exten, priority)
-
-    async def _hangup_later(self, ch: SimChannel, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self.hangup_remote(ch)
-
-    def _enter_stasis(self, ch: SimChannel, app: str, args: list[str]) -> None:
+    def enter_stasis(self, ch: SimChannel, app: str, args: list[str]) -> None:
         ch.set_dialplan(ch.context, ch.exten, ch.priority, "Stasis", ",".join([app, *args]))
         ch.app, ch.in_stasis = app, True
-        self._varset(ch, "STASISSTATUS", "")
-        self._chan_event(ch, "StasisStart", args=args)
-        self._update_media()
-
-    async def _run_dialplan(self, ch: SimChannel, context: str, exten: str, prio: int) -> None:
-        steps = self.dialplans.get((context, exten), [])
-        for priority in range(max(prio, 1), len(steps) + 1):
-            step = steps[priority - 1]
-            ch.set_dialplan(context, exten, priority, step.app_name, step.app_data)
-            if step.app_name == "Answer" and ch.state != "Up":
-                self._set_up(ch)
-            elif step.app_name in ("Playback", "Wait"):
-                await asyncio.sleep(step.duration)
-            elif step.app_name == "Echo":
-                await asyncio.Event().wait()
-            elif step.app_name == "Stasis":
-                app, *args = step.app_data.split(",")
-                self._enter_stasis(ch, app, args)
-                return
-            elif step.app_name == "Hangup":
-                break
-        # Falling off the end or Hangup(): the channel is gone; its app (if any) is told.
-        self._teardown(ch, None, qos=False)
-
-    # --- snoop and external media ----------------------------------------
-
-    def snoop(
-        self, target: SimChannel, app: str, args: list[str], spy: str, snoop_id: str
-    ) -> Json:
-        ch = SimChannel(
-            id=snoop_id or self._new_id(),
-            name=f"Snoop/{target.id}-{self._name_counter('snoop') + 1:08x}",
-            kind="snoop",
-            state="Up",
-            app_name="",
-            app_data="",
-            creationtime=asterisk_time(),
-            language=target.language,
-        )
-        ch.snoop_target, ch.snoop_spy = target.id, spy
-        ch.media_start = asyncio.get_running_loop().time()
-        self.channels[ch.id] = ch
-        reply = ch.to_json()
-        ch.set_dialplan("default", "s", 1, "Stasis", ",".join([app, *args]))
-        ch.app, ch.in_stasis = app, True
-        asyncio.get_running_loop().call_soon(self._snoop_start, ch, args)
-        return reply
-
-    def _snoop_start(self, ch: SimChannel, args: list[str]) -> None:
-        if ch.alive:
-            self._chan_event(ch, "StasisStart", args=args)
-
-    def external_media(
-        self, app: str, host: str, port: int, fmt: str, channel_id: str, args: list[str]
-    ) -> Json:
-        cid = channel_id or self._new_id()
-        sender = sim_media.RtpSender(
-            cid,
-            fmt,
-            (host, port),
-            lambda start, n, rate: self._ext_hears(cid, start, n, rate),
-            rng=random.Random(self.rng.getrandbits(64)),
-            keep_payloads=self.keep_payloads,
-        )
-        local_host, local_port = sender.local_address
-        ptr = 0x7F0000000000 | self.rng.getrandbits(36) << 4
-        ch = SimChannel(
-            id=cid,
-            name=f"UnicastRTP/{host}:{port}-0x{ptr:012x}",
-            kind="unicast",
-            state="Down",
-            creationtime=asterisk_time(),
-            dialstring=f"{host}:{port}/c({fmt})",
-        )
-        ch.channelvars = {
-            "UNICASTRTP_LOCAL_PORT": str(local_port),
-            "UNICASTRTP_LOCAL_ADDRESS": local_host,
-        }
-        ch.saved_dialplan = ("default", "s", 1, "AppDial2", "(Outgoing Line)")
-        ch.app, ch.sends_destroyed, ch.external_format = app, True, fmt
-        self.channels[cid] = ch
-        sender.faults = self.default_faults
-        self.rtp[cid] = sender
-        self.rtp_stats[cid] = sender.stats
-        reply = ch.to_json(with_vars=True)
-        mode = self.external_media_start
-        if mode == "random":
-            mode = self.rng.choice(("before", "after"))
-        if mode == "before":
-            self._external_media_up(ch, args)
-        else:
-            self._spawn(ch, self._external_media_later(ch, args))
-        return reply
-
-    async def _external_media_later(self, ch: SimChannel, args: list[str]) -> None:
-        await asyncio.sleep(self.external_media_delay)
-        self._external_media_up(ch, args)
-
-    def _external_media_up(self, ch: SimChannel, args: list[str]) -> None:
-        self._dial(ch, "")
-        ch.state = "Up"
-        self._chan_event(ch, "ChannelStateChange")
-        self._dial(ch, "ANSWER")
-        self._enter_stasis(ch, ch.app or "", args)
-
-    # --- media -----------------------------------------------------------
-
-    def _produces(self, ch: SimChannel) -> bool:
-        if not ch.alive:
-            return False
-        if ch.kind == "snoop":
-            return ch.snoop_target in self.channels
-        return ch.kind in _MEDIA_KINDS and ch.state == "Up"
-
-    def _update_media(self) -> None:
-        for cid, sender in self.rtp.items():
-            ch = self.channels.get(cid)
-            br = self.bridges.get(ch.bridge_id or "") if ch is not None else None
-            live = (
-                ch is not None
-                and ch.state == "Up"
-                and br is not None
-                and any(self._produces(self.channels[m]) for m in br.channels if m != cid)
-            )
-            if live:
-                sender.start()
-            else:
-                sender.stop()
-
-    def _ext_hears(self, cid: str, start: int, count: int, rate: int) -> Int16Array:
-        ch = self.channels.get(cid)
-        if ch is None:
-            return np.zeros(count, dtype=np.int16)
-        return self._hears(ch, start, count, rate, 0)
-
-    def _hears(self, ch: SimChannel, start: int, count: int, rate: int, depth: int) -> Int16Array:
-        br = self.bridges.get(ch.bridge_id or "")
-        if br is None or depth > 3:
-            return np.zeros(count, dtype=np.int16)
-        parts = [
-            self._says(self.channels[m], start, count, rate, depth + 1)
-            for m in br.channels
-            if m != ch.id and m in self.channels
-        ]
-        return sim_media.mix(parts, count)
-
-    def _says(self, ch: SimChannel, start: int, count: int, rate: int, depth: int) -> Int16Array:
-        if ch.kind == "snoop":
-            target = self.channels.get(ch.snoop_target or "")
-            if target is None or depth > 3:
-                return np.zeros(count, dtype=np.int16)
-            parts = []
-            if ch.snoop_spy in ("both", "in"):
-                parts.append(self._says(target, start, count, rate, depth + 1))
-            if ch.snoop_spy in ("both", "out"):
-                parts.append(self._hears(target, start, count, rate, depth + 1))
-            return sim_media.mix(parts, count)
-        if ch.media_start is None or ch.kind not in _MEDIA_KINDS:
-            return np.zeros(count, dtype=np.int16)
-        offset = start - round(ch.media_start * rate)
-        return sim_media.slice_audio(ch.audio, offset, count, rate)
+        self.varset(ch, "STASISSTATUS", "")
+        self.chan_event(ch, "StasisStart", args=args)
+        self.update_media()
 
     # --- restart ---------------------------------------------------------
 
@@ -742,10 +463,10 @@ class SimEngine:
         """``core restart now``: every Stasis channel gets HangupRequest(4, soft) -> StasisEnd."""
         for ch in list(self.channels.values()):
             if ch.alive and ch.in_stasis and ch.kind != "snoop":
-                self._teardown(ch, {"cause": 4, "soft": True}, qos=False)
+                self.teardown(ch, {"cause": 4, "soft": True}, qos=False)
         for ch in list(self.channels.values()):
             ch.app = None
-            self._dispose(ch)
+            self.dispose(ch)
         for sender in self.rtp.values():
             sender.close()
         self.reset()

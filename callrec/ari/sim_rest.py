@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from callrec.ari.sim_engine import AllocationFailed, SimEngine
+from callrec.ari.sim_dial import AllocationFailed
+from callrec.ari.sim_engine import SimEngine
 from callrec.ari.sim_media import FORMATS
 from callrec.ari.sim_model import ASTERISK_ID, HANGUP_REASONS, Json, SimChannel, asterisk_time
 
@@ -201,7 +202,7 @@ async def originate(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise HttpError(400, "Invalid parameter") from exc
     try:
-        body = eng.originate(
+        body = eng.dialer.originate(
             endpoint,
             app=app,
             app_args=_args(request),
@@ -273,7 +274,7 @@ async def snoop(request: web.Request) -> web.Response:
     if not app:
         raise HttpError(400, "Application name is required")
     snoop_id = request.match_info.get("snoop_id") or _param(request, "snoopId")
-    body = eng.snoop(ch, app, _args(request), spy, snoop_id)
+    body = eng.dialer.snoop(ch, app, _args(request), spy, snoop_id)
     return json_response(200, body)
 
 
@@ -296,7 +297,7 @@ async def external_media(request: web.Request) -> web.Response:
     channel_id = _param(request, "channelId")
     if channel_id and channel_id in eng.channels:
         raise HttpError(409, "Channel with given unique ID already exists")
-    body = eng.external_media(app, host, int(port), fmt, channel_id, [])
+    body = eng.dialer.external_media(app, host, int(port), fmt, channel_id, [])
     await _sim(request).flush()
     return json_response(200, body)
 

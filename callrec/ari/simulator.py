@@ -227,9 +227,7 @@ class AriSimulator:
     def send_dtmf(self, channel_id: str, digit: str, duration_ms: int = 280) -> None:
         ch = self.engine.channels.get(channel_id)
         if ch is not None:
-            self.engine._chan_event(
-                ch, "ChannelDtmfReceived", digit=digit, duration_ms=duration_ms
-            )
+            self.engine.chan_event(ch, "ChannelDtmfReceived", digit=digit, duration_ms=duration_ms)
 
     def rtp_faults(
         self,

@@ -1,0 +1,249 @@
+"""Calls the simulator places itself: originate, dialplan, snoop, ExternalMedia.
+
+Originate answers 200 (state Down) at once; the Dial events follow:
+``""`` -> RINGING -> ANSWER with ChannelStateChange Ringing/Up and StasisStart
+last, or a busy/no-answer failure the caller channel never hears about
+(traces 01, 03, 04a and the README's 04b description). ExternalMedia's
+StasisStart follows its reply by default (trace README: clients must wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING
+
+from callrec.ari import sim_media
+from callrec.ari.sim_model import (
+    EndpointBehaviour,
+    Json,
+    SimChannel,
+    asterisk_time,
+    parse_caller_id,
+)
+
+if TYPE_CHECKING:
+    from callrec.ari.sim_engine import SimEngine
+
+
+class AllocationFailed(Exception):
+    """Originate to an endpoint that cannot be reached (500 {"error":"Allocation failed"})."""
+
+
+class Dialer:
+    """Creates channels on the simulator's own initiative; state lives in the engine."""
+
+    def __init__(self, eng: SimEngine) -> None:
+        self.eng = eng
+
+    def originate(
+        self,
+        endpoint: str,
+        *,
+        app: str,
+        app_args: list[str],
+        context: str,
+        exten: str,
+        priority: int,
+        caller_id: str,
+        timeout: float,
+        originator: str,
+        channel_id: str,
+    ) -> Json:
+        tech, _, resource = endpoint.partition("/")
+        target = resource.split("/", 1)[0]
+        lexten, _, lcontext = target.partition("@")
+        behaviour = self.eng.endpoints.get(endpoint)
+        if behaviour is None and tech == "Local" and (lcontext, lexten) in self.eng.dialplans:
+            behaviour = EndpointBehaviour("answer", answer_after=0.0)
+        if behaviour is None or behaviour.kind == "absent" or tech not in ("PJSIP", "Local"):
+            raise AllocationFailed(endpoint)
+        if tech == "Local":
+            name = f"Local/{target}-{self.eng.name_counter('local'):08x};1"
+            kind, dialstring, protocol_id, ctx = "local", target, "", context or lcontext
+        else:
+            name = f"PJSIP/{resource}-{self.eng.name_counter('pjsip'):08x}"
+            kind, dialstring, protocol_id = "pjsip", resource, self.eng.new_uuid()
+            ctx = behaviour.context or f"from-{resource}"
+        name_, number = parse_caller_id(caller_id) if caller_id else ("", "")
+        ch = SimChannel(
+            id=channel_id or self.eng.new_id(),
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            state="Down",
+            protocol_id=protocol_id,
+            caller_name=name_,
+            caller_number=number,
+            connected_name=name_,
+            connected_number=number,
+            creationtime=asterisk_time(),
+            dialstring=dialstring,
+        )
+        if kind == "local":
+            self.eng.new_id()  # the ;2 half takes the next id
+            ch.set_dialplan(ctx, exten or lexten, 1, "AppDial2", "(Outgoing Line)")
+        else:
+            ch.set_dialplan(ctx, "s", 1, "AppDial2", "(Outgoing Line)")
+        ch.saved_dialplan = (ch.context, ch.exten, 1, "AppDial2", "(Outgoing Line)")
+        peer = self.eng.channels.get(originator)
+        if peer is not None:
+            ch.connected_name, ch.connected_number = peer.caller_name, peer.caller_number
+        ch.app = app or None
+        ch.sends_destroyed = bool(app)
+        ch.audio = sim_media.load_audio(behaviour.audio, behaviour.audio_rate)
+        self.eng.channels[ch.id] = ch
+        self.eng.behaviours[ch.id] = behaviour
+        reply = ch.to_json()
+        target_exten = exten or (lexten if kind == "local" else "s")
+        self.eng.spawn(
+            ch,
+            self._outbound(ch, behaviour, timeout, app_args, context, target_exten, priority),
+        )
+        return reply
+
+    async def _outbound(
+        self,
+        ch: SimChannel,
+        bh: EndpointBehaviour,
+        ring_limit: float,
+        app_args: list[str],
+        context: str,
+        exten: str,
+        priority: int,
+    ) -> None:
+        await asyncio.sleep(0.002)  # the 200 (state Down) goes out first (trace 01)
+        self.eng.dial(ch, "")
+        if bh.kind == "busy":
+            await asyncio.sleep(bh.answer_after)
+            ch.alive = False
+            self.eng.chan_event(ch, "ChannelHangupRequest", pre={"cause": 17, "tech_cause": 486})
+            self.eng.dial(ch, "BUSY")
+            self.eng.destroyed(ch, 17, "User busy", 486)
+            self.eng.dispose(ch)
+            return
+        if bh.kind == "no-answer" or bh.answer_after >= ring_limit:
+            await asyncio.sleep(ring_limit)
+            ch.alive = False
+            self.eng.destroyed(ch, 19, "User alerting, no answer", 480)
+            self.eng.dispose(ch)
+            return
+        ch.state = "Ringing"
+        self.eng.chan_event(ch, "ChannelStateChange")
+        self.eng.dial(ch, "RINGING")
+        await asyncio.sleep(bh.answer_after)
+        ch.state = "Up"
+        ch.media_start = asyncio.get_running_loop().time()
+        self.eng.chan_event(ch, "ChannelStateChange")
+        self.eng.dial(ch, "ANSWER")
+        if bh.hangup_after is not None:
+            self.eng.spawn(ch, self._hangup_later(ch, bh.hangup_after))
+        if ch.app is not None:
+            self.eng.enter_stasis(ch, ch.app, app_args)
+        else:
+            self.eng.update_media()
+            await self._run_dialplan(ch, context, exten, priority)
+
+    async def _hangup_later(self, ch: SimChannel, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.eng.hangup_remote(ch)
+
+    async def _run_dialplan(self, ch: SimChannel, context: str, exten: str, prio: int) -> None:
+        steps = self.eng.dialplans.get((context, exten), [])
+        for priority in range(max(prio, 1), len(steps) + 1):
+            step = steps[priority - 1]
+            ch.set_dialplan(context, exten, priority, step.app_name, step.app_data)
+            if step.app_name == "Answer" and ch.state != "Up":
+                self.eng.set_up(ch)
+            elif step.app_name in ("Playback", "Wait"):
+                await asyncio.sleep(step.duration)
+            elif step.app_name == "Echo":
+                await asyncio.Event().wait()
+            elif step.app_name == "Stasis":
+                app, *args = step.app_data.split(",")
+                self.eng.enter_stasis(ch, app, args)
+                return
+            elif step.app_name == "Hangup":
+                break
+        # Falling off the end or Hangup(): the channel is gone; its app (if any) is told.
+        self.eng.teardown(ch, None, qos=False)
+
+    # --- snoop and external media ----------------------------------------
+
+    def snoop(
+        self, target: SimChannel, app: str, args: list[str], spy: str, snoop_id: str
+    ) -> Json:
+        ch = SimChannel(
+            id=snoop_id or self.eng.new_id(),
+            name=f"Snoop/{target.id}-{self.eng.name_counter('snoop') + 1:08x}",
+            kind="snoop",
+            state="Up",
+            app_name="",
+            app_data="",
+            creationtime=asterisk_time(),
+            language=target.language,
+        )
+        ch.snoop_target, ch.snoop_spy = target.id, spy
+        ch.media_start = asyncio.get_running_loop().time()
+        self.eng.channels[ch.id] = ch
+        reply = ch.to_json()
+        ch.set_dialplan("default", "s", 1, "Stasis", ",".join([app, *args]))
+        ch.app, ch.in_stasis = app, True
+        asyncio.get_running_loop().call_soon(self._snoop_start, ch, args)
+        return reply
+
+    def _snoop_start(self, ch: SimChannel, args: list[str]) -> None:
+        if ch.alive:
+            self.eng.chan_event(ch, "StasisStart", args=args)
+
+    def external_media(
+        self, app: str, host: str, port: int, fmt: str, channel_id: str, args: list[str]
+    ) -> Json:
+        cid = channel_id or self.eng.new_id()
+        sender = sim_media.RtpSender(
+            cid,
+            fmt,
+            (host, port),
+            lambda start, n, rate: self.eng.mixer.ext_hears(cid, start, n, rate),
+            rng=random.Random(self.eng.rng.getrandbits(64)),
+            keep_payloads=self.eng.keep_payloads,
+        )
+        local_host, local_port = sender.local_address
+        ptr = 0x7F0000000000 | self.eng.rng.getrandbits(36) << 4
+        ch = SimChannel(
+            id=cid,
+            name=f"UnicastRTP/{host}:{port}-0x{ptr:012x}",
+            kind="unicast",
+            state="Down",
+            creationtime=asterisk_time(),
+            dialstring=f"{host}:{port}/c({fmt})",
+        )
+        ch.channelvars = {
+            "UNICASTRTP_LOCAL_PORT": str(local_port),
+            "UNICASTRTP_LOCAL_ADDRESS": local_host,
+        }
+        ch.saved_dialplan = ("default", "s", 1, "AppDial2", "(Outgoing Line)")
+        ch.app, ch.sends_destroyed, ch.external_format = app, True, fmt
+        self.eng.channels[cid] = ch
+        sender.faults = self.eng.default_faults
+        self.eng.rtp[cid] = sender
+        self.eng.rtp_stats[cid] = sender.stats
+        reply = ch.to_json(with_vars=True)
+        mode = self.eng.external_media_start
+        if mode == "random":
+            mode = self.eng.rng.choice(("before", "after"))
+        if mode == "before":
+            self._external_media_up(ch, args)
+        else:
+            self.eng.spawn(ch, self._external_media_later(ch, args))
+        return reply
+
+    async def _external_media_later(self, ch: SimChannel, args: list[str]) -> None:
+        await asyncio.sleep(self.eng.external_media_delay)
+        self._external_media_up(ch, args)
+
+    def _external_media_up(self, ch: SimChannel, args: list[str]) -> None:
+        self.eng.dial(ch, "")
+        ch.state = "Up"
+        self.eng.chan_event(ch, "ChannelStateChange")
+        self.eng.dial(ch, "ANSWER")
+        self.eng.enter_stasis(ch, ch.app or "", args)
