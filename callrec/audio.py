@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -263,18 +263,24 @@ class AudioSink:
             )
         self.channels = channels
         self.frames_written = 0
-        self._raw = _open_private(self.path)
         try:
+            fd = open_private(self.path)
+        except OSError as exc:
+            raise AudioFileError(str(self.path), exc.strerror or str(exc)) from exc
+        try:
+            # A descriptor, not a Python file object: libsndfile then does its own
+            # I/O and reports a full disk as an error instead of losing it in a callback.
             self._sf = sf.SoundFile(
-                self._raw,
+                fd,
                 "w",
                 samplerate=sample_rate,
                 channels=channels,
                 subtype="PCM_16",
                 format=kind,
+                closefd=True,
             )
-        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-            self._raw.close()
+        except (RuntimeError, ValueError) as exc:
+            os.close(fd)
             raise AudioFileError(str(self.path), f"cannot write audio: {exc}") from exc
 
     def write(self, samples: Int16Array) -> None:
@@ -282,17 +288,18 @@ class AudioSink:
         if samples.size == 0:
             return
         data = _shape(np.asarray(samples, dtype=np.int16).reshape(-1), self.channels)
-        self._sf.write(data)
+        try:
+            self._sf.write(data)
+        except (RuntimeError, OSError) as exc:  # LibsndfileError is a RuntimeError
+            raise AudioFileError(
+                str(self.path), f"cannot write audio (disk full?): {exc}"
+            ) from exc
         self.frames_written += len(data)
 
     def close(self) -> None:
         """Finish the file (FLAC and WAV headers are completed here)."""
-        if self._sf.closed:
-            return
-        try:
+        if not self._sf.closed:
             self._sf.close()
-        finally:
-            self._raw.close()
 
     def __enter__(self) -> AudioSink:
         return self
@@ -304,14 +311,6 @@ class AudioSink:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _open_private(path: Path) -> IO[bytes]:
-    try:
-        fd = open_private(path)
-    except OSError as exc:
-        raise AudioFileError(str(path), exc.strerror or str(exc)) from exc
-    return os.fdopen(fd, "w+b")
 
 
 def open_private(path: str | os.PathLike[str]) -> int:

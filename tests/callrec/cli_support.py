@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import pytest
 
 from callrec.audio import Int16Array
 from callrec.cli import main
+
+# The installed console script, to check what reaches a shell.
+CALLREC = Path(sys.executable).with_name("callrec")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import resource
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ import soundfile as sf
 
 from callrec.audio import Int16Array
 from callrec.media.g711 import ulaw_decode, ulaw_encode
-from tests.callrec.cli_support import KeyPair, damaged_copies, make_keys, run, speech_like
+from tests.callrec.cli_support import CALLREC, KeyPair, damaged_copies, make_keys, run, speech_like
 
 
 @pytest.fixture
@@ -142,3 +145,28 @@ def test_a_missing_input_is_reported_and_the_others_still_decrypt(
     assert result.code == 1
     assert "nope.crec" in result.err
     assert (tmp_path / "copy.wav").exists()
+
+
+def _small_file_limit() -> None:
+    # Runs in the child: writes past 64 KiB fail with EFBIG, as on a full disk.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+
+def test_a_full_disk_while_decrypting_is_one_clear_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair
+) -> None:
+    crec, _ = _sealed(tmp_path, capsys, keys)
+    proc = subprocess.run(
+        [str(CALLREC), "decrypt", str(crec), "--key", str(keys.key)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        preexec_fn=_small_file_limit,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"callrec decrypt: {crec}: {crec.with_suffix('.wav')}: "
+        "cannot write audio (disk full?): System error."
+    ]

@@ -6,7 +6,6 @@ import json
 import os
 import select
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ import pytest
 from callrec.crypto.keys import PublicKey
 from callrec.media.g711 import ulaw_encode
 from callrec.recording import Codec, RecordingWriter
-from tests.callrec.cli_support import KeyPair, damaged_copies, make_keys, run, speech_like
+from tests.callrec.cli_support import CALLREC, KeyPair, damaged_copies, make_keys, run, speech_like
 
-CALLREC = Path(sys.executable).with_name("callrec")
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07\"Bob\" 'x'\r\nverdict: complete ../../etc/passwd \u202eevil\\n"
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from callrec.crypto.keys import PrivateKey, PublicKey
 from callrec.errors import WrongPassphraseError
-from tests.callrec.cli_support import run
-
-CALLREC = Path(sys.executable).with_name("callrec")
+from tests.callrec.cli_support import CALLREC, run
 
 
 def test_keygen_writes_public_and_private_key_and_prints_the_fingerprint(
