@@ -31,6 +31,7 @@ from callrec.config import Config
 from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError
 from callrec.evidence import load_pseudonym_key
+from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
 from callrec.tap import SNOOP_APP_ARG
@@ -106,7 +107,7 @@ class App:
             spool.ensure()
         except (CallrecError, OSError) as exc:
             problem = problem or f"spool unusable: {exc}"
-            logger.error("spool %s is unusable: %s", config.recording.spool, exc)
+            logger.error("spool %s is unusable: %s", config.recording.spool, safe(str(exc), 200))
         audit = AuditLog(config.privacy.audit_log, recipients)
         recorder = MediaRecorder(config.recording.media_host, config.recording.media_port)
         await recorder.start()
@@ -210,7 +211,9 @@ class App:
         assert self.ctx is not None
         startup = await self._startup_time_now()
         if self._startup_time is not None and startup != self._startup_time:
-            logger.warning("Asterisk restarted (started %s): open calls are gone", startup)
+            logger.warning(
+                "Asterisk restarted (started %s): open calls are gone", safe(str(startup))
+            )
             self.ctx.router.reset()
             for session in list(self.sessions.values()):
                 session.end(End.PBX_RESTART)
@@ -225,7 +228,7 @@ class App:
         try:
             return (await self.ctx.client.asterisk_info()).startup_time
         except (AriError, AriUnavailable) as exc:
-            logger.warning("cannot read Asterisk's start time: %s", exc)
+            logger.warning("cannot read Asterisk's start time: %s", safe(str(exc), 200))
             return None
 
     async def _readopt(self) -> None:
@@ -234,7 +237,7 @@ class App:
         try:
             alive = {c.id for c in await self.ctx.client.list_channels()}
         except (AriError, AriUnavailable) as exc:
-            logger.warning("cannot list channels after reconnecting: %s", exc)
+            logger.warning("cannot list channels after reconnecting: %s", safe(str(exc), 200))
             return
         for session in list(self.sessions.values()):
             if session.id not in alive:
@@ -248,7 +251,7 @@ class App:
             return
         assert self.ctx is not None
         if not self._accepting:
-            logger.info("channel %s: not taken, shutting down", event.channel.id)
+            logger.info("channel %s: not taken, shutting down", safe(event.channel.id))
             return
         session = CallSession(self.ctx, event)
         self.sessions[session.id] = session
@@ -280,7 +283,7 @@ class App:
             try:
                 final = spool.adopt(path, when)
             except (CallrecError, OSError) as exc:
-                logger.error("leftover %s not adopted: %s", path.name, exc)
+                logger.error("leftover %s not adopted: %s", path.name, safe(str(exc), 200))
                 continue
             logger.warning("adopted leftover recording %s (never sealed)", final.name)
             record = {
@@ -298,7 +301,7 @@ def _load_recipients(paths: Sequence[Path]) -> tuple[list[PublicKey], str | None
         try:
             keys.append(PublicKey.load(path))
         except (CallrecError, OSError) as exc:
-            logger.error("recipient key %s unusable: %s", path, exc)
+            logger.error("recipient key %s unusable: %s", path, safe(str(exc), 200))
             return [], f"recipient key {path} unusable"
     if not keys:
         return [], "no recipient public key configured"

@@ -22,6 +22,7 @@ from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.config import Config
 from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, RecordingUnavailable
+from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
 from callrec.tap import TapSettings
@@ -81,7 +82,11 @@ class CallContext:
         try:
             self.audit.append(record, personal)
         except (CallrecError, OSError) as exc:
-            logger.error("audit log %s: cannot append: %s", self.config.privacy.audit_log, exc)
+            logger.error(
+                "audit log %s: cannot append: %s",
+                self.config.privacy.audit_log,
+                safe(str(exc), 200),
+            )
 
 
 def prompt_seconds(path: Path) -> float:

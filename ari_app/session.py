@@ -231,7 +231,7 @@ class CallSession:
             self.log.info("call ended while %s: %s", self.state, self.end_reason)
             self.cause = self.cause if self.cause is not None else exc.cause
         except (AriError, AriUnavailable) as exc:
-            self.log.warning("ARI failed while %s: %s", self.state, exc)
+            self.log.warning("ARI failed while %s: %s", self.state, safe(str(exc), 200))
             self.end(End.ERROR)
             self.failure = self.failure or str(exc)
         except Exception:
@@ -270,7 +270,7 @@ class CallSession:
         try:
             self.evidence.prompt_sha256 = prompt_sha256(prompt.path_wav)
         except CallrecError as exc:
-            self.log.warning("disclosure prompt not hashed: %s", exc)
+            self.log.warning("disclosure prompt not hashed: %s", safe(str(exc), 200))
         self.state = State.DISCLOSING
         self._playback_id = _new_id("playback")
         try:
@@ -292,7 +292,7 @@ class CallSession:
         except DisclosureFailed as exc:
             # Nobody was told, so nobody consented: the failure policy decides.
             self.failure = str(exc)
-            self.log.error("%s", exc)
+            self.log.error("%s", safe(str(exc), 200))
             if self.ctx.config.recording.on_failure == "strict":
                 await self._refuse(str(exc))
                 raise CallHangup(self.id) from exc
@@ -309,7 +309,7 @@ class CallSession:
         """Apply the failure policy; True when the call goes on unrecorded."""
         self.failure = reason
         policy = self.ctx.config.recording.on_failure
-        self.log.error("recording unavailable (%s): %s", policy, reason)
+        self.log.error("recording unavailable (%s): %s", policy, safe(reason, 200))
         if policy == "best-effort":
             return True
         if connected and self.agent_id is not None:

@@ -28,6 +28,7 @@ from callrec.ari.router import EventRouter
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
+from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder, RtpStream
 from callrec.recording import Codec, RecordingWriter, SealInfo
 from callrec.spool import Spool
@@ -245,7 +246,9 @@ class RecordingTap:
             # Disk full at the very end: the .part stays (it reads TRUNCATED,
             # and start-up adopts it); nothing in the clear was written.
             writer.abort()
-            self._log.error("recording %s not sealed: %s", writer.recording_id, exc)
+            self._log.error(
+                "recording %s not sealed: %s", writer.recording_id, safe(str(exc), 200)
+            )
             return None
         self._log.info(
             "recording %s sealed (%s, %.2f s audio)", seal.recording_id, reason, seal.audio_seconds

@@ -1,0 +1,156 @@
+"""The recording tap on its own: one channel into one sealed recording.
+
+No Stasis app here: the test drives the ARI client, the router and the media
+recorder itself, as the AGI front end does, against the simulator on real
+sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ari_app.demo import decode_recording, speech_like, write_keys
+from callrec.ari.client import AriClient
+from callrec.ari.events import Connected, Event
+from callrec.ari.router import EventRouter
+from callrec.ari.simulator import AriSimulator, CallerScenario
+from callrec.crypto.keys import PrivateKey, PublicKey
+from callrec.errors import RecordingUnavailable
+from callrec.media.recorder import MediaRecorder
+from callrec.recording import verify
+from callrec.spool import Spool
+from callrec.tap import SNOOP_APP_ARG, RecordingTap, TapSettings
+
+
+@dataclass
+class TapRig:
+    sim: AriSimulator
+    client: AriClient
+    router: EventRouter
+    recorder: MediaRecorder
+    spool: Spool
+    public: PublicKey
+    keys: list[PrivateKey]
+
+    def tap(self, media_format: str = "ulaw") -> RecordingTap:
+        settings = TapSettings(app="callrec", media_format=media_format)
+        return RecordingTap(
+            self.client, self.router, self.recorder, self.spool, [self.public], settings
+        )
+
+    async def caller(self, seconds: float = 30.0) -> str:
+        """A caller in Stasis, answered, saying something."""
+        voice = speech_like(seconds, seed=11)
+        channel_id = self.sim.place_call(CallerScenario(audio=voice, hangup_after=seconds))
+        await self.router.wait_for(channel_id, "StasisStart", 5)
+        await self.client.answer(channel_id)
+        return channel_id
+
+
+async def _pump(client: AriClient, router: EventRouter, connected: asyncio.Event) -> None:
+    async for item in client.events():
+        if isinstance(item, Connected):
+            connected.set()
+        elif isinstance(item, Event):
+            router.dispatch(item)
+
+
+@pytest.fixture(params=["before", "after"])
+async def taprig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TapRig]:
+    # The ExternalMedia StasisStart before and (0.3 s) after its REST reply (trace 05).
+    sim = AriSimulator(external_media_start=request.param, external_media_delay=0.3)
+    await sim.start()
+    client = AriClient(sim.url, "callrec", "callrec-secret", "callrec")
+    router = EventRouter()
+    recorder = MediaRecorder()
+    await recorder.start()
+    spool = Spool(tmp_path / "spool")
+    spool.ensure()
+    pub, key, _ = write_keys(tmp_path)
+    connected = asyncio.Event()
+    pump = asyncio.create_task(_pump(client, router, connected))
+    await asyncio.wait_for(connected.wait(), 5)
+    try:
+        yield TapRig(
+            sim, client, router, recorder, spool, PublicKey.load(pub), [PrivateKey.load(key)]
+        )
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        await client.close()
+        await recorder.stop()
+        await sim.stop()
+
+
+async def test_tap_records_a_channel_into_a_sealed_recording(taprig: TapRig) -> None:
+    caller = await taprig.caller()
+    tap = taprig.tap()
+    recording_id = await tap.start(caller, {"kind": "consent-evidence", "n": 1}, caller)
+    snoop = taprig.sim.channel(tap.snoop_id)
+    assert snoop is not None and snoop.kind == "snoop"
+    seen = taprig.router.seen(tap.snoop_id, ["StasisStart"])
+    assert seen is not None and seen.raw["args"] == [SNOOP_APP_ARG]
+    await asyncio.sleep(1.0)
+    result = await tap.stop("test", {"extra": True})
+    assert result is not None and result.recording_id == recording_id
+    path = result.seal.path
+    assert path.name == f"{recording_id}.crec"
+    assert path.parents[3] == taprig.spool.root  # spool/YYYY/MM/DD/<id>.crec
+    assert list(taprig.spool.incoming.iterdir()) == []
+    assert str(verify(path, taprig.keys).verdict) == "complete"
+    decoded = decode_recording(path, taprig.keys)
+    assert decoded.metadata[0] == {"kind": "consent-evidence", "n": 1}
+    summary = decoded.metadata[-1]
+    assert summary["reason"] == "test" and summary["extra"] is True
+    assert summary["packets"]["packets"] == taprig.sim.rtp_stats(tap.media_id).packets_sent
+    # The caller is untouched; the tap's channels and bridge are gone.
+    assert taprig.sim.channel(caller) is not None
+    assert {ch.kind for ch in taprig.sim.channels} == {"caller"}
+    assert taprig.sim.bridges == []
+    assert await tap.stop("again") is None
+
+
+async def test_slin16_is_recorded_at_16_khz(taprig: TapRig) -> None:
+    caller = await taprig.caller()
+    tap = taprig.tap("slin16")
+    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await asyncio.sleep(0.5)
+    result = await tap.stop("test")
+    assert result is not None
+    decoded = decode_recording(result.seal.path, taprig.keys)
+    assert decoded.rate == 16000
+    sent = taprig.sim.rtp_stats(tap.media_id)
+    assert abs(len(decoded.samples) / 16000 - sent.packets_sent * 0.02) <= 0.02
+
+
+async def test_a_channel_that_is_gone_makes_the_tap_unavailable(taprig: TapRig) -> None:
+    tap = taprig.tap()
+    with pytest.raises(RecordingUnavailable, match=r"media setup failed: .*Channel not found"):
+        await tap.start("1.999", {"kind": "consent-evidence"}, "1.999")
+    result = await tap.stop("recording-failed")
+    assert result is not None  # the evidence is sealed, with no audio
+    assert result.seal.audio_seconds == 0
+    assert taprig.sim.bridges == []
+
+
+async def test_a_missing_spool_fails_before_the_pbx_is_asked(
+    taprig: TapRig, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    settings = TapSettings(app="callrec")
+    tap = RecordingTap(
+        taprig.client, taprig.router, taprig.recorder, Spool(blocker), [taprig.public], settings
+    )
+    caller = await taprig.caller()
+    with pytest.raises(RecordingUnavailable, match="cannot write the spool"):
+        await tap.start(caller, {}, caller)
+    assert {ch.kind for ch in taprig.sim.channels} == {"caller"}
+    assert await tap.stop("recording-failed") is None
