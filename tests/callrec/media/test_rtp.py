@@ -236,3 +236,52 @@ def test_output_is_what_arrived_in_order_with_gaps_for_the_rest(
     assert audio == [i & 0xFF for i in sent]
     assert gaps == 160 * (sent[-1] + 1 - len(sent))
     assert buf.stats.lost == sent[-1] + 1 - len(sent)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=80))
+def test_any_bytes_parse_or_raise_rtp_error(data: bytes) -> None:
+    try:
+        packet = RtpPacket.parse(data)
+    except RtpError as exc:
+        message = str(exc)
+    else:
+        assert len(packet.payload) + packet.padding_size <= len(data) - 12
+        return
+    known = {expected_error(n) for n in range(len(FULL))} | {"RTP packet has invalid version"}
+    assert message in known
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pt=st.integers(0, 127),
+    marker=st.booleans(),
+    seq=st.integers(0, 0xFFFF),
+    ts=st.integers(0, 0xFFFF_FFFF),
+    ssrc=st.integers(0, 0xFFFF_FFFF),
+    csrc=st.lists(st.integers(0, 0xFFFF_FFFF), max_size=15),
+    ext=st.one_of(st.none(), st.binary(max_size=12).map(lambda b: b + bytes(-len(b) % 4))),
+    payload=st.binary(max_size=200),
+)
+def test_serialize_then_parse_is_identity(
+    pt: int,
+    marker: bool,
+    seq: int,
+    ts: int,
+    ssrc: int,
+    csrc: list[int],
+    ext: bytes | None,
+    payload: bytes,
+) -> None:
+    packet = RtpPacket(
+        payload_type=pt,
+        marker=marker,
+        sequence_number=seq,
+        timestamp=ts,
+        ssrc=ssrc,
+        csrc=csrc,
+        extension_profile=0xBEDE if ext is not None else 0,
+        extension=ext or b"",
+        payload=payload,
+    )
+    assert RtpPacket.parse(packet.serialize()) == packet
