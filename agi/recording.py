@@ -131,8 +131,9 @@ class AgiRecordings:
             await _set(agi, ERROR_VARIABLE, "no-consent")
             return
         current = self._active.get(uniqueid)
-        if current is not None and current.tap.recording_id is not None:
-            await _set(agi, RECORDING_VARIABLE, current.tap.recording_id)
+        if current is not None:
+            # /record twice (or after record_after_consent) is the same recording.
+            await _set(agi, RECORDING_VARIABLE, current.tap.recording_id or "")
             return
         core = self._core()
         if core is None or self._closing:

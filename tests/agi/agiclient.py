@@ -127,6 +127,8 @@ class Caller:
     # after sending only ``cut_bytes`` of that response.
     close_at_command: int | None = None
     cut_bytes: int = 0
+    # AGIEXITONHANGUP=yes: Asterisk closes the socket right after HANGUP.
+    exit_on_hangup: bool = False
 
 
 @dataclass
@@ -309,6 +311,8 @@ class FakeAsterisk:
                 return
             writer.write(data)
             await writer.drain()
+            if "HANGUP" in lines and self.model.caller.exit_on_hangup:
+                return
 
 
 async def run_session(

@@ -207,6 +207,19 @@ async def test_socket_closed_in_the_middle_of_the_disclosure(
     assert audit.lines[0][0]["decision"] == "declined-hangup"
 
 
+async def test_asterisk_closing_the_socket_on_hangup_still_audits(
+    config: Config, clock: ManualClock, audit: AuditRecorder
+) -> None:
+    model = ChannelModel(caller=Caller(hangup_at=1.0, exit_on_hangup=True))
+    client, model, consent = await consent_session(config, clock, audit, model=model)
+    assert not client.closed_by_server
+    assert "CALLREC_CONSENT" not in model.variables  # nobody left to tell
+    assert audit.lines[0][0]["decision"] == "declined-hangup"
+    record = consent.ledger.get("1795915759.31")
+    assert record is not None
+    assert record.decision is Decision.DECLINED_HANGUP
+
+
 async def test_channel_already_dead_before_answer(
     config: Config, clock: ManualClock, audit: AuditRecorder
 ) -> None:

@@ -279,7 +279,10 @@ async def test_record_after_consent_by_config(tmp_path: Path) -> None:
         cid = await rig.dialplan_call(seconds=3.0)
         consent = await rig.agi("consent", cid)
         assert consent.variables["CALLREC_CONSENT"] == "implied"
-        assert consent.variables["CALLREC_RECORDING"]
+        recording_id = consent.variables["CALLREC_RECORDING"]
+        assert recording_id
+        again = await rig.agi("record", cid)
+        assert again.variables["CALLREC_RECORDING"] == recording_id
         (line,) = await wait_until(lambda: rig.audit("recording"), 15)
         assert line["recording_id"] == consent.variables["CALLREC_RECORDING"]
     finally:
