@@ -252,19 +252,24 @@ class CallSession:
             return
         if not self._playback_done.is_set():
             await self._until(self._wait_playback_end())
-        if not self.gate.policy.connects(decision):
+        if decision is not None and not self.gate.policy.connects(decision):
             self._conclude(End.DECLINED)
             return
-        recording = records(decision)
-        if recording and not await self._recording_possible():
-            return
+        recording = decision is not None and records(decision)
+        if decision is None or recording:
+            # Without a disclosure nobody consented; either way the policy decides.
+            possible = decision is not None and await self._recording_possible()
+            if not possible and not await self._recording_failed(self.failure, connected=False):
+                return
+            recording = possible
         if not await self._connect():
             return
         if recording:
             await self._start_recording()
         await self._until(self._ended.wait())
 
-    async def _disclose(self) -> Decision:
+    async def _disclose(self) -> Decision | None:
+        """The consent decision; None when the disclosure could not be played."""
         prompt = self.ctx.config.prompt_for(self.number, self.channel.language, "disclosure")
         self.evidence.prompt_id = f"{prompt.language}/{prompt.name}"
         try:
@@ -290,23 +295,20 @@ class CallSession:
                 return Decision.DECLINED_HANGUP
             raise
         except DisclosureFailed as exc:
-            # Nobody was told, so nobody consented: the failure policy decides.
             self.failure = str(exc)
-            self.log.error("%s", safe(str(exc), 200))
-            if self.ctx.config.recording.on_failure == "strict":
-                await self._refuse(str(exc))
-                raise CallHangup(self.id) from exc
-            return Decision.DECLINED_TIMEOUT
+            return None
 
     async def _recording_possible(self) -> bool:
         try:
             self.ctx.check_recording()
         except RecordingUnavailable as exc:
-            return await self._recording_failed(str(exc), connected=False)
+            self.failure = str(exc)
+            return False
         return True
 
-    async def _recording_failed(self, reason: str, *, connected: bool) -> bool:
+    async def _recording_failed(self, reason: str | None, *, connected: bool) -> bool:
         """Apply the failure policy; True when the call goes on unrecorded."""
+        reason = reason or "recording unavailable"
         self.failure = reason
         policy = self.ctx.config.recording.on_failure
         self.log.error("recording unavailable (%s): %s", policy, safe(reason, 200))

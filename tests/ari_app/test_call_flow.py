@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ari_app.demo import decode_recording
 from callrec.ari.simulator import CallerScenario, EndpointBehaviour
 from callrec.audio import envelope_correlation
+from callrec.config import Config, ConsentMode, DeclineAction, Destination, FailurePolicy
 from callrec.recording import verify
 from tests.ari_app.conftest import DISCLOSURE, GRACE, RATE, Rig, noise, wait_until
 
@@ -128,10 +132,6 @@ async def test_destination_hanging_up_ends_the_call_and_seals(running: Rig) -> N
     rig = running
     rig.sim.add_endpoint("PJSIP/short", EndpointBehaviour(kind="answer", hangup_after=1.0))
     config = rig.config
-    from dataclasses import replace
-
-    from callrec.config import Destination
-
     dests = {**config.destinations, "400": Destination("PJSIP/short", 5)}
     assert rig.app is not None
     assert rig.app.ctx is not None
@@ -142,3 +142,62 @@ async def test_destination_hanging_up_ends_the_call_and_seals(running: Rig) -> N
     assert str(verify(Path(line["recording"]["path"]), rig.keys).verdict) == "complete"
     # The caller was hung up by the app, and nothing of the tap is left behind.
     await wait_until(lambda: not rig.sim.channels and not rig.sim.bridges)
+
+
+def _consent(
+    rig: Rig, *, on_decline: DeclineAction = "continue", mode: ConsentMode = "implied"
+) -> Config:
+    config = rig.config
+    consent = replace(config.consent, mode=mode, timeout=0.4, on_decline=on_decline)
+    return replace(config, consent=consent)
+
+
+async def test_explicit_mode_accept_digit_grants_and_records(rig: Rig) -> None:
+    await rig.start_app(_consent(rig, mode="explicit"))
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, dtmf=[(0.3, "1")], hangup_after=2.0)
+    )
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "granted-dtmf"
+    assert str(verify(Path(line["recording"]["path"]), rig.keys).verdict) == "complete"
+
+
+async def test_explicit_mode_without_a_digit_connects_unrecorded(rig: Rig) -> None:
+    await rig.start_app(_consent(rig, mode="explicit"))
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + 1.5)
+    )
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "declined-timeout"
+    assert line["recording"] is None and rig.sealed() == []
+    assert line["durations"]["bridged_seconds"] is not None
+
+
+async def test_declining_with_on_decline_hangup_ends_the_call(rig: Rig) -> None:
+    await rig.start_app(_consent(rig, on_decline="hangup"))
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, dtmf=[(0.2, "2")], hangup_after=10.0)
+    )
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "declined-dtmf" and line["end"] == "declined"
+    assert not any(e["type"] == "Dial" for e in rig.sim.events)
+    await wait_until(lambda: rig.sim.channel(caller) is None)
+
+
+@pytest.mark.parametrize("policy", ["best-effort", "strict"])
+async def test_a_disclosure_that_cannot_be_played_never_records(
+    rig: Rig, policy: FailurePolicy
+) -> None:
+    config = rig.config
+    config = replace(config, recording=replace(config.recording, on_failure=policy))
+    (rig.out / "sounds" / "en" / "callrec" / "disclosure.wav").unlink()
+    await rig.start_app(config)
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=2.0)
+    )
+    line = await rig.wait_audit(caller)
+    assert line["kind"] == "failure" and "disclosure" in line["failure"]
+    assert line["decision"] is None
+    assert line["recording"] is None and rig.sealed() == []
+    dialled = any(e["type"] == "Dial" for e in rig.sim.events)
+    assert dialled == (policy == "best-effort")
