@@ -310,16 +310,25 @@ def parse_caller_id(value: str) -> tuple[str, str]:
 
 
 def sound_duration(sounds_dir: Path | None, name: str, language: str) -> float | None:
-    """Length of ``sound:NAME`` in seconds, or None when no such file exists."""
-    if sounds_dir is not None:
-        for lang in (language, "en"):
-            path = sounds_dir / lang / f"{name}.wav"
-            if path.is_file():
-                import soundfile
+    """Length of ``sound:NAME`` in seconds, or None when no such file exists.
 
-                info = soundfile.info(str(path))
-                return float(info.frames) / float(info.samplerate)
-    return BUILTIN_SOUNDS.get(name)
+    NAME is looked up as ``sounds_dir/<language>/NAME.wav``, then under ``en``,
+    then among the built-in trace sounds; an absolute NAME is a file path
+    (with or without ``.wav``), as Asterisk accepts it.
+    """
+    if name.startswith("/"):
+        candidates = [Path(name + ".wav"), Path(name)]
+    elif sounds_dir is not None:
+        candidates = [sounds_dir / lang / f"{name}.wav" for lang in (language, "en")]
+    else:
+        candidates = []
+    for path in candidates:
+        if path.is_file():
+            import soundfile
+
+            info = soundfile.info(str(path))
+            return float(info.frames) / float(info.samplerate)
+    return None if name.startswith("/") else BUILTIN_SOUNDS.get(name)
 
 
 def media_duration(sounds_dir: Path | None, uri: str, language: str) -> float | str | None:

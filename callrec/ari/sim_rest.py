@@ -238,7 +238,8 @@ async def answer(request: web.Request) -> web.Response:
     return no_content()
 
 
-async def ring(request: web.Request) -> web.Response:
+async def control_noop(request: web.Request) -> web.Response:
+    """ring, mute, hold, moh, silence, dtmf: queued behind playbacks, no visible effect here."""
     ch = _stasis_channel(request)
     await _engine(request).wait_control(ch)
     return no_content()
@@ -494,7 +495,10 @@ def build_app(sim: AriSimulator) -> web.Application:
     r.add_post(ch, originate)
     r.add_delete(ch, hangup)
     r.add_post(ch + "/answer", answer)
-    r.add_post(ch + "/ring", ring)
+    for control in ("ring", "mute", "hold", "moh", "silence"):
+        r.add_post(f"{ch}/{control}", control_noop)
+        r.add_delete(f"{ch}/{control}", control_noop)
+    r.add_post(ch + "/dtmf", control_noop)
     r.add_post(ch + "/continue", continue_)
     r.add_post(ch + "/play", play)
     r.add_post(ch + "/play/{playback_id}", play)

@@ -107,7 +107,8 @@ class AriSimulator:
             external_media_delay=external_media_delay,
             keep_payloads=keep_payloads,
         )
-        self.engine.known_apps.update(apps or ())
+        self._initial_apps = set(apps or ())
+        self.engine.known_apps.update(self._initial_apps)
         self.booting = False
         self.request_log: list[tuple[str, str, dict[str, str], int]] = []
         self.ws_sinks: set[sim_rest.WsSink] = set()
@@ -204,6 +205,7 @@ class AriSimulator:
         await self._listen()
         await asyncio.sleep(downtime / 2)
         self.engine.reset()
+        self.engine.known_apps = set(self._initial_apps)
         self.engine.startup_time = asterisk_time()
         self.booting = False
 

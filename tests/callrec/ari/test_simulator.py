@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from callrec.ari.sim_model import sound_duration
 from callrec.ari.simulator import AriSimulator, CallerScenario, DialplanStep, EndpointBehaviour
 
 TRACES = Path(__file__).resolve().parents[2] / "fixtures" / "ari-traces"
@@ -102,6 +103,13 @@ def of(kind: str, channel_id: str | None = None) -> Callable[[Json], bool]:
     def match(ev: Json) -> bool:
         chan = ev.get("channel") or ev.get("peer") or {}
         return bool(ev["type"] == kind and (channel_id is None or chan.get("id") == channel_id))
+
+    return match
+
+
+def finished(playback_id: str) -> Callable[[Json], bool]:
+    def match(ev: Json) -> bool:
+        return bool(ev["type"] == "PlaybackFinished" and ev["playback"]["id"] == playback_id)
 
     return match
 
@@ -368,22 +376,28 @@ async def test_playback_blocks_later_commands_until_it_ends(
     assert (await ari.call("GET", f"/playbacks/{pb['id']}"))[0] == 404
 
 
-async def test_sound_durations_come_from_the_sounds_dir(tmp_path: Path) -> None:
+def test_sound_lengths_come_from_the_sounds_dir_with_english_fallback(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    soundfile.write(tmp_path / "en" / "short.wav", np.zeros(800, dtype=np.int16), 8000)
+    assert sound_duration(tmp_path, "short", "de") == pytest.approx(0.1)
+    assert sound_duration(tmp_path, "hello-world", "en") == pytest.approx(1.40)
+    assert sound_duration(tmp_path, "missing", "en") is None
+    assert sound_duration(None, str(tmp_path / "en" / "short"), "en") == pytest.approx(0.1)
+
+
+async def test_playback_of_a_file_in_the_sounds_dir_is_done_and_a_missing_one_failed(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "de").mkdir(parents=True)
     soundfile.write(tmp_path / "de" / "short.wav", np.zeros(800, dtype=np.int16), 8000)
     async with AriSimulator(sounds_dir=tmp_path) as sim, RawAri(sim) as ari:
         cid = sim.place_call(CallerScenario(language="de"))
         await ari.wait_event(of("StasisStart", cid))
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        await ari.call("POST", f"/channels/{cid}/play", params={"media": "sound:short"})
-        done = await ari.wait_event(of("PlaybackFinished"))
-        assert done["playback"]["state"] == "done"
-        assert loop.time() - t0 < 0.5  # 0.1 s file, not a 30 s default
-        await ari.call("POST", f"/channels/{cid}/play", params={"media": "sound:missing"})
-        await ari.wait_event(
-            lambda e: e["type"] == "PlaybackFinished" and e["playback"]["state"] == "failed"
-        )
+        for media, state in (("sound:short", "done"), ("sound:missing", "failed")):
+            _, pb = await ari.call("POST", f"/channels/{cid}/play", params={"media": media})
+            assert pb["language"] == "de"
+            done = await ari.wait_event(finished(pb["id"]))
+            assert done["playback"]["state"] == state
 
 
 async def test_variables_set_and_read_back(sim: AriSimulator, ari: RawAri) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from callrec.ari.simulator import AriSimulator, CallerScenario
+from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
 from callrec.media.g711 import ulaw_decode
 from tests.callrec.ari.test_simulator import RawAri, of
 
@@ -217,3 +217,47 @@ async def test_websocket_drop_leaves_calls_and_rtp_running(
         assert (await again.call("GET", f"/bridges/{br}"))[1]["channels"] == [cid, em]
         sim.hangup_caller(cid)
         await again.wait_event(of("StasisEnd", cid))
+
+
+def band_energy(pcm: np.ndarray, freq: float, rate: int = 8000) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
+    freqs = np.fft.rfftfreq(pcm.size, 1 / rate)
+    return float(spectrum[np.abs(freqs - freq) < 20].sum() / spectrum.sum())
+
+
+@pytest.mark.parametrize(("spy", "agent_heard"), [("both", True), ("in", False)])
+async def test_snoop_carries_what_the_caller_says_and_hears(
+    udp: tuple[Receiver, int], spy: str, agent_heard: bool
+) -> None:
+    rx, port = udp
+    async with AriSimulator(seed=5) as sim, RawAri(sim) as ari:
+        sim.add_endpoint("PJSIP/agent", EndpointBehaviour(answer_after=0.01, audio=tone(1000.0)))
+        cid = sim.place_call(CallerScenario(audio=tone(400.0)))
+        await ari.wait_event(of("StasisStart", cid))
+        await ari.call("POST", f"/channels/{cid}/answer")
+        _, agent = await ari.call(
+            "POST", "/channels", params={"endpoint": "PJSIP/agent", "app": "callrec"}
+        )
+        await ari.wait_event(of("StasisStart", agent["id"]))
+        _, call = await ari.call("POST", "/bridges", params={"type": "mixing"})
+        members = f"{cid},{agent['id']}"
+        await ari.call("POST", f"/bridges/{call['id']}/addChannel", params={"channel": members})
+        _, snoop = await ari.call(
+            "POST", f"/channels/{cid}/snoop", params={"spy": spy, "app": "callrec"}
+        )
+        _, rec = await ari.call("POST", "/bridges", params={"type": "mixing"})
+        _, em = await ari.call(
+            "POST",
+            "/channels/externalMedia",
+            params={"app": "callrec", "external_host": f"127.0.0.1:{port}", "format": "ulaw"},
+        )
+        await ari.wait_event(of("StasisStart", em["id"]))
+        both = f"{snoop['id']},{em['id']}"
+        await ari.call("POST", f"/bridges/{rec['id']}/addChannel", params={"channel": both})
+        await sim.wait_for(lambda: len(rx.packets) >= 25)
+        assert (await ari.call("GET", f"/bridges/{call['id']}"))[1][
+            "technology"
+        ] == "simple_bridge"
+    pcm = ulaw_decode(b"".join(p[12:] for p, _ in rx.packets[:25]))
+    assert band_energy(pcm, 400.0) > 0.2
+    assert (band_energy(pcm, 1000.0) > 0.2) is agent_heard

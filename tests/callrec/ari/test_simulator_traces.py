@@ -148,11 +148,11 @@ NO_ANSWER = EndpointBehaviour(kind="no-answer")
 @pytest.mark.parametrize(
     ("name", "callers", "agent", "overrides"),
     [
-        ("01-consent-implied.jsonl", [CallerScenario(hangup_after=2.2)], ANSWERS, {}),
+        ("01-consent-implied.jsonl", [CallerScenario(hangup_after=3.0)], ANSWERS, {}),
         ("02-hangup-during-disclosure.jsonl", [CallerScenario(hangup_after=0.4)], ANSWERS, {}),
         (
             "03-dtmf-during-disclosure.jsonl",
-            [CallerScenario(dtmf=[(0.3, "2")], hangup_after=0.8)],
+            [CallerScenario(dtmf=[(0.3, "2")], hangup_after=1.2)],
             ANSWERS,
             {},
         ),
