@@ -190,17 +190,30 @@ class AgiService:
     def route(self, env: AgiEnvironment) -> AgiHandler | None:
         routes: dict[str, AgiHandler] = {
             "consent": self.consent,
-            "record": self.recordings.record,
+            "record": self.record,
             "stop": self.recordings.stop,
             "pause": self.recordings.pause,
             "resume": self.recordings.resume,
         }
         return routes.get(env.network_script)
 
+    async def record(self, agi: AgiConnection, env: AgiEnvironment) -> None:
+        await self.recordings.record(agi, env)
+
     async def consent(self, agi: AgiConnection, env: AgiEnvironment) -> None:
+        """``/consent``; with ``record_after_consent`` the recording starts right after.
+
+        The call then has one audit line, written when its recording is sealed
+        (or fails), as in the Stasis app; otherwise the consent's own line.
+        """
         assert self._consent is not None, "AgiService.start() not called"
-        outcome = await self._consent.run(agi, env)
+        auto = self.config.agi.record_after_consent
+        outcome = await self._consent.run(agi, env, audit=not auto)
+        if not auto:
+            return
         decision = outcome.decision
-        wanted = self.config.agi.record_after_consent
-        if wanted and decision is not None and records(decision) and not agi.hung_up:
-            await self.recordings.record(agi, env)
+        recording = False
+        if decision is not None and records(decision) and not agi.hung_up:
+            recording = await self.recordings.record(agi, env)
+        if not recording:
+            self._consent.write_audit(outcome)

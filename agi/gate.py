@@ -137,8 +137,15 @@ class AgiConsent:
         self.ledger = ledger if ledger is not None else ConsentLedger()
         self._audit = audit
 
-    async def run(self, agi: AgiCommands, env: AgiEnvironment) -> GateOutcome:
-        """Play the disclosure, decide, set the channel variables, audit."""
+    async def run(
+        self, agi: AgiCommands, env: AgiEnvironment, *, audit: bool = True
+    ) -> GateOutcome:
+        """Play the disclosure, decide, set the channel variables, audit.
+
+        ``audit=False`` leaves the audit line to the caller (see
+        :meth:`write_audit`): when a recording follows at once, its line at
+        sealing time is the call's one line, as in the Stasis app.
+        """
         call_id = new_call_id()
         log = CallLogAdapter(logger, safe(env.uniqueid) or "-")
         if not valid_uniqueid(env.uniqueid):
@@ -150,7 +157,8 @@ class AgiConsent:
         evidence = await self._evidence(agi, env, dialled, prompt)
         outcome = await self._decide(agi, evidence, prompt, call_id, log)
         await self._publish(agi, outcome)
-        self._write_audit(outcome, evidence)
+        if audit:
+            self.write_audit(outcome)
         log.info(
             "consent %s for caller %s (call %s)",
             outcome.decision or outcome.error,
@@ -261,8 +269,10 @@ class AgiConsent:
             await _set(agi, ERROR_VARIABLE, outcome.error or "failed")
         await _set(agi, CONNECT_VARIABLE, "yes" if outcome.connect else "no")
 
-    def _write_audit(self, outcome: GateOutcome, evidence: Evidence) -> None:
-        if self._audit is None:
+    def write_audit(self, outcome: GateOutcome) -> None:
+        """The consent's audit line (``event: call``, ``stage: consent``)."""
+        evidence = outcome.evidence
+        if self._audit is None or evidence is None:
             return
         record = audit_record(
             "call",

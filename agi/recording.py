@@ -120,8 +120,11 @@ class AgiRecordings:
 
     # --- AGI scripts --------------------------------------------------------
 
-    async def record(self, agi: AgiCommands, env: AgiEnvironment) -> None:
-        """``/record``: refuse without this server's consent, else start the tap."""
+    async def record(self, agi: AgiCommands, env: AgiEnvironment) -> bool:
+        """``/record``: refuse without this server's consent, else start the tap.
+
+        True when this recording has (or will have, at sealing) its audit line.
+        """
         uniqueid = env.uniqueid
         log = CallLogAdapter(logger, uniqueid or "-")
         consent = self._ledger.get(uniqueid) if valid_uniqueid(uniqueid) else None
@@ -129,24 +132,25 @@ class AgiRecordings:
             why = "no decision of this server" if consent is None else str(consent.decision)
             log.warning("recording refused: %s", why)
             await _set(agi, ERROR_VARIABLE, "no-consent")
-            return
+            return False
         current = self._active.get(uniqueid)
         if current is not None:
             # /record twice (or after record_after_consent) is the same recording.
             await _set(agi, RECORDING_VARIABLE, current.tap.recording_id or "")
-            return
+            return True
         core = self._core()
         if core is None or self._closing:
             log.error("recording unavailable: the ARI side is not running")
             await _set(agi, ERROR_VARIABLE, "recording-unavailable")
-            return
+            return False
         try:
             recording_id = await self._start(core, consent, log)
         except RecordingUnavailable as exc:
             log.error("recording unavailable: %s", safe(str(exc), 200))
             await _set(agi, ERROR_VARIABLE, "recording-unavailable")
-            return
+            return True  # the failure line is written
         await _set(agi, RECORDING_VARIABLE, recording_id)
+        return True
 
     async def stop(self, agi: AgiCommands, env: AgiEnvironment) -> None:
         """``/stop``: seal this call's recording now; the call goes on."""

@@ -93,12 +93,15 @@ class Rig:
         env: dict[str, str] | None = None,
         *,
         linkedid: str | None = None,
+        digit_at: float | None = None,
     ) -> ChannelModel:
         """Run one AGI script for the channel, as Asterisk would."""
         sounds = self.config.prompts.sounds_dir
         model = ChannelModel(
             sounds={str(sounds / "en" / "callrec" / "disclosure"): DISCLOSURE}, realtime=True
         )
+        if digit_at is not None:
+            model.caller.digit, model.caller.digit_at = "2", digit_at
         model.variables["CHANNEL(linkedid)"] = linkedid or uniqueid
         base = {"agi_network_script": script, "agi_uniqueid": uniqueid, "agi_extension": "100"}
         _, done = await run_session(self.service.port, {**base, **(env or {})}, model)
@@ -224,13 +227,7 @@ async def test_record_without_a_decision_of_this_server_is_refused(rig: Rig) -> 
 
 async def test_declined_consent_cannot_be_recorded(rig: Rig) -> None:
     cid = await rig.dialplan_call()
-    sounds = rig.config.prompts.sounds_dir
-    model = ChannelModel(
-        sounds={str(sounds / "en" / "callrec" / "disclosure"): DISCLOSURE}, realtime=True
-    )
-    model.caller.digit, model.caller.digit_at = "2", 0.1
-    env = {"agi_network_script": "consent", "agi_uniqueid": cid}
-    _, done = await run_session(rig.service.port, env, model)
+    done = await rig.agi("consent", cid, digit_at=0.1)
     assert done.variables["CALLREC_CONSENT"] == "declined-dtmf"
     record = await rig.agi("record", cid)
     assert record.variables["CALLREC_ERROR"] == "no-consent"
@@ -285,6 +282,16 @@ async def test_record_after_consent_by_config(tmp_path: Path) -> None:
         assert again.variables["CALLREC_RECORDING"] == recording_id
         (line,) = await wait_until(lambda: rig.audit("recording"), 15)
         assert line["recording_id"] == consent.variables["CALLREC_RECORDING"]
+        # One audit line for the whole call, as in the Stasis app.
+        assert rig.audit() == [line]
+        assert line["decision"] == "implied"
+        assert line["call_id"] == consent.variables["CALLREC_ID"]
+        declined = await rig.dialplan_call(seconds=3.0)
+        refused = await rig.agi("consent", declined, {"agi_arg_1": "100"}, digit_at=0.1)
+        assert refused.variables["CALLREC_CONSENT"] == "declined-dtmf"
+        assert "CALLREC_RECORDING" not in refused.variables
+        (consent_line,) = rig.audit("consent")
+        assert consent_line["decision"] == "declined-dtmf"
     finally:
         await rig.app.shutdown()
         await rig.sim.stop()
