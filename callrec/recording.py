@@ -53,7 +53,6 @@ from callrec.crypto.keys import DATA_KEY_SIZE, PrivateKey, PublicKey
 from callrec.crypto.stream import (
     FIRST_PLAINTEXT_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
-    PLAINTEXT_SEGMENT_SIZE,
     SALT_SIZE,
     STREAM_HEADER_SIZE,
     TAG_SIZE,
@@ -94,6 +93,7 @@ logger = logging.getLogger(__name__)
 
 PART_SUFFIX = ".crec.part"
 SEALED_SUFFIX = ".crec"
+_IOV_BATCH = 512  # below IOV_MAX (1024 on Linux)
 
 # Updated in a forked child so every writer inherited from the parent refuses
 # to write: two processes appending to one stream would corrupt it.
@@ -207,10 +207,10 @@ class RecordingWriter:
         """Append raw framed plaintext; full segments are encrypted and written at once."""
         if self.closed or self._pid != _PID[0]:
             self._refuse()
-        buf = self._buf
-        buf += data
-        if len(buf) >= self._need:
-            self._emit_full()
+        if len(self._buf) + len(data) < self._need:
+            self._buf += data
+        else:
+            self._emit(memoryview(data))
         return len(data)
 
     def write_audio(self, payload: bytes) -> None:
@@ -221,10 +221,11 @@ class RecordingWriter:
             return
         buf = self._buf
         buf += FRAME_HEADER.pack(AUDIO, len(payload))
-        buf += payload
         self._audio_bytes += len(payload)
-        if len(buf) >= self._need:
-            self._emit_full()
+        if len(buf) + len(payload) < self._need:
+            buf += payload
+        else:
+            self._emit(memoryview(payload))
 
     def write_gap(self, samples: int) -> None:
         """Audio that never arrived: ``samples`` per channel of silence on playback."""
@@ -251,7 +252,8 @@ class RecordingWriter:
         """Write the final segment, fsync, rename to ``final_path`` (default ``<id>.crec``)."""
         if self.closed or self._pid != _PID[0]:
             self._refuse()
-        self._write_out(self._encrypt(memoryview(self._buf), last=True))
+        self._write_out([self._cipher.encrypt(self._index, bytes(self._buf), True)])
+        self._index += 1
         self._buf.clear()
         self._sync(self._clock.monotonic())
         self._close_fd()
@@ -307,37 +309,52 @@ class RecordingWriter:
             raise SpoolError(self._failure.path, self._failure.message)
         raise WriterClosedError(f"recording {self.recording_id} is closed")
 
-    def _encrypt(self, plaintext: memoryview, last: bool) -> bytes:
-        try:
-            ct = self._cipher.encrypt(self._index, plaintext, last)
-        finally:
-            plaintext.release()
-        self._index += 1
-        return ct
+    def _emit(self, data: memoryview) -> None:
+        """Seal every full segment of buffer + ``data``, write them at once, buffer the rest.
 
-    def _emit_full(self) -> None:
-        buf, need, pos = self._buf, self._need, 0
-        out = []
-        while len(buf) - pos >= need:
-            out.append(self._encrypt(memoryview(buf)[pos : pos + need], last=False))
-            pos += need
-            need = PLAINTEXT_SEGMENT_SIZE
-        del buf[:pos]
-        self._need = need
-        self._write_out(out[0] if len(out) == 1 else b"".join(out))
+        Large writes are sealed straight from ``data``, without a copy.
+        """
+        buf, sealed = self._buf, list[bytes]()
+        take = max(self._need - len(buf), 0)
+        buf += data[:take]
+        with memoryview(buf) as view:
+            used = self._seal_full(view, sealed)
+        del buf[:used]
+        rest = data[take:]
+        if buf:  # a frame header overfilled the buffer: continue there
+            buf += rest
+            with memoryview(buf) as view:
+                used = self._seal_full(view, sealed)
+            del buf[:used]
+        else:
+            used = self._seal_full(rest, sealed)
+            buf += rest[used:]
+        self._write_out(sealed)
         now = self._clock.monotonic()
         if now - self._last_sync >= self._fsync_interval:
             self._sync(now)
 
-    def _write_out(self, data: bytes) -> None:
-        self._last_tag = data[-TAG_SIZE:]
-        view = memoryview(data)
+    def _seal_full(self, view: memoryview, sealed: list[bytes]) -> int:
+        """Seal the full segments at the start of ``view``; bytes consumed."""
+        used, self._index, self._need = self._cipher.encrypt_full(
+            view, self._index, self._need, sealed
+        )
+        return used
+
+    def _write_out(self, sealed: list[bytes]) -> None:
+        self._last_tag = sealed[-1][-TAG_SIZE:]
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            for start in range(0, len(sealed), _IOV_BATCH):
+                batch = sealed[start : start + _IOV_BATCH]
+                total = sum(map(len, batch))
+                written = os.writev(self._fd, batch)
+                if written < total:  # rare on regular files; finish one call at a time
+                    rest = memoryview(b"".join(batch))[written:]
+                    while rest:
+                        rest = rest[os.write(self._fd, rest) :]
+                self._size += total
         except OSError as exc:
             self._fail(exc)
-        self._size += len(data)
 
     def _sync(self, now: float) -> None:
         try:

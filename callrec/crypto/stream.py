@@ -34,7 +34,7 @@ FIRST_CIPHERTEXT_SEGMENT_SIZE = CIPHERTEXT_SEGMENT_SIZE - STREAM_HEADER_SIZE  # 
 SEGMENT_KEY_SIZE = 32
 MAX_SEGMENTS = 1 << 32
 
-_INDEX_LAST = struct.Struct(">IB")
+_NONCE = struct.Struct(">7sIB")
 
 
 def derive_segment_key(data_key: bytes, salt: bytes, associated_data: bytes) -> bytes:
@@ -47,7 +47,7 @@ def derive_segment_key(data_key: bytes, salt: bytes, associated_data: bytes) -> 
 
 def segment_nonce(prefix: bytes, index: int, last: bool) -> bytes:
     """prefix (7) || uint32 BE index || 0x01 for the last segment, else 0x00."""
-    return prefix + _INDEX_LAST.pack(index, 1 if last else 0)
+    return _NONCE.pack(prefix, index, 1 if last else 0)
 
 
 def stream_header(salt: bytes, nonce_prefix: bytes) -> bytes:
@@ -82,12 +82,29 @@ class SegmentCipher:
         return cls(data_key, salt, header[1 + SALT_SIZE : STREAM_HEADER_SIZE], ad)
 
     def encrypt(self, index: int, plaintext: bytes | memoryview, last: bool) -> bytes:
-        return self._aead.encrypt(segment_nonce(self._prefix, index, last), plaintext, None)
+        return self._aead.encrypt(_NONCE.pack(self._prefix, index, last), plaintext, None)
+
+    def encrypt_full(
+        self, view: memoryview, index: int, size: int, out: list[bytes]
+    ) -> tuple[int, int, int]:
+        """Seal every full non-last segment at the start of ``view`` into ``out``.
+
+        ``size`` is the plaintext size of segment ``index``. Returns (bytes
+        consumed, next index, next size). The writer's hot loop, kept tight.
+        """
+        encrypt, pack, prefix = self._aead.encrypt, _NONCE.pack, self._prefix
+        pos, end = 0, len(view)
+        while end - pos >= size:
+            out.append(encrypt(pack(prefix, index, 0), view[pos : pos + size], None))
+            pos += size
+            index += 1
+            size = PLAINTEXT_SEGMENT_SIZE
+        return pos, index, size
 
     def decrypt(self, index: int, ciphertext: bytes | memoryview, last: bool) -> bytes | None:
         """The plaintext, or ``None`` when authentication fails."""
         try:
-            return self._aead.decrypt(segment_nonce(self._prefix, index, last), ciphertext, None)
+            return self._aead.decrypt(_NONCE.pack(self._prefix, index, last), ciphertext, None)
         except InvalidTag:
             return None
 
@@ -156,7 +173,7 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-READ_BLOCK = 1 << 16
+READ_BLOCK = 1 << 18
 
 
 def open_stream(f: BinaryIO, data_key: bytes, ad: bytes) -> SegmentCipher:
@@ -180,20 +197,27 @@ def read_segments(
     when the end is missing or fails (after yielding every good segment) and
     ``FormatError`` for a bad segment before the end.
     """
-    buf, eof, index = bytearray(), False, 0
+    data, pos, eof, index = b"", 0, False, 0
+    view = memoryview(data)
+    decrypt, pack, prefix = cipher._aead.decrypt, _NONCE.pack, cipher._prefix
     while True:
         size = ciphertext_size(index)
-        while not eof and len(buf) <= size:
-            block = f.read(READ_BLOCK)
-            eof = not block
-            buf += block
-        if len(buf) <= size:  # what is left ends the file
-            yield from _last_segment(cipher, bytes(buf), index, stream_size)
-            return
-        plaintext = cipher.decrypt(index, memoryview(buf)[:size], False)
-        if plaintext is None:
-            raise diagnose(cipher, bytes(buf[:size]), index, stream_size, at_end=False)
-        del buf[:size]
+        if len(data) - pos <= size:
+            if eof:  # what is left ends the file
+                yield from _last_segment(cipher, data[pos:], index, stream_size)
+                return
+            # Refill in big blocks: a segment is the last one exactly when
+            # nothing follows it, so always look at least one byte ahead.
+            more = f.read(max(READ_BLOCK, size + 1))
+            eof = not more
+            data, pos = data[pos:] + more, 0
+            view = memoryview(data)
+            continue
+        try:
+            plaintext = decrypt(pack(prefix, index, 0), view[pos : pos + size], None)
+        except InvalidTag:
+            raise diagnose(cipher, data[pos : pos + size], index, stream_size, False) from None
+        pos += size
         yield index, plaintext
         index += 1
 

@@ -112,6 +112,17 @@ def test_segment_written_the_moment_it_fills(tmp_path: Path) -> None:
     writer.close()
 
 
+@pytest.mark.parametrize("fill", [4036, 4037, 4039, 4040 + 4076, 4040 + 4079])
+def test_frame_header_straddling_a_segment_boundary(tmp_path: Path, fill: int) -> None:
+    writer = RecordingWriter.create(tmp_path, [KEY.public_key()], codec="ulaw", sample_rate=8000)
+    writer.write_metadata({"pad": "x" * (fill - 5 - len('{"pad":""}'))})
+    for size in (10, 9000, 160):
+        writer.write_audio(bytes([size % 251]) * size)
+    frames, reader = _read_all(writer.close().path)
+    assert [len(f.payload) for f in frames if isinstance(f, AudioFrame)] == [10, 9000, 160]
+    assert reader.verdict is Verdict.COMPLETE
+
+
 def test_zero_length_recording_is_complete(tmp_path: Path) -> None:
     writer = RecordingWriter.create(tmp_path, [KEY.public_key()], codec="alaw", sample_rate=8000)
     info = writer.close()
@@ -206,8 +217,15 @@ def test_writer_refuses_in_forked_child(tmp_path: Path) -> None:
 def test_no_recipient_is_recording_unavailable(tmp_path: Path) -> None:
     with pytest.raises(RecordingUnavailable, match="no recipient public key"):
         RecordingWriter.create(tmp_path, [], codec="ulaw", sample_rate=8000)
+    pub = [KEY.public_key()]
     with pytest.raises(RecordingUnavailable, match="unknown codec 'gsm'"):
-        RecordingWriter.create(tmp_path, [KEY.public_key()], codec="gsm", sample_rate=8000)
+        RecordingWriter.create(tmp_path, pub, codec="gsm", sample_rate=8000)
+    with pytest.raises(RecordingUnavailable, match="sample rate 0 out of range"):
+        RecordingWriter.create(tmp_path, pub, codec="ulaw", sample_rate=0)
+    with pytest.raises(RecordingUnavailable, match="channel count 256 out of range"):
+        RecordingWriter.create(tmp_path, pub, codec="ulaw", sample_rate=8000, channels=256)
+    with pytest.raises(RecordingUnavailable, match="recording id 'abc' is not 32 hex digits"):
+        RecordingWriter.create(tmp_path, pub, codec="ulaw", sample_rate=8000, recording_id="abc")
     assert list(tmp_path.iterdir()) == []
 
 
