@@ -114,37 +114,54 @@ def _finite(at: float) -> float:
 
 
 class FrameParser:
-    """Incremental parser: feed verified plaintext, take complete frames."""
+    """Incremental parser: feed verified plaintext, take complete frames.
+
+    A frame larger than a segment is collected as a list of pieces and joined
+    once, so a long frame costs one copy, not one per segment.
+    """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._frames_seen = 0
+        self._parts: list[bytes] = []
+        self._have = 0
+        self._want = 0
 
     @property
     def pending(self) -> int:
         """Bytes of an incomplete frame held back."""
-        return len(self._buf)
+        return self._have
 
     def feed(self, data: bytes, segment: int) -> Iterator[Frame]:
         """Frames completed by ``data``; errors name ``segment``, where the bad frame ended."""
-        buf = self._buf
-        buf += data
-        pos, end = 0, len(buf)
+        if self._parts:
+            self._parts.append(data)
+            self._have += len(data)
+            if self._have < self._want:
+                return
+            data = b"".join(self._parts)
+            self._parts, self._have = [], 0
+        pos, end, unpack = 0, len(data), FRAME_HEADER.unpack_from
+        length = 0
         while end - pos >= FRAME_HEADER_SIZE:
-            kind, length = FRAME_HEADER.unpack_from(buf, pos)
+            kind, length = unpack(data, pos)
             stop = pos + FRAME_HEADER_SIZE + length
             if stop > end:
                 break
-            body = bytes(buf[pos + FRAME_HEADER_SIZE : stop])
+            if kind == AUDIO:  # the common case, kept inline
+                yield AudioFrame(data[pos + FRAME_HEADER_SIZE : stop])
+            else:
+                yield _decode(kind, data[pos + FRAME_HEADER_SIZE : stop], segment)
             pos = stop
-            yield _decode(kind, body, segment)
-        del buf[:pos]
+        if pos < end:
+            rest = data[pos:]
+            self._parts, self._have = [rest], len(rest)
+            known = len(rest) >= FRAME_HEADER_SIZE
+            self._want = FRAME_HEADER_SIZE + length if known else FRAME_HEADER_SIZE
 
     def finish(self, segment: int) -> None:
         """End of a complete stream: bytes left over mean a cut frame."""
-        if self._buf:
+        if self._have:
             raise FormatError(
-                f"stream ends inside a frame ({len(self._buf)} bytes left over)", segment=segment
+                f"stream ends inside a frame ({self._have} bytes left over)", segment=segment
             )
 
 

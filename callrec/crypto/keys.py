@@ -123,7 +123,10 @@ class PublicKey:
     @classmethod
     def from_text(cls, text: str, source: str = "<text>") -> PublicKey:
         """Parse ``to_text`` output; raises ``KeyError_(source, reason)``."""
-        parts = text.strip().split(maxsplit=2)
+        lines = text.strip().splitlines()
+        if len(lines) > 1:
+            raise KeyError_(source, f"expected one line, found {len(lines)}")
+        parts = lines[0].split(maxsplit=2) if lines else []
         if len(parts) < 2 or not parts[0].startswith(PUBLIC_PREFIX):
             raise KeyError_(source, "not a callrec public key (expected 'callrec-<kem> <base64>')")
         kem = parts[0][len(PUBLIC_PREFIX) :]
@@ -335,6 +338,11 @@ def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise KeyError_(str(path), f"cannot write private key: {_reason(exc)}") from exc

@@ -165,6 +165,22 @@ def test_seal_info_and_header(tmp_path: Path) -> None:
         assert verify(final, [key]).verdict is Verdict.COMPLETE
 
 
+def test_post_quantum_recipient(tmp_path: Path) -> None:
+    pq = PrivateKey.generate(pq=True)
+    writer = RecordingWriter.create(
+        tmp_path, [pq.public_key(), KEY.public_key()], codec="slin16", sample_rate=16000
+    )
+    writer.write_metadata({"consent": "implied"})
+    writer.write_audio(b"\x00\x01" * 16000)
+    info = writer.close()
+    header = read_header(info.path)
+    assert [r.kem for r in header.recipients] == ["mlkem768-x25519", "x25519"]
+    assert header.header_size == 40 + (19 + 1168) + (19 + 80) + 64
+    for key in (pq, KEY):
+        result = verify(info.path, [key])
+        assert (result.verdict, result.audio_seconds) == (Verdict.COMPLETE, 1.0)
+
+
 def test_last_tag_hash_matches_file(tmp_path: Path) -> None:
     import hashlib
 

@@ -77,6 +77,11 @@ def test_pq_known_answers_and_pinned_stanza() -> None:
     with pytest.raises(FormatError, match="does not unwrap") as info:
         key.unwrap(PQ_STANZA, WRAP_LABEL, bytes(16), "recipients[0]")
     assert info.value.field == "recipients[0]"
+    for offset in (0, 1119, 1120, 1167):  # ML-KEM ciphertext, X25519 share, AEAD tag
+        bad = bytearray(PQ_STANZA)
+        bad[offset] ^= 0x01
+        with pytest.raises(FormatError, match="does not unwrap"):
+            key.unwrap(bytes(bad), WRAP_LABEL, RECORDING_ID, "recipients[0]")
 
 
 @pytest.mark.parametrize("pq", [False, True])
@@ -121,6 +126,7 @@ def test_comment_survives(tmp_path: Path) -> None:
         ("callrec-rsa AAAA", "unknown key type 'callrec-rsa'"),
         ("callrec-x25519 !!!!", "public key is not valid base64"),
         ("callrec-x25519 AAAA", "x25519 public key is 3 bytes, expected 32"),
+        ("callrec-x25519 AAAA\ncallrec-x25519 AAAA\n", "expected one line, found 2"),
     ],
 )
 def test_bad_public_key_text(text: str, message: str) -> None:
