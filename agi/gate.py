@@ -147,7 +147,7 @@ class AgiConsent:
         sealing time is the call's one line, as in the Stasis app.
         """
         call_id = new_call_id()
-        log = CallLogAdapter(logger, safe(env.uniqueid) or "-")
+        log = CallLogAdapter(logger, env.uniqueid or "-")
         if not valid_uniqueid(env.uniqueid):
             log.warning("refusing consent: unusable agi_uniqueid %s", safe(env.uniqueid))
             await _set(agi, ERROR_VARIABLE, "bad-channel")

@@ -314,3 +314,23 @@ async def test_connection_cut_in_a_multi_line_520_is_a_hangup() -> None:
         await conn.close()
         server.close()
         await server.wait_closed()
+
+
+@given(st.text(max_size=200))
+def test_any_response_line_is_an_answer_or_an_agi_error(line: str) -> None:
+    error: AgiError | None = None
+    try:
+        ResponseParser("X").feed(line)
+    except AgiError as exc:
+        error = exc
+    assert error is None or error.command == "X"
+
+
+@given(st.text(max_size=200))
+def test_any_environment_line_is_taken_or_refused_with_an_agi_error(line: str) -> None:
+    error: AgiProtocolError | None = None
+    try:
+        EnvironmentParser().feed(line)
+    except AgiProtocolError as exc:
+        error = exc
+    assert error is None or error.command == "(environment)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,9 +235,18 @@ async def test_declined_consent_cannot_be_recorded(rig: Rig) -> None:
     assert not rig.sim.bridges
 
 
-async def test_stop_seals_while_the_call_goes_on(rig: Rig) -> None:
+HOSTILE = {
+    "agi_callerid": "../../etc/passwd",
+    "agi_calleridname": 'Robert\\"); DROP TABLE calls;-- \x1b[31m\x07' + "N" * 200,
+}
+
+
+async def test_stop_seals_while_the_call_goes_on(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     cid = await rig.dialplan_call(seconds=8.0)
-    await rig.agi("consent", cid)
+    await rig.agi("consent", cid, HOSTILE)
     await rig.agi("record", cid)
     await asyncio.sleep(1.0)
     stop = await rig.agi("stop", cid)
@@ -248,6 +258,14 @@ async def test_stop_seals_while_the_call_goes_on(rig: Rig) -> None:
     assert 0.5 < decode(sealed, rig.keys).audio_seconds < 2.5
     again = await rig.agi("stop", cid)
     assert again.variables["CALLREC_ERROR"] == "not-recording"
+    # The hostile caller id is in the encrypted evidence only.
+    audit_text = rig.config.privacy.audit_log.read_text()
+    for text in (audit_text, caplog.text):
+        assert "passwd" not in text
+        assert "DROP TABLE" not in text
+        assert "\x1b" not in text
+    evidence = decode(sealed, rig.keys).metadata[0]
+    assert evidence["personal"]["caller_name"] == HOSTILE["agi_calleridname"]
 
 
 async def test_pause_and_resume_leave_frames_with_their_times(rig: Rig) -> None:
