@@ -109,6 +109,8 @@ def write_config(
     grace: float = GRACE,
     on_failure: str = "best-effort",
     spool: Path | None = None,
+    user: str = SIM_USER,
+    password: str = SIM_PASSWORD,
 ) -> Path:
     """A callrec.toml pointing at ``ari_url`` with everything else under ``out``."""
     pub, _, pseudo = out / "demo.pub", out / "demo.key", out / "pseudonym.key"
@@ -119,8 +121,8 @@ def write_config(
     text = f"""\
 [ari]
 url = "{ari_url}"
-user = "{SIM_USER}"
-password = "{SIM_PASSWORD}"
+user = "{user}"
+password = "{password}"
 app = "callrec"
 
 [recording]
