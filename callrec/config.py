@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from callrec.config_checks import (
@@ -42,10 +42,8 @@ from callrec.config_checks import (
     string_value,
 )
 from callrec.consent import ConsentMode, ConsentPolicy, DeclineAction
+from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, ConfigError
-
-if TYPE_CHECKING:
-    from callrec.crypto.keys import PublicKey
 
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
@@ -178,8 +176,6 @@ class Config:
 
     def recipient_keys(self) -> list[PublicKey]:
         """The recipients' public keys; raises ``KeyError_`` naming a bad file."""
-        from callrec.crypto.keys import PublicKey
-
         return [PublicKey.load(path) for path in self.recording.recipients]
 
     def destination_for(self, number: str) -> Destination | None:

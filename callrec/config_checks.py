@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
+from callrec.crypto.keys import PublicKey
 from callrec.errors import ConfigError, KeyError_
 from callrec.evidence import load_pseudonym_key
 
@@ -214,11 +215,6 @@ def check_files(r: Reader, c: Config) -> None:
 def _check_recipient(r: Reader, key: str, path: Path) -> None:
     if not path.is_file():
         r.problem(key, f"{path}: file does not exist", "create it with `callrec keygen`")
-        return
-    try:
-        # Imported here so the config still loads before the crypto package lands.
-        from callrec.crypto.keys import PublicKey
-    except ImportError:
         return
     try:
         PublicKey.load(path)
