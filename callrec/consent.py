@@ -194,7 +194,8 @@ class ConsentGate:
         while True:
             if not self._open():
                 if self._failure is not None:
-                    raise self._failure
+                    # A fresh instance per waiter: tracebacks do not pile up on one.
+                    raise DisclosureFailed(self._failure.reason)
                 assert self._decision is not None
                 return self._decision
             self._changed.clear()
