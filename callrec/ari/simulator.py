@@ -28,7 +28,8 @@ Facade API (stable):
 - ``await start()`` / ``await stop()`` / ``async with``; ``url``, ``ari_url``, ``port``.
 - ``place_call(CallerScenario) -> channel id`` ("" when the From is invalid
   SIP and the call never appears, trace 09). Needs a websocket connected for
-  ``scenario.app``, otherwise Stasis fails and the call ends silently.
+  ``scenario.app`` (see ``app_active(app)``), otherwise Stasis fails and the
+  call ends silently.
 - ``add_endpoint(endpoint, EndpointBehaviour)``; ``add_dialplan(context, exten, steps)``.
 - ``hangup_caller(channel_id)`` (remote BYE now), ``send_dtmf(channel_id, digit)``.
 - ``await restart(downtime=1.0, drop_after=0.1)`` (trace 07) and
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -214,6 +216,10 @@ class AriSimulator:
     def place_call(self, scenario: CallerScenario) -> str:
         return self.engine.place_call(scenario)
 
+    def app_active(self, app: str = "callrec") -> bool:
+        """True while an events websocket for ``app`` is connected (calls can enter Stasis)."""
+        return self.engine.app_active(app)
+
     def add_endpoint(self, endpoint: str, behaviour: EndpointBehaviour) -> None:
         self.engine.endpoints[endpoint] = behaviour
 
@@ -297,25 +303,42 @@ class AriSimulator:
 
 async def _serve(args: argparse.Namespace) -> None:
     sim = AriSimulator(port=args.port, sounds_dir=args.sounds, apps=[args.app])
+    sim.add_endpoint("PJSIP/agent", EndpointBehaviour(kind=args.agent))
     await sim.start()
-    logger.info("ARI at %s (user %s); place calls by restarting with code", sim.ari_url, sim.user)
+    logger.info("ARI at %s (user %s)", sim.ari_url, sim.user)
     try:
+        for n in range(args.calls):
+            await sim.wait_for(lambda: sim.engine.app_active(args.app), timeout=3600)
+            scenario = CallerScenario(
+                exten=args.exten, app=args.app, audio=args.audio, hangup_after=args.hangup_after
+            )
+            logger.info("call %d: channel %s", n + 1, sim.place_call(scenario))
+            await asyncio.sleep(args.interval)
         await asyncio.Event().wait()
     finally:
         await sim.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m callrec.ari.simulator``: a simulator on a fixed port for manual tests."""
     parser = argparse.ArgumentParser(description="Run the callrec ARI simulator")
     parser.add_argument("--port", type=int, default=8088)
-    parser.add_argument("--sounds", type=Path, default=None)
+    parser.add_argument("--sounds", type=Path, default=None, help="sounds_dir/<lang>/NAME.wav")
     parser.add_argument("--app", default="callrec")
+    parser.add_argument(
+        "--calls", type=int, default=0, help="callers to place once the app connects"
+    )
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between callers")
+    parser.add_argument("--exten", default="100")
+    parser.add_argument("--audio", type=Path, default=None, help="WAV the callers speak")
+    parser.add_argument("--hangup-after", type=float, default=None)
+    parser.add_argument(
+        "--agent", default="answer", choices=["answer", "busy", "no-answer", "absent"]
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        return 0
     return 0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.simulator import AriSimulator, CallerScenario, DialplanStep, EndpointBehaviour
 from tests.callrec.ari.test_simulator import BASIC, Json, RawAri, trace_lines
 
 
@@ -127,6 +127,18 @@ class Replay:
                 assert self.results[line["for_request"]][0] == line["status"], line
 
 
+# Trace 05's dialplan (Answer, Playback 2.95 s, Playback 1.40 s, Wait 3, Hangup) with
+# shorter waits: the event order is the same, the suite stays fast.
+QUICK_TALK = [
+    DialplanStep("NoOp", "dialplan-test"),
+    DialplanStep("Answer"),
+    DialplanStep("Playback", "tt-weasels", 0.3),
+    DialplanStep("Playback", "hello-world", 0.2),
+    DialplanStep("Wait", "3", 0.3),
+    DialplanStep("Hangup"),
+]
+
+
 async def replay(
     name: str,
     callers: list[CallerScenario],
@@ -136,6 +148,7 @@ async def replay(
     lines = trace_lines(name)
     async with AriSimulator(seed=7) as sim, RawAri(sim) as ari:
         sim.add_endpoint("PJSIP/agent", agent)
+        sim.add_dialplan("dialplan-test", "talk", QUICK_TALK)
         rep = Replay(sim, ari, callers)
         await rep.run(lines, overrides or {})
     return rep, lines
@@ -171,6 +184,8 @@ NO_ANSWER = EndpointBehaviour(kind="no-answer")
             NO_ANSWER,
             {15: {"timeout": "1"}},
         ),
+        ("05-snoop-dialplan-call.jsonl", [], ANSWERS, {}),
+        ("10-concurrent.jsonl", [CallerScenario() for _ in range(5)], ANSWERS, {}),
     ],
 )
 async def test_event_order_per_channel_matches_trace(
