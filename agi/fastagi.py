@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from agi.gate import AgiConsent, ConsentLedger
+from agi.gate import ERROR_VARIABLE, AgiConsent, ConsentLedger
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
 from agi.recording import AgiRecordings, CoreProvider
 from callrec.config import Config
@@ -40,17 +40,17 @@ logger = logging.getLogger(__name__)
 AgiHandler = Callable[[AgiConnection, AgiEnvironment], Awaitable[None]]
 HandlerFactory = Callable[[AgiEnvironment], AgiHandler | None]
 
-ERROR_VARIABLE = "CALLREC_ERROR"
 # Asterisk sends the block at once; a peer that does not is not Asterisk.
 ENV_TIMEOUT = 5.0
-# How long stop() lets running sessions finish before cancelling them.
+# How long stop() lets running sessions finish before cancelling them, and
+# how long a cancelled one may wait for the reply in flight.
 STOP_GRACE = 2.0
+SETTLE_TIMEOUT = 1.0
 
 
 async def set_error(agi: AgiConnection, reason: str) -> None:
-    """Tell the dialplan why nothing happened; a dead socket is not an error here."""
-    with contextlib.suppress(AgiError):
-        await agi.set_variable(ERROR_VARIABLE, reason)
+    """Tell the dialplan why nothing happened."""
+    await agi.set_variable_quietly(ERROR_VARIABLE, reason)
 
 
 class FastAgiServer:
@@ -136,11 +136,11 @@ class FastAgiServer:
             log.warning("%s failed: %s", safe(env.network_script), safe(str(exc)))
             await set_error(agi, "failed")
         except asyncio.CancelledError:
-            # Only between commands: a reply still on its way would be
-            # taken for the answer to SET VARIABLE.
-            if not agi.busy:
+            # A reply still on its way would be taken for the answer to SET
+            # VARIABLE: read it first, if it comes soon.
+            if await agi.settle(SETTLE_TIMEOUT):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(set_error(agi, "shutdown"), 1.0)
+                    await asyncio.wait_for(set_error(agi, "shutdown"), SETTLE_TIMEOUT)
             raise
         except Exception:
             # A bug must not leave the channel waiting in AGI().

@@ -150,7 +150,7 @@ class AgiConsent:
         log = CallLogAdapter(logger, env.uniqueid or "-")
         if not valid_uniqueid(env.uniqueid):
             log.warning("refusing consent: unusable agi_uniqueid %s", safe(env.uniqueid))
-            await _set(agi, ERROR_VARIABLE, "bad-channel")
+            await agi.set_variable_quietly(ERROR_VARIABLE, "bad-channel")
             return GateOutcome(call_id, None, "bad-channel", None, False)
         dialled = dialled_number(env)
         prompt = self._config.prompt_for(dialled, env.language, "disclosure")
@@ -262,12 +262,12 @@ class AgiConsent:
 
     async def _publish(self, agi: AgiCommands, outcome: GateOutcome) -> None:
         """Set the variables; dead channels still take SET VARIABLE (for the h extension)."""
-        await _set(agi, ID_VARIABLE, outcome.call_id)
+        await agi.set_variable_quietly(ID_VARIABLE, outcome.call_id)
         if outcome.decision is not None:
-            await _set(agi, CONSENT_VARIABLE, str(outcome.decision))
+            await agi.set_variable_quietly(CONSENT_VARIABLE, str(outcome.decision))
         else:
-            await _set(agi, ERROR_VARIABLE, outcome.error or "failed")
-        await _set(agi, CONNECT_VARIABLE, "yes" if outcome.connect else "no")
+            await agi.set_variable_quietly(ERROR_VARIABLE, outcome.error or "failed")
+        await agi.set_variable_quietly(CONNECT_VARIABLE, "yes" if outcome.connect else "no")
 
     def write_audit(self, outcome: GateOutcome) -> None:
         """The consent's audit line (``event: call``, ``stage: consent``)."""
@@ -287,13 +287,6 @@ class AgiConsent:
             logger.error("audit line for call %s not written: %s", outcome.call_id, exc)
 
 
-async def _set(agi: AgiCommands, name: str, value: str) -> None:
-    try:
-        await agi.set_variable(name, value)
-    except AgiError as exc:
-        logger.info("could not set %s: %s", name, safe(str(exc)))
-
-
 async def _still_up(agi: AgiCommands) -> bool:
     """After result=-1: does the channel still answer? (a missing file, not a hang-up)"""
     try:
@@ -305,8 +298,5 @@ async def _still_up(agi: AgiCommands) -> bool:
 
 async def _linkedid(agi: AgiCommands, uniqueid: str) -> str:
     """The call's linkedid (not in the AGI environment), else the uniqueid."""
-    try:
-        value = await agi.get_variable("CHANNEL(linkedid)")
-    except AgiError:
-        return uniqueid
+    value = await agi.get_variable_quietly("CHANNEL(linkedid)")
     return value if value and valid_uniqueid(value) else uniqueid

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from callrec.errors import (
     AgiUsageError,
 )
 from callrec.logutil import safe
+
+logger = logging.getLogger(__name__)
 
 # Asterisk reads a command into a 2048-byte buffer (AGI_BUF_LEN) and cuts the
 # rest; a cut command would run with wrong arguments, so refuse to send one.
@@ -300,12 +303,32 @@ class AgiCommands(abc.ABC):
         response = await self.execute("GET VARIABLE", name)
         return response.data if response.result == 1 else None
 
+    async def set_variable_quietly(self, name: str, value: str) -> bool:
+        """SET VARIABLE as a last word: once the socket is gone there is nobody to tell."""
+        try:
+            await self.set_variable(name, value)
+        except AgiError as exc:
+            logger.info("could not set %s: %s", name, safe(str(exc)))
+            return False
+        return True
+
+    async def get_variable_quietly(self, name: str) -> str | None:
+        """GET VARIABLE, with None for unset and for any AGI error alike."""
+        try:
+            return await self.get_variable(name)
+        except AgiError:
+            return None
+
     async def stream_file(self, name: str, escape_digits: str = "") -> AgiResponse:
         """Play ``name`` (no extension); ``.digit`` is the escape digit pressed, if any."""
         return await self.execute("STREAM FILE", name, escape_digits)
 
     async def control_stream_file(self, name: str, escape_digits: str = "") -> AgiResponse:
-        """Like :meth:`stream_file`; Asterisk accepts any DTMF as escape here."""
+        """Like :meth:`stream_file`, but ``*`` and ``#`` rewind and skip by default.
+
+        That is why the disclosure is played with :meth:`stream_file`: nobody
+        can fast-forward through it.
+        """
         return await self.execute("CONTROL STREAM FILE", name, escape_digits)
 
     async def wait_for_digit(self, timeout_ms: int) -> str:
@@ -391,6 +414,33 @@ class AgiConnection(AgiCommands):
         except (ConnectionError, OSError):
             self._mark_closed()
             return b""
+
+    async def settle(self, limit: float) -> bool:
+        """After a cancelled command, read its reply so the stream is in step again.
+
+        False when it does not come within ``limit`` seconds (a long prompt
+        still playing) or the socket closed: then nothing more may be sent.
+        """
+        if not self.busy:
+            return not self.closed
+        parser = ResponseParser("(settle)", hung_up=True)
+        try:
+            async with asyncio.timeout(limit):
+                while not await self._settle_line(parser):
+                    pass
+        except (TimeoutError, AgiError):
+            return False
+        self.busy = False
+        return True
+
+    async def _settle_line(self, parser: ResponseParser) -> bool:
+        raw = await self._readline(parser.command)
+        if not raw:
+            raise AgiHangup(parser.command, "connection closed")
+        try:
+            return parser.feed(decode_line(raw, parser.command)) is not None
+        except (AgiInvalidCommand, AgiDeadChannel, AgiUsageError, AgiHangup):
+            return True  # a complete reply, whatever it said
 
     def _mark_closed(self) -> None:
         self.closed = True

@@ -39,7 +39,7 @@ from callrec.audit import audit_record
 from callrec.clock import Clock
 from callrec.consent import records
 from callrec.crypto.keys import PublicKey
-from callrec.errors import AgiError, CallrecError, RecordingUnavailable
+from callrec.errors import CallrecError, RecordingUnavailable
 from callrec.logutil import CallLogAdapter, safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
@@ -131,25 +131,25 @@ class AgiRecordings:
         if consent is None or not records(consent.decision):
             why = "no decision of this server" if consent is None else str(consent.decision)
             log.warning("recording refused: %s", why)
-            await _set(agi, ERROR_VARIABLE, "no-consent")
+            await agi.set_variable_quietly(ERROR_VARIABLE, "no-consent")
             return False
         current = self._active.get(uniqueid)
         if current is not None:
             # /record twice (or after record_after_consent) is the same recording.
-            await _set(agi, RECORDING_VARIABLE, current.tap.recording_id or "")
+            await agi.set_variable_quietly(RECORDING_VARIABLE, current.tap.recording_id or "")
             return True
         core = self._core()
         if core is None or self._closing:
             log.error("recording unavailable: the ARI side is not running")
-            await _set(agi, ERROR_VARIABLE, "recording-unavailable")
+            await agi.set_variable_quietly(ERROR_VARIABLE, "recording-unavailable")
             return False
         try:
             recording_id = await self._start(core, consent, log)
         except RecordingUnavailable as exc:
             log.error("recording unavailable: %s", safe(str(exc), 200))
-            await _set(agi, ERROR_VARIABLE, "recording-unavailable")
+            await agi.set_variable_quietly(ERROR_VARIABLE, "recording-unavailable")
             return True  # the failure line is written
-        await _set(agi, RECORDING_VARIABLE, recording_id)
+        await agi.set_variable_quietly(RECORDING_VARIABLE, recording_id)
         return True
 
     async def stop(self, agi: AgiCommands, env: AgiEnvironment) -> None:
@@ -160,7 +160,7 @@ class AgiRecordings:
         active.end("stopped")
         if active.watcher is not None:
             await asyncio.shield(active.watcher)
-        await _set(agi, RECORDING_VARIABLE, "")
+        await agi.set_variable_quietly(RECORDING_VARIABLE, "")
 
     async def pause(self, agi: AgiCommands, env: AgiEnvironment) -> None:
         """``/pause``: keep the stream, write a pause frame, discard audio until resume."""
@@ -169,7 +169,7 @@ class AgiRecordings:
             return
         _control(active.tap, "pause", core_clock(self._core))
         active.log.info("recording %s paused", active.tap.recording_id)
-        await _set(agi, PAUSED_VARIABLE, "yes")
+        await agi.set_variable_quietly(PAUSED_VARIABLE, "yes")
 
     async def resume(self, agi: AgiCommands, env: AgiEnvironment) -> None:
         """``/resume``: write a resume frame and record again."""
@@ -178,7 +178,7 @@ class AgiRecordings:
             return
         _control(active.tap, "resume", core_clock(self._core))
         active.log.info("recording %s resumed", active.tap.recording_id)
-        await _set(agi, PAUSED_VARIABLE, "no")
+        await agi.set_variable_quietly(PAUSED_VARIABLE, "no")
 
     # --- life cycle ---------------------------------------------------------
 
@@ -257,7 +257,7 @@ class AgiRecordings:
         """The recording of this channel, or of the call it is linked to."""
         active = self._active.get(env.uniqueid)
         if active is None:
-            linkedid = await _get(agi, "CHANNEL(linkedid)")
+            linkedid = await agi.get_variable_quietly("CHANNEL(linkedid)")
             active = next(
                 (a for a in self._active.values() if a.consent.evidence.linkedid == linkedid),
                 None,
@@ -265,7 +265,7 @@ class AgiRecordings:
         if active is None:
             log = CallLogAdapter(logger, env.uniqueid or "-")
             log.info("%s: no recording for this call", safe(env.network_script))
-            await _set(agi, ERROR_VARIABLE, "not-recording")
+            await agi.set_variable_quietly(ERROR_VARIABLE, "not-recording")
         return active
 
     def _audit_sealed(self, core: CoreServices, active: ActiveRecording, reason: str) -> None:
@@ -322,17 +322,3 @@ def _durations(started: float | None, result: TapResult, evidence: Any) -> dict[
 
 def _int_stats(stats: Any) -> dict[str, int]:
     return {k: int(v) for k, v in dict(stats).items() if isinstance(v, int | float)}
-
-
-async def _set(agi: AgiCommands, name: str, value: str) -> None:
-    try:
-        await agi.set_variable(name, value)
-    except AgiError as exc:
-        logger.info("could not set %s: %s", name, safe(str(exc)))
-
-
-async def _get(agi: AgiCommands, name: str) -> str | None:
-    try:
-        return await agi.get_variable(name)
-    except AgiError:
-        return None

@@ -120,7 +120,7 @@ async def run_gate(agi: PystAgi, config: Config) -> int:
         audit = make_audit(config)
     except (CallrecError, OSError) as exc:
         logger.error("callrec-agi cannot start: %s", safe(str(exc), 200))
-        await agi.set_variable(ERROR_VARIABLE, "config")
+        await agi.set_variable_quietly(ERROR_VARIABLE, "config")
         return EXIT_FAILED
     gate = AgiConsent(config, key, SYSTEM_CLOCK, audit=audit)
     outcome = await gate.run(agi, agi.environment)
@@ -150,16 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
     except CallrecError as exc:
         logger.error("%s", safe(str(exc), 400))
-        asyncio.run(_set_error(agi, "config"))
+        asyncio.run(agi.set_variable_quietly(ERROR_VARIABLE, "config"))
         return EXIT_FAILED
     return asyncio.run(run_gate(agi, config))
-
-
-async def _set_error(agi: PystAgi, reason: str) -> None:
-    try:
-        await agi.set_variable(ERROR_VARIABLE, reason)
-    except CallrecError:
-        logger.info("could not set %s", ERROR_VARIABLE)
 
 
 if __name__ == "__main__":  # pragma: no cover

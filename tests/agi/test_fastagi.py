@@ -141,6 +141,24 @@ async def test_raw_bytes_on_the_wire_are_quoted_commands() -> None:
     assert client.raw_commands[0].count(b"\n") == 1
 
 
+async def test_stop_in_the_middle_of_a_command_reads_its_reply_first() -> None:
+    sent = asyncio.Event()
+
+    async def waiting(agi: AgiConnection, env: AgiEnvironment) -> None:
+        sent.set()
+        await agi.wait_for_digit(400)
+        await asyncio.sleep(3600)
+
+    server = await _serve({"w": waiting})
+    model = ChannelModel(realtime=True)
+    session = asyncio.create_task(run_session(server.port, {"agi_network_script": "w"}, model))
+    await sent.wait()
+    await server.stop(grace=0.05)
+    _, model = await session
+    assert model.variables == {"CALLREC_ERROR": "shutdown"}
+    assert model.commands[0] == ["WAIT", "FOR", "DIGIT", "400"]
+
+
 def test_environment_block_is_what_asterisk_writes() -> None:
     block = asterisk_env_block({"agi_network_script": "record"}).decode()
     assert block.startswith("agi_network: yes\nagi_network_script: record\n")
