@@ -408,6 +408,8 @@ class SimEngine:
             self._leave(self.bridges[ch.bridge_id], ch)
         br.channels.append(ch.id)
         ch.bridge_id = br.id
+        if br.app is None:
+            br.app = ch.app  # the app is subscribed to the bridge from its first member on
         self._bridge_event(br, ch, "ChannelEnteredBridge")
         self._after_membership(br)
         if br.bridge_type == "mixing" and len(br.channels) >= 3:

@@ -345,7 +345,8 @@ async def get_bridge(request: web.Request) -> web.Response:
 async def create_bridge(request: web.Request) -> web.Response:
     eng = _engine(request)
     bridge_id = request.match_info.get("bridge_id") or _param(request, "bridgeId")
-    app = next(iter(sorted(eng.known_apps)), None)
+    # POST /bridges names no app; with a single app it is the one that gets BridgeDestroyed.
+    app = next(iter(eng.known_apps)) if len(eng.known_apps) == 1 else None
     br = eng.create_bridge(
         app, _param(request, "type", "mixing"), _param(request, "name"), bridge_id
     )
