@@ -210,14 +210,16 @@ class App:
     async def _on_connected(self, item: Connected) -> None:
         assert self.ctx is not None
         startup = await self._startup_time_now()
-        if self._startup_time is not None and startup != self._startup_time:
+        known = self._startup_time
+        if known is not None and startup is not None and startup != known:
             logger.warning(
                 "Asterisk restarted (started %s): open calls are gone", safe(str(startup))
             )
             self.ctx.router.reset()
             for session in list(self.sessions.values()):
                 session.end(End.PBX_RESTART)
-        elif self._startup_time is not None:
+        elif known is not None:
+            # Same boot (or its start time unreadable): the channels decide.
             await self._readopt()
         self._startup_time = startup or self._startup_time
         self.connections += 1
@@ -257,12 +259,14 @@ class App:
         self.sessions[session.id] = session
         task = asyncio.create_task(session.run(), name=f"call-{session.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._finished(session.id))
+        task.add_done_callback(self._finished(session))
 
-    def _finished(self, channel_id: str) -> Callable[[asyncio.Task[None]], None]:
+    def _finished(self, session: CallSession) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
-            self.sessions.pop(channel_id, None)
+            # Ids restart after a PBX restart: never drop a newer call's session.
+            if self.sessions.get(session.id) is session:
+                del self.sessions[session.id]
 
         return done
 

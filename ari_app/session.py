@@ -208,12 +208,12 @@ class CallSession:
             self.end(End.DESTINATION_HANGUP)
         self._agent = "gone"
 
-    @property
-    def active_channels(self) -> list[str]:
-        ids = [self.id]
-        if self.agent_id is not None:
-            ids.append(self.agent_id)
-        return ids
+    def _recording_broke(self, reason: str) -> None:
+        """The recording failed mid-call: best-effort talks on, strict ends the call."""
+        self.failure = reason
+        self.log.error("recording failed mid-call: %s", safe(reason, 200))
+        if self.ctx.config.recording.on_failure == "strict":
+            self.end(End.RECORDING_UNAVAILABLE)
 
     # --- the flow -------------------------------------------------------------
 
@@ -394,6 +394,7 @@ class CallSession:
                 ctx.tap_settings,
                 clock=ctx.clock,
                 log=self.log,
+                on_failure=self._recording_broke,
             )
             self.evidence.channels["snoop"] = self.tap.snoop_id
             self.evidence.channels["external_media"] = self.tap.media_id
@@ -491,16 +492,25 @@ class CallSession:
             "recording": None,
         }
         if result is not None:
-            record["recording"] = {
-                "id": result.recording_id,
-                "path": str(result.seal.path),
-                "segments": result.seal.segments,
-                "last_tag_sha256": result.seal.last_tag_sha256,
-                "size": result.seal.size,
-                "audio_seconds": result.seal.audio_seconds,
-                "packets": result.stats,
-            }
+            record["recording"] = _recording_record(result)
         self.ctx.append_audit(record, dict(self.evidence.personal))
+
+
+def _recording_record(result: TapResult) -> dict[str, Any]:
+    seal = result.seal
+    out: dict[str, Any] = {"id": result.recording_id, "sealed": seal is not None}
+    if seal is not None:
+        out.update(
+            path=str(seal.path),
+            segments=seal.segments,
+            last_tag_sha256=seal.last_tag_sha256,
+            size=seal.size,
+            audio_seconds=seal.audio_seconds,
+        )
+    else:
+        out["path"] = str(result.unsealed)
+    out["packets"] = dict(result.stats)
+    return out
 
 
 def _policy_record(policy: ConsentPolicy) -> dict[str, Any]:

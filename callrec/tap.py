@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from callrec.ari.client import AriClient
@@ -62,12 +63,17 @@ class TapSettings:
 
 @dataclass(frozen=True, slots=True)
 class TapResult:
-    """What a stopped tap produced: the sealed file and the packet counts."""
+    """What a stopped tap produced: the sealed file and the packet counts.
+
+    ``seal`` is None when the recording could not be sealed (the disk filled
+    up): ``unsealed`` then names the ``.crec.part`` left in the spool.
+    """
 
     recording_id: str
-    seal: SealInfo
+    seal: SealInfo | None
     stats: Mapping[str, Any]
     reason: str
+    unsealed: Path | None = None
 
 
 def _new_id(kind: str) -> str:
@@ -101,6 +107,7 @@ class RecordingTap:
         *,
         clock: Clock = SYSTEM_CLOCK,
         log: LogLike = logger,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         if settings.media_format not in FORMATS:
             raise RecordingUnavailable(f"unsupported media format {settings.media_format!r}")
@@ -112,6 +119,7 @@ class RecordingTap:
         self._settings = settings
         self._clock = clock
         self._log = log
+        self._on_failure = on_failure
         self.snoop_id = _new_id("snoop")
         self.media_id = _new_id("media")
         self.bridge_id = _new_id("tap")
@@ -141,7 +149,9 @@ class RecordingTap:
         # is asked for anything that would then need cleaning up.
         self._writer = self._create_writer(codec, rate)
         self._writer.write_metadata(dict(evidence))
-        self._stream = self._recorder.open_stream(self._writer, codec, call_id)
+        self._stream = self._recorder.open_stream(
+            self._writer, codec, call_id, on_error=self._stream_failed
+        )
         try:
             await self._connect_media(channel_id)
         except (AriError, AriUnavailable, TimeoutError) as exc:
@@ -192,6 +202,12 @@ class RecordingTap:
         await self._router.wait_for(self.media_id, "StasisStart", timeout)
         await self._client.create_bridge("mixing", bridge_id=self.bridge_id, name="callrec-tap")
         await self._client.add_channels(self.bridge_id, [self.snoop_id, self.media_id])
+
+    def _stream_failed(self, stream: RtpStream, exc: Exception) -> None:
+        # The writer failed mid-call (disk full): the recording is over, the
+        # owner applies its failure policy to the call.
+        if self._on_failure is not None:
+            self._on_failure(f"recording stopped: {exc}")
 
     async def stop(
         self, reason: str, summary: Mapping[str, Any] | None = None, *, pbx_alive: bool = True
@@ -249,7 +265,7 @@ class RecordingTap:
             self._log.error(
                 "recording %s not sealed: %s", writer.recording_id, safe(str(exc), 200)
             )
-            return None
+            return TapResult(writer.recording_id, None, stats, reason, unsealed=writer.path)
         self._log.info(
             "recording %s sealed (%s, %.2f s audio)", seal.recording_id, reason, seal.audio_seconds
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import resource
 import signal
 import sys
 from dataclasses import replace
@@ -151,3 +152,47 @@ async def test_unwritable_spool_follows_the_failure_policy(
         ]
         assert played[-1] == "sound:callrec/recording-unavailable"
     assert blocker.read_text() == "a file where the spool should be\n"
+
+
+def _small_files() -> None:
+    # In the serve child: any file past 12 KiB fails with EFBIG, as on a
+    # full disk, instead of killing the process with SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (12 * 1024, 12 * 1024))
+
+
+@pytest.mark.parametrize("policy", ["best-effort", "strict"])
+async def test_disk_full_mid_call_follows_the_failure_policy(rig: Rig, policy: str) -> None:
+    text = rig.config_path.read_text().replace(
+        'on_failure = "best-effort"', f'on_failure = "{policy}"'
+    )
+    rig.config_path.write_text(text)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "callrec",
+        "serve",
+        "--config",
+        str(rig.config_path),
+        cwd=ROOT,
+        stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=_small_files,
+    )
+    try:
+        await wait_until(lambda: rig.sim.engine.app_active("callrec"))
+        caller = rig.sim.place_call(
+            CallerScenario(
+                exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 3.5
+            )
+        )
+        line = await rig.wait_audit(caller)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 10)
+    assert line["kind"] == "failure" and "recording stopped" in line["failure"]
+    assert line["recording"]["sealed"] is False
+    part = Path(line["recording"]["path"])
+    assert part.name.endswith(".crec.part")
+    assert str(verify(part, rig.keys).verdict) == "truncated"
+    expected_end = "caller-hangup" if policy == "best-effort" else "recording-unavailable"
+    assert line["end"] == expected_end

@@ -100,6 +100,7 @@ async def test_tap_records_a_channel_into_a_sealed_recording(taprig: TapRig) -> 
     await asyncio.sleep(1.0)
     result = await tap.stop("test", {"extra": True})
     assert result is not None and result.recording_id == recording_id
+    assert result.seal is not None
     path = result.seal.path
     assert path.name == f"{recording_id}.crec"
     assert path.parents[3] == taprig.spool.root  # spool/YYYY/MM/DD/<id>.crec
@@ -123,7 +124,7 @@ async def test_slin16_is_recorded_at_16_khz(taprig: TapRig) -> None:
     await tap.start(caller, {"kind": "consent-evidence"}, caller)
     await asyncio.sleep(0.5)
     result = await tap.stop("test")
-    assert result is not None
+    assert result is not None and result.seal is not None
     decoded = decode_recording(result.seal.path, taprig.keys)
     assert decoded.rate == 16000
     sent = taprig.sim.rtp_stats(tap.media_id)
@@ -135,7 +136,7 @@ async def test_a_channel_that_is_gone_makes_the_tap_unavailable(taprig: TapRig) 
     with pytest.raises(RecordingUnavailable, match=r"media setup failed: .*Channel not found"):
         await tap.start("1.999", {"kind": "consent-evidence"}, "1.999")
     result = await tap.stop("recording-failed")
-    assert result is not None  # the evidence is sealed, with no audio
+    assert result is not None and result.seal is not None  # evidence sealed, no audio
     assert result.seal.audio_seconds == 0
     assert taprig.sim.bridges == []
 
