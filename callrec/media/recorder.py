@@ -141,8 +141,12 @@ class RtpStream:
             return
         if self._paused:
             self._paused_packets += 1
-        self._buffer.push(seq, ts, data[RTP_HEADER_LENGTH:], now)
-        if self._buffer.pending:
+        buf = self._buffer
+        if seq == buf.next_seq and not buf.held:
+            buf.release(seq, ts, data[RTP_HEADER_LENGTH:])
+            return
+        buf.push(seq, ts, data[RTP_HEADER_LENGTH:], now)
+        if buf.held:
             self._recorder._holding.add(self)
 
     def _feed_unusual(self, data: bytes, now: float) -> None:

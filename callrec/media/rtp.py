@@ -162,12 +162,12 @@ class ReorderBuffer:
         "_depth",
         "_lost",
         "_max_delay",
-        "_next_seq",
         "_next_ts",
-        "_pending",
         "_samples",
         "audio",
         "gap",
+        "held",
+        "next_seq",
         "stats",
     )
 
@@ -186,54 +186,57 @@ class ReorderBuffer:
         self._depth = depth
         self._max_delay = max_delay
         self._bps = bytes_per_sample
-        self._next_seq: int | None = None  # 16-bit sequence number expected next
+        # Read-only outside: the recorder's fast path tests ``seq == next_seq
+        # and not held`` itself and then calls release() directly.
+        self.next_seq: int | None = None  # 16-bit sequence number expected next
         self._next_ts = 0  # RTP timestamp of the first sample expected next
         self._samples = 0  # samples in the last released packet
-        # seq distance from _next_seq -> (seq, ts, payload, arrival)
-        self._pending: dict[int, tuple[int, int, bytes, float]] = {}
+        # seq distance from next_seq -> (seq, ts, payload, arrival)
+        self.held: dict[int, tuple[int, int, bytes, float]] = {}
         self._lost: list[int] = []  # recently declared lost, to tell late from duplicate
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self.held)
 
     def push(self, seq: int, ts: int, payload: bytes, now: float) -> None:
         """Take one packet that arrived at ``now`` (monotonic seconds)."""
-        if seq == self._next_seq and not self._pending:
-            self._release(seq, ts, payload)
+        if seq == self.next_seq and not self.held:
+            self.release(seq, ts, payload)
             return
-        if self._next_seq is None:
-            self._release(seq, ts, payload)
+        if self.next_seq is None:
+            self.release(seq, ts, payload)
             return
         self._slow_push(seq, ts, payload, now)
 
-    def _release(self, seq: int, ts: int, payload: bytes) -> None:
+    def release(self, seq: int, ts: int, payload: bytes) -> None:
+        """Pass on the packet expected next (only when nothing is held)."""
         self.audio(payload)  # first: a sink that raises has not taken the packet
         samples = len(payload) // self._bps
-        self._next_seq = (seq + 1) & 0xFFFF
+        self.next_seq = (seq + 1) & 0xFFFF
         self._next_ts = (ts + samples) & 0xFFFF_FFFF
         self._samples = samples
         self.stats.released += 1
 
     def _slow_push(self, seq: int, ts: int, payload: bytes, now: float) -> None:
-        assert self._next_seq is not None
-        dist = seq_delta(seq, self._next_seq)
-        if dist < 0 or dist in self._pending:
+        assert self.next_seq is not None
+        dist = seq_delta(seq, self.next_seq)
+        if dist < 0 or dist in self.held:
             self._drop_old(seq, dist)
             return
         if dist > MAX_DROPOUT:
             self._resync(seq, ts, payload)
             return
-        if self._pending and dist < max(self._pending):
+        if self.held and dist < max(self.held):
             self.stats.reordered += 1
-        self._pending[dist] = (seq, ts, payload, now)
+        self.held[dist] = (seq, ts, payload, now)
         self._drain(now)
 
     def _drop_old(self, seq: int, dist: int) -> None:
         if dist < -MAX_DROPOUT:
             # Far behind: the sender restarted its sequence; start over.
             self.flush()
-            self._next_seq = seq
+            self.next_seq = seq
             self.stats.resyncs += 1
             return
         if seq in self._lost:
@@ -242,28 +245,28 @@ class ReorderBuffer:
             self.stats.duplicates += 1
 
     def _drain(self, now: float) -> None:
-        while self._pending:
-            if 0 in self._pending:
+        while self.held:
+            if 0 in self.held:
                 self._release_pending(0)
                 continue
-            first = min(self._pending)
-            oldest = min(p[3] for p in self._pending.values())
-            if len(self._pending) <= self._depth and now - oldest < self._max_delay:
+            first = min(self.held)
+            oldest = min(p[3] for p in self.held.values())
+            if len(self.held) <= self._depth and now - oldest < self._max_delay:
                 return
             self._skip(first)
 
     def _release_pending(self, dist: int) -> None:
-        seq, ts, payload, _ = self._pending.pop(dist)
-        self._release(seq, ts, payload)
-        if self._pending:
-            self._pending = {d - dist - 1: p for d, p in self._pending.items()}
+        seq, ts, payload, _ = self.held.pop(dist)
+        self.release(seq, ts, payload)
+        if self.held:
+            self.held = {d - dist - 1: p for d, p in self.held.items()}
 
     def _skip(self, dist: int) -> None:
         """Declare the ``dist`` packets before the pending one at ``dist`` lost."""
-        assert self._next_seq is not None
-        self._lost = [(self._next_seq + i) & 0xFFFF for i in range(min(dist, 64))]
+        assert self.next_seq is not None
+        self._lost = [(self.next_seq + i) & 0xFFFF for i in range(min(dist, 64))]
         self.stats.lost += dist
-        _, ts, _, _ = self._pending[dist]
+        _, ts, _, _ = self.held[dist]
         samples = ts_delta(ts, self._next_ts)
         if samples <= 0 or samples > dist * max(self._samples, 1) * 4:
             # Timestamps disagree with the sequence numbers: trust the count.
@@ -271,22 +274,22 @@ class ReorderBuffer:
         if samples > 0:
             self.stats.gap_samples += samples
             self.gap(samples)
-        self._pending = {d - dist: p for d, p in self._pending.items()}
+        self.held = {d - dist: p for d, p in self.held.items()}
 
     def _resync(self, seq: int, ts: int, payload: bytes) -> None:
         self.flush()
         self.stats.resyncs += 1
-        self._release(seq, ts, payload)
+        self.release(seq, ts, payload)
 
     def poll(self, now: float) -> None:
         """Release what waited longer than ``max_delay`` (call on a timer)."""
-        if self._pending:
+        if self.held:
             self._drain(now)
 
     def flush(self) -> None:
         """Release everything held, declaring the holes lost."""
-        while self._pending:
-            if 0 in self._pending:
+        while self.held:
+            if 0 in self.held:
                 self._release_pending(0)
             else:
-                self._skip(min(self._pending))
+                self._skip(min(self.held))
