@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from agi.gate import ERROR_VARIABLE, AgiConsent, ConsentLedger
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
-from agi.recording import AgiRecordings, CoreProvider
+from agi.recording import SWEEP_INTERVAL, AgiRecordings, CoreProvider
 from callrec.config import Config
 from callrec.consent import records
 from callrec.errors import (
@@ -157,11 +157,13 @@ class AgiService:
     start-up.
     """
 
-    def __init__(self, config: Config, core: CoreProvider) -> None:
+    def __init__(
+        self, config: Config, core: CoreProvider, *, sweep_interval: float = SWEEP_INTERVAL
+    ) -> None:
         self.config = config
         self._core = core
         self.ledger = ConsentLedger()
-        self.recordings = AgiRecordings(core, self.ledger)
+        self.recordings = AgiRecordings(core, self.ledger, sweep_interval=sweep_interval)
         self.server = FastAgiServer(self.route, config.agi.host, config.agi.port)
         self._consent: AgiConsent | None = None
 

@@ -39,15 +39,19 @@ from callrec.audit import audit_record
 from callrec.clock import Clock
 from callrec.consent import records
 from callrec.crypto.keys import PublicKey
-from callrec.errors import CallrecError, RecordingUnavailable
+from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
+from callrec.evidence import Evidence
 from callrec.logutil import CallLogAdapter, safe
 from callrec.media.recorder import MediaRecorder
+from callrec.recording import SealInfo
 from callrec.spool import Spool
 from callrec.tap import RecordingTap, TapResult, TapSettings
 
 logger = logging.getLogger(__name__)
 
 RECORDING_VARIABLE = "CALLREC_RECORDING"
+# How often to look for snoops that vanished while the events websocket was down.
+SWEEP_INTERVAL = 5.0
 PAUSED_VARIABLE = "CALLREC_PAUSED"
 
 
@@ -108,11 +112,15 @@ class ActiveRecording:
 class AgiRecordings:
     """The recordings this FastAGI server started, by channel uniqueid."""
 
-    def __init__(self, core: CoreProvider, ledger: ConsentLedger) -> None:
+    def __init__(
+        self, core: CoreProvider, ledger: ConsentLedger, *, sweep_interval: float = SWEEP_INTERVAL
+    ) -> None:
         self._core = core
         self._ledger = ledger
         self._active: dict[str, ActiveRecording] = {}
         self._closing = False
+        self._sweep_interval = sweep_interval
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def active(self) -> dict[str, ActiveRecording]:
@@ -191,6 +199,9 @@ class AgiRecordings:
             if active.watcher is not None:
                 watchers.append(active.watcher)
         await asyncio.gather(*watchers, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
 
     # --- internals ----------------------------------------------------------
 
@@ -221,20 +232,54 @@ class AgiRecordings:
             evidence.recording_started_at = core.clock.wall()
             recording_id = await tap.start(consent.uniqueid, evidence.to_record(), consent.call_id)
         except CallrecError as exc:
-            self._active.pop(consent.uniqueid, None)
-            core.router.unsubscribe(tap.snoop_id, on_snoop_event)
             reason = safe(str(exc), 200)
-            result = None
-            # As the Stasis app does: whatever the tap created is removed, and
-            # a writer already opened is sealed (evidence only, no audio).
-            with contextlib.suppress(CallrecError):
-                result = await tap.stop("recording-failed", {"failure": reason})
-            _audit(core, consent, result, "failure", reason)
+            await self._abandon(core, active, on_snoop_event, "recording-failed", reason)
             if isinstance(exc, RecordingUnavailable):
                 raise
             raise RecordingUnavailable(reason) from exc
+        except asyncio.CancelledError:
+            # Shutdown while setting up: nothing may stay behind on the PBX.
+            await self._abandon(core, active, on_snoop_event, "shutdown", "shutdown")
+            raise
         active.watcher = asyncio.create_task(self._watch(core, active, on_snoop_event))
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep(core))
         return recording_id
+
+    async def _abandon(
+        self,
+        core: CoreServices,
+        active: ActiveRecording,
+        handler: Callable[[Event], None],
+        end: str,
+        reason: str,
+    ) -> None:
+        """A start that failed: as the Stasis app does, remove whatever the tap
+        created and seal a writer already opened (evidence only, no audio)."""
+        self._active.pop(active.uniqueid, None)
+        core.router.unsubscribe(active.tap.snoop_id, handler)
+        result = None
+        with contextlib.suppress(CallrecError):
+            result = await active.tap.stop(end, {"failure": reason})
+        _audit(core, active.consent, result, "failure", reason)
+
+    async def _sweep(self, core: CoreServices) -> None:
+        """Seal recordings whose snoop vanished without a StasisEnd reaching us.
+
+        Events are not replayed after a websocket drop (trace 07), so a call
+        that hung up meanwhile would otherwise stay open for ever. One GET
+        /channels per interval covers every recording.
+        """
+        while self._active:
+            await core.clock.sleep(self._sweep_interval)
+            try:
+                live = {channel.id for channel in await core.client.list_channels()}
+            except (AriError, AriUnavailable):
+                continue
+            for active in list(self._active.values()):
+                if active.watcher is not None and active.tap.snoop_id not in live:
+                    active.log.warning("snoop gone without a StasisEnd: sealing")
+                    active.end("hangup")
 
     async def _watch(
         self, core: CoreServices, active: ActiveRecording, handler: Callable[[Event], None]
@@ -284,14 +329,18 @@ def _audit(
     evidence = consent.evidence
     fields: dict[str, Any] = {"call_id": consent.call_id, "stage": "recording"}
     if result is not None:
+        fields.update(recording_id=result.recording_id, packets=_int_stats(result.stats))
         seal = result.seal
-        fields.update(
-            recording_id=result.recording_id,
-            durations=_durations(evidence.recording_started_at, result, evidence),
-            packets=_int_stats(result.stats),
-            segments=seal.segments,
-            last_tag_sha256=seal.last_tag_sha256,
-        )
+        if seal is None:
+            # The disk filled up: the .crec.part stays in the spool for
+            # start-up adoption; verify will call it TRUNCATED.
+            event, reason = "failure", f"{reason}; recording not sealed"
+        else:
+            fields.update(
+                durations=_durations(evidence, seal),
+                segments=seal.segments,
+                last_tag_sha256=seal.last_tag_sha256,
+            )
     record = audit_record(event, evidence=evidence, reason=reason, **fields)
     core.append_audit(record, dict(evidence.personal))
 
@@ -313,10 +362,11 @@ def _control(tap: RecordingTap, action: str, at: float) -> None:
         getattr(stream, action)(at)
 
 
-def _durations(started: float | None, result: TapResult, evidence: Any) -> dict[str, float]:
-    out = {"audio": float(result.seal.audio_seconds)}
-    if started is not None and evidence.recording_ended_at is not None:
-        out["recording"] = float(evidence.recording_ended_at - started)
+def _durations(evidence: Evidence, seal: SealInfo) -> dict[str, float]:
+    out = {"audio": float(seal.audio_seconds)}
+    started, ended = evidence.recording_started_at, evidence.recording_ended_at
+    if started is not None and ended is not None:
+        out["recording"] = float(ended - started)
     return out
 
 

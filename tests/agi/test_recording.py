@@ -137,7 +137,7 @@ async def make_rig(tmp_path: Path, *, record_after_consent: bool = False) -> Rig
     agi = AgiConfig(host="127.0.0.1", port=0, record_after_consent=record_after_consent)
     config = dataclasses.replace(config, agi=agi)
     app = App(config)
-    service = AgiService(config, lambda: app.ctx)
+    service = AgiService(config, lambda: app.ctx, sweep_interval=0.3)
     app.extra_services.append(service)
     await app.startup()
     await asyncio.wait_for(app.connected.wait(), 10)
@@ -286,6 +286,25 @@ async def test_pause_and_resume_leave_frames_with_their_times(rig: Rig) -> None:
     assert len(decoded.resumes) == 1
     assert 0.8 < decoded.resumes[0] - decoded.pauses[0] < 2.0
     assert line["reason"] == "hangup"
+
+
+async def test_hangup_while_the_events_websocket_is_down_is_still_sealed(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    cid = await rig.dialplan_call(seconds=20.0)
+    await rig.agi("consent", cid)
+    await rig.agi("record", cid)
+    await asyncio.sleep(0.5)
+    # The snoop's StasisEnd goes nowhere, and is not replayed later (trace 07).
+    await rig.sim.drop_websockets()
+    rig.sim.hangup_caller(cid)
+    (line,) = await wait_until(lambda: rig.audit("recording"), 10)
+    assert line["reason"] == "hangup"
+    assert "snoop gone without a StasisEnd" in caplog.text
+    (sealed,) = rig.sealed()
+    assert decode(sealed, rig.keys).verdict == "complete"
+    await wait_until(lambda: not rig.sim.bridges, 5)
 
 
 async def test_record_after_consent_by_config(tmp_path: Path) -> None:
