@@ -63,6 +63,7 @@ from callrec.crypto.stream import (
 )
 from callrec.errors import (
     FormatError,
+    RecordingUnavailable,
     SpoolError,
     TruncatedError,
     WriterClosedError,
@@ -180,11 +181,11 @@ class RecordingWriter:
         keys, the_codec, rid = checked_params(
             recipients, codec, sample_rate, channels, recording_id
         )
-        created = clock.wall() if created_at is None else created_at
+        created_ms = round((clock.wall() if created_at is None else created_at) * 1000)
+        if not 0 <= created_ms < (1 << 63):
+            raise RecordingUnavailable(f"created_at {created_at} is out of range")
         data_key = os.urandom(DATA_KEY_SIZE)
-        raw = build_header(
-            rid, the_codec, sample_rate, channels, round(created * 1000), keys, data_key
-        )
+        raw = build_header(rid, the_codec, sample_rate, channels, created_ms, keys, data_key)
         header = parse_header(io.BytesIO(raw).read).header
         cipher = SegmentCipher(data_key, os.urandom(SALT_SIZE), os.urandom(NONCE_PREFIX_SIZE), raw)
         path = Path(directory) / f"{rid.hex()}{PART_SUFFIX}"

@@ -240,6 +240,8 @@ def test_no_recipient_is_recording_unavailable(tmp_path: Path) -> None:
         RecordingWriter.create(tmp_path, pub, codec="ulaw", sample_rate=0)
     with pytest.raises(RecordingUnavailable, match="channel count 256 out of range"):
         RecordingWriter.create(tmp_path, pub, codec="ulaw", sample_rate=8000, channels=256)
+    with pytest.raises(RecordingUnavailable, match=r"created_at -1\.0 is out of range"):
+        RecordingWriter.create(tmp_path, pub, codec="ulaw", sample_rate=8000, created_at=-1.0)
     with pytest.raises(RecordingUnavailable, match="recording id 'abc' is not 32 hex digits"):
         RecordingWriter.create(tmp_path, pub, codec="ulaw", sample_rate=8000, recording_id="abc")
     assert list(tmp_path.iterdir()) == []
