@@ -251,7 +251,8 @@ class PrivateKey:
             log2_n, r, p = (int(x) for x in fields[3:6])
         except ValueError:
             raise KeyError_(source, "bad scrypt parameters") from None
-        if not (10 <= log2_n <= 22 and 1 <= r <= 32 and 1 <= p <= 16):
+        # Bounded so a hostile key file cannot make us allocate gigabytes.
+        if not (10 <= log2_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16 and r << log2_n <= 1 << 23):
             raise KeyError_(source, f"scrypt parameters out of range: {log2_n} {r} {p}")
         salt = _b64decode(fields[6], source, "salt")
         sealed = _b64decode(fields[7], source, "encrypted key")

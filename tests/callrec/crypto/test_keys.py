@@ -179,6 +179,17 @@ def test_passphrase_protected_key(tmp_path: Path) -> None:
     assert missing.value.message == "private key is protected by a passphrase, but none was given"
 
 
+@pytest.mark.parametrize("params", [("21", "8", "1"), ("20", "16", "1"), ("9", "8", "1")])
+def test_scrypt_cost_out_of_range(tmp_path: Path, params: tuple[str, str, str]) -> None:
+    path = tmp_path / "hostile.key"
+    PrivateKey.generate().save(path, b"pw")
+    fields = path.read_text().split()
+    fields[3:6] = params
+    path.write_text(" ".join(fields) + "\n")
+    with pytest.raises(KeyError_, match="scrypt parameters out of range"):
+        PrivateKey.load(path, b"pw")
+
+
 def test_edited_encrypted_key_file_fails(tmp_path: Path) -> None:
     path = tmp_path / "dpo.key"
     PrivateKey.generate().save(path, b"pw")
