@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from typing import TYPE_CHECKING
 
 from callrec.ari import sim_media
@@ -195,9 +196,8 @@ class Dialer:
         if ch.alive:
             self.eng.chan_event(ch, "StasisStart", args=args)
 
-    def external_media(
-        self, app: str, host: str, port: int, fmt: str, channel_id: str, args: list[str]
-    ) -> Json:
+    def external_media(self, app: str, host: str, port: int, fmt: str, channel_id: str) -> Json:
+        """An RTP ExternalMedia channel (UnicastRTP) sending from its own UDP socket."""
         cid = channel_id or self.eng.new_id()
         sender = sim_media.RtpSender(
             cid,
@@ -207,26 +207,57 @@ class Dialer:
             rng=random.Random(self.eng.rng.getrandbits(64)),
             keep_payloads=self.eng.keep_payloads,
         )
+        sender.faults = self.eng.default_faults
         local_host, local_port = sender.local_address
         ptr = 0x7F0000000000 | self.eng.rng.getrandbits(36) << 4
-        ch = SimChannel(
-            id=cid,
-            name=f"UnicastRTP/{host}:{port}-0x{ptr:012x}",
-            kind="unicast",
-            state="Down",
-            creationtime=asterisk_time(),
-            dialstring=f"{host}:{port}/c({fmt})",
+        ch = self._external_channel(
+            cid, "unicast", f"UnicastRTP/{host}:{port}-0x{ptr:012x}", f"{host}:{port}/c({fmt})"
         )
         ch.channelvars = {
             "UNICASTRTP_LOCAL_PORT": str(local_port),
             "UNICASTRTP_LOCAL_ADDRESS": local_host,
         }
+        return self._start_external(ch, app, sender, [])
+
+    def audio_socket(
+        self, app: str, host: str, port: int, fmt: str, channel_id: str, stream: uuid.UUID
+    ) -> Json:
+        """An AudioSocket ExternalMedia channel (trace 08): TCP to host:port."""
+        cid = channel_id or self.eng.new_id()
+        sender = sim_media.AudioSocketSender(
+            cid,
+            (host, port),
+            stream.bytes,
+            lambda start, n, rate: self.eng.mixer.ext_hears(cid, start, n, rate),
+            rate=sim_media.AUDIOSOCKET_RATES[fmt],
+            keep_payloads=self.eng.keep_payloads,
+        )
+        service = f"{host}:{port}"
+        ch = self._external_channel(
+            cid, "audiosocket", f"AudioSocket/{service}-{stream}", f"{service}/{stream}"
+        )
+        ch.channelvars = {"AUDIOSOCKET_SERVICE": service, "AUDIOSOCKET_UUID": str(stream)}
+        return self._start_external(ch, app, sender, [str(stream)])
+
+    def _external_channel(self, cid: str, kind: str, name: str, dialstring: str) -> SimChannel:
+        ch = SimChannel(
+            id=cid,
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            state="Down",
+            creationtime=asterisk_time(),
+            dialstring=dialstring,
+        )
         ch.saved_dialplan = ("default", "s", 1, "AppDial2", "(Outgoing Line)")
-        ch.app, ch.sends_destroyed, ch.external_format = app, True, fmt
-        self.eng.channels[cid] = ch
-        sender.faults = self.eng.default_faults
-        self.eng.rtp[cid] = sender
-        self.eng.rtp_stats[cid] = sender.stats
+        return ch
+
+    def _start_external(
+        self, ch: SimChannel, app: str, sender: sim_media.MediaSender, args: list[str]
+    ) -> Json:
+        ch.app, ch.sends_destroyed = app, True
+        self.eng.channels[ch.id] = ch
+        self.eng.rtp[ch.id] = sender
+        self.eng.rtp_stats[ch.id] = sender.stats
         reply = ch.to_json(with_vars=True)
         mode = self.eng.external_media_start
         if mode == "random":

@@ -82,7 +82,7 @@ class SimEngine:
         self.channels: dict[str, SimChannel] = {}
         self.bridges: dict[str, SimBridge] = {}
         self.playbacks: dict[str, SimPlayback] = {}
-        self.rtp: dict[str, sim_media.RtpSender] = {}
+        self.rtp: dict[str, sim_media.MediaSender] = {}
         self.scenarios: dict[str, CallerScenario] = {}
         self.behaviours: dict[str, EndpointBehaviour] = {}
         self.startup_time = asterisk_time()

@@ -14,7 +14,7 @@ import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -35,6 +35,7 @@ FORMATS: dict[str, tuple[int, int]] = {
     "alaw": (8, 8000),
     "slin16": (118, 16000),
 }
+AUDIOSOCKET_RATES: dict[str, int] = {"slin": 8000, "slin16": 16000}
 
 # (start sample at `rate`, sample count, rate) -> int16 samples
 AudioSource = Callable[[int, int, int], Int16Array]
@@ -102,6 +103,17 @@ def _pick(spec: frozenset[int] | float, index: int, rng: random.Random) -> bool:
     if isinstance(spec, frozenset):
         return index in spec
     return rng.random() < spec
+
+
+class MediaSender(Protocol):
+    """What the mixer drives: an RTP or an AudioSocket stream."""
+
+    faults: RtpFaults
+    stats: RtpSendStats
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class RtpSender:
@@ -229,6 +241,83 @@ class RtpSender:
             self.stats.foreign_sent += 1
         except OSError as exc:
             logger.debug("foreign RTP not sent: %s", exc)
+
+
+class AudioSocketSender:
+    """An AudioSocket ExternalMedia stream (trace 08): TCP, a 0x01 UUID frame, 0x10 slin frames.
+
+    Samples are little-endian; frames are 20 ms (the softmix size). Hang-up is a
+    plain TCP close, no 0x00 frame. ``stats`` counts frames as packets.
+    """
+
+    def __init__(
+        self,
+        channel_id: str,
+        remote: tuple[str, int],
+        stream_uuid: bytes,
+        source: AudioSource,
+        *,
+        rate: int = 8000,
+        keep_payloads: bool = True,
+    ) -> None:
+        self.rate, self.spp = rate, int(rate * PTIME)
+        self._source, self._keep = source, keep_payloads
+        self.faults = RtpFaults()
+        self.stats = RtpSendStats(channel_id, 0, -1)
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._want = False
+        loop = asyncio.get_running_loop()
+        self._connecting = loop.create_task(self._connect(remote, stream_uuid))
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _connect(self, remote: tuple[str, int], stream_uuid: bytes) -> None:
+        try:
+            _reader, self._writer = await asyncio.open_connection(*remote)
+        except OSError as exc:
+            logger.warning("AudioSocket %s:%s unreachable: %s", remote[0], remote[1], exc)
+            return
+        self._writer.write(b"\x01" + struct.pack("!H", len(stream_uuid)) + stream_uuid)
+        if self._want:
+            self.start()
+
+    def start(self) -> None:
+        self._want = True
+        if self._writer is not None and not self.running:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        self._want = False
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def close(self) -> None:
+        self.stop()
+        self._connecting.cancel()
+        if self._writer is not None:
+            self._writer.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        base = round(start * self.rate)
+        k = 0
+        while self._writer is not None and not self._writer.is_closing():
+            delay = start + k * PTIME - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pcm = self._source(base + k * self.spp, self.spp, self.rate).astype("<i2").tobytes()
+            self._writer.write(b"\x10" + struct.pack("!H", len(pcm)) + pcm)
+            self.stats.packets_generated += 1
+            self.stats.packets_sent += 1
+            self.stats.payload_bytes_sent += len(pcm)
+            if self._keep:
+                self.stats.payloads.append(pcm)
+            k += 1
 
 
 def faults_from(

@@ -13,13 +13,14 @@ import binascii
 import contextlib
 import json
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from callrec.ari.sim_dial import AllocationFailed
 from callrec.ari.sim_engine import SimEngine
-from callrec.ari.sim_media import FORMATS
+from callrec.ari.sim_media import AUDIOSOCKET_RATES, FORMATS
 from callrec.ari.sim_model import ASTERISK_ID, HANGUP_REASONS, Json, SimChannel, asterisk_time
 
 if TYPE_CHECKING:
@@ -293,14 +294,29 @@ async def external_media(request: web.Request) -> web.Response:
         raise HttpError(
             400, "external_host must be <host>:<port> for all transports other than websocket"
         )
-    if fmt not in FORMATS or _param(request, "encapsulation", "rtp") != "rtp":
-        raise HttpError(500, "An internal error prevented this request from being handled")
     channel_id = _param(request, "channelId")
     if channel_id and channel_id in eng.channels:
         raise HttpError(409, "Channel with given unique ID already exists")
-    body = eng.dialer.external_media(app, host, int(port), fmt, channel_id, [])
+    if _param(request, "encapsulation", "rtp") == "audiosocket":
+        stream = _audiosocket_uuid(request, fmt)
+        body = eng.dialer.audio_socket(app, host, int(port), fmt, channel_id, stream)
+    elif fmt in FORMATS and _param(request, "encapsulation", "rtp") == "rtp":
+        body = eng.dialer.external_media(app, host, int(port), fmt, channel_id)
+    else:
+        raise HttpError(500, "An internal error prevented this request from being handled")
     await _sim(request).flush()
     return json_response(200, body)
+
+
+def _audiosocket_uuid(request: web.Request, fmt: str) -> uuid.UUID:
+    if _param(request, "transport", "tcp") != "tcp":
+        raise HttpError(400, "AudioSocket requires transport tcp")
+    if fmt not in AUDIOSOCKET_RATES:
+        raise HttpError(500, "An internal error prevented this request from being handled")
+    try:
+        return uuid.UUID(_param(request, "data"))
+    except ValueError as exc:
+        raise HttpError(400, "data must be a UUID for the audiosocket encapsulation") from exc
 
 
 async def get_variable(request: web.Request) -> web.Response:

@@ -261,3 +261,61 @@ async def test_snoop_carries_what_the_caller_says_and_hears(
     pcm = ulaw_decode(b"".join(p[12:] for p, _ in rx.packets[:25]))
     assert band_energy(pcm, 400.0) > 0.2
     assert (band_energy(pcm, 1000.0) > 0.2) is agent_heard
+
+
+async def test_audiosocket_sends_uuid_then_little_endian_slin_and_closes_on_hangup(
+    sim_ari: tuple[AriSimulator, RawAri],
+) -> None:
+    sim, ari = sim_ari
+    received = bytearray()
+    eof = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(4096):
+            received.extend(chunk)
+        eof.set()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    stream = "eb4b1923-8b7d-4f47-b58b-c3f0336f5dda"
+    try:
+        cid = sim.place_call(CallerScenario(audio=tone(400.0)))
+        await ari.wait_event(of("StasisStart", cid))
+        await ari.call("POST", f"/channels/{cid}/answer")
+        status, chan = await ari.call(
+            "POST",
+            "/channels/externalMedia",
+            params={
+                "app": "callrec",
+                "external_host": f"127.0.0.1:{port}",
+                "format": "slin",
+                "encapsulation": "audiosocket",
+                "transport": "tcp",
+                "data": stream,
+            },
+        )
+        assert status == 200
+        assert chan["name"] == f"AudioSocket/127.0.0.1:{port}-{stream}"
+        start = await ari.wait_event(of("StasisStart", chan["id"]))
+        assert start["args"] == [stream]
+        _, br = await ari.call("POST", "/bridges", params={"type": "mixing"})
+        both = f"{cid},{chan['id']}"
+        await ari.call("POST", f"/bridges/{br['id']}/addChannel", params={"channel": both})
+        await sim.wait_for(lambda: len(received) > 19 + 10 * 323)
+        await ari.call("DELETE", f"/channels/{chan['id']}")
+        await asyncio.wait_for(eof.wait(), 2)
+    finally:
+        server.close()
+    data = bytes(received)
+    assert data[:3] == b"\x01\x00\x10"
+    assert data[3:19] == bytes.fromhex(stream.replace("-", ""))
+    frames, pos = [], 19
+    while pos < len(data):
+        kind, length = data[pos], struct.unpack("!H", data[pos + 1 : pos + 3])[0]
+        frames.append((kind, data[pos + 3 : pos + 3 + length]))
+        pos += 3 + length
+    assert {(kind, len(pcm)) for kind, pcm in frames} == {(0x10, 320)}
+    pcm = np.frombuffer(b"".join(p for _, p in frames[2:]), dtype="<i2").astype(np.float64)
+    ratio = float(np.sqrt(np.mean(np.diff(pcm) ** 2)) / np.sqrt(np.mean(pcm**2)))
+    assert ratio < 0.5  # the caller's tone, read little-endian
