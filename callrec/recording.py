@@ -109,6 +109,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Verdict(StrEnum):
+    """How a recording reads (docs/FORMAT.md, "Verdicts"); CLI exit codes 0, 3, 4."""
+
     COMPLETE = "complete"
     TRUNCATED = "truncated"
     INVALID = "invalid"
@@ -433,6 +435,8 @@ def _reason(exc: OSError) -> str:
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """One file's verdict; ``error`` names the segment or header field when not COMPLETE."""
+
     path: Path
     verdict: Verdict
     error: FormatError | None

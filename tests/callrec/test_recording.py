@@ -104,6 +104,8 @@ def test_raw_writes_of_any_size_round_trip(sizes: list[int]) -> None:
 def test_segment_written_the_moment_it_fills(tmp_path: Path) -> None:
     writer = RecordingWriter.create(tmp_path, [KEY.public_key()], codec="ulaw", sample_rate=8000)
     start = writer.path.stat().st_size
+    assert start == writer.header.header_size + 40  # header and stream header, at once
+    assert stat.S_IMODE(writer.path.stat().st_mode) == 0o600
     writer.write(b"x" * (FIRST_PLAINTEXT_SEGMENT_SIZE - 1))
     writer.flush()
     assert writer.path.stat().st_size == start

@@ -30,6 +30,7 @@ DATA_KEY = bytes(range(0x40, 0x60))
 SALT = bytes(range(0x80, 0xA0))
 NONCE_PREFIX = bytes(range(0xA0, 0xA7))
 KEY = PrivateKey.generate()
+PQ = PrivateKey.generate(pq=True)
 
 
 def test_segment_sizes() -> None:
@@ -103,10 +104,12 @@ def test_tink_decrypts_our_stream(tmp_path: Path, size: int) -> None:
     # Sizes on a segment boundary make our writer emit a full segment and then
     # an empty final one: Tink accepts that.
     payload = os.urandom(size)
-    writer = RecordingWriter.create(tmp_path, [KEY.public_key()], codec="ulaw", sample_rate=8000)
+    recipients = [KEY.public_key(), PQ.public_key()]  # a long header as associated data
+    writer = RecordingWriter.create(tmp_path, recipients, codec="ulaw", sample_rate=8000)
     writer.write(payload)
     path = writer.close().path
-    export = export_tink(path, [KEY])
+    export = export_tink(path, [PQ])
+    assert export == export_tink(path, [KEY])
     data = path.read_bytes()
     assert export.associated_data == data[: export.stream_offset]
     assert export.stream_offset + export.stream_length == len(data)
