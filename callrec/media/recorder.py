@@ -239,7 +239,6 @@ class RtpStream:
         self.error = exc
         self._buffer.audio = _discard
         self._buffer.gap = _discard
-        self._paused = True
         logger.error("call %s: recording stopped, writer failed: %s", self.call_id, exc)
         if self.on_error is not None:
             self.on_error(self, exc)
@@ -416,6 +415,12 @@ class MediaRecorder:
             raise MediaError("media recorder is not started")
         host, port = self._transport.get_extra_info("sockname")[:2]
         return str(host), int(port)
+
+    @property
+    def sync_interval(self) -> float | None:
+        """Seconds between the recorder's syncs of its recordings (None: the
+        writers sync themselves); when set, give writers ``fsync_interval=math.inf``."""
+        return self._sync_interval
 
     @property
     def external_host(self) -> str:
