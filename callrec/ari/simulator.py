@@ -34,8 +34,12 @@ Facade API (stable):
 - ``hangup_caller(channel_id)`` (remote BYE now), ``send_dtmf(channel_id, digit)``.
 - ``await restart(downtime=1.0, drop_after=0.1)`` (trace 07) and
   ``await drop_websockets()`` (abnormal close, calls and RTP carry on).
+- ExternalMedia: ``format`` ulaw/alaw/slin16 over RTP (real UDP from the address
+  in ``UNICASTRTP_LOCAL_*``, 50 packets/s, only while a peer in its bridge
+  produces media), or ``encapsulation=audiosocket`` (slin/slin16 over TCP).
 - ``channel(id)``, ``channels``, ``bridges``, ``bridge_of(channel_id)``,
-  ``rtp_stats(channel_id) -> RtpSendStats``, ``rtp_faults(channel_id | "all", ...)``,
+  ``rtp_stats(channel_id) -> RtpSendStats`` (kept after hang-up; AudioSocket
+  frames count as packets), ``rtp_faults(channel_id | "all", ...)``,
   ``events`` (every event emitted), ``request_log`` (method, path, query, status).
 - ``await wait_for(predicate, timeout)``, ``await wait_idle(timeout)`` (no channels left).
 

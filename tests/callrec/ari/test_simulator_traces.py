@@ -185,6 +185,7 @@ NO_ANSWER = EndpointBehaviour(kind="no-answer")
             {15: {"timeout": "1"}},
         ),
         ("05-snoop-dialplan-call.jsonl", [], ANSWERS, {}),
+        ("08-slin16-and-audiosocket.jsonl", [CallerScenario()], ANSWERS, {}),
         ("10-concurrent.jsonl", [CallerScenario() for _ in range(5)], ANSWERS, {}),
     ],
 )
