@@ -288,3 +288,11 @@ def test_data_appended_after_final_segment(tmp_path: Path) -> None:
     assert reader.verdict is Verdict.INVALID
     assert reader.error is not None
     assert reader.error.segment == 1  # the real final segment, read together with the junk
+
+
+def test_part_with_a_valid_final_segment_is_complete(tmp_path: Path) -> None:
+    # A crash between the final segment and the rename leaves whole content.
+    sealed, frames = _record(tmp_path, 40)
+    part = sealed.rename(tmp_path / "crashed-at-rename.crec.part")
+    got, reader = _read(part)
+    assert (got, reader.verdict, reader.error) == (frames, Verdict.COMPLETE, None)
