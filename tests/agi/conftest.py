@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from agi.gate import AgiConsent
 from agi.protocol import AgiConnection, AgiEnvironment
 from callrec.clock import ManualClock
 from callrec.config import Config, ConsentConfig, PromptsConfig
+from callrec.crypto.keys import PrivateKey
 from tests.agi.agiclient import ChannelModel, FakeAsterisk, run_session
 
 PSEUDONYM_KEY = bytes(range(32))
@@ -25,6 +28,49 @@ def write_prompts(sounds: Path, languages: tuple[str, ...] = ("en", "de")) -> No
             path = sounds / lang / "callrec" / f"{name}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(f"RIFF-{name}-{lang}".encode())
+
+
+@dataclasses.dataclass
+class ConfigFiles:
+    """A callrec.toml with its own key pair, pseudonym key, spool and audit log."""
+
+    config: Path
+    audit: Path
+    key: PrivateKey
+
+
+def write_config_files(
+    folder: Path,
+    *,
+    sounds: Path,
+    grace: float,
+    languages: tuple[str, ...] = ("en", "de"),
+    ari: str = 'password = "not-used-by-the-classic-script"',
+) -> ConfigFiles:
+    key = PrivateKey.generate()
+    (folder / "dpo.pub").write_text(key.public_key().to_text())
+    (folder / "pseudonym.key").write_bytes(os.urandom(32))
+    (folder / "spool").mkdir(exist_ok=True)
+    audit = folder / "audit.jsonl"
+    config = folder / "callrec.toml"
+    config.write_text(
+        f"""
+[ari]
+{ari}
+[recording]
+spool = "{folder / "spool"}"
+recipients = ["{folder / "dpo.pub"}"]
+[privacy]
+pseudonym_key = "{folder / "pseudonym.key"}"
+audit_log = "{audit}"
+[consent]
+grace = {grace}
+[prompts]
+sounds_dir = "{sounds}"
+languages = {json.dumps(list(languages))}
+"""
+    )
+    return ConfigFiles(config, audit, key)
 
 
 def sound_name(sounds: Path, lang: str) -> str:

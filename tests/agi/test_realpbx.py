@@ -31,10 +31,10 @@ from agi.fastagi import AgiService
 from ari_app.app import App
 from ari_app.demo import speech_like
 from callrec.config import AgiConfig, load_config
-from callrec.crypto.keys import PrivateKey
 from callrec.testcall.harness import Options, run_scenario
 from callrec.testcall.scenarios import builtin_scenarios
 from callrec.testcall.sipp import SippError, find_sipp
+from tests.agi.conftest import write_config_files
 
 pytestmark = pytest.mark.realpbx
 
@@ -65,32 +65,12 @@ class PbxRig:
 @pytest.fixture
 async def pbx(tmp_path: Path) -> AsyncIterator[PbxRig]:
     _needs_pbx()
-    key = PrivateKey.generate()
-    (tmp_path / "dpo.pub").write_text(key.public_key().to_text())
-    (tmp_path / "pseudonym.key").write_bytes(os.urandom(32))
     user = os.environ.get("CALLREC_TEST_ARI_USER", "callrec")
     password = os.environ.get("CALLREC_TEST_ARI_PASSWORD", "callrec-secret")
     grace = 1.0
-    (tmp_path / "callrec.toml").write_text(
-        f"""
-[ari]
-url = "{ARI_URL}"
-user = "{user}"
-password = "{password}"
-[recording]
-spool = "{tmp_path / "spool"}"
-recipients = ["{tmp_path / "dpo.pub"}"]
-[privacy]
-pseudonym_key = "{tmp_path / "pseudonym.key"}"
-audit_log = "{tmp_path / "audit.jsonl"}"
-[consent]
-grace = {grace}
-[prompts]
-sounds_dir = "{SOUNDS}"
-languages = ["en"]
-"""
-    )
-    config = load_config(tmp_path / "callrec.toml")
+    ari = f'url = "{ARI_URL}"\nuser = "{user}"\npassword = "{password}"'
+    files = write_config_files(tmp_path, sounds=SOUNDS, grace=grace, languages=("en",), ari=ari)
+    config = load_config(files.config)
     port = int(os.environ.get("CALLREC_TEST_AGI_PORT", "4573"))
     config = dataclasses.replace(config, agi=AgiConfig("127.0.0.1", port, True))
     app = App(config)
@@ -103,7 +83,7 @@ languages = ["en"]
         exten=AGI_EXTEN,
         spool=config.recording.spool,
         audit_log=config.privacy.audit_log,
-        keys=[key],
+        keys=[files.key],
         audio=speech_like(20.0, seed=5),
     )
     try:

@@ -20,7 +20,7 @@ import pytest
 from callrec.audit import open_personal, read_audit
 from callrec.crypto.keys import PrivateKey
 from tests.agi.agiclient import Caller, ChannelModel, asterisk_env_block, parse_args
-from tests.agi.conftest import sound_name, write_prompts
+from tests.agi.conftest import sound_name, write_config_files, write_prompts
 
 SCRIPT = Path(sys.executable).parent / "callrec-agi"
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,30 +40,8 @@ class Setup:
 def setup(tmp_path: Path) -> Setup:
     sounds = tmp_path / "sounds"
     write_prompts(sounds)
-    key = PrivateKey.generate()
-    (tmp_path / "dpo.pub").write_text(key.public_key().to_text())
-    (tmp_path / "pseudonym.key").write_bytes(bytes(range(32)))
-    (tmp_path / "spool").mkdir()
-    audit = tmp_path / "audit.jsonl"
-    config = tmp_path / "callrec.toml"
-    config.write_text(
-        f"""
-[ari]
-password = "not-used-by-the-classic-script"
-[recording]
-spool = "{tmp_path / "spool"}"
-recipients = ["{tmp_path / "dpo.pub"}"]
-[privacy]
-pseudonym_key = "{tmp_path / "pseudonym.key"}"
-audit_log = "{audit}"
-[consent]
-grace = 0.3
-[prompts]
-sounds_dir = "{sounds}"
-languages = ["en", "de"]
-"""
-    )
-    return Setup(config, audit, key, sounds)
+    files = write_config_files(tmp_path, sounds=sounds, grace=0.3)
+    return Setup(files.config, files.audit, files.key, sounds)
 
 
 @dataclass
