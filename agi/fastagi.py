@@ -117,7 +117,8 @@ class FastAgiServer:
             env = await asyncio.wait_for(agi.read_environment(), self._env_timeout)
         except (AgiError, TimeoutError) as exc:
             logger.warning(
-                "FastAGI connection dropped before its environment: %s", exc or "timeout"
+                "FastAGI connection dropped before its environment: %s",
+                safe(str(exc) or "timeout"),
             )
             return
         log = CallLogAdapter(logger, env.uniqueid or "-")

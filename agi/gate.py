@@ -199,7 +199,7 @@ class AgiConsent:
         try:
             evidence.prompt_sha256 = prompt_sha256(prompt.path_wav)
         except AudioFileError as exc:
-            log.error("disclosure missing: %s", exc)
+            log.error("disclosure missing: %s", safe(str(exc), 200))
             gate.prompt_failed("prompt file missing")
         else:
             await self._converse(agi, gate, str(prompt.path_wav.with_suffix("")), log)

@@ -172,21 +172,19 @@ class AgiRecordings:
 
     async def pause(self, agi: AgiCommands, env: AgiEnvironment) -> None:
         """``/pause``: keep the stream, write a pause frame, discard audio until resume."""
-        active = await self._find(agi, env)
-        if active is None:
-            return
-        _control(active.tap, "pause", core_clock(self._core))
-        active.log.info("recording %s paused", active.tap.recording_id)
-        await agi.set_variable_quietly(PAUSED_VARIABLE, "yes")
+        await self._pause_or_resume(agi, env, "pause")
 
     async def resume(self, agi: AgiCommands, env: AgiEnvironment) -> None:
         """``/resume``: write a resume frame and record again."""
+        await self._pause_or_resume(agi, env, "resume")
+
+    async def _pause_or_resume(self, agi: AgiCommands, env: AgiEnvironment, action: str) -> None:
         active = await self._find(agi, env)
         if active is None:
             return
-        _control(active.tap, "resume", core_clock(self._core))
-        active.log.info("recording %s resumed", active.tap.recording_id)
-        await agi.set_variable_quietly(PAUSED_VARIABLE, "no")
+        _control(active.tap, action, core_clock(self._core))
+        active.log.info("recording %s: %s", active.tap.recording_id, action)
+        await agi.set_variable_quietly(PAUSED_VARIABLE, "yes" if action == "pause" else "no")
 
     # --- life cycle ---------------------------------------------------------
 
