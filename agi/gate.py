@@ -27,7 +27,7 @@ from typing import Any
 
 from agi.protocol import AgiCommands, AgiEnvironment, AgiResponse
 from callrec.audit import audit_record
-from callrec.clock import Clock
+from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.config import Config, PromptRef
 from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed
 from callrec.errors import (
@@ -55,6 +55,7 @@ _NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
 # hang-up promptly on PBXs that do not return -1 at once.
 MAX_WAIT_MS = 5000
 LEDGER_SIZE = 10000
+LEDGER_TTL = 4 * 3600.0
 
 AuditSink = Callable[[dict[str, Any], dict[str, str]], object]
 
@@ -70,23 +71,40 @@ class ConsentRecord:
 
 
 class ConsentLedger:
-    """Decisions by channel uniqueid, oldest forgotten first (bounded memory)."""
+    """Decisions by channel uniqueid, for ``/record``.
 
-    def __init__(self, size: int = LEDGER_SIZE) -> None:
+    Bounded in size and age: an entry is only needed until the dialplan's
+    next step, and it holds the caller's evidence (personal data) in memory.
+    """
+
+    def __init__(
+        self, size: int = LEDGER_SIZE, ttl: float = LEDGER_TTL, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._size = size
-        self._records: OrderedDict[str, ConsentRecord] = OrderedDict()
+        self._ttl = ttl
+        self._clock = clock
+        self._records: OrderedDict[str, tuple[float, ConsentRecord]] = OrderedDict()
 
     def add(self, record: ConsentRecord) -> None:
-        self._records[record.uniqueid] = record
+        self._records[record.uniqueid] = (self._clock.monotonic(), record)
         self._records.move_to_end(record.uniqueid)
-        while len(self._records) > self._size:
-            self._records.popitem(last=False)
+        self._expire()
 
     def get(self, uniqueid: str) -> ConsentRecord | None:
-        return self._records.get(uniqueid)
+        self._expire()
+        entry = self._records.get(uniqueid)
+        return None if entry is None else entry[1]
 
     def __len__(self) -> int:
         return len(self._records)
+
+    def _expire(self) -> None:
+        oldest = self._clock.monotonic() - self._ttl
+        while self._records:
+            added, _ = next(iter(self._records.values()))
+            if added >= oldest and len(self._records) <= self._size:
+                return
+            self._records.popitem(last=False)
 
 
 @dataclass

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from agi.gate import ConsentLedger, ConsentRecord
 from callrec.clock import ManualClock
 from callrec.config import Config
 from callrec.consent import Decision
-from callrec.evidence import pseudonymise
+from callrec.evidence import Evidence, pseudonymise
 from tests.agi.agiclient import Caller, ChannelModel
 from tests.agi.conftest import (
     PSEUDONYM_KEY,
@@ -263,3 +264,16 @@ async def test_unusable_uniqueid_is_refused_with_an_error(
     _, model, consent = await consent_session(config, clock, audit, env={"agi_uniqueid": uniqueid})
     assert model.variables == {"CALLREC_ERROR": "bad-channel"}
     assert len(consent.ledger) == 0
+
+
+def test_ledger_forgets_by_age_and_by_size() -> None:
+    clock = ManualClock()
+    ledger = ConsentLedger(size=3, ttl=60.0, clock=clock)
+    evidence = Evidence("1.0", "1.0", "p1:x", "100", "en")
+    for n in range(4):
+        ledger.add(ConsentRecord(f"c{n}", f"1.{n}", Decision.IMPLIED, evidence))
+    assert ledger.get("1.0") is None
+    assert ledger.get("1.3") is not None
+    clock.advance(61.0)
+    assert ledger.get("1.3") is None
+    assert len(ledger) == 0
