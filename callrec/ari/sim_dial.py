@@ -93,7 +93,6 @@ class Dialer:
         ch.sends_destroyed = bool(app)
         ch.audio = sim_media.load_audio(behaviour.audio, behaviour.audio_rate)
         self.eng.channels[ch.id] = ch
-        self.eng.behaviours[ch.id] = behaviour
         reply = ch.to_json()
         target_exten = exten or (lexten if kind == "local" else "s")
         self.eng.spawn(

@@ -84,7 +84,6 @@ class SimEngine:
         self.playbacks: dict[str, SimPlayback] = {}
         self.rtp: dict[str, sim_media.MediaSender] = {}
         self.scenarios: dict[str, CallerScenario] = {}
-        self.behaviours: dict[str, EndpointBehaviour] = {}
         self.startup_time = asterisk_time()
         self._ids = 0
         self._names = {"pjsip": 0, "local": 0, "snoop": 0}

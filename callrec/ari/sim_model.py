@@ -203,7 +203,6 @@ class SimChannel:
     media_start: float | None = None
     snoop_target: str | None = None
     snoop_spy: str = "both"
-    external_format: str | None = None
     dialstring: str = ""
     saved_dialplan: tuple[str, str, int, str, str] = ("default", "s", 1, "AppDial2", "")
 

@@ -236,6 +236,7 @@ async def test_hostile_caller_ids_arrive_like_trace_09(sim: AriSimulator, ari: R
             )
             assert (status, body) == (200, {"value": expected[key]})
         assert (await ari.call("DELETE", f"/channels/{cid}"))[0] == 204
+        await ari.wait_event(of("StasisEnd", cid))
         assert ari.types_for(cid) == ["StasisStart", "ChannelHangupRequest", "StasisEnd"]
 
 
