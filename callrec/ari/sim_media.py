@@ -116,7 +116,46 @@ class MediaSender(Protocol):
     def close(self) -> None: ...
 
 
-class RtpSender:
+class _Paced:
+    """A 20 ms schedule on the loop's absolute clock (no drift), run while started."""
+
+    rate: int
+    spp: int
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _spawn(self) -> None:
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        base = round(start * self.rate)
+        k = 0
+        while self._can_send():
+            delay = start + k * PTIME - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._tick(base + k * self.spp)
+            k += 1
+
+    def _can_send(self) -> bool:
+        return True
+
+    def _tick(self, sample_index: int) -> None:
+        raise NotImplementedError
+
+
+class RtpSender(_Paced):
     """Sends one ExternalMedia stream while :meth:`start`-ed; keeps its seq/ts across pauses."""
 
     def __init__(
@@ -142,7 +181,6 @@ class RtpSender:
         self._foreign: socket.socket | None = None
         self._seq = rng.randrange(0, 0x10000)
         self._first_sample: int | None = None
-        self._task: asyncio.Task[None] | None = None
         self._held: bytes | None = None
         self.faults = RtpFaults()
         self.stats = RtpSendStats(channel_id, rng.getrandbits(32), self.payload_type)
@@ -152,18 +190,11 @@ class RtpSender:
         host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     def start(self) -> None:
-        if not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._spawn()
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._cancel()
         self._flush_held()
 
     def close(self) -> None:
@@ -172,19 +203,7 @@ class RtpSender:
         if self._foreign is not None:
             self._foreign.close()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        base = round(start * self.rate)
-        k = 0
-        while True:
-            delay = start + k * PTIME - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._send_packet(base + k * self.spp)
-            k += 1
-
-    def _send_packet(self, sample_index: int) -> None:
+    def _tick(self, sample_index: int) -> None:
         if self._first_sample is None:
             self._first_sample = sample_index
             self.stats.first_seq = self._seq
@@ -243,7 +262,7 @@ class RtpSender:
             logger.debug("foreign RTP not sent: %s", exc)
 
 
-class AudioSocketSender:
+class AudioSocketSender(_Paced):
     """An AudioSocket ExternalMedia stream (trace 08): TCP, a 0x01 UUID frame, 0x10 slin frames.
 
     Samples are little-endian; frames are 20 ms (the softmix size). Hang-up is a
@@ -265,14 +284,9 @@ class AudioSocketSender:
         self.faults = RtpFaults()
         self.stats = RtpSendStats(channel_id, 0, -1)
         self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
         self._want = False
         loop = asyncio.get_running_loop()
         self._connecting = loop.create_task(self._connect(remote, stream_uuid))
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     async def _connect(self, remote: tuple[str, int], stream_uuid: bytes) -> None:
         try:
@@ -286,14 +300,12 @@ class AudioSocketSender:
 
     def start(self) -> None:
         self._want = True
-        if self._writer is not None and not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._writer is not None:
+            self._spawn()
 
     def stop(self) -> None:
         self._want = False
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._cancel()
 
     def close(self) -> None:
         self.stop()
@@ -301,23 +313,18 @@ class AudioSocketSender:
         if self._writer is not None:
             self._writer.close()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        base = round(start * self.rate)
-        k = 0
-        while self._writer is not None and not self._writer.is_closing():
-            delay = start + k * PTIME - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            pcm = self._source(base + k * self.spp, self.spp, self.rate).astype("<i2").tobytes()
-            self._writer.write(b"\x10" + struct.pack("!H", len(pcm)) + pcm)
-            self.stats.packets_generated += 1
-            self.stats.packets_sent += 1
-            self.stats.payload_bytes_sent += len(pcm)
-            if self._keep:
-                self.stats.payloads.append(pcm)
-            k += 1
+    def _can_send(self) -> bool:
+        return self._writer is not None and not self._writer.is_closing()
+
+    def _tick(self, sample_index: int) -> None:
+        assert self._writer is not None
+        pcm = self._source(sample_index, self.spp, self.rate).astype("<i2").tobytes()
+        self._writer.write(b"\x10" + struct.pack("!H", len(pcm)) + pcm)
+        self.stats.packets_generated += 1
+        self.stats.packets_sent += 1
+        self.stats.payload_bytes_sent += len(pcm)
+        if self._keep:
+            self.stats.payloads.append(pcm)
 
 
 def faults_from(

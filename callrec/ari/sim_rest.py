@@ -14,19 +14,28 @@ import contextlib
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
 from callrec.ari.sim_dial import AllocationFailed
 from callrec.ari.sim_engine import SimEngine
 from callrec.ari.sim_media import AUDIOSOCKET_RATES, FORMATS
-from callrec.ari.sim_model import ASTERISK_ID, HANGUP_REASONS, Json, SimChannel, asterisk_time
+from callrec.ari.sim_model import (
+    ASTERISK_ID,
+    HANGUP_REASONS,
+    Json,
+    SimBridge,
+    SimChannel,
+    SimPlayback,
+    asterisk_time,
+)
 
 if TYPE_CHECKING:
     from callrec.ari.simulator import AriSimulator
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SIM_KEY: web.AppKey[AriSimulator] = web.AppKey("ari_simulator")
 
@@ -343,11 +352,16 @@ async def set_variable(request: web.Request) -> web.Response:
 # --- bridges ----------------------------------------------------------------
 
 
-def _bridge_or_404(request: web.Request) -> Any:
-    br = _engine(request).bridges.get(request.match_info["bridge_id"])
-    if br is None:
-        raise HttpError(404, "Bridge not found")
-    return br
+def _found(value: T | None, message: str) -> T:
+    if value is None:
+        raise HttpError(404, message)
+    return value
+
+
+def _bridge_or_404(request: web.Request) -> SimBridge:
+    return _found(
+        _engine(request).bridges.get(request.match_info["bridge_id"]), "Bridge not found"
+    )
 
 
 async def list_bridges(request: web.Request) -> web.Response:
@@ -416,11 +430,9 @@ async def remove_channel(request: web.Request) -> web.Response:
 # --- playbacks --------------------------------------------------------------
 
 
-def _playback(request: web.Request) -> Any:
-    pb = _engine(request).playbacks.get(request.match_info["playback_id"])
-    if pb is None:
-        raise HttpError(404, "Playback not found")
-    return pb
+def _playback(request: web.Request) -> SimPlayback:
+    pb_id = request.match_info["playback_id"]
+    return _found(_engine(request).playbacks.get(pb_id), "Playback not found")
 
 
 async def get_playback(request: web.Request) -> web.Response:

@@ -11,13 +11,15 @@ status must match the trace; for trace 06 every error body and header too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import defaultdict
 from typing import Any
 
 import aiohttp
 import pytest
 
-from callrec.ari.simulator import AriSimulator, CallerScenario, DialplanStep, EndpointBehaviour
+from callrec.ari.sim_model import builtin_dialplans
+from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
 from tests.callrec.ari.test_simulator import BASIC, Json, RawAri, trace_lines
 
 
@@ -130,12 +132,8 @@ class Replay:
 # Trace 05's dialplan (Answer, Playback 2.95 s, Playback 1.40 s, Wait 3, Hangup) with
 # shorter waits: the event order is the same, the suite stays fast.
 QUICK_TALK = [
-    DialplanStep("NoOp", "dialplan-test"),
-    DialplanStep("Answer"),
-    DialplanStep("Playback", "tt-weasels", 0.3),
-    DialplanStep("Playback", "hello-world", 0.2),
-    DialplanStep("Wait", "3", 0.3),
-    DialplanStep("Hangup"),
+    dataclasses.replace(step, duration=min(step.duration, 0.3))
+    for step in builtin_dialplans()[("dialplan-test", "talk")]
 ]
 
 
