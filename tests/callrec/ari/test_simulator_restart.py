@@ -41,6 +41,16 @@ async def test_restart_like_trace_07() -> None:
             cid = sim.place_call(CallerScenario())
             await ari.wait_event(of("StasisStart", cid))
             await ari.call("POST", f"/channels/{cid}/answer")
+            _, em = await ari.call(
+                "POST",
+                "/channels/externalMedia",
+                params={"app": "callrec", "external_host": "127.0.0.1:9", "format": "ulaw"},
+            )
+            await ari.wait_event(of("StasisStart", em["id"]))
+            _, br = await ari.call("POST", "/bridges", params={"type": "mixing"})
+            both = f"{cid},{em['id']}"
+            await ari.call("POST", f"/bridges/{br['id']}/addChannel", params={"channel": both})
+            await sim.wait_for(lambda: sim.rtp_stats(em["id"]).packets_generated > 2)
             _, info = await ari.call("GET", "/asterisk/info", params={"only": "status"})
             restart = asyncio.get_running_loop().create_task(sim.restart(downtime=0.6))
             await asyncio.wait_for(ari.closed.wait(), 2)
@@ -56,10 +66,15 @@ async def test_restart_like_trace_07() -> None:
             assert ari.types_for(cid) == [
                 "StasisStart",
                 "ChannelStateChange",
+                "ChannelEnteredBridge",
                 "ChannelHangupRequest",
+                "ChannelLeftBridge",
                 "StasisEnd",
             ]
+            assert "ChannelDestroyed" not in ari.types_for(em["id"])
+            sent = sim.rtp_stats(em["id"]).packets_generated
         assert phases(outcomes) == ["refused", "503", "200"]
+        assert sim.rtp_stats(em["id"]).packets_generated == sent  # RTP died with the PBX
         async with RawAri(sim) as again:
             assert await again.call("GET", "/channels") == (200, [])
             _, app = await again.call("GET", "/applications/callrec")

@@ -239,3 +239,18 @@ async def test_external_media_start_before_add_gives_422_when_not_yet_in_stasis(
         assert start["args"] == []
         assert ari.types_for(em["id"]) == ["Dial", "ChannelStateChange", "Dial", "StasisStart"]
         assert (await ari.call(*add, params={"channel": em["id"]}))[0] == 204
+
+
+async def test_external_media_started_before_the_reply_can_be_added_at_once() -> None:
+    async with AriSimulator(external_media_start="before") as sim, RawAri(sim) as ari:
+        _, br = await ari.call("POST", "/bridges", params={"type": "mixing"})
+        _, em = await ari.call(
+            "POST",
+            "/channels/externalMedia",
+            params={"app": "callrec", "external_host": "127.0.0.1:9", "format": "ulaw"},
+        )
+        assert em["state"] == "Down"  # the reply still shows the channel as created
+        add = await ari.call(
+            "POST", f"/bridges/{br['id']}/addChannel", params={"channel": em["id"]}
+        )
+        assert add == (204, None)
