@@ -25,7 +25,7 @@ from ari_app.session import CallSession, End
 from callrec.ari.client import AriClient
 from callrec.ari.events import Connected, Disconnected, Event, StasisStart
 from callrec.ari.router import EventRouter
-from callrec.audit import AuditLog
+from callrec.audit import AuditLog, audit_record
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.config import Config
 from callrec.crypto.keys import PublicKey
@@ -33,7 +33,7 @@ from callrec.errors import AriError, AriUnavailable, CallrecError
 from callrec.evidence import load_pseudonym_key
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
-from callrec.spool import Spool
+from callrec.spool import PART_SUFFIX, Spool
 from callrec.tap import SNOOP_APP_ARG
 
 logger = logging.getLogger(__name__)
@@ -290,12 +290,14 @@ class App:
                 logger.error("leftover %s not adopted: %s", path.name, safe(str(exc), 200))
                 continue
             logger.warning("adopted leftover recording %s (never sealed)", final.name)
-            record = {
-                "kind": "adopted-leftover",
-                "file": str(final),
-                "from": str(path),
-                "modified": iso_utc(when),
-            }
+            record = audit_record(
+                "recording-adopted",
+                recording_id=final.name.removesuffix(PART_SUFFIX),
+                reason="left open by a crash or kill; never sealed",
+                path=str(final),
+                moved_from=str(path),
+                last_written=iso_utc(when),
+            )
             self.ctx.append_audit(record, {})
 
 

@@ -290,11 +290,10 @@ def _report(
             ok = False
             continue
         decision = str(line.get("decision"))
-        rec = line.get("recording")
-        if rec is None:
+        if line.get("recording_id") is None or not line.get("sealed"):
             rows.append((label, decision, "-", "not recorded", "-"))
             continue
-        path = Path(rec["path"])
+        path = Path(line["path"])
         result = verify(path, keys)
         decoded = decode_recording(path, keys)
         wav = out / f"{result.recording_id}.wav"

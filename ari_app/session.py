@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from ari_app.context import AGENT_APP_ARG, CallContext, prompt_seconds
+from ari_app.records import policy_record, recording_fields
 from callrec.ari.events import (
     ChannelDestroyed,
     ChannelDtmfReceived,
@@ -30,12 +31,13 @@ from callrec.ari.events import (
     StasisEnd,
     StasisStart,
 )
+from callrec.audit import audit_record
 from callrec.config import PromptKind
 from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed, records
 from callrec.errors import AriError, AriUnavailable, CallHangup, CallrecError, RecordingUnavailable
 from callrec.evidence import Evidence, prompt_sha256
 from callrec.logutil import CallLogAdapter, mask_number, safe
-from callrec.tap import RecordingTap, TapResult
+from callrec.tap import FORMATS, RecordingTap, TapResult
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ class CallSession:
         self.evidence.channels["caller"] = self.id
         # One timeline: what the gate saw is what the evidence proves.
         self.evidence.timeline = self.gate.timeline
-        self.evidence.policy = _policy_record(self.gate.policy)
+        self.evidence.policy = policy_record(self.gate.policy)
         self.end_reason: End | None = None
         self.cause: int | None = None
         self.failure: str | None = None
@@ -459,7 +461,7 @@ class CallSession:
                         await client.hangup(channel_id)
         if self.tap is not None:
             self.evidence.recording_ended_at = self.ctx.clock.wall()
-            summary = {"end": str(reason), "duration": self._durations()}
+            summary = {"end": str(reason), "call_seconds": self.ctx.clock.wall() - self.started}
             self.tap_result = await self.tap.stop(
                 str(reason), summary, pbx_alive=reason is not End.PBX_RESTART
             )
@@ -471,57 +473,33 @@ class CallSession:
             self.ctx.router.unsubscribe(self.agent_id, self.on_agent_event)
         self.state = State.ENDED
 
-    def _durations(self) -> dict[str, float | None]:
-        now = self.ctx.clock.wall()
-        return {
-            "call_seconds": now - self.started,
-            "bridged_seconds": None if self.bridged_at is None else now - self.bridged_at,
-        }
-
     def _audit(self) -> None:
-        result = self.tap_result
-        record: dict[str, Any] = {
-            "kind": "call" if self.failure is None else "failure",
-            "channel": self.id,
-            "decision": None if self.evidence.decision is None else str(self.evidence.decision),
-            "end": str(self.end_reason or End.CALLER_HANGUP),
-            "failure": self.failure,
-            "destination": self.destination_outcome,
-            "evidence": self.evidence.to_audit(),
-            "durations": self._durations(),
-            "recording": None,
-        }
-        if result is not None:
-            record["recording"] = _recording_record(result)
+        now = self.ctx.clock.wall()
+        fields: dict[str, Any] = {}
+        durations: dict[str, float] = {"call": now - self.started}
+        if self.bridged_at is not None:
+            durations["bridged"] = now - self.bridged_at
+        started, ended = self.evidence.recording_started_at, self.evidence.recording_ended_at
+        if started is not None and ended is not None:
+            durations["recording"] = ended - started
+        if self.tap_result is not None:
+            fields = recording_fields(self.tap_result, self.tap_rate)
+            durations.update(fields.pop("durations"))
+        record = audit_record(
+            "call" if self.failure is None else "failure",
+            evidence=self.evidence,
+            durations=durations,
+            reason=self.failure,
+            channel=self.id,
+            end=str(self.end_reason or End.CALLER_HANGUP),
+            destination=self.destination_outcome,
+            **fields,
+        )
         self.ctx.append_audit(record, dict(self.evidence.personal))
 
-
-def _recording_record(result: TapResult) -> dict[str, Any]:
-    seal = result.seal
-    out: dict[str, Any] = {"id": result.recording_id, "sealed": seal is not None}
-    if seal is not None:
-        out.update(
-            path=str(seal.path),
-            segments=seal.segments,
-            last_tag_sha256=seal.last_tag_sha256,
-            size=seal.size,
-            audio_seconds=seal.audio_seconds,
-        )
-    else:
-        out["path"] = str(result.unsealed)
-    out["packets"] = dict(result.stats)
-    return out
-
-
-def _policy_record(policy: ConsentPolicy) -> dict[str, Any]:
-    return {
-        "mode": policy.mode,
-        "grace": policy.grace,
-        "optout_digit": policy.optout_digit,
-        "accept_digit": policy.accept_digit,
-        "timeout": policy.timeout,
-        "on_decline": policy.on_decline,
-    }
+    @property
+    def tap_rate(self) -> int:
+        return FORMATS[self.ctx.config.recording.format][1]
 
 
 def _hangup_reason(event: Event, default: End) -> End:

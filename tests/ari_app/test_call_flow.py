@@ -46,7 +46,7 @@ async def test_implied_consent_is_recorded_verified_and_audited(running: Rig) ->
         )
     )
     line = await rig.wait_audit(caller)
-    assert line["kind"] == "call"
+    assert line["event"] == "call"
     assert line["decision"] == "implied"
     assert line["end"] == "caller-hangup"
     evidence = line["evidence"]
@@ -56,12 +56,12 @@ async def test_implied_consent_is_recorded_verified_and_audited(running: Rig) ->
     raw = rig.audit_path.read_text(encoding="utf-8")
     assert "4930123456" not in raw and "Alice" not in raw
 
-    path = Path(line["recording"]["path"])
+    path = Path(line["path"])
     assert rig.sealed() == [path]
     assert list((rig.spool / "incoming").iterdir()) == []
     result = verify(path, rig.keys)
     assert str(result.verdict) == "complete"
-    assert result.segments == line["recording"]["segments"]
+    assert result.segments == line["segments"]
     sent = rig.sim.rtp_stats(evidence["channels"]["external_media"])
     assert abs(result.audio_seconds - sent.packets_sent * PACKET) <= PACKET
 
@@ -89,7 +89,7 @@ async def test_hanging_up_during_the_disclosure_records_nothing(running: Rig) ->
     )
     line = await rig.wait_audit(caller)
     assert line["decision"] == "declined-hangup"
-    assert line["recording"] is None
+    assert line["recording_id"] is None
     assert "destination" not in line["evidence"]["channels"]
     assert rig.sealed() == []
     assert not any(e["type"] == "Dial" for e in rig.sim.events)
@@ -106,8 +106,8 @@ async def test_opt_out_digit_stops_the_disclosure_and_connects_unrecorded(runnin
     )
     line = await rig.wait_audit(caller)
     assert line["decision"] == "declined-dtmf"
-    assert line["recording"] is None
-    assert line["durations"]["bridged_seconds"] is not None
+    assert line["recording_id"] is None
+    assert line["durations"].get("bridged") is not None
     evidence = line["evidence"]
     assert [d["digit"] for d in evidence["digits"]] == ["2"]
     assert _seconds_between(evidence["times"], "prompt_start", "prompt_end") < DISCLOSURE
@@ -122,7 +122,7 @@ async def test_busy_destination_hears_not_available_and_is_hung_up(running: Rig)
     assert line["decision"] == "implied"
     assert line["end"] == "destination-unavailable"
     assert line["destination"] == "User busy"
-    assert line["recording"] is None
+    assert line["recording_id"] is None
     assert _played(rig, caller) == ["sound:callrec/disclosure", "sound:callrec/not-available"]
     await wait_until(lambda: rig.sim.channel(caller) is None)
     assert rig.sealed() == []
@@ -139,7 +139,7 @@ async def test_destination_hanging_up_ends_the_call_and_seals(running: Rig) -> N
     caller = rig.sim.place_call(CallerScenario(exten="400", audio=rig.voice_path))
     line = await rig.wait_audit(caller)
     assert line["end"] == "destination-hangup"
-    assert str(verify(Path(line["recording"]["path"]), rig.keys).verdict) == "complete"
+    assert str(verify(Path(line["path"]), rig.keys).verdict) == "complete"
     # The caller was hung up by the app, and nothing of the tap is left behind.
     await wait_until(lambda: not rig.sim.channels and not rig.sim.bridges)
 
@@ -159,7 +159,7 @@ async def test_explicit_mode_accept_digit_grants_and_records(rig: Rig) -> None:
     )
     line = await rig.wait_audit(caller)
     assert line["decision"] == "granted-dtmf"
-    assert str(verify(Path(line["recording"]["path"]), rig.keys).verdict) == "complete"
+    assert str(verify(Path(line["path"]), rig.keys).verdict) == "complete"
 
 
 async def test_explicit_mode_without_a_digit_connects_unrecorded(rig: Rig) -> None:
@@ -169,8 +169,8 @@ async def test_explicit_mode_without_a_digit_connects_unrecorded(rig: Rig) -> No
     )
     line = await rig.wait_audit(caller)
     assert line["decision"] == "declined-timeout"
-    assert line["recording"] is None and rig.sealed() == []
-    assert line["durations"]["bridged_seconds"] is not None
+    assert line["recording_id"] is None and rig.sealed() == []
+    assert line["durations"].get("bridged") is not None
 
 
 async def test_declining_with_on_decline_hangup_ends_the_call(rig: Rig) -> None:
@@ -196,8 +196,8 @@ async def test_a_disclosure_that_cannot_be_played_never_records(
         CallerScenario(exten="100", audio=rig.voice_path, hangup_after=2.0)
     )
     line = await rig.wait_audit(caller)
-    assert line["kind"] == "failure" and "disclosure" in line["failure"]
+    assert line["event"] == "failure" and "disclosure" in line["reason"]
     assert line["decision"] is None
-    assert line["recording"] is None and rig.sealed() == []
+    assert line["recording_id"] is None and rig.sealed() == []
     dialled = any(e["type"] == "Dial" for e in rig.sim.events)
     assert dialled == (policy == "best-effort")

@@ -41,7 +41,7 @@ async def test_websocket_drop_keeps_the_call_and_the_recording_has_no_gap(runnin
     assert caller in app.sessions
     line = await rig.wait_audit(caller)
     assert line["end"] == "caller-hangup"
-    path = Path(line["recording"]["path"])
+    path = Path(line["path"])
     assert str(verify(path, rig.keys).verdict) == "complete"
     decoded = decode_recording(path, rig.keys)
     assert decoded.gaps == 0
@@ -60,7 +60,7 @@ async def test_pbx_restart_seals_the_open_recording_with_its_reason(running: Rig
     await rig.sim.restart(downtime=0.4)
     line = await rig.wait_audit(caller)
     assert line["end"] == "ended-by-pbx-restart"
-    path = Path(line["recording"]["path"])
+    path = Path(line["path"])
     assert str(verify(path, rig.keys).verdict) == "complete"
     assert decode_recording(path, rig.keys).metadata[-1]["reason"] == "ended-by-pbx-restart"
     # The app is back on the new boot and takes calls again.
@@ -96,7 +96,7 @@ async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -
     assert proc.returncode == 0, err.decode()
     line = await rig.wait_audit(caller)
     assert line["end"] == "shutdown"
-    path = Path(line["recording"]["path"])
+    path = Path(line["path"])
     assert str(verify(path, rig.keys).verdict) == "complete"
     assert decode_recording(path, rig.keys).metadata[-1]["reason"] == "shutdown"
     # The caller is still talking to the agent; the tap is gone.
@@ -121,7 +121,8 @@ async def test_leftover_part_files_are_adopted_unchanged_at_start_up(rig: Rig) -
     assert str(verify(moved[0], rig.keys).verdict) == "truncated"
     assert list(incoming.iterdir()) == []
     (line,) = rig.audit()
-    assert line["kind"] == "adopted-leftover" and line["file"] == str(moved[0])
+    assert line["event"] == "recording-adopted" and line["path"] == str(moved[0])
+    assert line["recording_id"] == writer.recording_id
 
 
 @pytest.mark.parametrize("policy", ["best-effort", "strict"])
@@ -138,13 +139,13 @@ async def test_unwritable_spool_follows_the_failure_policy(
         CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 1.5)
     )
     line = await rig.wait_audit(caller)
-    assert line["kind"] == "failure"
-    assert "spool" in line["failure"]
-    assert line["recording"] is None
+    assert line["event"] == "failure"
+    assert "spool" in line["reason"]
+    assert line["recording_id"] is None
     assert any("recording unavailable" in r.getMessage() for r in caplog.records)
     dialled = any(e["type"] == "Dial" for e in rig.sim.events)
     if policy == "best-effort":
-        assert dialled and line["durations"]["bridged_seconds"] is not None
+        assert dialled and line["durations"].get("bridged") is not None
     else:
         assert not dialled and line["end"] == "recording-unavailable"
         played = [
@@ -189,9 +190,9 @@ async def test_disk_full_mid_call_follows_the_failure_policy(rig: Rig, policy: s
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 10)
-    assert line["kind"] == "failure" and "recording stopped" in line["failure"]
-    assert line["recording"]["sealed"] is False
-    part = Path(line["recording"]["path"])
+    assert line["event"] == "failure" and "recording stopped" in line["reason"]
+    assert line["sealed"] is False
+    part = Path(line["path"])
     assert part.name.endswith(".crec.part")
     assert str(verify(part, rig.keys).verdict) == "truncated"
     expected_end = "caller-hangup" if policy == "best-effort" else "recording-unavailable"

@@ -134,9 +134,9 @@ async def test_real_pbx_implied_consent_is_recorded(real: RealRig) -> None:
     caller = await real.call("100", hangup_after=20.0)
     line = await real.wait_audit(caller)
     assert line["decision"] == "implied"
-    recording = line["recording"]
-    assert isinstance(recording, dict)
-    result = verify(Path(recording["path"]), real.keys)
+    path = line["path"]
+    assert isinstance(path, str)
+    result = verify(Path(path), real.keys)
     assert str(result.verdict) == "complete" and result.audio_seconds > 1.0
 
 
@@ -144,4 +144,4 @@ async def test_real_pbx_opt_out_is_not_recorded(real: RealRig) -> None:
     caller = await real.call("100", hangup_after=5.0, dtmf="2")
     line = await real.wait_audit(caller)
     assert line["decision"] == "declined-dtmf"
-    assert line["recording"] is None
+    assert line["recording_id"] is None

@@ -36,7 +36,7 @@ async def test_lost_reordered_duplicated_and_foreign_packets(running: Rig) -> No
         CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 3.0)
     )
     line = await rig.wait_audit(caller)
-    path = Path(line["recording"]["path"])
+    path = Path(line["path"])
     result = verify(path, rig.keys)
     assert str(result.verdict) == "complete"
 
@@ -53,9 +53,11 @@ async def test_lost_reordered_duplicated_and_foreign_packets(running: Rig) -> No
             expected.append(payload)
     assert _stream(path, rig) == expected
 
-    packets = line["recording"]["packets"]
+    packets = line["packets"]
     assert packets["lost"] == 2
-    assert packets["duplicates"] == 1
+    assert packets["duplicated"] == 1
     assert packets["reordered"] == 1
+    assert packets["received"] == sent.datagrams_sent
+    assert line["durations"]["gaps"] == 0.04
     assert rig.app is not None and rig.app.ctx is not None
     assert rig.app.ctx.recorder.foreign == 3
