@@ -203,6 +203,20 @@ class RecordingTap:
         await self._client.create_bridge("mixing", bridge_id=self.bridge_id, name="callrec-tap")
         await self._client.add_channels(self.bridge_id, [self.snoop_id, self.media_id])
 
+    def pause(self, at: float | None = None) -> None:
+        """Stop recording audio for now (card details read out); a pause frame marks it."""
+        if self._stream is not None and not self._stopped:
+            self._stream.pause(self._clock.wall() if at is None else at)
+
+    def resume(self, at: float | None = None) -> None:
+        """Record again after :meth:`pause`; a resume frame marks it."""
+        if self._stream is not None and not self._stopped:
+            self._stream.resume(self._clock.wall() if at is None else at)
+
+    @property
+    def paused(self) -> bool:
+        return self._stream is not None and self._stream.paused
+
     def _stream_failed(self, stream: RtpStream, exc: Exception) -> None:
         # The writer failed mid-call (disk full): the recording is over, the
         # owner applies its failure policy to the call.

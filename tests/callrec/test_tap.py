@@ -23,7 +23,7 @@ from callrec.ari.simulator import AriSimulator, CallerScenario
 from callrec.crypto.keys import PrivateKey, PublicKey
 from callrec.errors import RecordingUnavailable
 from callrec.media.recorder import MediaRecorder
-from callrec.recording import verify
+from callrec.recording import PauseFrame, RecordingReader, ResumeFrame, verify
 from callrec.spool import Spool
 from callrec.tap import SNOOP_APP_ARG, RecordingTap, TapSettings
 
@@ -155,3 +155,27 @@ async def test_a_missing_spool_fails_before_the_pbx_is_asked(
         await tap.start(caller, {}, caller)
     assert {ch.kind for ch in taprig.sim.channels} == {"caller"}
     assert await tap.stop("recording-failed") is None
+
+
+async def test_pause_and_resume_leave_marks_and_no_audio_between(taprig: TapRig) -> None:
+    caller = await taprig.caller()
+    tap = taprig.tap()
+    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await asyncio.sleep(0.4)
+    tap.pause()
+    assert tap.paused
+    await asyncio.sleep(0.6)
+    tap.resume()
+    await asyncio.sleep(0.4)
+    result = await tap.stop("test")
+    assert result is not None and result.seal is not None
+    with RecordingReader(result.seal.path, taprig.keys) as reader:
+        kinds = [
+            type(f).__name__ for f in reader.frames() if isinstance(f, PauseFrame | ResumeFrame)
+        ]
+    assert kinds == ["PauseFrame", "ResumeFrame"]
+    # What arrived while paused was dropped, and only that.
+    stats = result.stats
+    assert stats["paused"] > 0
+    expected = (stats["packets"] - stats["paused"]) * 0.02
+    assert abs(result.seal.audio_seconds - expected) <= 0.02
