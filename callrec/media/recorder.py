@@ -108,8 +108,11 @@ class RtpStream:
         self.on_error = on_error
         self._recorder = recorder
         pt = PAYLOAD_TYPES[self.codec]
-        self._pt = -1 if pt is None else pt
-        self._even = BYTES_PER_SAMPLE[self.codec] == 2
+        # Precomputed so the hot path tests each with one operation:
+        # ``m_pt & mask != pt`` (mask 0 accepts any type) and ``size & odd``.
+        self._pt = pt or 0
+        self._pt_mask = 0 if pt is None else 0x7F
+        self._odd = 1 if BYTES_PER_SAMPLE[self.codec] == 2 else 0
         self._paused = False
         self._buffer = ReorderBuffer(
             writer.write_audio, writer.write_gap, bytes_per_sample=BYTES_PER_SAMPLE[self.codec]
@@ -130,13 +133,14 @@ class RtpStream:
         if self._first is None:
             self._first = now
         self._last = now
+        size = len(data)
         self._packets += 1
-        self._bytes += len(data)
-        if len(data) <= RTP_HEADER_LENGTH or data[0] != 0x80 or (self._even and len(data) & 1):
+        self._bytes += size
+        if size <= RTP_HEADER_LENGTH or data[0] != 0x80 or size & self._odd:
             self._feed_unusual(data, now)
             return
         m_pt, seq, ts = _FAST.unpack_from(data, 1)
-        if self._pt >= 0 and m_pt & 0x7F != self._pt:
+        if m_pt & self._pt_mask != self._pt:
             self._bad += 1
             return
         if self._paused:
@@ -156,8 +160,8 @@ class RtpStream:
         except (RtpError, IndexError):
             self._bad += 1
             return
-        odd = self._even and len(packet.payload) & 1
-        if not packet.payload or odd or (self._pt >= 0 and packet.payload_type != self._pt):
+        odd = len(packet.payload) & self._odd
+        if not packet.payload or odd or packet.payload_type & self._pt_mask != self._pt:
             self._bad += 1
             return
         if self._paused:

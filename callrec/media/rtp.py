@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from callrec.errors import RtpError
 
@@ -159,16 +159,17 @@ class ReorderBuffer:
 
     __slots__ = (
         "_bps",
+        "_counts",
         "_depth",
+        "_last_len",
+        "_last_ts",
         "_lost",
         "_max_delay",
-        "_next_ts",
-        "_samples",
         "audio",
         "gap",
         "held",
         "next_seq",
-        "stats",
+        "released",
     )
 
     def __init__(
@@ -182,15 +183,16 @@ class ReorderBuffer:
     ) -> None:
         self.audio = audio
         self.gap = gap
-        self.stats = ReorderStats()
+        self._counts = ReorderStats()  # everything but ``released`` (hot, kept apart)
+        self.released = 0
         self._depth = depth
         self._max_delay = max_delay
         self._bps = bytes_per_sample
         # Read-only outside: the recorder's fast path tests ``seq == next_seq
         # and not held`` itself and then calls release() directly.
         self.next_seq: int | None = None  # 16-bit sequence number expected next
-        self._next_ts = 0  # RTP timestamp of the first sample expected next
-        self._samples = 0  # samples in the last released packet
+        self._last_ts = 0  # RTP timestamp of the last released packet
+        self._last_len = 0  # and its payload length in bytes
         # seq distance from next_seq -> (seq, ts, payload, arrival)
         self.held: dict[int, tuple[int, int, bytes, float]] = {}
         self._lost: list[int] = []  # recently declared lost, to tell late from duplicate
@@ -212,11 +214,14 @@ class ReorderBuffer:
     def release(self, seq: int, ts: int, payload: bytes) -> None:
         """Pass on the packet expected next (only when nothing is held)."""
         self.audio(payload)  # first: a sink that raises has not taken the packet
-        samples = len(payload) // self._bps
         self.next_seq = (seq + 1) & 0xFFFF
-        self._next_ts = (ts + samples) & 0xFFFF_FFFF
-        self._samples = samples
-        self.stats.released += 1
+        self._last_ts = ts
+        self._last_len = len(payload)
+        self.released += 1
+
+    @property
+    def stats(self) -> ReorderStats:
+        return replace(self._counts, released=self.released)
 
     def _slow_push(self, seq: int, ts: int, payload: bytes, now: float) -> None:
         assert self.next_seq is not None
@@ -228,7 +233,7 @@ class ReorderBuffer:
             self._resync(seq, ts, payload)
             return
         if self.held and dist < max(self.held):
-            self.stats.reordered += 1
+            self._counts.reordered += 1
         self.held[dist] = (seq, ts, payload, now)
         self._drain(now)
 
@@ -237,12 +242,12 @@ class ReorderBuffer:
             # Far behind: the sender restarted its sequence; start over.
             self.flush()
             self.next_seq = seq
-            self.stats.resyncs += 1
+            self._counts.resyncs += 1
             return
         if seq in self._lost:
-            self.stats.late += 1
+            self._counts.late += 1
         else:
-            self.stats.duplicates += 1
+            self._counts.duplicates += 1
 
     def _drain(self, now: float) -> None:
         while self.held:
@@ -265,20 +270,21 @@ class ReorderBuffer:
         """Declare the ``dist`` packets before the pending one at ``dist`` lost."""
         assert self.next_seq is not None
         self._lost = [(self.next_seq + i) & 0xFFFF for i in range(min(dist, 64))]
-        self.stats.lost += dist
+        self._counts.lost += dist
         _, ts, _, _ = self.held[dist]
-        samples = ts_delta(ts, self._next_ts)
-        if samples <= 0 or samples > dist * max(self._samples, 1) * 4:
+        per_packet = self._last_len // self._bps
+        samples = ts_delta(ts, (self._last_ts + per_packet) & 0xFFFF_FFFF)
+        if samples <= 0 or samples > dist * max(per_packet, 1) * 4:
             # Timestamps disagree with the sequence numbers: trust the count.
-            samples = dist * self._samples
+            samples = dist * per_packet
         if samples > 0:
-            self.stats.gap_samples += samples
+            self._counts.gap_samples += samples
             self.gap(samples)
         self.held = {d - dist: p for d, p in self.held.items()}
 
     def _resync(self, seq: int, ts: int, payload: bytes) -> None:
         self.flush()
-        self.stats.resyncs += 1
+        self._counts.resyncs += 1
         self.release(seq, ts, payload)
 
     def poll(self, now: float) -> None:
