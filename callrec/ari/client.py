@@ -144,7 +144,9 @@ class AriClient:
     def _http(self) -> aiohttp.ClientSession:
         # Created lazily: aiohttp wants a running loop when a session is made.
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # The session timeout bounds the websocket handshake too (not the
+            # socket's life): a PBX that accepts TCP and never answers.
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 
     # --- transport ------------------------------------------------------

@@ -285,3 +285,35 @@ async def test_other_handshake_refusals_are_errors_not_retries(
             await collect(client, 1)
     assert info.value.status == 400
     assert len(server.queries) == 1
+
+
+async def test_a_pbx_that_never_answers_the_handshake_is_retried() -> None:
+    done = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # takes the request, never answers
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clock = HookClock()
+    retried = asyncio.Event()
+
+    async def note() -> None:
+        retried.set()
+
+    clock.on_sleep.append(note)
+    client = AriClient(
+        f"http://127.0.0.1:{port}", "callrec", PASSWORD, "callrec", timeout=0.2, clock=clock
+    )
+    async with client:
+        task = asyncio.create_task(collect(client, 1))
+        await asyncio.wait_for(retried.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    done.set()
+    server.close()
+    await server.wait_closed()
+    assert clock.sleeps[0] == 0.1
