@@ -148,6 +148,9 @@ default_language = "en"
 
 [destinations]
 {dest}
+
+[agi]
+listen = "127.0.0.1:0"
 """
     path = out / "callrec.toml"
     path.write_text(text, encoding="utf-8")

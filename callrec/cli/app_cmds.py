@@ -47,11 +47,13 @@ def _check_config(args: argparse.Namespace) -> int:
 def extra_services(config: Config, app: App) -> list[Service]:
     """HOOK for further front ends in the ``serve`` process.
 
-    The FastAGI server (``agi.server.FastAgiServer``) is wired here: build it
-    from ``config.agi`` and return it; the app starts it after its own
-    start-up and stops it before its shutdown.
+    The FastAGI front end (``agi.fastagi.AgiService``, listening on
+    ``[agi] listen``) shares the app's services (its ``CallContext``): the app
+    starts it after its own start-up and stops it before its shutdown.
     """
-    return []
+    from agi.fastagi import AgiService
+
+    return [AgiService(config, lambda: app.ctx)]
 
 
 def _serve(args: argparse.Namespace) -> int:
