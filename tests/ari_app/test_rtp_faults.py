@@ -1,4 +1,4 @@
-"""RTP lost, reordered, duplicated and from a foreign source, end to end.
+"""RTP end to end: faults (lost, reordered, duplicated, foreign) and concurrent streams.
 
 The simulator keeps every payload it generated, so the recording can be
 compared byte for byte: what arrived is in order and once, what was lost is
@@ -61,3 +61,21 @@ async def test_lost_reordered_duplicated_and_foreign_packets(running: Rig) -> No
     assert line["durations"]["gaps"] == 0.04
     assert rig.app is not None and rig.app.ctx is not None
     assert rig.app.ctx.recorder.foreign == 3
+
+
+async def test_concurrent_calls_each_get_exactly_their_own_audio(running: Rig) -> None:
+    # Trace 10: five callers at once, events interleaved; one recorder socket.
+    rig = running
+    callers = [
+        rig.sim.place_call(
+            CallerScenario(
+                exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 1.0 + i * 0.2
+            )
+        )
+        for i in range(5)
+    ]
+    lines = [await rig.wait_audit(c) for c in callers]
+    assert len({line["recording_id"] for line in lines}) == 5
+    for line in lines:
+        sent = rig.sim.rtp_stats(line["evidence"]["channels"]["external_media"])
+        assert _stream(Path(line["path"]), rig) == sent.payloads
