@@ -197,3 +197,39 @@ async def test_disk_full_mid_call_follows_the_failure_policy(rig: Rig, policy: s
     assert str(verify(part, rig.keys).verdict) == "truncated"
     expected_end = "caller-hangup" if policy == "best-effort" else "recording-unavailable"
     assert line["end"] == expected_end
+
+
+async def test_a_caller_gone_while_the_websocket_was_down_is_closed_on_reconnect(
+    running: Rig,
+) -> None:
+    rig = running
+    app = rig.app
+    assert app is not None
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=30.0)
+    )
+    await wait_until(lambda: _recording_up(rig))
+    await rig.sim.drop_websockets()
+    rig.sim.hangup_caller(caller)  # its events go nowhere: no socket is connected
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "channel-gone"
+    assert str(verify(Path(line["path"]), rig.keys).verdict) == "complete"
+    await wait_until(lambda: not rig.sim.channels and not rig.sim.bridges)
+
+
+async def test_a_restart_missed_entirely_is_found_by_its_start_time(
+    running: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = running
+    caplog.set_level(logging.WARNING, logger="ari_app.app")
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=30.0)
+    )
+    await wait_until(lambda: _recording_up(rig))
+    await rig.sim.drop_websockets()
+    await rig.sim.restart(downtime=0.4)  # its hang-up events reach no socket
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "ended-by-pbx-restart"
+    path = Path(line["path"])
+    assert decode_recording(path, rig.keys).metadata[-1]["reason"] == "ended-by-pbx-restart"
+    assert any("Asterisk restarted" in r.getMessage() for r in caplog.records)
