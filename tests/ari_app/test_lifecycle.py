@@ -8,6 +8,8 @@ import logging
 import resource
 import signal
 import sys
+from asyncio.subprocess import Process
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,7 +71,8 @@ async def test_pbx_restart_seals_the_open_recording_with_its_reason(running: Rig
     assert (await rig.wait_audit(again))["decision"] == "declined-hangup"
 
 
-async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -> None:
+async def _serve(rig: Rig, preexec_fn: Callable[[], None] | None = None) -> Process:
+    """``callrec serve`` in a child process, once it is connected to the simulator."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -79,9 +82,15 @@ async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -
         str(rig.config_path),
         cwd=ROOT,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
+    await wait_until(lambda: rig.sim.engine.app_active("callrec"))
+    return proc
+
+
+async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -> None:
+    proc = await _serve(rig)
     try:
-        await wait_until(lambda: rig.sim.engine.app_active("callrec"))
         caller = rig.sim.place_call(
             CallerScenario(exten="100", audio=rig.voice_path, hangup_after=60.0)
         )
@@ -168,19 +177,8 @@ async def test_disk_full_mid_call_follows_the_failure_policy(rig: Rig, policy: s
         'on_failure = "best-effort"', f'on_failure = "{policy}"'
     )
     rig.config_path.write_text(text)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "callrec",
-        "serve",
-        "--config",
-        str(rig.config_path),
-        cwd=ROOT,
-        stderr=asyncio.subprocess.DEVNULL,
-        preexec_fn=_small_files,
-    )
+    proc = await _serve(rig, preexec_fn=_small_files)
     try:
-        await wait_until(lambda: rig.sim.engine.app_active("callrec"))
         caller = rig.sim.place_call(
             CallerScenario(
                 exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 3.5
@@ -189,7 +187,7 @@ async def test_disk_full_mid_call_follows_the_failure_policy(rig: Rig, policy: s
         line = await rig.wait_audit(caller)
     finally:
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(proc.communicate(), 10)
     assert line["event"] == "failure" and "recording stopped" in line["reason"]
     assert line["sealed"] is False
     part = Path(line["path"])
