@@ -254,21 +254,26 @@ class CallSession:
             return
         if not self._playback_done.is_set():
             await self._until(self._wait_playback_end())
-        if decision is not None and not self.gate.policy.connects(decision):
-            self._conclude(End.DECLINED)
-            return
-        recording = decision is not None and records(decision)
-        if decision is None or recording:
-            # Without a disclosure nobody consented; either way the policy decides.
-            possible = decision is not None and await self._recording_possible()
-            if not possible and not await self._recording_failed(self.failure, connected=False):
-                return
-            recording = possible
-        if not await self._connect():
+        recording = await self._admit(decision)
+        if recording is None or not await self._connect():
             return
         if recording:
             await self._start_recording()
         await self._until(self._ended.wait())
+
+    async def _admit(self, decision: Decision | None) -> bool | None:
+        """After the decision: None ends the call here, else whether it is recorded."""
+        if decision is not None and not self.gate.policy.connects(decision):
+            self._conclude(End.DECLINED)
+            return None
+        if decision is not None and not records(decision):
+            return False
+        # Without a disclosure nobody consented; either way the policy decides.
+        if decision is not None and await self._recording_possible():
+            return True
+        if await self._recording_failed(self.failure, connected=False):
+            return False
+        return None
 
     async def _disclose(self) -> Decision | None:
         """The consent decision; None when the disclosure could not be played."""
