@@ -223,8 +223,7 @@ class SimEngine:
             return
         ch.alive = False
         if qos and ch.kind in ("caller", "pjsip") and ch.state == "Up":
-            for var in _QOS:
-                self.varset(ch, var, "ssrc=0;themssrc=0;lp=0;rxjitter=0.000000;rxcount=0")
+            self._qos_report(ch)
         if request is not None:
             self.chan_event(ch, "ChannelHangupRequest", pre=request)
         self._fail_playbacks(ch)
@@ -236,6 +235,16 @@ class SimEngine:
         if request is not None and request.get("cause") != 4:
             self.destroyed(ch, 16, "Normal Clearing")
         self.dispose(ch)
+
+    def _qos_report(self, ch: SimChannel) -> None:
+        """RTP statistics at hang-up; a two-party peer gets the *BRIDGED copies (trace 01)."""
+        br = self.bridges.get(ch.bridge_id or "")
+        peers = [c for c in br.channels if c != ch.id] if br is not None else []
+        peer = self.channels.get(peers[0]) if len(peers) == 1 else None
+        for var in _QOS:
+            self.varset(ch, var, "ssrc=0;themssrc=0;lp=0;rxjitter=0.000000;rxcount=0")
+            if peer is not None:
+                self.varset(peer, var + "BRIDGED", "ssrc=0;themssrc=0;lp=0")
 
     def _stasis_end(self, ch: SimChannel) -> None:
         if ch.in_stasis:
@@ -420,7 +429,8 @@ class SimEngine:
     def _leave(self, br: SimBridge, ch: SimChannel) -> None:
         br.channels.remove(ch.id)
         ch.bridge_id = None
-        self.varset(ch, "BRIDGEPEER", "")
+        self._bridge_var(ch, "BRIDGEPEER", "")
+        self._bridge_var(ch, "BRIDGEPVTCALLID", "")
         self._bridge_event(br, ch, "ChannelLeftBridge")
         self._after_membership(br)
         if br.bridge_type == "mixing" and len(br.channels) <= 2:
@@ -429,8 +439,12 @@ class SimEngine:
     def _after_membership(self, br: SimBridge) -> None:
         members = [self.channels[c] for c in br.channels if c in self.channels]
         for m in members:
-            peers = ",".join(o.name for o in members if o is not m)
-            self.varset(m, "BRIDGEPEER", peers)
+            # A member left alone keeps its stale values until it leaves (traces 01, 03).
+            others = [o for o in members if o is not m]
+            if others:
+                self._bridge_var(m, "BRIDGEPEER", ",".join(o.name for o in others))
+                call_id = others[0].protocol_id if len(others) == 1 else ""
+                self._bridge_var(m, "BRIDGEPVTCALLID", call_id)
         if len(members) == 2:
             for m, other in ((members[0], members[1]), (members[1], members[0])):
                 new = (other.caller_name, other.caller_number)
@@ -438,6 +452,12 @@ class SimEngine:
                     m.connected_name, m.connected_number = new
                     self.chan_event(m, "ChannelConnectedLine")
         self.update_media()
+
+    def _bridge_var(self, ch: SimChannel, name: str, value: str) -> None:
+        # BRIDGEPEER / BRIDGEPVTCALLID (the single peer's SIP Call-ID) are set on change.
+        if ch.variables.get(name, "") != value:
+            ch.variables[name] = value
+            self.varset(ch, name, value)
 
     def destroy_bridge(self, br: SimBridge) -> None:
         for cid in list(br.channels):

@@ -123,6 +123,21 @@ class Replay:
         live_keys = {event_key(e) for e in self.ari.events if e["type"] != "ChannelVarset"}
         assert live_keys == {self.live_key(k) for k in self.trace_seq}
 
+    def check_varset_names(self, lines: list[Json]) -> None:
+        """Stricter than the brief asks: the ChannelVarset variable names line up too."""
+
+        def names(events: list[Json]) -> dict[str, list[str]]:
+            out: dict[str, list[str]] = defaultdict(list)
+            for ev in events:
+                if ev["type"] == "ChannelVarset":
+                    out[event_key(ev)].append(ev["variable"])
+            return out
+
+        trace = names([ln["event"] for ln in lines if ln["kind"] == "event"])
+        live = names(self.ari.events)
+        for key, variables in trace.items():
+            assert live[self.live_key(key)] == variables, key
+
     def check_statuses(self, lines: list[Json]) -> None:
         for line in lines:
             if line["kind"] == "response" and line["for_request"] in self.results:
@@ -196,11 +211,13 @@ async def test_event_order_per_channel_matches_trace(
     rep, lines = await replay(name, callers, agent, overrides)
     rep.check_statuses(lines)
     rep.check_sequences()
+    rep.check_varset_names(lines)
 
 
 async def test_trace_06_every_status_body_and_auth_header() -> None:
     rep, lines = await replay("06-errors.jsonl", [CallerScenario()], ANSWERS)
     rep.check_sequences()
+    rep.check_varset_names(lines)
     checked = 0
     for line in lines:
         if line["kind"] != "response":
