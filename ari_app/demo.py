@@ -39,6 +39,8 @@ GRACE = 0.5
 class DemoCall:
     label: str
     scenario: CallerScenario
+    decision: str
+    recorded: bool = False
 
 
 @dataclass
@@ -186,16 +188,23 @@ def read_audit(path: Path) -> list[dict[str, Any]]:
 def demo_calls(voice: Path, disclosure: float) -> list[DemoCall]:
     talk = disclosure + GRACE + 3.0
     return [
-        DemoCall("implied consent", CallerScenario(exten="100", audio=voice, hangup_after=talk)),
+        DemoCall(
+            "implied consent",
+            CallerScenario(exten="100", audio=voice, hangup_after=talk),
+            "implied",
+            recorded=True,
+        ),
         DemoCall(
             "hang-up during disclosure",
             CallerScenario(exten="100", audio=voice, hangup_after=disclosure / 2),
+            "declined-hangup",
         ),
         DemoCall(
             "opt-out digit 2",
             CallerScenario(exten="100", audio=voice, dtmf=[(0.6, "2")], hangup_after=talk),
+            "declined-dtmf",
         ),
-        DemoCall("destination busy", CallerScenario(exten="200", audio=voice)),
+        DemoCall("destination busy", CallerScenario(exten="200", audio=voice), "implied"),
     ]
 
 
@@ -243,7 +252,7 @@ async def run_demo(out: Path, *, disclosure_seconds: float = 3.0) -> DemoResult:
 
 async def _run_calls(
     sim: AriSimulator, config_path: Path, calls: list[DemoCall]
-) -> list[tuple[str, dict[str, Any] | None]]:
+) -> list[tuple[DemoCall, dict[str, Any] | None]]:
     config = load_config(config_path)
     app = App(config)
     await app.startup()
@@ -258,7 +267,7 @@ async def _run_calls(
                 break
             await asyncio.sleep(0.2)
         lines = {line.get("channel"): line for line in read_audit(audit_path)}
-        return [(call.label, lines.get(i)) for call, i in zip(calls, ids, strict=True)]
+        return [(call, lines.get(i)) for call, i in zip(calls, ids, strict=True)]
     finally:
         await app.shutdown()
 
@@ -283,18 +292,24 @@ class DemoResult:
 
 
 def _report(
-    out: Path, calls: list[tuple[str, dict[str, Any] | None]], keys: list[PrivateKey]
+    out: Path, calls: list[tuple[DemoCall, dict[str, Any] | None]], keys: list[PrivateKey]
 ) -> DemoResult:
     rows: list[tuple[str, str, str, str, str]] = []
     ok = True
-    for label, line in calls:
+    for call, line in calls:
         if line is None:
-            rows.append((label, "(no audit line)", "-", "-", "-"))
+            rows.append((call.label, "(no audit line)", "-", "-", "-"))
             ok = False
             continue
         decision = str(line.get("decision"))
-        if line.get("recording_id") is None or not line.get("sealed"):
-            rows.append((label, decision, "-", "not recorded", "-"))
+        recorded = line.get("recording_id") is not None and bool(line.get("sealed"))
+        ok = ok and decision == call.decision and recorded == call.recorded
+        if not recorded:
+            end = str(line.get("end"))
+            note = (
+                "not recorded" if end in ("caller-hangup", "declined") else f"not recorded: {end}"
+            )
+            rows.append((call.label, decision, "-", note, "-"))
             continue
         path = Path(line["path"])
         result = verify(path, keys)
@@ -302,7 +317,6 @@ def _report(
         wav = out / f"{result.recording_id}.wav"
         sf.write(str(wav), decoded.samples, decoded.rate, subtype="PCM_16")
         ok = ok and str(result.verdict) == "complete"
-        rows.append(
-            (label, decision, f"{result.audio_seconds:.2f}", str(result.verdict), str(wav))
-        )
+        seconds = f"{result.audio_seconds:.2f}"
+        rows.append((call.label, decision, seconds, str(result.verdict), str(wav)))
     return DemoResult(rows, ok, out)

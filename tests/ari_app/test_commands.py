@@ -63,7 +63,7 @@ async def test_demo_records_verifies_and_decrypts_its_four_calls(tmp_path: Path)
     assert float(seconds) > 1.0
     assert rows["hang-up during disclosure"][1] == "declined-hangup"
     assert rows["opt-out digit 2"][1] == "declined-dtmf"
-    assert rows["destination busy"][3] == "not recorded"
+    assert rows["destination busy"][3] == "not recorded: destination-unavailable"
     wav = Path(rows["implied consent"][4])
     info = sf.info(str(wav))
     assert info.samplerate == 8000 and info.frames > 8000
