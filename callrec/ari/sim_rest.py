@@ -46,6 +46,7 @@ MISSING_APP_HTML = (
     "<address>Asterisk-callrec-lab</address>\r\n</body></html>\r\n"
 )
 NOT_IN_STASIS = "Channel not in Stasis application"
+BODY_KEY: web.RequestKey[Json] = web.RequestKey("ari_json_body", dict)
 
 
 class HttpError(Exception):
@@ -101,11 +102,24 @@ async def ari_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         resp = _unauthorised()
     else:
         try:
+            request[BODY_KEY] = await _json_body(request)
             resp = await handler(request)
         except HttpError as exc:
             resp = json_response(exc.status, exc.body)
-    sim.request_log.append((request.method, request.path, dict(request.query), resp.status))
+    query = {k: ("***" if k == "api_key" else v) for k, v in request.query.items()}
+    sim.request_log.append((request.method, request.path, query, resp.status))
     return resp
+
+
+async def _json_body(request: web.Request) -> Json:
+    """ARI takes parameters in the query or as fields of a JSON body."""
+    if not request.can_read_body or request.content_type != "application/json":
+        return {}
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise HttpError(400, "Invalid JSON body") from exc
+    return body if isinstance(body, dict) else {}
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -131,7 +145,10 @@ def _stasis_channel(request: web.Request) -> SimChannel:
 
 
 def _param(request: web.Request, name: str, default: str = "") -> str:
-    return request.query.get(name, default)
+    if name in request.query:
+        return request.query[name]
+    value = request.get(BODY_KEY, {}).get(name)  # absent before auth passed
+    return default if value is None or isinstance(value, dict | list) else str(value)
 
 
 def _args(request: web.Request) -> list[str]:
@@ -226,6 +243,9 @@ async def originate(request: web.Request) -> web.Response:
         )
     except AllocationFailed as exc:
         raise HttpError(500, "Allocation failed", key="error") from exc
+    variables = request[BODY_KEY].get("variables")
+    if isinstance(variables, dict):
+        eng.channels[body["id"]].variables.update({str(k): str(v) for k, v in variables.items()})
     return json_response(200, body)
 
 

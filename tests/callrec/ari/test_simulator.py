@@ -419,3 +419,18 @@ async def test_info_shows_startup_time_and_filters(sim: AriSimulator, ari: RawAr
     assert info["status"]["startup_time"].endswith("+0000")
     status, full = await ari.call("GET", "/asterisk/info")
     assert {"build", "system", "config", "status"} <= set(full)
+
+
+async def test_parameters_may_come_as_a_json_body(sim: AriSimulator, ari: RawAri) -> None:
+    async with aiohttp.ClientSession(headers=BASIC) as s:
+        url = f"{sim.ari_url}/channels"
+        body = {"endpoint": "PJSIP/agent", "app": "callrec", "variables": {"CALLREC_ID": "r1"}}
+        async with s.post(url, json=body) as r:
+            chan = await r.json()
+        async with s.get(f"{url}/{chan['id']}/variable", params={"variable": "CALLREC_ID"}) as r:
+            assert await r.json() == {"value": "r1"}
+        async with s.post(
+            url, data=b"{not json", headers={"Content-Type": "application/json"}
+        ) as r:
+            assert r.status == 400
+    assert ("POST", "/ari/channels", {}, 200) in sim.request_log
