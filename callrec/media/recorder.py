@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 # Asterisk picked (118 in trace 08), so any type is accepted for it.
 PAYLOAD_TYPES: dict[str, int | None] = {"ulaw": 0, "alaw": 8, "slin16": None, "pcm16le": None}
 BYTES_PER_SAMPLE = {"ulaw": 1, "alaw": 1, "slin16": 2, "pcm16le": 2}
+# In-order payloads joined into one audio frame (5 x 20 ms); see _Coalescer.
+COALESCE = 5
 # How often held packets are checked for having waited too long.
 POLL_INTERVAL = 0.05
 # Receive buffer asked of the kernel (capped by net.core.rmem_max).
@@ -97,6 +99,7 @@ class RtpStream:
         codec: str,
         call_id: str,
         on_error: Callable[[RtpStream, Exception], None] | None = None,
+        coalesce: int = COALESCE,
     ) -> None:
         if str(codec) not in PAYLOAD_TYPES:
             raise MediaError(f"codec {codec!r} cannot be recorded from RTP")
@@ -114,8 +117,9 @@ class RtpStream:
         self._pt_mask = 0 if pt is None else 0x7F
         self._odd = 1 if BYTES_PER_SAMPLE[self.codec] == 2 else 0
         self._paused = False
+        self._out = _Coalescer(writer, max(coalesce, 1))
         self._buffer = ReorderBuffer(
-            writer.write_audio, writer.write_gap, bytes_per_sample=BYTES_PER_SAMPLE[self.codec]
+            self._out.add, self._out.gap, bytes_per_sample=BYTES_PER_SAMPLE[self.codec]
         )
         self._packets = 0
         self._bytes = 0
@@ -181,7 +185,7 @@ class RtpStream:
         """Stop recording: write a pause frame; later packets are discarded."""
         if self._paused or self.error is not None:
             return
-        self._buffer.flush()
+        self._flush()
         self.writer.write_pause(at)
         self._paused = True
         self._buffer.audio = _discard
@@ -192,8 +196,8 @@ class RtpStream:
         if not self._paused or self.error is not None:
             return
         self._buffer.flush()
-        self._buffer.audio = self.writer.write_audio
-        self._buffer.gap = self.writer.write_gap
+        self._buffer.audio = self._out.add
+        self._buffer.gap = self._out.gap
         self._paused = False
         self.writer.write_resume(at)
 
@@ -234,9 +238,12 @@ class RtpStream:
 
     def _poll(self, now: float) -> None:
         self._buffer.poll(now)
+        if not self._buffer.held:  # released by time: the stream went quiet
+            self._out.flush()
 
     def _flush(self) -> None:
         self._buffer.flush()
+        self._out.flush()
 
     def _fail(self, exc: Exception) -> None:
         """The writer failed (disk full, closed): stop writing, tell the owner."""
@@ -246,6 +253,44 @@ class RtpStream:
         logger.error("call %s: recording stopped, writer failed: %s", self.call_id, exc)
         if self.on_error is not None:
             self.on_error(self, exc)
+
+
+class _Coalescer:
+    """Joins up to ``limit`` in-order payloads into one audio frame.
+
+    The writer's per-call work (checks, frame header, buffer appends) was
+    the largest part of the recorder's per-packet cost: with 1,000 writers,
+    about 1.1 µs per packet one frame per packet, 0.7 µs five per frame
+    (bench/bench_recorder.py). The audio is the same bytes in the same
+    order; only frame boundaries move. What waits here (at most ``limit``
+    packets, 100 ms by default) is flushed before any gap, pause or close,
+    so frames keep their order; a crash can lose it, as it can lose the
+    writer's unsealed segment (which is larger).
+    """
+
+    __slots__ = ("_limit", "_parts", "_writer")
+
+    def __init__(self, writer: AudioWriter, limit: int) -> None:
+        self._writer = writer
+        self._limit = limit
+        self._parts: list[bytes] = []
+
+    def add(self, payload: bytes) -> None:
+        parts = self._parts
+        parts.append(payload)
+        if len(parts) >= self._limit:
+            self.flush()
+
+    def flush(self) -> None:
+        parts = self._parts
+        if parts:
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.clear()
+            self._writer.write_audio(data)
+
+    def gap(self, samples: int) -> None:
+        self.flush()
+        self._writer.write_gap(samples)
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -365,6 +410,7 @@ class MediaRecorder:
     With ``sync_interval`` set, the recorder fsyncs each stream's recording
     (the writer's ``path``) from a thread; create those writers with
     ``fsync_interval=math.inf`` so they never fsync on the event loop.
+    ``coalesce`` in-order packets make one audio frame (1: one per packet).
     """
 
     def __init__(
@@ -374,8 +420,10 @@ class MediaRecorder:
         *,
         rcvbuf: int = RCVBUF,
         sync_interval: float | None = 1.0,
+        coalesce: int = COALESCE,
     ) -> None:
         self._host = host
+        self._coalesce = coalesce
         self._port = port
         self._rcvbuf = rcvbuf
         self._sync_interval = sync_interval
@@ -441,7 +489,7 @@ class MediaRecorder:
     ) -> RtpStream:
         """A stream writing into ``writer``; give it its source with
         :meth:`RtpStream.expect_source` once Asterisk announced it."""
-        stream = RtpStream(self, writer, codec, call_id, on_error)
+        stream = RtpStream(self, writer, codec, call_id, on_error, self._coalesce)
         path = getattr(writer, "path", None)
         if self._syncer is not None and isinstance(path, Path):
             try:

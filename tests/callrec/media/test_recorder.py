@@ -1,6 +1,9 @@
 """The media recorder over real UDP on 127.0.0.1, into a writer that keeps
 what it was given (the end-to-end tests with the sealed writer are in
-test_recorder_sealed.py)."""
+test_recorder_sealed.py).
+
+The recorder joins up to five in-order payloads into one audio frame, so
+the checks cut the audio back into packet-sized pieces."""
 
 from __future__ import annotations
 
@@ -21,12 +24,15 @@ class ListWriter:
     """Records every frame the recorder writes, in order."""
 
     frames: list[tuple[str, object]] = field(default_factory=list)
-    fail_after: int | None = None
+    fail: bool = False
+    packet_size: int = 160
 
     def write_audio(self, payload: bytes) -> None:
-        if self.fail_after is not None and len(self.frames) >= self.fail_after:
+        if self.fail:
             raise SpoolError("/spool", "No space left on device")
-        self.frames.append(("audio", payload))
+        size = self.packet_size
+        for i in range(0, len(payload), size):
+            self.frames.append(("audio", payload[i : i + size]))
 
     def write_gap(self, samples: int) -> None:
         self.frames.append(("gap", samples))
@@ -253,7 +259,7 @@ async def test_slin16_accepts_dynamic_type_and_rejects_odd_payloads(
     recorder: MediaRecorder, senders: list[Sender]
 ) -> None:
     stream, writer, sender = await open_with_sender(recorder, senders, "slin16", pt=118)
-    sender.size = 640
+    sender.size = writer.packet_size = 640
     sender.send([0, 1])
     sender.sock.sendto(sender.packet(2, bytes(639)), recorder.address)
     sender.send([3])
@@ -298,7 +304,7 @@ async def test_writer_failure_stops_only_that_stream(
     recorder: MediaRecorder, senders: list[Sender]
 ) -> None:
     failed: list[Exception] = []
-    bad_writer = ListWriter(fail_after=2)
+    bad_writer = ListWriter(fail=True)
     bad = recorder.open_stream(bad_writer, "ulaw", "c-bad", on_error=lambda s, e: failed.append(e))
     bad_sender = Sender(recorder.address)
     senders.append(bad_sender)
@@ -310,7 +316,7 @@ async def test_writer_failure_stops_only_that_stream(
     await arrived(good, 5)
     await recorder.close_stream(bad)
     await recorder.close_stream(good)
-    assert len(bad_writer.audio()) == 2
+    assert bad_writer.audio() == []
     assert [type(e) for e in failed] == [SpoolError]
     assert isinstance(bad.error, SpoolError)
     assert len(good_writer.audio()) == 5
