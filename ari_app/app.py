@@ -109,7 +109,8 @@ class App:
             problem = problem or f"spool unusable: {exc}"
             logger.error("spool %s is unusable: %s", config.recording.spool, safe(str(exc), 200))
         audit = AuditLog(config.privacy.audit_log, recipients)
-        recorder = MediaRecorder(config.recording.media_host, config.recording.media_port)
+        rec = config.recording
+        recorder = MediaRecorder(rec.media_host, rec.media_port, sync_interval=rec.fsync_interval)
         await recorder.start()
         client = AriClient(config.ari.url, config.ari.user, config.ari_password, config.ari.app)
         router = EventRouter(clock=self.clock)

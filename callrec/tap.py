@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -171,13 +172,20 @@ class RecordingTap:
                 codec=codec,
                 sample_rate=rate,
                 created_at=self._created_at,
-                fsync_interval=self._settings.fsync_interval,
+                fsync_interval=self._fsync_interval(),
                 clock=self._clock,
             )
         except CallrecError as exc:
             raise RecordingUnavailable(f"cannot write the spool: {_reason(exc)}") from exc
         except OSError as exc:
             raise RecordingUnavailable(f"cannot write the spool: {exc.strerror or exc}") from exc
+
+    def _fsync_interval(self) -> float:
+        # A recorder that syncs its recordings from a thread keeps fsync off
+        # the event loop: the writer then never syncs by itself.
+        if self._recorder.sync_interval is not None:
+            return math.inf
+        return self._settings.fsync_interval
 
     async def _connect_media(self, channel_id: str) -> None:
         settings = self._settings
