@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,7 +42,6 @@ from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnav
 from callrec.evidence import Evidence
 from callrec.logutil import CallLogAdapter, safe
 from callrec.media.recorder import MediaRecorder
-from callrec.recording import SealInfo
 from callrec.spool import Spool
 from callrec.tap import RecordingTap, TapResult, TapSettings
 
@@ -53,6 +51,7 @@ RECORDING_VARIABLE = "CALLREC_RECORDING"
 # How often to look for snoops that vanished while the events websocket was down.
 SWEEP_INTERVAL = 5.0
 PAUSED_VARIABLE = "CALLREC_PAUSED"
+FAILED = "recording-failed"
 
 
 class CoreServices(Protocol):
@@ -182,7 +181,10 @@ class AgiRecordings:
         active = await self._find(agi, env)
         if active is None:
             return
-        _control(active.tap, action, core_clock(self._core))
+        if action == "pause":
+            active.tap.pause()
+        else:
+            active.tap.resume()
         active.log.info("recording %s: %s", active.tap.recording_id, action)
         await agi.set_variable_quietly(PAUSED_VARIABLE, "yes" if action == "pause" else "no")
 
@@ -213,6 +215,7 @@ class AgiRecordings:
             core.tap_settings,
             clock=core.clock,
             log=log,
+            on_failure=lambda reason: self._tap_failed(consent.uniqueid, reason),
         )
         active = ActiveRecording(consent, tap, log)
         evidence = consent.evidence
@@ -231,7 +234,7 @@ class AgiRecordings:
             recording_id = await tap.start(consent.uniqueid, evidence.to_record(), consent.call_id)
         except CallrecError as exc:
             reason = safe(str(exc), 200)
-            await self._abandon(core, active, on_snoop_event, "recording-failed", reason)
+            await self._abandon(core, active, on_snoop_event, FAILED, reason)
             if isinstance(exc, RecordingUnavailable):
                 raise
             raise RecordingUnavailable(reason) from exc
@@ -243,6 +246,13 @@ class AgiRecordings:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep(core))
         return recording_id
+
+    def _tap_failed(self, uniqueid: str, reason: str) -> None:
+        """The writer failed mid-call (disk full): end it; the call itself goes on."""
+        active = self._active.get(uniqueid)
+        if active is not None:
+            active.log.error("%s", safe(reason, 200))
+            active.end(FAILED)
 
     async def _abandon(
         self,
@@ -312,7 +322,7 @@ class AgiRecordings:
         return active
 
     def _audit_sealed(self, core: CoreServices, active: ActiveRecording, reason: str) -> None:
-        event = "call" if active.result is not None else "failure"
+        event = "call" if active.result is not None and reason != FAILED else "failure"
         _audit(core, active.consent, active.result, event, reason)
 
 
@@ -327,46 +337,44 @@ def _audit(
     evidence = consent.evidence
     fields: dict[str, Any] = {"call_id": consent.call_id, "stage": "recording"}
     if result is not None:
-        fields.update(recording_id=result.recording_id, packets=_int_stats(result.stats))
-        seal = result.seal
-        if seal is None:
+        fields.update(recording_fields(result, evidence))
+        if result.seal is None:
             # The disk filled up: the .crec.part stays in the spool for
             # start-up adoption; verify will call it TRUNCATED.
             event, reason = "failure", f"{reason}; recording not sealed"
-        else:
-            fields.update(
-                durations=_durations(evidence, seal),
-                segments=seal.segments,
-                last_tag_sha256=seal.last_tag_sha256,
-            )
     record = audit_record(event, evidence=evidence, reason=reason, **fields)
     core.append_audit(record, dict(evidence.personal))
 
 
-def core_clock(core: CoreProvider) -> float:
-    services = core()
-    return services.clock.wall() if services is not None else time.time()
-
-
-def _control(tap: RecordingTap, action: str, at: float) -> None:
-    """Pause or resume through the tap (its stream writes the frame with ``at``)."""
-    method = getattr(tap, action, None)
-    if callable(method):
-        method()
-        return
-    # Until RecordingTap grows pause()/resume(): the stream does the real work.
-    stream = getattr(tap, "_stream", None)
-    if stream is not None:
-        getattr(stream, action)(at)
-
-
-def _durations(evidence: Evidence, seal: SealInfo) -> dict[str, float]:
-    out = {"audio": float(seal.audio_seconds)}
+def recording_fields(result: TapResult, evidence: Evidence) -> dict[str, Any]:
+    """The recording's part of an audit line, with the keys the Stasis app writes."""
+    durations: dict[str, float] = {}
     started, ended = evidence.recording_started_at, evidence.recording_ended_at
     if started is not None and ended is not None:
-        out["recording"] = float(ended - started)
-    return out
+        durations["recording"] = ended - started
+    fields: dict[str, Any] = {
+        "recording_id": result.recording_id,
+        "packets": _packet_counts(result.stats),
+        "sealed": result.seal is not None,
+        "path": str(result.unsealed),
+        "durations": durations,
+    }
+    seal = result.seal
+    if seal is not None:
+        durations["audio"] = float(seal.audio_seconds)
+        fields.update(
+            path=str(seal.path),
+            segments=seal.segments,
+            last_tag_sha256=seal.last_tag_sha256,
+            size=seal.size,
+        )
+    return fields
 
 
-def _int_stats(stats: Any) -> dict[str, int]:
-    return {k: int(v) for k, v in dict(stats).items() if isinstance(v, int | float)}
+# RtpStats field -> audit schema name (callrec/audit.py "packets").
+_PACKET_NAMES = {"packets": "received", "lost": "lost", "duplicates": "duplicated"}
+_PACKET_NAMES.update(reordered="reordered", foreign="foreign", late="late", bad="bad")
+
+
+def _packet_counts(stats: Any) -> dict[str, int]:
+    return {name: int(stats.get(key) or 0) for key, name in _PACKET_NAMES.items()}

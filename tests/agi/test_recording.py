@@ -202,8 +202,13 @@ async def test_consent_then_record_until_the_dialplan_hangs_up(rig: Rig) -> None
     assert line["decision"] == "implied"
     assert line["segments"] >= 1
     (sealed,) = rig.sealed()
+    assert line["sealed"] is True
+    assert Path(line["path"]) == sealed
+    assert line["packets"]["received"] > 50
+    assert line["packets"]["foreign"] == 0
     decoded = decode(sealed, rig.keys)
     assert decoded.verdict == "complete"
+    assert abs(line["durations"]["audio"] - decoded.audio_seconds) < 0.1
     # Recording ran from /record until the dialplan's Hangup.
     assert 1.5 < decoded.audio_seconds < CALL_SECONDS + 0.5
     assert decoded.metadata[0]["kind"] == "consent-evidence"
