@@ -164,7 +164,10 @@ class AgiService:
         self.config = config
         self._core = core
         self.ledger = ConsentLedger()
-        self.recordings = AgiRecordings(core, self.ledger, sweep_interval=sweep_interval)
+        strict = config.recording.on_failure == "strict"
+        self.recordings = AgiRecordings(
+            core, self.ledger, strict=strict, sweep_interval=sweep_interval
+        )
         self.server = FastAgiServer(self.route, config.agi.host, config.agi.port)
         self._consent: AgiConsent | None = None
 

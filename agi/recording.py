@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agi.gate import ERROR_VARIABLE, ConsentLedger, ConsentRecord, valid_uniqueid
+from agi.gate import CONNECT_VARIABLE, ERROR_VARIABLE, ConsentLedger, ConsentRecord, valid_uniqueid
 from agi.protocol import AgiCommands, AgiEnvironment
 from callrec.ari.client import AriClient
 from callrec.ari.events import Event
@@ -112,10 +112,16 @@ class AgiRecordings:
     """The recordings this FastAGI server started, by channel uniqueid."""
 
     def __init__(
-        self, core: CoreProvider, ledger: ConsentLedger, *, sweep_interval: float = SWEEP_INTERVAL
+        self,
+        core: CoreProvider,
+        ledger: ConsentLedger,
+        *,
+        strict: bool = False,
+        sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._core = core
         self._ledger = ledger
+        self._strict = strict
         self._active: dict[str, ActiveRecording] = {}
         self._closing = False
         self._sweep_interval = sweep_interval
@@ -148,16 +154,21 @@ class AgiRecordings:
         core = self._core()
         if core is None or self._closing:
             log.error("recording unavailable: the ARI side is not running")
-            await agi.set_variable_quietly(ERROR_VARIABLE, "recording-unavailable")
+            await self._unavailable(agi)
             return False
         try:
             recording_id = await self._start(core, consent, log)
         except RecordingUnavailable as exc:
             log.error("recording unavailable: %s", safe(str(exc), 200))
-            await agi.set_variable_quietly(ERROR_VARIABLE, "recording-unavailable")
+            await self._unavailable(agi)
             return True  # the failure line is written
         await agi.set_variable_quietly(RECORDING_VARIABLE, recording_id)
         return True
+
+    async def _unavailable(self, agi: AgiCommands) -> None:
+        """recording.on_failure: strict refuses the call, best-effort lets it go on."""
+        await agi.set_variable_quietly(ERROR_VARIABLE, "recording-unavailable")
+        await agi.set_variable_quietly(CONNECT_VARIABLE, "no" if self._strict else "yes")
 
     async def stop(self, agi: AgiCommands, env: AgiEnvironment) -> None:
         """``/stop``: seal this call's recording now; the call goes on."""

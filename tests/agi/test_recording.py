@@ -345,6 +345,7 @@ async def test_record_of_a_channel_the_pbx_does_not_have(rig: Rig) -> None:
     assert consent.variables["CALLREC_CONSENT"] == "implied"
     record = await rig.agi("record", "1795915000.404")
     assert record.variables["CALLREC_ERROR"] == "recording-unavailable"
+    assert record.variables["CALLREC_CONNECT"] == "yes"  # best-effort
     (line,) = rig.audit("recording")
     assert line["event"] == "failure"
     assert "404 Channel not found" in line["reason"]
