@@ -4,8 +4,9 @@ It behaves like the PBX recorded in ``tests/fixtures/ari-traces`` and
 computes every answer from its state (channels, bridges, playbacks, snoops,
 ExternalMedia), so requests with other ids or in another order get what
 Asterisk would give. Layers: :mod:`sim_model` (state, JSON), :mod:`sim_media`
-(audio, RTP), :mod:`sim_engine` (transitions and events), :mod:`sim_rest`
-(HTTP, auth, websocket); this module is the stable facade.
+(audio, mixing, RTP/AudioSocket senders), :mod:`sim_engine` (transitions and
+events), :mod:`sim_dial` (originate, dialplan, snoop, ExternalMedia),
+:mod:`sim_rest` (HTTP, auth, websocket); this module is the stable facade.
 
 Usage::
 
