@@ -206,9 +206,12 @@ class CallSession:
         self.end(End.CHANNEL_GONE)
 
     def agent_gone(self) -> None:
+        """The destination's channel vanished while the app was not listening."""
         if self._agent == "up":
             self.end(End.DESTINATION_HANGUP)
         self._agent = "gone"
+        if not self._agent_outcome.done():
+            self._agent_outcome.set_result("gone while the events websocket was down")
 
     def _recording_broke(self, reason: str) -> None:
         """The recording failed mid-call: best-effort talks on, strict ends the call."""
