@@ -63,8 +63,11 @@ class AudioWriter(Protocol):
 
 @dataclass(slots=True)
 class RtpStats:
-    """Per stream. ``foreign``: packets from another host claiming this
-    stream's port; ``bad``: unparseable or wrong payload type/size."""
+    """Per stream. ``written``: packets passed on in order (to the writer,
+    possibly joined into one frame); ``lost``/``gap_samples``: what became
+    gaps; ``foreign``: packets from another host claiming this stream's
+    port; ``bad``: unparseable or wrong payload type/size; ``paused``:
+    discarded while paused. Arrival times are ``time.monotonic()``."""
 
     packets: int = 0
     bytes: int = 0
