@@ -91,8 +91,8 @@ class App:
         """Start, serve until a signal or :meth:`request_stop`, shut down."""
         self._install_signal_handlers()
         try:
-            await self.startup()
             try:
+                await self.startup()
                 await self.main_loop()
             finally:
                 await self.shutdown()
@@ -100,41 +100,44 @@ class App:
             self._restore_signal_handlers()
 
     async def startup(self) -> None:
-        config = self.config
-        recipients, problem = _load_recipients(config.recording.recipients)
-        spool = Spool(config.recording.spool)
-        try:
-            spool.ensure()
-        except (CallrecError, OSError) as exc:
-            problem = problem or f"spool unusable: {exc}"
-            logger.error("spool %s is unusable: %s", config.recording.spool, safe(str(exc), 200))
-        audit = AuditLog(config.privacy.audit_log, recipients)
-        rec = config.recording
-        recorder = MediaRecorder(rec.media_host, rec.media_port, sync_interval=rec.fsync_interval)
-        await recorder.start()
-        client = AriClient(config.ari.url, config.ari.user, config.ari_password, config.ari.app)
-        router = EventRouter(clock=self.clock)
-        router.on_unclaimed = self._on_unclaimed
-        self.ctx = CallContext(
-            config=config,
-            client=client,
-            router=router,
-            recorder=recorder,
-            spool=spool,
-            audit=audit,
-            recipients=recipients,
-            pseudonym_key=load_pseudonym_key(config.privacy.pseudonym_key),
-            clock=self.clock,
-            recording_problem=problem,
-        )
-        if problem is None:
+        """Keys, spool, leftovers, media recorder, extra services, then the events."""
+        self.ctx = await self._build_context()
+        if self.ctx.recording_problem is None:
             self._adopt_leftovers()
         for service in self.extra_services:
             await service.start()
         self._accepting = True
         self._events = asyncio.create_task(self._consume_events())
         self.ready.set()
-        logger.info("callrec app %r started against %s", config.ari.app, config.ari.url)
+        logger.info("callrec app %r started against %s", self.config.ari.app, self.config.ari.url)
+
+    async def _build_context(self) -> CallContext:
+        config, rec = self.config, self.config.recording
+        # Everything that can refuse to start comes before any socket is opened.
+        pseudonym_key = load_pseudonym_key(config.privacy.pseudonym_key)
+        recipients, problem = _load_recipients(rec.recipients)
+        spool = Spool(rec.spool)
+        try:
+            spool.ensure()
+        except (CallrecError, OSError) as exc:
+            problem = problem or f"spool unusable: {exc}"
+            logger.error("spool %s is unusable: %s", rec.spool, safe(str(exc), 200))
+        recorder = MediaRecorder(rec.media_host, rec.media_port, sync_interval=rec.fsync_interval)
+        await recorder.start()
+        router = EventRouter(clock=self.clock)
+        router.on_unclaimed = self._on_unclaimed
+        return CallContext(
+            config=config,
+            client=AriClient(config.ari.url, config.ari.user, config.ari_password, config.ari.app),
+            router=router,
+            recorder=recorder,
+            spool=spool,
+            audit=AuditLog(config.privacy.audit_log, recipients),
+            recipients=recipients,
+            pseudonym_key=pseudonym_key,
+            clock=self.clock,
+            recording_problem=problem,
+        )
 
     async def main_loop(self) -> None:
         assert self._events is not None
@@ -157,13 +160,16 @@ class App:
         logger.info("shutting down: %d call(s) in progress", len(self.sessions))
         for session in list(self.sessions.values()):
             session.end(End.SHUTDOWN)
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_TIMEOUT)
+        # Calls and extra services seal their recordings side by side.
+        stops = [asyncio.ensure_future(s.stop()) for s in reversed(self.extra_services)]
+        waiting = set(self._tasks) | set(stops)
+        if waiting:
+            _, pending = await asyncio.wait(waiting, timeout=SHUTDOWN_TIMEOUT)
             for task in pending:
                 task.cancel()
-        for service in reversed(self.extra_services):
-            with contextlib.suppress(Exception):
-                await service.stop()
+        for stop in stops:
+            if stop.done() and not stop.cancelled() and stop.exception() is not None:
+                logger.error("service did not stop cleanly: %s", safe(str(stop.exception()), 200))
         if self._events is not None:
             self._events.cancel()
             with contextlib.suppress(asyncio.CancelledError, CallrecError):
