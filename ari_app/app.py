@@ -251,8 +251,10 @@ class App:
         for session in list(self.sessions.values()):
             if session.id not in alive:
                 session.channel_gone()
-            elif session.agent_id is not None and session.agent_id not in alive:
-                session.agent_gone()
+            else:
+                if session.agent_id is not None and session.agent_id not in alive:
+                    session.agent_gone()
+                await session.resync()
         logger.info("reconnected: %d call(s) re-adopted", len(self.sessions))
 
     def _on_unclaimed(self, event: Event) -> None:

@@ -34,7 +34,14 @@ from callrec.ari.events import (
 from callrec.audit import audit_record
 from callrec.config import PromptKind
 from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed, records
-from callrec.errors import AriError, AriUnavailable, CallHangup, CallrecError, RecordingUnavailable
+from callrec.errors import (
+    AriError,
+    AriNotFound,
+    AriUnavailable,
+    CallHangup,
+    CallrecError,
+    RecordingUnavailable,
+)
 from callrec.evidence import Evidence, prompt_sha256
 from callrec.logutil import CallLogAdapter, mask_number, safe
 from callrec.tap import FORMATS, RecordingTap, TapResult
@@ -204,6 +211,25 @@ class CallSession:
         self._caller_alive = False
         self.gate.hangup()
         self.end(End.CHANNEL_GONE)
+
+    async def resync(self) -> None:
+        """After a reconnect: learn what the missed events said about the disclosure.
+
+        Asterisk replays nothing (trace 07). A disclosure whose playback is
+        gone has ended; its grace period starts now, which only ever gives the
+        caller more time to decline.
+        """
+        playback = self._playback_id
+        if self.state is not State.DISCLOSING or self._playback_done.is_set() or not playback:
+            return
+        try:
+            await self.ctx.client.request("GET", f"/playbacks/{playback}")
+        except AriNotFound:
+            self.log.info("the disclosure ended while the events websocket was down")
+            self.gate.prompt_finished()
+            self._playback_done.set()
+        except (AriError, AriUnavailable) as exc:
+            self.log.warning("disclosure state unknown: %s", safe(str(exc), 200))
 
     def agent_gone(self) -> None:
         """The destination's channel vanished while the app was not listening."""

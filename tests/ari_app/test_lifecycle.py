@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import resource
@@ -231,3 +232,29 @@ async def test_a_restart_missed_entirely_is_found_by_its_start_time(
     path = Path(line["path"])
     assert decode_recording(path, rig.keys).metadata[-1]["reason"] == "ended-by-pbx-restart"
     assert any("Asterisk restarted" in r.getMessage() for r in caplog.records)
+
+
+def _seen(rig: Rig, kind: str, channel_id: str) -> bool:
+    target = f"channel:{channel_id}"
+    return any(e["type"] == kind and e["playback"]["target_uri"] == target for e in rig.sim.events)
+
+
+async def test_a_disclosure_that_ended_while_disconnected_still_leads_to_consent(
+    running: Rig,
+) -> None:
+    rig = running
+    app = rig.app
+    assert app is not None and app._events is not None
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 2.0)
+    )
+    await wait_until(lambda: _seen(rig, "PlaybackStarted", caller))
+    # The app stops listening; PlaybackFinished goes nowhere and is never replayed.
+    app._events.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app._events
+    await wait_until(lambda: _seen(rig, "PlaybackFinished", caller))
+    app._events = asyncio.create_task(app._consume_events())
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "implied"
+    assert str(verify(Path(line["path"]), rig.keys).verdict) == "complete"
