@@ -244,7 +244,7 @@ class App:
         """After a websocket drop: keep the calls whose channels survived."""
         assert self.ctx is not None
         try:
-            alive = {c.id for c in await self.ctx.client.list_channels()}
+            alive = {c.id: c for c in await self.ctx.client.list_channels()}
         except (AriError, AriUnavailable) as exc:
             logger.warning("cannot list channels after reconnecting: %s", safe(str(exc), 200))
             return
@@ -254,7 +254,7 @@ class App:
             else:
                 if session.agent_id is not None and session.agent_id not in alive:
                     session.agent_gone()
-                await session.resync()
+                await session.resync(alive)
         logger.info("reconnected: %d call(s) re-adopted", len(self.sessions))
 
     def _on_unclaimed(self, event: Event) -> None:

@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from ari_app.context import AGENT_APP_ARG, CallContext, prompt_seconds
 from ari_app.records import policy_record, recording_fields
 from callrec.ari.events import (
+    Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelHangupRequest,
@@ -212,13 +213,18 @@ class CallSession:
         self.gate.hangup()
         self.end(End.CHANNEL_GONE)
 
-    async def resync(self) -> None:
-        """After a reconnect: learn what the missed events said about the disclosure.
+    async def resync(self, channels: Mapping[str, Channel]) -> None:
+        """After a reconnect: learn from the live channels what the missed events said.
 
-        Asterisk replays nothing (trace 07). A disclosure whose playback is
-        gone has ended; its grace period starts now, which only ever gives the
-        caller more time to decline.
+        Asterisk replays nothing (trace 07). A destination that is up has
+        answered. A disclosure whose playback is gone has ended; its grace
+        period starts now, which only ever gives the caller more time to
+        decline.
         """
+        agent = channels.get(self.agent_id or "")
+        if agent is not None and agent.state == "Up" and not self._agent_outcome.done():
+            self._agent = "up"
+            self._agent_outcome.set_result("answered")
         playback = self._playback_id
         if self.state is not State.DISCLOSING or self._playback_done.is_set() or not playback:
             return

@@ -258,3 +258,23 @@ async def test_a_disclosure_that_ended_while_disconnected_still_leads_to_consent
     line = await rig.wait_audit(caller)
     assert line["decision"] == "implied"
     assert str(verify(Path(line["path"]), rig.keys).verdict) == "complete"
+
+
+async def test_a_destination_that_answered_while_disconnected_is_connected(running: Rig) -> None:
+    rig = running
+    app = rig.app
+    assert app is not None and app._events is not None
+    caller = rig.sim.place_call(
+        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 2.5)
+    )
+    await wait_until(lambda: any(e["type"] == "Dial" for e in rig.sim.events))
+    app._events.cancel()  # the destination's StasisStart goes nowhere
+    with contextlib.suppress(asyncio.CancelledError):
+        await app._events
+    await wait_until(
+        lambda: any(ch.kind == "pjsip" and ch.state == "Up" for ch in rig.sim.channels)
+    )
+    app._events = asyncio.create_task(app._consume_events())
+    line = await rig.wait_audit(caller)
+    assert line["destination"] == "answered"
+    assert str(verify(Path(line["path"]), rig.keys).verdict) == "complete"
