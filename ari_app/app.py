@@ -75,7 +75,6 @@ class App:
         self.extra_services: list[Service] = list(extra_services)
         self.sessions: dict[str, CallSession] = {}
         self.ctx: CallContext | None = None
-        self.ready = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -108,7 +107,6 @@ class App:
             await service.start()
         self._accepting = True
         self._events = asyncio.create_task(self._consume_events())
-        self.ready.set()
         logger.info("callrec app %r started against %s", self.config.ari.app, self.config.ari.url)
 
     async def _build_context(self) -> CallContext:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class CallContext:
     clock: Clock = SYSTEM_CLOCK
     # Why recording cannot run at all (keys missing at start-up...), or None.
     recording_problem: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def app(self) -> str:
