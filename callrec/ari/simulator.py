@@ -250,12 +250,18 @@ class AriSimulator:
         duplicate: Any = (),
         reorder: Any = (),
         foreign: Any = (),
+        foreign_source: bool = False,
     ) -> None:
         """Inject faults into ExternalMedia streams (``target`` a channel id or "all").
 
-        Each argument is an iterable of packet indexes or a float rate.
+        Each argument is an iterable of packet indexes or a float rate (drawn
+        from the seeded generator, so runs repeat). ``reorder`` sends packet i
+        after i+1; ``foreign`` sends an extra noise packet with packet i's
+        header from another UDP port; ``foreign_source=True`` is ``foreign=0.05``.
         "all" also applies to ExternalMedia channels created later.
         """
+        if foreign_source and not foreign:
+            foreign = 0.05
         faults = faults_from(drop, duplicate, reorder, foreign)
         if target == "all":
             self.engine.default_faults = faults

@@ -319,3 +319,18 @@ async def test_audiosocket_sends_uuid_then_little_endian_slin_and_closes_on_hang
     pcm = np.frombuffer(b"".join(p for _, p in frames[2:]), dtype="<i2").astype(np.float64)
     ratio = float(np.sqrt(np.mean(np.diff(pcm) ** 2)) / np.sqrt(np.mean(pcm**2)))
     assert ratio < 0.5  # the caller's tone, read little-endian
+
+
+async def dropped_of_first_30(port: int) -> list[int]:
+    async with AriSimulator(seed=11) as sim, RawAri(sim) as ari:
+        sim.rtp_faults("all", drop=0.2, foreign_source=True)
+        _, em, _, _ = await bridged_media(sim, ari, port, "ulaw", CallerScenario(audio=tone()))
+        await sim.wait_for(lambda: sim.rtp_stats(em).packets_generated >= 30)
+        return [i for i in sim.rtp_stats(em).dropped if i < 30]
+
+
+async def test_fault_rates_repeat_with_the_seed(udp: tuple[Receiver, int]) -> None:
+    _, port = udp
+    first, second = await dropped_of_first_30(port), await dropped_of_first_30(port)
+    assert first == second
+    assert 0 < len(first) < 30
