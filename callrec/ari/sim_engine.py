@@ -165,7 +165,14 @@ class SimEngine:
             return ch.id
         ch.app, ch.in_stasis = sc.app, True
         self.chan_event(ch, "StasisStart", args=args)
+        if sc.abandon_after is not None:
+            self.spawn(ch, self._abandon(ch, sc.abandon_after))
         return ch.id
+
+    async def _abandon(self, ch: SimChannel, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if ch.state != "Up":
+            self.hangup_remote(ch)
 
     async def _caller_script(self, ch: SimChannel, sc: CallerScenario) -> None:
         loop = asyncio.get_running_loop()

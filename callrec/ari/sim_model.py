@@ -75,6 +75,8 @@ class CallerScenario:
     hangup_after: float | None = None
     dtmf: list[tuple[float, str]] = field(default_factory=list)
     app_args: list[str] | None = None
+    # Hang up this many seconds after entering Stasis if still not answered.
+    abandon_after: float | None = None
     app: str = "callrec"
     endpoint: str = "caller"
     context: str = "from-caller"

@@ -434,3 +434,11 @@ async def test_parameters_may_come_as_a_json_body(sim: AriSimulator, ari: RawAri
         ) as r:
             assert r.status == 400
     assert ("POST", "/ari/channels", {}, 200) in sim.request_log
+
+
+async def test_caller_abandons_before_answer(sim: AriSimulator, ari: RawAri) -> None:
+    cid = sim.place_call(CallerScenario(abandon_after=0.05))
+    await ari.wait_event(of("StasisEnd", cid))
+    assert ari.types_for(cid) == ["StasisStart", "ChannelHangupRequest", "StasisEnd"]
+    assert "cause" not in next(e for e in ari.events if e["type"] == "ChannelHangupRequest")
+    assert (await ari.call("POST", f"/channels/{cid}/answer"))[0] == 404
