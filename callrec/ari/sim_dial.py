@@ -51,6 +51,29 @@ class Dialer:
         originator: str,
         channel_id: str,
     ) -> Json:
+        """``POST /channels``: the reply (state Down) now, the call itself in a task."""
+        behaviour, ch = self._allocate(endpoint, context, exten, channel_id)
+        name, number = parse_caller_id(caller_id) if caller_id else ("", "")
+        ch.caller_name, ch.caller_number = name, number
+        peer = self.eng.channels.get(originator)
+        # With an originator the new leg's connected line is that caller (trace 04a).
+        ch.connected_name, ch.connected_number = (
+            (peer.caller_name, peer.caller_number) if peer is not None else (name, number)
+        )
+        ch.app, ch.sends_destroyed = app or None, bool(app)
+        ch.audio = sim_media.load_audio(behaviour.audio, behaviour.audio_rate)
+        self.eng.channels[ch.id] = ch
+        reply = ch.to_json()
+        # Without an app the call runs this dialplan extension once answered (trace 05).
+        dp_context = context or (ch.context if ch.kind == "local" else "default")
+        dp_exten = exten or ch.exten
+        run = self._outbound(ch, behaviour, timeout, app_args, dp_context, dp_exten, priority)
+        self.eng.spawn(ch, run)
+        return reply
+
+    def _allocate(
+        self, endpoint: str, context: str, exten: str, channel_id: str
+    ) -> tuple[EndpointBehaviour, SimChannel]:
         tech, _, resource = endpoint.partition("/")
         target = resource.split("/", 1)[0]
         lexten, _, lcontext = target.partition("@")
@@ -60,46 +83,29 @@ class Dialer:
         if behaviour is None or behaviour.kind == "absent" or tech not in ("PJSIP", "Local"):
             raise AllocationFailed(endpoint)
         if tech == "Local":
-            name = f"Local/{target}-{self.eng.name_counter('local'):08x};1"
-            kind, dialstring, protocol_id, ctx = "local", target, "", context or lcontext
-        else:
-            name = f"PJSIP/{resource}-{self.eng.name_counter('pjsip'):08x}"
-            kind, dialstring, protocol_id = "pjsip", resource, self.eng.new_uuid()
-            ctx = behaviour.context or f"from-{resource}"
-        name_, number = parse_caller_id(caller_id) if caller_id else ("", "")
-        ch = SimChannel(
-            id=channel_id or self.eng.new_id(),
-            name=name,
-            kind=kind,  # type: ignore[arg-type]
-            state="Down",
-            protocol_id=protocol_id,
-            caller_name=name_,
-            caller_number=number,
-            connected_name=name_,
-            connected_number=number,
-            creationtime=asterisk_time(),
-            dialstring=dialstring,
-        )
-        if kind == "local":
+            ch = SimChannel(
+                id=channel_id or self.eng.new_id(),
+                name=f"Local/{target}-{self.eng.name_counter('local'):08x};1",
+                kind="local",
+                state="Down",
+                dialstring=target,
+            )
             self.eng.new_id()  # the ;2 half takes the next id
-            ch.set_dialplan(ctx, exten or lexten, 1, "AppDial2", "(Outgoing Line)")
+            ch.set_dialplan(context or lcontext, exten or lexten, 1, "AppDial2", "(Outgoing Line)")
         else:
+            ch = SimChannel(
+                id=channel_id or self.eng.new_id(),
+                name=f"PJSIP/{resource}-{self.eng.name_counter('pjsip'):08x}",
+                kind="pjsip",
+                state="Down",
+                protocol_id=self.eng.new_uuid(),
+                dialstring=resource,
+            )
+            ctx = behaviour.context or f"from-{resource}"
             ch.set_dialplan(ctx, "s", 1, "AppDial2", "(Outgoing Line)")
+        ch.creationtime = asterisk_time()
         ch.saved_dialplan = (ch.context, ch.exten, 1, "AppDial2", "(Outgoing Line)")
-        peer = self.eng.channels.get(originator)
-        if peer is not None:
-            ch.connected_name, ch.connected_number = peer.caller_name, peer.caller_number
-        ch.app = app or None
-        ch.sends_destroyed = bool(app)
-        ch.audio = sim_media.load_audio(behaviour.audio, behaviour.audio_rate)
-        self.eng.channels[ch.id] = ch
-        reply = ch.to_json()
-        target_exten = exten or (lexten if kind == "local" else "s")
-        self.eng.spawn(
-            ch,
-            self._outbound(ch, behaviour, timeout, app_args, context, target_exten, priority),
-        )
-        return reply
+        return behaviour, ch
 
     async def _outbound(
         self,
