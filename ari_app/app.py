@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 from ari_app.context import AGENT_APP_ARG, CallContext
 from ari_app.session import CallSession, End
-from callrec import __version__
 from callrec.ari.client import AriClient
 from callrec.ari.events import Connected, Disconnected, Event, StasisStart
 from callrec.ari.router import EventRouter
@@ -102,7 +101,6 @@ class App:
     async def startup(self) -> None:
         """Keys, spool, leftovers, media recorder, extra services, then the events."""
         self.ctx = await self._build_context()
-        self._audit_service("start", self.ctx.recording_problem)
         if self.ctx.recording_problem is None:
             self._adopt_leftovers()
         for service in self.extra_services:
@@ -177,16 +175,7 @@ class App:
         if self.ctx is not None:
             await self.ctx.client.close()
             await self.ctx.recorder.stop()
-            self._audit_service("stop", None)
         logger.info("callrec app stopped")
-
-    def _audit_service(self, action: str, problem: str | None) -> None:
-        """Start and stop go into the audit trail: gaps in it must be explainable."""
-        assert self.ctx is not None
-        record = audit_record(
-            "service", reason=problem, action=action, app=self.config.ari.app, version=__version__
-        )
-        self.ctx.append_audit(record, {})
 
     # --- signals --------------------------------------------------------------
 
