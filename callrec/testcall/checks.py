@@ -110,7 +110,7 @@ def check_call(
     path = find_recording(spool, recording_id)
     checks.append(Check("recording present", path is not None, f"{recording_id} in {spool}"))
     if path is not None:
-        checks += _recording_checks(path, record, keys, sent, sent_rate)
+        checks += _recording_checks(path, record, keys, sent, sent_rate, scenario.hold)
     return checks
 
 
@@ -131,6 +131,7 @@ def _recording_checks(
     keys: Sequence[PrivateKey],
     sent: npt.NDArray[np.int16],
     sent_rate: int,
+    call_seconds: float,
 ) -> list[Check]:
     try:
         decoded = decode_recording(path, keys)
@@ -148,8 +149,10 @@ def _recording_checks(
     checks.append(
         Check(
             "duration fits the call",
-            seconds > 0 and abs(seconds - float(expected)) <= max(0.5, 0.05 * seconds),
-            f"{seconds:.2f} s of audio, {float(expected):.2f} s recorded per the audit line",
+            0 < seconds <= call_seconds + 0.5
+            and abs(seconds - float(expected)) <= max(0.5, 0.05 * seconds),
+            f"{seconds:.2f} s of audio in a {call_seconds:.2f} s call,"
+            f" {float(expected):.2f} s recorded per the audit line",
         )
     )
     first = decoded.metadata[0] if decoded.metadata else {}

@@ -1,6 +1,6 @@
 """Run sipp as the test caller.
 
-The scenario template ships in ``scenarios/uac.xml``; its ``{{field}}``
+The scenario template ships as ``uac.xml`` in this package; its ``{{field}}``
 placeholders are filled per call (sipp cannot substitute its own keywords into
 ``play_pcap_audio`` or ``pause``). sipp plays the pcap through a raw socket, so
 it needs root or CAP_NET_RAW.
@@ -56,7 +56,7 @@ class SippResult:
 
 
 def template() -> str:
-    return resources.files("callrec.testcall").joinpath("scenarios/uac.xml").read_text()
+    return resources.files("callrec.testcall").joinpath("uac.xml").read_text()
 
 
 def render(fields: dict[str, str]) -> str:
