@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import soundfile as sf
 
 from ari_app.app import App
 from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
-from callrec.audio import PayloadStream
 from callrec.config import load_config
 from callrec.crypto.keys import PrivateKey
-from callrec.recording import AudioFrame, GapFrame, MetadataFrame, RecordingReader, verify
+from callrec.decode import decode_recording
+from callrec.media.signals import speech_like
+from callrec.recording import verify
 
 RATE = 8000
 SIM_USER = "callrec"
@@ -41,42 +40,6 @@ class DemoCall:
     scenario: CallerScenario
     decision: str
     recorded: bool = False
-
-
-@dataclass
-class Decoded:
-    """A decrypted recording: samples, what the reader judged, its metadata records."""
-
-    samples: npt.NDArray[np.int16]
-    rate: int
-    verdict: str
-    metadata: list[dict[str, Any]]
-    gaps: int
-
-
-def speech_like(seconds: float, seed: int = 7, rate: int = RATE) -> npt.NDArray[np.int16]:
-    """A voice stand-in: voiced syllables of random length, loudness and pitch, with pauses.
-
-    Its 50 ms energy envelope varies irregularly, like speech, which is what
-    the end-to-end checks compare (two seeds give unrelated envelopes); no
-    TTS engine is needed.
-    """
-    rng = np.random.default_rng(seed)
-    total = int(seconds * rate)
-    out = np.zeros(total)
-    pos = 0
-    while pos < total:
-        pos += int(rng.uniform(0.04, 0.35) * rate)  # pause
-        n = min(int(rng.uniform(0.08, 0.3) * rate), total - pos)
-        if n <= 0:
-            break
-        t = np.arange(n) / rate
-        pitch = rng.uniform(90, 220)
-        voice = sum(np.sin(2 * np.pi * k * pitch * t) / k for k in range(1, 6))
-        out[pos : pos + n] = voice * np.hanning(n) * rng.uniform(0.2, 1.0)
-        pos += n
-    peak = float(np.max(np.abs(out))) or 1.0
-    return (out / peak * 12000).astype(np.int16)
 
 
 def write_prompts(sounds_dir: Path, seconds: dict[str, float]) -> None:
@@ -157,26 +120,6 @@ listen = "127.0.0.1:0"
     path = out / "callrec.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def decode_recording(path: Path, keys: list[PrivateKey]) -> Decoded:
-    """Decrypt a recording into samples, gaps rendered as silence."""
-    with RecordingReader(path, keys) as reader:
-        header = reader.header
-        stream = PayloadStream(str(header.codec), header.channels)
-        parts: list[npt.NDArray[np.int16]] = []
-        metadata: list[dict[str, Any]] = []
-        gaps = 0
-        for frame in reader.frames():
-            if isinstance(frame, AudioFrame):
-                parts.append(stream.feed(frame.payload))
-            elif isinstance(frame, GapFrame):
-                gaps += 1
-                parts.append(np.zeros(frame.samples * header.channels, dtype=np.int16))
-            elif isinstance(frame, MetadataFrame):
-                metadata.append(frame.record)
-        samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
-        return Decoded(samples, header.sample_rate, str(reader.verdict), metadata, gaps)
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,13 +31,9 @@ from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError, TruncatedError
 
 if TYPE_CHECKING:
-    from callrec.audio import AudioSink
     from callrec.crypto.keys import PrivateKey
-    from callrec.recording import Frame, Header
+    from callrec.recording import Header
 
-# Gaps are written as silence in pieces of at most this many sample frames,
-# so a long gap never needs one large buffer.
-_SILENCE_CHUNK = 48000
 _COPY_CHUNK = 1 << 20
 
 
@@ -146,18 +141,9 @@ def _targets(inputs: list[Path], output: str | None) -> list[Path]:
     return [out / name for name in names]
 
 
-@dataclass
-class _Decoded:
-    """What decrypt learned besides the audio."""
-
-    metadata: list[dict[str, Any]]
-    events: list[dict[str, Any]]
-    # Bytes of a last, incomplete sample frame (the writer never makes one).
-    leftover: int = 0
-
-
 def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> int:
     from callrec.audio import AudioSink
+    from callrec.decode import render
     from callrec.recording import RecordingReader
 
     meta_path = dst.with_suffix(".json")
@@ -168,7 +154,7 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
     with RecordingReader(_existing(src), keys) as reader:
         header = reader.header
         with AudioSink(dst, header.sample_rate, header.channels) as sink:
-            decoded = _render(reader.frames(), header, sink)
+            decoded = render(reader.frames(), header, sink)
         seconds = sink.frames_written / header.sample_rate
         record = {
             "file": src.name,
@@ -192,36 +178,6 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
             )
     print(f"{escape(str(src))} -> {escape(str(dst))} ({seconds:.2f} s, {reader.verdict})")
     return code
-
-
-def _render(frames: Iterable[Frame], header: Header, sink: AudioSink) -> _Decoded:
-    """Write audio and gaps to ``sink``; collect metadata and pause/resume/gap notes."""
-    from callrec.audio import PayloadStream, silence
-    from callrec.recording import AudioFrame, GapFrame, MetadataFrame, PauseFrame, ResumeFrame
-
-    rate, channels, codec = header.sample_rate, header.channels, str(header.codec)
-    stream = PayloadStream(codec, channels)
-    out = _Decoded([], [])
-    for frame in frames:
-        position = round(sink.frames_written / rate, 6)
-        if isinstance(frame, AudioFrame):
-            sink.write(stream.feed(frame.payload))
-        elif isinstance(frame, GapFrame):
-            out.events.append(
-                {"event": "gap", "at_seconds": position, "seconds": frame.samples / rate}
-            )
-            left = frame.samples
-            while left > 0:
-                n = min(left, _SILENCE_CHUNK)
-                sink.write(silence(codec, n, channels))
-                left -= n
-        elif isinstance(frame, PauseFrame | ResumeFrame):
-            kind = "pause" if isinstance(frame, PauseFrame) else "resume"
-            out.events.append({"event": kind, "at": frame.at, "at_seconds": position})
-        elif isinstance(frame, MetadataFrame):
-            out.metadata.append(frame.record)
-    out.leftover = stream.leftover
-    return out
 
 
 def _header_dict(header: Header) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from callrec.audio import PayloadStream, envelope_correlation, silence
+from callrec.audio import envelope_correlation
 from callrec.crypto.keys import PrivateKey
+from callrec.decode import Decoded, decode_recording
 from callrec.errors import CallrecError
-from callrec.recording import AudioFrame, GapFrame, MetadataFrame, RecordingReader, Verdict
+from callrec.recording import Verdict
 from callrec.testcall.scenarios import Scenario
 
 MIN_CORRELATION = 0.6
@@ -34,38 +35,6 @@ class Check:
     name: str
     ok: bool
     detail: str
-
-
-@dataclass
-class Decoded:
-    """A recording decrypted in memory (never to disk): mono mix and metadata."""
-
-    samples: npt.NDArray[np.int16]
-    rate: int
-    verdict: Verdict | None
-    error: str | None
-    metadata: list[dict[str, Any]] = field(default_factory=list)
-
-
-def decode_recording(path: Path, keys: Sequence[PrivateKey]) -> Decoded:
-    """Verify and decode ``path`` into memory; gaps become silence."""
-    parts: list[npt.NDArray[np.int16]] = []
-    metadata: list[dict[str, Any]] = []
-    with RecordingReader(path, keys) as reader:
-        h = reader.header
-        stream = PayloadStream(str(h.codec), h.channels)
-        for frame in reader.frames():
-            if isinstance(frame, AudioFrame):
-                parts.append(stream.feed(frame.payload))
-            elif isinstance(frame, GapFrame):
-                parts.append(silence(str(h.codec), frame.samples, h.channels))
-            elif isinstance(frame, MetadataFrame):
-                metadata.append(frame.record)
-        verdict, error = reader.verdict, reader.error
-    mono = [p.reshape(len(p), -1).mean(axis=1).astype(np.int16) for p in parts]
-    samples = np.concatenate(mono) if mono else np.zeros(0, dtype=np.int16)
-    detail = None if error is None else str(error)
-    return Decoded(samples, h.sample_rate, verdict, detail, metadata)
 
 
 def find_recording(spool: Path, recording_id: str) -> Path | None:
@@ -141,7 +110,7 @@ def _recording_checks(
         Check(
             "verifies",
             decoded.verdict is Verdict.COMPLETE,
-            f"{decoded.verdict}{'' if decoded.error is None else ': ' + decoded.error}",
+            f"{decoded.verdict}{'' if decoded.error is None else f': {decoded.error}'}",
         )
     ]
     seconds = len(decoded.samples) / decoded.rate
@@ -187,11 +156,10 @@ def _offset(record: dict[str, Any], rate: int) -> int:
 
 
 def _follows(sent: npt.NDArray[np.int16], sent_rate: int, decoded: Decoded) -> float:
+    got = decoded.mono()
     if decoded.rate != sent_rate:
         import soxr
 
-        got = soxr.resample(decoded.samples.astype(np.float32), decoded.rate, sent_rate)
-    else:
-        got = decoded.samples
+        got = soxr.resample(got.astype(np.float32), decoded.rate, sent_rate)
     n = min(len(got), len(sent))
     return envelope_correlation(sent[:n], got[:n], sent_rate)

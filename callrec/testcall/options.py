@@ -12,6 +12,7 @@ import soundfile
 
 from callrec.crypto.keys import PrivateKey
 from callrec.errors import AudioFileError, CallrecError
+from callrec.media.signals import speech_like
 from callrec.testcall.harness import RATE, Options
 from callrec.testcall.scenarios import Scenario, builtin_scenarios
 
@@ -100,18 +101,3 @@ def load_audio(path: Path) -> npt.NDArray[np.int16]:
     if len(mono) == 0:
         raise AudioFileError(str(path), "no audio in the file")
     return np.asarray(np.clip(mono * 32767, -32768, 32767), dtype=np.int16)
-
-
-def speech_like(seconds: float, seed: int = 7) -> npt.NDArray[np.int16]:
-    """Syllable-rhythm noise bursts: an envelope as distinctive as speech."""
-    rng = np.random.default_rng(seed)
-    n = round(seconds * RATE)
-    env = np.zeros(n)
-    pos = 0
-    while pos < n:
-        length = int(rng.uniform(0.08, 0.35) * RATE)
-        env[pos : pos + length] = rng.uniform(0.2, 1.0)
-        pos += length + int(rng.uniform(0.05, 0.4) * RATE)
-    carrier = np.sin(2 * np.pi * 220 * np.arange(n) / RATE) + 0.3 * rng.standard_normal(n)
-    smooth = np.convolve(env, np.ones(160) / 160, mode="same")
-    return np.asarray(np.clip(smooth * carrier * 9000, -32768, 32767), dtype=np.int16)

@@ -29,8 +29,8 @@ import soundfile as sf
 
 from agi.fastagi import AgiService
 from ari_app.app import App
-from ari_app.demo import speech_like
 from callrec.config import AgiConfig, load_config
+from callrec.media.signals import speech_like
 from callrec.testcall.harness import Options, run_scenario
 from callrec.testcall.scenarios import builtin_scenarios
 from callrec.testcall.sipp import SippError, find_sipp

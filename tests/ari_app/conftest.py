@@ -23,7 +23,6 @@ from ari_app.app import App
 from ari_app.demo import (
     SIM_PASSWORD,
     SIM_USER,
-    speech_like,
     write_config,
     write_keys,
     write_prompts,
@@ -31,6 +30,7 @@ from ari_app.demo import (
 from callrec.ari.simulator import AriSimulator, EndpointBehaviour
 from callrec.config import Config, load_config
 from callrec.crypto.keys import PrivateKey
+from callrec.media.signals import speech_like
 
 DISCLOSURE = 0.6
 GRACE = 0.3

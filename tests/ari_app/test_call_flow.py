@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from ari_app.demo import decode_recording
 from callrec.ari.simulator import CallerScenario, EndpointBehaviour
 from callrec.audio import envelope_correlation
 from callrec.config import Config, ConsentMode, DeclineAction, Destination, FailurePolicy
+from callrec.decode import decode_recording
 from callrec.recording import verify
 from tests.ari_app.conftest import DISCLOSURE, GRACE, RATE, Rig, noise, wait_until
 

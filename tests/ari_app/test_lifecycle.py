@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.demo import decode_recording
 from callrec.ari.simulator import CallerScenario
 from callrec.config import FailurePolicy
 from callrec.crypto.keys import PublicKey
+from callrec.decode import decode_recording
 from callrec.recording import Codec, RecordingWriter, verify
 from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, wait_until
 

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.demo import decode_recording, speech_like, write_keys
+from ari_app.demo import write_keys
 from callrec.ari.client import AriClient
 from callrec.ari.events import Connected, Event
 from callrec.ari.router import EventRouter
 from callrec.ari.simulator import AriSimulator, CallerScenario
 from callrec.crypto.keys import PrivateKey, PublicKey
+from callrec.decode import decode_recording
 from callrec.errors import RecordingUnavailable
 from callrec.media.recorder import MediaRecorder
+from callrec.media.signals import speech_like
 from callrec.recording import PauseFrame, RecordingReader, ResumeFrame, verify
 from callrec.spool import Spool
 from callrec.tap import SNOOP_APP_ARG, RecordingTap, TapSettings

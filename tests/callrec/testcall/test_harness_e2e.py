@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.media.signals import speech_like
 from callrec.testcall import harness, sipp
-from callrec.testcall.options import speech_like
 from callrec.testcall.report import table, write_junit
 from callrec.testcall.scenarios import Scenario, builtin_scenarios
 from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, make_rig_files, wait_until

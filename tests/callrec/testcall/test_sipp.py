@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from callrec.media.signals import speech_like
 from callrec.testcall import harness, sipp
-from callrec.testcall.options import speech_like
 from callrec.testcall.scenarios import builtin_scenarios
 
 from .conftest import need_sipp

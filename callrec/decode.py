@@ -1,0 +1,138 @@
+"""Turn a sealed recording's frames into audio: the one renderer.
+
+``callrec decrypt`` streams into a WAV/FLAC :class:`callrec.audio.AudioSink`;
+the demo and ``callrec testcall`` decode into memory with
+:func:`decode_recording` (nothing touches a disk). Gaps become silence at their
+true length; pause/resume and gap positions are noted as events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from callrec.audio import PayloadStream, silence
+from callrec.crypto.keys import PrivateKey
+from callrec.errors import FormatError
+from callrec.recording import (
+    AudioFrame,
+    Frame,
+    GapFrame,
+    Header,
+    MetadataFrame,
+    PauseFrame,
+    RecordingReader,
+    ResumeFrame,
+    Verdict,
+)
+
+# Gaps are rendered in pieces of at most this many sample frames, so a long
+# gap never needs one large buffer.
+SILENCE_CHUNK = 48000
+
+
+class SampleSink(Protocol):
+    """Where rendered samples go: 1-D for mono, frames x channels otherwise."""
+
+    frames_written: int
+
+    def write(self, samples: npt.NDArray[np.int16]) -> None: ...
+
+
+@dataclass
+class Rendered:
+    """What rendering learned besides the audio."""
+
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    gaps: int = 0
+    # Bytes of a last, incomplete sample frame (the writer never makes one).
+    leftover: int = 0
+
+
+def render(frames: Iterable[Frame], header: Header, sink: SampleSink) -> Rendered:
+    """Write audio and gaps to ``sink``; collect metadata and pause/resume/gap notes."""
+    rate, channels, codec = header.sample_rate, header.channels, str(header.codec)
+    stream = PayloadStream(codec, channels)
+    out = Rendered()
+    for frame in frames:
+        position = round(sink.frames_written / rate, 6)
+        if isinstance(frame, AudioFrame):
+            sink.write(stream.feed(frame.payload))
+        elif isinstance(frame, GapFrame):
+            out.gaps += 1
+            out.events.append(
+                {"event": "gap", "at_seconds": position, "seconds": frame.samples / rate}
+            )
+            left = frame.samples
+            while left > 0:
+                n = min(left, SILENCE_CHUNK)
+                sink.write(silence(codec, n, channels))
+                left -= n
+        elif isinstance(frame, PauseFrame | ResumeFrame):
+            kind = "pause" if isinstance(frame, PauseFrame) else "resume"
+            out.events.append({"event": kind, "at": frame.at, "at_seconds": position})
+        elif isinstance(frame, MetadataFrame):
+            out.metadata.append(frame.record)
+    out.leftover = stream.leftover
+    return out
+
+
+class MemorySink:
+    """A :class:`SampleSink` that keeps the samples (for checks, never a file)."""
+
+    def __init__(self) -> None:
+        self.frames_written = 0
+        self._parts: list[npt.NDArray[np.int16]] = []
+
+    def write(self, samples: npt.NDArray[np.int16]) -> None:
+        self._parts.append(samples)
+        self.frames_written += len(samples)
+
+    def samples(self) -> npt.NDArray[np.int16]:
+        if not self._parts:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._parts)
+
+
+@dataclass
+class Decoded:
+    """A recording decrypted into memory, with the reader's judgement."""
+
+    samples: npt.NDArray[np.int16]
+    rate: int
+    channels: int
+    verdict: Verdict | None
+    error: FormatError | None
+    metadata: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    gaps: int
+
+    def mono(self) -> npt.NDArray[np.int16]:
+        """The channel mix (the samples themselves for a mono recording)."""
+        if self.samples.ndim == 1:
+            return self.samples
+        return np.asarray(self.samples.mean(axis=1), dtype=np.int16)
+
+
+def decode_recording(path: Path, keys: Sequence[PrivateKey]) -> Decoded:
+    """Verify and decode ``path`` into memory, segment by segment."""
+    sink = MemorySink()
+    with RecordingReader(path, keys) as reader:
+        header = reader.header
+        notes = render(reader.frames(), header, sink)
+        return Decoded(
+            samples=sink.samples(),
+            rate=header.sample_rate,
+            channels=header.channels,
+            verdict=reader.verdict,
+            error=reader.error,
+            metadata=notes.metadata,
+            events=notes.events,
+            gaps=notes.gaps,
+        )
