@@ -39,7 +39,6 @@ from callrec.clock import Clock
 from callrec.consent import records
 from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
-from callrec.evidence import Evidence
 from callrec.logutil import CallLogAdapter, safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
@@ -348,44 +347,10 @@ def _audit(
     evidence = consent.evidence
     fields: dict[str, Any] = {"call_id": consent.call_id, "stage": "recording"}
     if result is not None:
-        fields.update(recording_fields(result, evidence))
+        fields.update(result.audit_fields(evidence))
         if result.seal is None:
             # The disk filled up: the .crec.part stays in the spool for
             # start-up adoption; verify will call it TRUNCATED.
             event, reason = "failure", f"{reason}; recording not sealed"
     record = audit_record(event, evidence=evidence, reason=reason, **fields)
     core.append_audit(record, dict(evidence.personal))
-
-
-def recording_fields(result: TapResult, evidence: Evidence) -> dict[str, Any]:
-    """The recording's part of an audit line, with the keys the Stasis app writes."""
-    durations: dict[str, float] = {}
-    started, ended = evidence.recording_started_at, evidence.recording_ended_at
-    if started is not None and ended is not None:
-        durations["recording"] = ended - started
-    fields: dict[str, Any] = {
-        "recording_id": result.recording_id,
-        "packets": _packet_counts(result.stats),
-        "sealed": result.seal is not None,
-        "path": str(result.unsealed),
-        "durations": durations,
-    }
-    seal = result.seal
-    if seal is not None:
-        durations["audio"] = float(seal.audio_seconds)
-        fields.update(
-            path=str(seal.path),
-            segments=seal.segments,
-            last_tag_sha256=seal.last_tag_sha256,
-            size=seal.size,
-        )
-    return fields
-
-
-# RtpStats field -> audit schema name (callrec/audit.py "packets").
-_PACKET_NAMES = {"packets": "received", "lost": "lost", "duplicates": "duplicated"}
-_PACKET_NAMES.update(reordered="reordered", foreign="foreign", late="late", bad="bad")
-
-
-def _packet_counts(stats: Any) -> dict[str, int]:
-    return {name: int(stats.get(key) or 0) for key, name in _PACKET_NAMES.items()}

@@ -20,7 +20,6 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from ari_app.context import AGENT_APP_ARG, CallContext, prompt_seconds
-from ari_app.records import policy_record, recording_fields
 from callrec.ari.events import (
     Channel,
     ChannelDestroyed,
@@ -45,7 +44,7 @@ from callrec.errors import (
 )
 from callrec.evidence import Evidence, prompt_sha256
 from callrec.logutil import CallLogAdapter, mask_number, safe
-from callrec.tap import FORMATS, RecordingTap, TapResult
+from callrec.tap import RecordingTap, TapResult
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class CallSession:
         self.evidence.channels["caller"] = self.id
         # One timeline: what the gate saw is what the evidence proves.
         self.evidence.timeline = self.gate.timeline
-        self.evidence.policy = policy_record(self.gate.policy)
+        self.evidence.policy = self.gate.policy.snapshot()
         self.end_reason: End | None = None
         self.cause: int | None = None
         self.failure: str | None = None
@@ -523,7 +522,7 @@ class CallSession:
         if started is not None and ended is not None:
             durations["recording"] = ended - started
         if self.tap_result is not None:
-            fields = recording_fields(self.tap_result, self.tap_rate)
+            fields = self.tap_result.audit_fields(self.evidence)
             durations.update(fields.pop("durations"))
         record = audit_record(
             "call" if self.failure is None else "failure",
@@ -536,10 +535,6 @@ class CallSession:
             **fields,
         )
         self.ctx.append_audit(record, dict(self.evidence.personal))
-
-    @property
-    def tap_rate(self) -> int:
-        return FORMATS[self.ctx.config.recording.format][1]
 
 
 def _hangup_reason(event: Event, default: End) -> End:

@@ -30,6 +30,7 @@ from callrec.ari.router import EventRouter
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
+from callrec.evidence import Evidence
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder, RtpStream
 from callrec.recording import Codec, RecordingWriter, SealInfo
@@ -74,7 +75,49 @@ class TapResult:
     seal: SealInfo | None
     stats: Mapping[str, Any]
     reason: str
+    sample_rate: int
     unsealed: Path | None = None
+
+    def audit_fields(self, evidence: Evidence) -> dict[str, Any]:
+        """The recording's part of an audit line (``callrec.audit`` schema 1).
+
+        The same keys from both front ends: ``recording_id``, ``packets``,
+        ``sealed``, ``path``, ``segments``, ``last_tag_sha256``, ``size`` and
+        ``durations`` (``recording``, ``audio`` recovered, ``gaps`` lost).
+        """
+        gaps = int(self.stats.get("gap_samples") or 0) / self.sample_rate
+        durations: dict[str, float] = {"gaps": gaps}
+        started, ended = evidence.recording_started_at, evidence.recording_ended_at
+        if started is not None and ended is not None:
+            durations["recording"] = ended - started
+        fields: dict[str, Any] = {
+            "recording_id": self.recording_id,
+            "packets": {name: int(self.stats.get(key) or 0) for key, name in _PACKET_NAMES},
+            "sealed": self.seal is not None,
+            "path": str(self.unsealed),
+            "durations": durations,
+        }
+        if self.seal is not None:
+            durations["audio"] = float(self.seal.audio_seconds)
+            fields.update(
+                path=str(self.seal.path),
+                segments=self.seal.segments,
+                last_tag_sha256=self.seal.last_tag_sha256,
+                size=self.seal.size,
+            )
+        return fields
+
+
+# RtpStats field -> audit schema name (callrec/audit.py "packets").
+_PACKET_NAMES = (
+    ("packets", "received"),
+    ("lost", "lost"),
+    ("duplicates", "duplicated"),
+    ("reordered", "reordered"),
+    ("foreign", "foreign"),
+    ("late", "late"),
+    ("bad", "bad"),
+)
 
 
 def _new_id(kind: str) -> str:
@@ -127,6 +170,7 @@ class RecordingTap:
         self._writer: RecordingWriter | None = None
         self._stream: RtpStream | None = None
         self._created_at = 0.0
+        self._rate = FORMATS[settings.media_format][1] if settings.media_format in FORMATS else 0
         self._stopped = False
         self.started_at: float | None = None
 
@@ -287,11 +331,13 @@ class RecordingTap:
             self._log.error(
                 "recording %s not sealed: %s", writer.recording_id, safe(str(exc), 200)
             )
-            return TapResult(writer.recording_id, None, stats, reason, unsealed=writer.path)
+            return TapResult(
+                writer.recording_id, None, stats, reason, self._rate, unsealed=writer.path
+            )
         self._log.info(
             "recording %s sealed (%s, %.2f s audio)", seal.recording_id, reason, seal.audio_seconds
         )
-        return TapResult(seal.recording_id, seal, stats, reason)
+        return TapResult(seal.recording_id, seal, stats, reason, self._rate)
 
 
 def _reason(exc: BaseException) -> str:
