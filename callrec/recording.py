@@ -68,6 +68,7 @@ from callrec.errors import (
     TruncatedError,
     WriterClosedError,
 )
+from callrec.spool import fsync_dir, os_reason
 
 __all__ = [
     "AudioFrame",
@@ -367,7 +368,7 @@ class RecordingWriter:
         self._last_sync = now
 
     def _fail(self, exc: OSError) -> None:
-        self._failure = SpoolError(str(self.path), _reason(exc))
+        self._failure = SpoolError(str(self.path), os_reason(exc))
         logger.error("recording %s failed: %s", self.recording_id, self._failure.message)
         self._close_fd()
         raise self._failure from exc
@@ -386,22 +387,22 @@ def _create_part(directory: Path, path: Path, head: bytes) -> int:
     except FileExistsError:
         raise SpoolError(str(directory), "exists and is not a folder") from None
     except OSError as exc:
-        raise SpoolError(str(directory), _reason(exc)) from exc
+        raise SpoolError(str(directory), os_reason(exc)) from exc
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o600)
     except OSError as exc:
-        raise SpoolError(str(path), _reason(exc)) from exc
+        raise SpoolError(str(path), os_reason(exc)) from exc
     try:
         view = memoryview(head)
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         os.close(fd)
         path.unlink(missing_ok=True)
-        raise SpoolError(str(path), _reason(exc)) from exc
+        raise SpoolError(str(path), os_reason(exc)) from exc
     return fd
 
 
@@ -411,23 +412,11 @@ def _seal_rename(part: Path, final: Path) -> None:
         if final.exists():
             raise SpoolError(str(final), "already exists; the recording stays at " + str(part))
         os.rename(part, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         if final.parent != part.parent:
-            _fsync_dir(part.parent)
+            fsync_dir(part.parent)
     except OSError as exc:
-        raise SpoolError(str(final), f"cannot seal: {_reason(exc)}") from exc
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc)
+        raise SpoolError(str(final), f"cannot seal: {os_reason(exc)}") from exc
 
 
 # --- reading ----------------------------------------------------------------
@@ -584,7 +573,7 @@ def _open(path: Path) -> BinaryIO:
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise FormatError(f"cannot read {path}: {_reason(exc)}") from exc
+        raise FormatError(f"cannot read {path}: {os_reason(exc)}") from exc
 
 
 def _peek_id(path: Path) -> str:

@@ -45,10 +45,14 @@ _REASONS = {
 }
 
 
+def os_reason(exc: OSError) -> str:
+    """An OS error's reason in plain words ("disk full", "permission denied")."""
+    return _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+
+
 def spool_error(path: Path, exc: OSError) -> SpoolError:
     """A :class:`SpoolError` naming the reason of an OS error in plain words."""
-    reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
-    return SpoolError(str(path), reason)
+    return SpoolError(str(path), os_reason(exc))
 
 
 def check_recording_id(recording_id: str, where: Path) -> str:
