@@ -39,7 +39,6 @@ from agi.protocol import (
 from callrec.audit import AuditLog
 from callrec.clock import SYSTEM_CLOCK
 from callrec.config import Config, load_config
-from callrec.crypto.keys import PublicKey
 from callrec.errors import AgiHangup, CallrecError
 from callrec.evidence import load_pseudonym_key
 from callrec.logutil import safe
@@ -104,12 +103,8 @@ def _stdio() -> tuple[TextIO, TextIO]:
     return stdin, stdout
 
 
-def load_recipients(config: Config) -> list[PublicKey]:
-    return [PublicKey.load(path) for path in config.recording.recipients]
-
-
 def make_audit(config: Config) -> AuditSink:
-    log = AuditLog(config.privacy.audit_log, load_recipients(config))
+    log = AuditLog(config.privacy.audit_log, config.recipient_keys())
     return log.append
 
 
@@ -147,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pyst = AGI(stdin=stdin, stdout=stdout, stderr=io.StringIO())
     agi = PystAgi(pyst)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, need_ari=False)
     except CallrecError as exc:
         logger.error("%s", safe(str(exc), 400))
         asyncio.run(agi.set_variable_quietly(ERROR_VARIABLE, "config"))

@@ -183,9 +183,18 @@ class Config:
         return self.destinations.get(number, self.destinations.get("default"))
 
 
-def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
-    """Read and check ``path``; raise :class:`ConfigProblems` listing every problem."""
+def load_config(
+    path: Path, *, env: Mapping[str, str] | None = None, need_ari: bool = True
+) -> Config:
+    """Read and check ``path``; raise :class:`ConfigProblems` listing every problem.
+
+    ``need_ari=False`` is for the classic AGI script, which never talks to
+    ARI: its config may then leave the ARI password out, so the password
+    need not be readable by the Asterisk user that runs agi-bin scripts.
+    """
     config, problems = _load(Path(path), os.environ if env is None else env)
+    if not need_ari:
+        problems = [p for p in problems if p.key != "ari.password"]
     if problems or config is None:
         raise ConfigProblems(problems)
     return config

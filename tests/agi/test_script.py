@@ -155,3 +155,16 @@ def test_pyst2_still_offers_what_the_script_uses() -> None:
     assert callable(AGI.test_hangup)
     assert issubclass(AGISIGHUPHangup, Exception)
     assert json.dumps({"ok": True})
+
+
+async def test_script_needs_no_ari_password(setup: Setup) -> None:
+    """agi-bin runs as the Asterisk user: its config may leave the ARI secret out."""
+    text = setup.config.read_text()
+    stripped = "\n".join(
+        line for line in text.splitlines() if not line.strip().startswith("password")
+    )
+    assert stripped != text
+    setup.config.write_text(stripped)
+    run = await run_script(setup, ChannelModel())
+    assert run.returncode == 0, run.stderr
+    assert run.model.variables["CALLREC_CONSENT"] == "implied"
