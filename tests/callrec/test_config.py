@@ -296,7 +296,7 @@ def test_shipped_asterisk_snippets_match_the_reference_config() -> None:
     extensions = (folder / "extensions.conf").read_text()
     freepbx = (folder / "freepbx-custom.conf").read_text()
     for dialplan in (extensions, freepbx):
-        assert f"AGI(agi://{listen}/consent)" in dialplan
+        assert f"AGI(agi://{listen}/consent," in dialplan
         assert f"AGI(agi://{listen}/record)" in dialplan
     assert f"Stasis({app},${{EXTEN}})" in extensions
     assert f"\n[{toml['ari']['user']}]\ntype = user" in (folder / "ari.conf").read_text()
