@@ -489,7 +489,9 @@ class CallSession:
         reason = self.end_reason or End.CALLER_HANGUP
         leave_calls = reason in (End.SHUTDOWN, End.PBX_RESTART)
         client = self.ctx.client
-        if not leave_calls:
+        if reason is End.SHUTDOWN and self.bridge_id is None:
+            await self._hand_back_to_dialplan()
+        elif not leave_calls:
             legs = (
                 (self.agent_id, self._agent in ("ringing", "up")),
                 (self.id, self._caller_alive),
@@ -511,6 +513,22 @@ class CallSession:
         if self.agent_id is not None:
             self.ctx.router.unsubscribe(self.agent_id, self.on_agent_event)
         self.state = State.ENDED
+
+    async def _hand_back_to_dialplan(self) -> None:
+        """Shut down before the call was connected: nothing would serve the caller,
+        so it goes on in the admin's dialplan (the line after ``Stasis()``)
+        instead of waiting in silence; a destination still ringing is dropped."""
+        client = self.ctx.client
+        if self.agent_id is not None and self._agent in ("ringing", "up"):
+            with contextlib.suppress(AriError, AriUnavailable):
+                await client.hangup(self.agent_id)
+        if not self._caller_alive:
+            return
+        # A playing disclosure would hold the continue back until it ends.
+        await self._stop_playback()
+        with contextlib.suppress(AriError, AriUnavailable):
+            await client.continue_in_dialplan(self.id)
+            self.log.info("shutting down before the call was connected: back to the dialplan")
 
     def _audit(self) -> None:
         now = self.ctx.clock.wall()

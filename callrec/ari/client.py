@@ -201,6 +201,10 @@ class AriClient:
     async def hangup(self, channel_id: str, reason: str | None = None) -> None:
         await self.request("DELETE", f"/channels/{channel_id}", {"reason": reason})
 
+    async def continue_in_dialplan(self, channel_id: str) -> None:
+        """Let the channel leave Stasis and go on in the dialplan after ``Stasis()``."""
+        await self.request("POST", f"/channels/{channel_id}/continue")
+
     async def get_channel(self, channel_id: str) -> Channel:
         return Channel.from_json(await self.request("GET", f"/channels/{channel_id}"))
 

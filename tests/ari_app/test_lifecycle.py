@@ -115,6 +115,32 @@ async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -
     assert not any(ch.kind in ("snoop", "unicast") for ch in rig.sim.channels)
 
 
+async def test_sigterm_before_the_call_is_connected_hands_the_caller_to_the_dialplan(
+    rig: Rig,
+) -> None:
+    """No app will serve a caller still waiting for its destination: it goes on
+    in the dialplan after Stasis() instead of hanging in silence."""
+    proc = await _serve(rig)
+    try:
+        caller = rig.sim.place_call(CallerScenario(exten="300", hangup_after=60.0))
+        await wait_until(lambda: any(ch.name.startswith("PJSIP/away") for ch in rig.sim.channels))
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "shutdown"
+    assert line["recording_id"] is None
+    calls = [(m, path, status) for m, path, _, status in rig.sim.request_log]
+    assert ("POST", f"/ari/channels/{caller}/continue", 204) in calls
+    assert not any(ch.name.startswith("PJSIP/away") for ch in rig.sim.channels)
+    left = rig.sim.channel(caller)
+    assert left is None or not left.in_stasis
+
+
 async def test_leftover_part_files_are_adopted_unchanged_at_start_up(rig: Rig) -> None:
     incoming = rig.spool / "incoming"
     incoming.mkdir(parents=True)
