@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -93,9 +94,34 @@ def has_net_raw(binary: str) -> bool:
         return False
 
 
+def free_port(host: str, step: int = 1) -> int:
+    """A UDP port free on ``host`` now; with ``step`` > 1 the next ``step`` ports too
+    (sipp's media port is followed by RTCP and video ports)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+            port: int = probe.getsockname()[1]
+        if port + step < 65536 and all(_udp_free(host, port + k) for k in range(1, step)):
+            return port
+    raise SippError(f"no free UDP ports on {host}")
+
+
+def _udp_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def command(call: SippCall, scenario_file: Path, binary: str) -> list[str]:
     argv = [binary, call.target, "-sf", str(scenario_file), "-s", call.exten]
-    argv += ["-i", call.local_ip, "-p", "0", "-mp", "0", "-m", "1", "-nostdin"]
+    # Ports of our own choosing: sipp's defaults (5060, 6000) clash with a PBX
+    # on the same host.
+    sip_port, media_port = free_port(call.local_ip), free_port(call.local_ip, step=4)
+    argv += ["-i", call.local_ip, "-p", str(sip_port), "-mp", str(media_port)]
+    argv += ["-m", "1", "-nostdin"]
     argv += ["-timeout", f"{round(call.timeout)}s", "-timeout_error", "-trace_msg"]
     if call.user:
         argv += ["-au", call.user, "-ap", call.password or ""]

@@ -28,15 +28,12 @@ def free_udp_port() -> int:
         return port
 
 
-@pytest.fixture
-async def sipp_uas(tmp_path: Path) -> AsyncIterator[str]:
-    """A sipp UAS on loopback standing in for the PBX: answers and waits for BYE."""
+async def _uas(tmp_path: Path, scenario: list[str]) -> AsyncIterator[str]:
     binary = need_sipp()
     port = free_udp_port()
     proc = await asyncio.create_subprocess_exec(
         binary,
-        "-sn",
-        "uas",
+        *scenario,
         "-i",
         "127.0.0.1",
         "-p",
@@ -52,5 +49,21 @@ async def sipp_uas(tmp_path: Path) -> AsyncIterator[str]:
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()
+
+
+@pytest.fixture
+async def sipp_uas(tmp_path: Path) -> AsyncIterator[str]:
+    """A sipp UAS on loopback standing in for the PBX: answers and waits for BYE."""
+    async for target in _uas(tmp_path, ["-sn", "uas"]):
+        yield target
+
+
+@pytest.fixture
+async def sipp_uas_auth(tmp_path: Path) -> AsyncIterator[str]:
+    """A UAS that challenges the INVITE (401) and accepts only tester / s3cret."""
+    scenario = str(Path(__file__).with_name("uas_auth.xml"))
+    async for target in _uas(tmp_path, ["-sf", scenario, "-m", "1"]):
+        yield target

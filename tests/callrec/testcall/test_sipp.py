@@ -53,6 +53,34 @@ async def test_every_scenario_places_a_call_in_sipp(
     assert not result.remote_hangup
     sent = (tmp_path / f"{name}.xml").read_text()
     assert f"sip:{call.caller}@" in sent
+    # In-dialog requests go to the callee's Contact, as a PBX requires.
+    log = next(tmp_path.glob(f"{name}_*_messages.log")).read_text()
+    requests = [line for line in log.splitlines() if line.startswith(("ACK ", "BYE "))]
+    assert requests
+    assert all(line.split()[1].startswith("sip:") for line in requests), requests
+
+
+@pytest.mark.parametrize(("password", "answered"), [("s3cret", True), ("wrong", False)])
+async def test_digest_challenge_is_answered_with_the_given_credentials(
+    password: str, answered: bool, sipp_uas_auth: str, tmp_path: Path
+) -> None:
+    need_sipp()
+    scenario = SCENARIOS["stay"]
+    harness.build_pcap(scenario, speech_like(1.0), tmp_path / "caller.pcap")
+    call = sipp.SippCall(
+        target=sipp_uas_auth,
+        exten="100",
+        caller=harness.test_caller_id(),
+        pcap=tmp_path / "caller.pcap",
+        hold=0.5,
+        name="stay",
+        user="tester",
+        password=password,
+        timeout=10,
+    )
+    result = await sipp.place_call(call, tmp_path)
+    assert result.answered is answered
+    assert (result.returncode == 0) is answered, result.log_tail
 
 
 def test_caller_ids_are_unique_digits() -> None:
