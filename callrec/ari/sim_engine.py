@@ -70,6 +70,9 @@ class SimEngine:
         self.dialplans: dict[tuple[str, str], list[DialplanStep]] = builtin_dialplans()
         self.sinks: dict[str, set[EventSink]] = {}
         self.known_apps: set[str] = set()
+        # ExternalMedia formats this PBX can produce (one built without a codec
+        # answers 500, as Asterisk does for format=nosuchcodec in trace 06).
+        self.media_formats: set[str] = set(sim_media.FORMATS)
         self.events: list[Json] = []
         self.rtp_stats: dict[str, RtpSendStats] = {}
         self.default_faults = RtpFaults()

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from callrec.ari.sim_dial import AllocationFailed
 from callrec.ari.sim_engine import SimEngine
-from callrec.ari.sim_media import AUDIOSOCKET_RATES, FORMATS
+from callrec.ari.sim_media import AUDIOSOCKET_RATES
 from callrec.ari.sim_model import (
     ASTERISK_ID,
     HANGUP_REASONS,
@@ -329,7 +329,7 @@ async def external_media(request: web.Request) -> web.Response:
     if _param(request, "encapsulation", "rtp") == "audiosocket":
         stream = _audiosocket_uuid(request, fmt)
         body = eng.dialer.audio_socket(app, host, int(port), fmt, channel_id, stream)
-    elif fmt in FORMATS and _param(request, "encapsulation", "rtp") == "rtp":
+    elif fmt in eng.media_formats and _param(request, "encapsulation", "rtp") == "rtp":
         body = eng.dialer.external_media(app, host, int(port), fmt, channel_id)
     else:
         raise HttpError(500, "An internal error prevented this request from being handled")

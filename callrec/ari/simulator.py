@@ -104,6 +104,7 @@ class AriSimulator:
         external_media_start: str = "after",
         external_media_delay: float = 0.02,
         keep_payloads: bool = True,
+        media_formats: Iterable[str] | None = None,
     ) -> None:
         self.user, self.password = user, password
         self.host, self.port = host, port
@@ -114,6 +115,8 @@ class AriSimulator:
             external_media_delay=external_media_delay,
             keep_payloads=keep_payloads,
         )
+        if media_formats is not None:
+            self.engine.media_formats = set(media_formats)
         self._initial_apps = set(apps or ())
         self.engine.known_apps.update(self._initial_apps)
         self.booting = False
