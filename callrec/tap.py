@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,14 @@ FORMATS: dict[str, tuple[Codec, int]] = {
 # one second of the hang-up even when the PBX has gone away.
 CLEANUP_TIMEOUT = 0.5
 
+# Asterisk sends 50 packets/s while the snoop is in the tap's bridge, silence
+# included (traces 01, 05), so this long without one means the media is gone.
+MEDIA_TIMEOUT = 3.0
+# The watchdog is one timer per tap, never work per packet (DESIGN.md: the
+# per-packet path decides whether callrec scales).
+MEDIA_CHECK_INTERVAL = 0.5
+MEDIA_LOST = "media stream lost"
+
 
 @dataclass(frozen=True, slots=True)
 class TapSettings:
@@ -61,6 +70,7 @@ class TapSettings:
     media_format: str = "ulaw"
     fsync_interval: float = 1.0
     stasis_timeout: float = 5.0
+    media_timeout: float = MEDIA_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +148,14 @@ def stats_dict(stats: Any) -> dict[str, Any]:
 
 
 class RecordingTap:
-    """Snoop + ExternalMedia + bridge + RTP stream + sealed writer, for one channel."""
+    """Snoop + ExternalMedia + bridge + RTP stream + sealed writer, for one channel.
+
+    ``on_failure(reason)`` is called when the recording breaks mid-call: the
+    writer failed, or no RTP arrived for ``settings.media_timeout`` seconds
+    while recording and not paused (reason :data:`MEDIA_LOST`, reported once;
+    a ``media-lost`` metadata frame marks the spot and the recording stays
+    open, so audio that comes back is recorded after a gap).
+    """
 
     def __init__(
         self,
@@ -173,6 +190,10 @@ class RecordingTap:
         self._rate = FORMATS[settings.media_format][1] if settings.media_format in FORMATS else 0
         self._stopped = False
         self.started_at: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watch_from = 0.0
+        self._media_lost = False
+        self._media_reported = False
 
     @property
     def recording_id(self) -> str | None:
@@ -202,6 +223,8 @@ class RecordingTap:
         except (AriError, AriUnavailable, TimeoutError) as exc:
             raise RecordingUnavailable(f"media setup failed: {_reason(exc)}") from exc
         self.started_at = self._clock.wall()
+        self._watch_from = time.monotonic()
+        self._schedule_media_check()
         self._log.info("recording %s started (%s)", self.recording_id, self._settings.media_format)
         return self._writer.recording_id
 
@@ -264,6 +287,8 @@ class RecordingTap:
         """Record again after :meth:`pause`; a resume frame marks it."""
         if self._stream is not None and not self._stopped:
             self._stream.resume(self._clock.wall() if at is None else at)
+            # A full timeout again from here: the pause was not a silence.
+            self._watch_from = time.monotonic()
 
     @property
     def paused(self) -> bool:
@@ -274,6 +299,56 @@ class RecordingTap:
         # owner applies its failure policy to the call.
         if self._on_failure is not None:
             self._on_failure(f"recording stopped: {exc}")
+
+    # --- media watchdog -------------------------------------------------------
+    # Arrival times are the recorder's time.monotonic(), so the watchdog runs on
+    # the loop's real time as well, not on self._clock.
+
+    def _schedule_media_check(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(MEDIA_CHECK_INTERVAL, self._check_media)
+
+    def _check_media(self) -> None:
+        stream = self._stream
+        if stream is None or self._stopped or stream.error is not None:
+            # A failed writer was reported by its own path; nothing to watch.
+            self._watchdog = None
+            return
+        self._schedule_media_check()
+        if stream.paused:
+            return
+        last = stream.last_arrival
+        since = self._watch_from if last is None else max(last, self._watch_from)
+        idle = time.monotonic() - since
+        if idle < self._settings.media_timeout:
+            if self._media_lost:
+                self._media_lost = False
+                self._log.info("media stream back (recording %s)", self.recording_id)
+        elif not self._media_lost:
+            self._media_lost = True
+            self._lose_media(stream, idle)
+
+    def _lose_media(self, stream: RtpStream, idle: float) -> None:
+        """Mark the loss in the recording and report it once; the owner's policy decides."""
+        assert self._writer is not None
+        record = {"type": "media-lost", "at": self._clock.wall(), "idle_seconds": round(idle, 3)}
+        try:
+            # Audio still coalesced arrived before the loss: it goes before the mark.
+            stream._flush()
+            self._writer.write_metadata(record)
+        except (CallrecError, OSError) as exc:
+            stream._fail(exc)  # the recording itself is over: reported as that
+            return
+        if self._on_failure is not None and not self._media_reported:
+            self._media_reported = True
+            self._on_failure(MEDIA_LOST)  # the owner logs it with its policy
+        else:
+            self._log.error("%s: no RTP for %.1f s", MEDIA_LOST, idle)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     async def stop(
         self, reason: str, summary: Mapping[str, Any] | None = None, *, pbx_alive: bool = True
@@ -286,6 +361,7 @@ class RecordingTap:
         if self._stopped:
             return None
         self._stopped = True
+        self._stop_watchdog()
         if pbx_alive:
             await self._remove_pbx_objects()
         for channel_id in (self.snoop_id, self.media_id):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,16 @@ from callrec.decode import decode_recording
 from callrec.errors import RecordingUnavailable
 from callrec.media.recorder import MediaRecorder
 from callrec.media.signals import speech_like
-from callrec.recording import PauseFrame, RecordingReader, ResumeFrame, verify
+from callrec.recording import (
+    GapFrame,
+    MetadataFrame,
+    PauseFrame,
+    RecordingReader,
+    ResumeFrame,
+    verify,
+)
 from callrec.spool import Spool
-from callrec.tap import SNOOP_APP_ARG, RecordingTap, TapSettings
+from callrec.tap import MEDIA_LOST, MEDIA_TIMEOUT, SNOOP_APP_ARG, RecordingTap, TapSettings
 
 
 @dataclass
@@ -40,10 +48,24 @@ class TapRig:
     public: PublicKey
     keys: list[PrivateKey]
 
-    def tap(self, media_format: str = "ulaw") -> RecordingTap:
-        settings = TapSettings(app="callrec", media_format=media_format)
+    def tap(
+        self,
+        media_format: str = "ulaw",
+        *,
+        media_timeout: float = MEDIA_TIMEOUT,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> RecordingTap:
+        settings = TapSettings(
+            app="callrec", media_format=media_format, media_timeout=media_timeout
+        )
         return RecordingTap(
-            self.client, self.router, self.recorder, self.spool, [self.public], settings
+            self.client,
+            self.router,
+            self.recorder,
+            self.spool,
+            [self.public],
+            settings,
+            on_failure=on_failure,
         )
 
     async def caller(self, seconds: float = 30.0) -> str:
@@ -181,3 +203,85 @@ async def test_pause_and_resume_leave_marks_and_no_audio_between(taprig: TapRig)
     assert stats["paused"] > 0
     expected = (stats["packets"] - stats["paused"]) * 0.02
     assert abs(result.seal.audio_seconds - expected) <= 0.02
+
+
+# Short enough for a test, and longer than the recorder's reorder wait.
+QUICK_TIMEOUT = 0.3
+
+
+def _marks(path: Path, keys: list[PrivateKey]) -> list[str]:
+    """Pause, resume, gap and media-lost frames in recording order."""
+    names: list[str] = []
+    with RecordingReader(path, keys) as reader:
+        for frame in reader.frames():
+            if isinstance(frame, MetadataFrame) and frame.record.get("type") == "media-lost":
+                names.append("media-lost")
+            elif isinstance(frame, PauseFrame | ResumeFrame | GapFrame):
+                names.append(type(frame).__name__)
+    return names
+
+
+@pytest.mark.parametrize("taprig", ["after"], indirect=True)
+async def test_media_lost_twice_is_marked_twice_and_reported_once(
+    taprig: TapRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="callrec.tap")
+    # Two silences of 1 s (50 packets), 1.5 s apart: longer than one check
+    # interval past the timeout, so each is seen.
+    taprig.sim.rtp_faults("all", drop=[*range(25, 75), *range(150, 200)])
+    caller = await taprig.caller()
+    reasons: list[str] = []
+    tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
+    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await asyncio.sleep(4.5)
+    result = await tap.stop("test")
+    assert reasons == [MEDIA_LOST]
+    backs = [r for r in caplog.records if r.getMessage().startswith("media stream back")]
+    assert len(backs) == 2
+    # The second loss is not reported again, but is still logged.
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("media stream lost: no RTP for")
+    assert result is not None and result.seal is not None
+    assert _marks(result.seal.path, taprig.keys) == ["media-lost", "GapFrame"] * 2
+    marks = [
+        m
+        for m in decode_recording(result.seal.path, taprig.keys).metadata
+        if m.get("type") == "media-lost"
+    ]
+    assert all(m["idle_seconds"] >= QUICK_TIMEOUT for m in marks)
+    assert result.stats["lost"] == 100
+
+
+@pytest.mark.parametrize("taprig", ["after"], indirect=True)
+async def test_a_paused_tap_does_not_report_media_lost_until_resumed(taprig: TapRig) -> None:
+    caller = await taprig.caller()
+    reasons: list[str] = []
+    tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
+    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await asyncio.sleep(0.3)
+    tap.pause()
+    sent = taprig.sim.rtp_stats(tap.media_id).packets_generated
+    taprig.sim.rtp_faults(tap.media_id, drop=range(sent, sent + 100_000))
+    await asyncio.sleep(1.2)
+    assert reasons == []
+    tap.resume()
+    for _ in range(40):
+        if reasons:
+            break
+        await asyncio.sleep(0.05)
+    assert reasons == [MEDIA_LOST]
+    result = await tap.stop("test")
+    assert result is not None and result.seal is not None
+    assert _marks(result.seal.path, taprig.keys) == ["PauseFrame", "ResumeFrame", "media-lost"]
+
+
+@pytest.mark.parametrize("taprig", ["after"], indirect=True)
+async def test_a_stopped_tap_stops_watching(taprig: TapRig) -> None:
+    caller = await taprig.caller()
+    reasons: list[str] = []
+    tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
+    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await asyncio.sleep(0.2)
+    await tap.stop("test")
+    await asyncio.sleep(1.0)  # no RTP any more: nothing may be reported now
+    assert reasons == []
