@@ -25,7 +25,7 @@ from callrec.errors import CallrecError, RecordingUnavailable
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
-from callrec.tap import TapSettings
+from callrec.tap import MEDIA_TIMEOUT, TapSettings
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class CallContext:
     clock: Clock = SYSTEM_CLOCK
     # Why recording cannot run at all (keys missing at start-up...), or None.
     recording_problem: str | None = None
+    # Seconds without RTP before a recorded call's media counts as lost.
+    media_timeout: float = MEDIA_TIMEOUT
 
     @property
     def app(self) -> str:
@@ -59,7 +61,10 @@ class CallContext:
     def tap_settings(self) -> TapSettings:
         rec = self.config.recording
         return TapSettings(
-            app=self.app, media_format=rec.format, fsync_interval=rec.fsync_interval
+            app=self.app,
+            media_format=rec.format,
+            fsync_interval=rec.fsync_interval,
+            media_timeout=self.media_timeout,
         )
 
     def check_recording(self) -> None:

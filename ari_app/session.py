@@ -245,10 +245,12 @@ class CallSession:
             self._agent_outcome.set_result("gone while the events websocket was down")
 
     def _recording_broke(self, reason: str) -> None:
-        """The recording failed mid-call: best-effort talks on, strict ends the call."""
+        """The recording failed mid-call (writer failed, media stream lost):
+        best-effort talks on, strict ends the call and the teardown seals."""
         self.failure = reason
-        self.log.error("recording failed mid-call: %s", safe(reason, 200))
-        if self.ctx.config.recording.on_failure == "strict":
+        policy = self.ctx.config.recording.on_failure
+        self.log.error("recording failed mid-call (%s): %s", policy, safe(reason, 200))
+        if policy == "strict":
             self.end(End.RECORDING_UNAVAILABLE)
 
     # --- the flow -------------------------------------------------------------
