@@ -29,11 +29,15 @@ LOST_FOR_A_WHILE = range(50, 200)
 LOST_FOR_GOOD = range(50, 100_000)
 
 
-async def _start(rig: Rig, policy: FailurePolicy) -> None:
+async def _call(rig: Rig, policy: FailurePolicy, drop: range, hangup_after: float) -> str:
+    """Start the app under ``policy``, drop ``drop`` of the media, place a call."""
     config = rig.config
     await rig.start_app(replace(config, recording=replace(config.recording, on_failure=policy)))
     assert rig.app is not None and rig.app.ctx is not None
     rig.app.ctx.media_timeout = MEDIA_TIMEOUT
+    rig.sim.rtp_faults("all", drop=drop)
+    scenario = CallerScenario(exten="100", audio=rig.voice_path, hangup_after=hangup_after)
+    return rig.sim.place_call(scenario)
 
 
 def _lines(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[str]:
@@ -49,12 +53,10 @@ def _media_lost(metadata: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_best_effort_keeps_the_call_and_the_recording_going(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _start(rig, "best-effort")
     caplog.set_level(logging.INFO)
-    rig.sim.rtp_faults("all", drop=LOST_FOR_A_WHILE)
-    caller = rig.sim.place_call(
-        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=DISCLOSURE + GRACE + 6.0)
-    )
+    # The recording starts about 1.2 s after the answer; 3.5 s of audio after
+    # the loss leave time to see the stream come back.
+    caller = await _call(rig, "best-effort", LOST_FOR_A_WHILE, DISCLOSURE + GRACE + 8.0)
     await wait_until(lambda: _lines(caplog, logging.ERROR, "media stream lost"), 10)
     # The loss is noticed while the caller still talks to the destination.
     assert rig.sim.channel(caller) is not None
@@ -91,13 +93,9 @@ async def test_best_effort_keeps_the_call_and_the_recording_going(
 async def test_strict_ends_the_call_and_seals_the_recording(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _start(rig, "strict")
     caplog.set_level(logging.INFO)
-    rig.sim.rtp_faults("all", drop=LOST_FOR_GOOD)
     hangup_after = DISCLOSURE + GRACE + 30.0
-    caller = rig.sim.place_call(
-        CallerScenario(exten="100", audio=rig.voice_path, hangup_after=hangup_after)
-    )
+    caller = await _call(rig, "strict", LOST_FOR_GOOD, hangup_after)
     line = await rig.wait_audit(caller)
     assert line["event"] == "failure" and line["reason"] == "media stream lost"
     assert line["end"] == "recording-unavailable"

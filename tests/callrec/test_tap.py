@@ -221,23 +221,40 @@ def _marks(path: Path, keys: list[PrivateKey]) -> list[str]:
     return names
 
 
+async def _until(probe: Callable[[], bool], within: float) -> None:
+    """Poll ``probe`` for up to ``within`` seconds; the asserts after it say what failed."""
+    for _ in range(round(within / 0.05)):
+        if probe():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _watched(taprig: TapRig) -> tuple[RecordingTap, list[str]]:
+    """A started tap with a short media timeout, and the failures it reports."""
+    caller = await taprig.caller()
+    reasons: list[str] = []
+    tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
+    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    return tap, reasons
+
+
 @pytest.mark.parametrize("taprig", ["after"], indirect=True)
 async def test_media_lost_twice_is_marked_twice_and_reported_once(
     taprig: TapRig, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="callrec.tap")
-    # Two silences of 1 s (50 packets), 1.5 s apart: longer than one check
+    # Two silences of 1 s (50 packets), 1 s apart: longer than one check
     # interval past the timeout, so each is seen.
-    taprig.sim.rtp_faults("all", drop=[*range(25, 75), *range(150, 200)])
-    caller = await taprig.caller()
-    reasons: list[str] = []
-    tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
-    await tap.start(caller, {"kind": "consent-evidence"}, caller)
-    await asyncio.sleep(4.5)
+    taprig.sim.rtp_faults("all", drop=[*range(25, 75), *range(125, 175)])
+    tap, reasons = await _watched(taprig)
+
+    def backs() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith("media stream back")]
+
+    await _until(lambda: len(backs()) == 2, 6.0)
     result = await tap.stop("test")
     assert reasons == [MEDIA_LOST]
-    backs = [r for r in caplog.records if r.getMessage().startswith("media stream back")]
-    assert len(backs) == 2
+    assert len(backs()) == 2
     # The second loss is not reported again, but is still logged.
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith("media stream lost: no RTP for")
@@ -254,10 +271,7 @@ async def test_media_lost_twice_is_marked_twice_and_reported_once(
 
 @pytest.mark.parametrize("taprig", ["after"], indirect=True)
 async def test_a_paused_tap_does_not_report_media_lost_until_resumed(taprig: TapRig) -> None:
-    caller = await taprig.caller()
-    reasons: list[str] = []
-    tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
-    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    tap, reasons = await _watched(taprig)
     await asyncio.sleep(0.3)
     tap.pause()
     sent = taprig.sim.rtp_stats(tap.media_id).packets_generated
@@ -265,10 +279,7 @@ async def test_a_paused_tap_does_not_report_media_lost_until_resumed(taprig: Tap
     await asyncio.sleep(1.2)
     assert reasons == []
     tap.resume()
-    for _ in range(40):
-        if reasons:
-            break
-        await asyncio.sleep(0.05)
+    await _until(lambda: bool(reasons), 2.0)
     assert reasons == [MEDIA_LOST]
     result = await tap.stop("test")
     assert result is not None and result.seal is not None
@@ -277,10 +288,7 @@ async def test_a_paused_tap_does_not_report_media_lost_until_resumed(taprig: Tap
 
 @pytest.mark.parametrize("taprig", ["after"], indirect=True)
 async def test_a_stopped_tap_stops_watching(taprig: TapRig) -> None:
-    caller = await taprig.caller()
-    reasons: list[str] = []
-    tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
-    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    tap, reasons = await _watched(taprig)
     await asyncio.sleep(0.2)
     await tap.stop("test")
     await asyncio.sleep(1.0)  # no RTP any more: nothing may be reported now
