@@ -302,7 +302,11 @@ class AgiConsent:
         try:
             self._audit(record, dict(evidence.personal))
         except (CallrecError, OSError) as exc:
-            logger.error("audit line for call %s not written: %s", outcome.call_id, exc)
+            logger.error(
+                "audit line for call %s not written: %s",
+                safe(outcome.call_id),
+                safe(str(exc), 200),
+            )
 
 
 async def _still_up(agi: AgiCommands) -> bool:

@@ -290,13 +290,13 @@ class App:
         assert self.ctx is not None
         spool = self.ctx.spool
         for path in spool.leftovers():
-            when = path.stat().st_mtime
             try:
+                when = path.stat().st_mtime
                 final = spool.adopt(path, when)
             except (CallrecError, OSError) as exc:
-                logger.error("leftover %s not adopted: %s", path.name, safe(str(exc), 200))
+                logger.error("leftover %s not adopted: %s", safe(path.name), safe(str(exc), 200))
                 continue
-            logger.warning("adopted leftover recording %s (never sealed)", final.name)
+            logger.warning("adopted leftover recording %s (never sealed)", safe(final.name))
             record = audit_record(
                 "recording-adopted",
                 recording_id=final.name.removesuffix(PART_SUFFIX),

@@ -19,11 +19,13 @@ import soundfile as sf
 
 from ari_app.app import App
 from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.audio import AudioSink
 from callrec.config import load_config
 from callrec.crypto.keys import PrivateKey
 from callrec.decode import decode_recording
 from callrec.media.signals import speech_like
 from callrec.recording import verify
+from callrec.spool import make_private_dirs
 
 RATE = 8000
 SIM_USER = "callrec"
@@ -162,7 +164,7 @@ class DemoFiles:
 def prepare(out: Path, disclosure_seconds: float) -> DemoFiles:
     """Keys, prompts and the caller's voice in ``out``; a previous run's audit log removed."""
     out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(out)
     sounds = out / "sounds"
     write_prompts(sounds, {"disclosure": disclosure_seconds, "not-available": 1.0})
     voice = out / "caller-voice.wav"
@@ -258,7 +260,8 @@ def _report(
         result = verify(path, keys)
         decoded = decode_recording(path, keys)
         wav = out / f"{result.recording_id}.wav"
-        sf.write(str(wav), decoded.samples, decoded.rate, subtype="PCM_16")
+        with AudioSink(wav, decoded.rate, decoded.channels) as sink:  # 0600, like decrypt
+            sink.write(decoded.samples)
         ok = ok and str(result.verdict) == "complete"
         seconds = f"{result.audio_seconds:.2f}"
         rows.append((call.label, decision, seconds, str(result.verdict), str(wav)))

@@ -44,6 +44,7 @@ from callrec.config_checks import (
 from callrec.consent import ConsentMode, ConsentPolicy, DeclineAction
 from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, ConfigError
+from callrec.logutil import safe
 
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
@@ -230,6 +231,9 @@ def _load(path: Path, env: Mapping[str, str]) -> tuple[Config | None, list[Confi
     except OSError as exc:
         r.problem("(file)", f"cannot read: {exc.strerror}")
         return None, r.problems
+    except UnicodeDecodeError as exc:
+        r.problem("(file)", f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8")
+        return None, r.problems
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"line (\d+)", str(exc))
         key = f"line {where.group(1)}" if where else "(syntax)"
@@ -252,14 +256,30 @@ def _load(path: Path, env: Mapping[str, str]) -> tuple[Config | None, list[Confi
     return config, r.problems
 
 
+def _redacted(url: str) -> str:
+    """``url`` without anything that may be credentials (``//user:pass@``)."""
+    return re.sub(r"//[^/]*@", "//***@", url)
+
+
 def _ari(r: Reader, t: dict[str, Any], env: Mapping[str, str]) -> AriConfig:
     r.unknown(t, ("url", "user", "password", "app"), "ari")
     url = r.take(t, ("ari", "url"), AriConfig.url, string_value).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        parts, hostname = urlsplit(""), None
+    if parts.username is not None or parts.password is not None:
+        # Never echo it: the text holds a secret, and it would be logged.
         r.problem(
             "ari.url",
-            f"must be an http:// or https:// URL, not {url!r}",
+            "must not contain a user or password",
+            f"use ari.user and ari.password (or {PASSWORD_ENV})",
+        )
+    elif parts.scheme not in ("http", "https") or not hostname:
+        r.problem(
+            "ari.url",
+            f"must be an http:// or https:// URL, not {safe(_redacted(url), 60)!r}",
             "e.g. http://127.0.0.1:8088",
         )
     elif parts.path.rstrip("/").endswith("/ari"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -111,6 +112,8 @@ def number_value(
     def check(value: Any) -> tuple[float | None, str, str]:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, f"must be a number, not {kind_of(value)}", "e.g. 2.0"
+        if not math.isfinite(value):
+            return None, f"must be a finite number, not {value}", "e.g. 2.0"
         ok = value > low if above else value >= low
         if not ok:
             return None, f"must be {'>' if above else '>='} {low:g}, not {value:g}", ""

@@ -15,6 +15,7 @@ fsync of both folders, so a crash leaves a file in exactly one place.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -119,8 +120,12 @@ class Spool:
             return []
         except OSError as exc:
             raise spool_error(self.incoming, exc) from None
-        found = [p for p in entries if p.name.endswith(PART_SUFFIX) and _is_regular(p)]
-        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+        found = []
+        for p in entries:
+            if p.name.endswith(PART_SUFFIX) and _is_regular(p):
+                with contextlib.suppress(FileNotFoundError):  # gone while we looked
+                    found.append((p.stat().st_mtime, p.name, p))
+        return [p for _, _, p in sorted(found)]
 
     def adopt(self, path: Path, ts: float | None = None) -> Path:
         """Move a leftover ``.crec.part`` unchanged into the dated folder of ``ts``.

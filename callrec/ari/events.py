@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from callrec.logutil import safe
+
 logger = logging.getLogger(__name__)
 
 # Channel variables Asterisk sets on an ExternalMedia (UnicastRTP) channel:
@@ -457,5 +459,9 @@ def parse_event(data: JsonDict) -> Event:
         try:
             return parser(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            logger.warning("ARI event %s not parsed (%s); kept raw", data.get("type"), exc)
+            logger.warning(
+                "ARI event %s not parsed (%s); kept raw",
+                safe(str(data.get("type"))),
+                safe(str(exc), 200),
+            )
     return GenericEvent(**_base(data))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from callrec.ari.events import Event
 from callrec.clock import SYSTEM_CLOCK, Clock
+from callrec.logutil import safe
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class EventRouter:
                 handler(event)
             except Exception:
                 # One broken subscriber must not starve the others of events.
-                logger.exception("channel %s: event handler failed", channel_id)
+                logger.exception("channel %s: event handler failed", safe(channel_id))
         return claimed
 
     def _expire(self) -> None:

@@ -12,8 +12,10 @@ Exit codes (DESIGN.md): 0 complete, 3 truncated, 4 invalid, 2 usage,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import resource
 import sys
 from collections.abc import Callable, Iterable, Sequence
 
@@ -64,7 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_core_dumps() -> None:
+    """A core dump of this process could hold decrypted audio or a private key."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _no_core_dumps()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

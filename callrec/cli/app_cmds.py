@@ -71,8 +71,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from ari_app.demo import run_demo
+    from callrec.cli.crypto_cmds import private_dir
 
-    result = run_event_loop(run_demo(Path(args.out)))
+    result = run_event_loop(run_demo(private_dir(Path(args.out))))
     for line in result.lines():
         print(line)
     return EXIT_OK if result.ok else EXIT_ERROR

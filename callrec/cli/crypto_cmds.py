@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,8 +139,11 @@ def add_key_options(parser: argparse.ArgumentParser, *, required: bool = True) -
 def private_dir(path: Path) -> Path:
     """Create ``path`` (0700) if missing; refuse a non-folder."""
     if path.exists() and not path.is_dir():
-        raise CliError(f"{path} exists and is not a folder")
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        raise CliError(f"{escape(str(path))} exists and is not a folder")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create folder {escape(str(path))}: {exc.strerror}") from None
     return path
 
 
@@ -166,12 +170,18 @@ def recording_stem(path: Path) -> str:
 # --- keygen ------------------------------------------------------------------------
 
 
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+
+
 def _keygen(args: argparse.Namespace) -> int:
     from callrec.crypto.keys import PrivateKey
 
     name: str = args.name
-    if not name or "/" in name or name in (".", ".."):
-        raise CliError(f"--name must be a plain file name, not {escape(name)!r}")
+    if not _KEY_NAME.match(name):
+        raise CliError(
+            f"--name must be letters, digits, '.', '-' or '_' (not starting with '.'), "
+            f"not '{escape(name)}'"
+        )
     out = private_dir(Path(args.out))
     pub_path, key_path = out / f"{name}.pub", out / f"{name}.key"
     for path in (pub_path, key_path):

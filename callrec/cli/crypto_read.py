@@ -123,8 +123,10 @@ def _error_code(exc: BaseException, src: Path) -> int:
 
 def _existing(path: Path) -> Path:
     """``path`` if it is a file: a missing input is a usage slip, not a damaged recording."""
+    if not path.exists():
+        raise CliError(f"{escape(str(path))}: no such file")
     if not path.is_file():
-        raise CliError(f"{path}: no such file")
+        raise CliError(f"{escape(str(path))}: not a regular file")
     return path
 
 
@@ -330,7 +332,10 @@ def _export_tink(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     keys = load_private_keys(args.key, args)
-    export = export_tink(_existing(path), keys)
+    try:
+        export = export_tink(_existing(path), keys)
+    except FormatError as exc:
+        return _report("export-tink", path, exc)
     out = private_dir(Path(args.out))
     write_private(out / "keyset.json", export.keyset_json.encode("utf-8"))
     write_private(out / "associated_data.bin", export.associated_data)

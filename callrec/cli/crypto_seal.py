@@ -111,8 +111,11 @@ def _seal_and_check(
 ) -> int:
     try:
         sealed = seal_file(src, recipients, out_dir or src.parent)
-    except (CallrecError, OSError) as exc:
+    except CallrecError as exc:
         warn("seal", f"{escape(str(src))}: {escape(str(exc))}")
+        return EXIT_ERROR
+    except OSError as exc:
+        warn("seal", f"{escape(str(src))}: {escape(exc.strerror or str(exc))}")
         return EXIT_ERROR
     print(f"sealed {escape(str(src))} -> {escape(str(sealed.sealed))}")
     if not verify_keys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,17 @@ from callrec.prompts import (
     read_prompts_config,
 )
 from callrec.prompts.convert import CEILING_DBFS, TRIM_THRESHOLD_DB
+
+
+def _finite(text: str) -> float:
+    """A float argument that is a real number (not nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,17 +75,17 @@ def _register_add(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     level = add.add_mutually_exclusive_group()
     level.add_argument(
         "--target-lufs",
-        type=float,
+        type=_finite,
         default=DEFAULT_TARGET_LUFS,
         metavar="LUFS",
         help=f"EBU R128 integrated loudness (default {DEFAULT_TARGET_LUFS:g} LUFS)",
     )
     level.add_argument(
-        "--rms-dbfs", type=float, metavar="DBFS", help="an RMS level target instead of LUFS"
+        "--rms-dbfs", type=_finite, metavar="DBFS", help="an RMS level target instead of LUFS"
     )
     add.add_argument(
         "--max-seconds",
-        type=float,
+        type=_finite,
         default=DEFAULT_MAX_SECONDS,
         metavar="SECONDS",
         help=f"longest prompt accepted, after trimming (default {DEFAULT_MAX_SECONDS:g})",

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callrec.cli import EXIT_ERROR, EXIT_OK
-from callrec.cli.crypto_cmds import CliError, add_key_options, load_private_keys
+from callrec.cli.crypto_cmds import (
+    CliError,
+    add_key_options,
+    load_private_keys,
+    read_passphrase_file,
+)
 
 if TYPE_CHECKING:
     from callrec.testcall.harness import Options
@@ -38,7 +43,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_key_options(p, required=False)
     p.add_argument("--scenario", action="append", metavar="NAME", help="run only these")
     p.add_argument("--user", help="SIP digest user, if the PBX challenges")
-    p.add_argument("--password", help=f"SIP digest password (better: ${PASSWORD_ENV})")
+    p.add_argument(
+        "--password-file",
+        metavar="F",
+        help=f"file holding the SIP digest password (else ${PASSWORD_ENV}); "
+        "never on the command line, where ps shows it",
+    )
     p.add_argument("--audio", metavar="WAV", help="what the caller says (default: built in)")
     p.add_argument("--disclosure", type=float, help="disclosure length, s (default: config)")
     p.add_argument("--grace", type=float, help="grace after it, s (default: config, else 2)")
@@ -63,7 +73,9 @@ def _testcall(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.target or not args.key:
         raise CliError("--target and --key are needed to place and check calls")
-    password = args.password or os.environ.get(PASSWORD_ENV)
+    password = os.environ.get(PASSWORD_ENV)
+    if args.password_file:
+        password = read_passphrase_file(args.password_file).decode()
     opts = load_options(args, load_private_keys(args.key, args), password)
     wanted = args.scenario or list(scenarios)
     unknown = [n for n in wanted if n not in scenarios]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from callrec.errors import MediaError, RtpError, SpoolError
+from callrec.logutil import safe
 from callrec.media.rtp import RTP_HEADER_LENGTH, ReorderBuffer, RtpPacket
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,11 @@ class RtpStream:
         self.error = exc
         self._buffer.audio = _discard
         self._buffer.gap = _discard
-        logger.error("call %s: recording stopped, writer failed: %s", self.call_id, exc)
+        logger.error(
+            "call %s: recording stopped, writer failed: %s",
+            safe(self.call_id),
+            safe(str(exc), 200),
+        )
         if self.on_error is not None:
             self.on_error(self, exc)
 

@@ -120,8 +120,10 @@ def _fsync_dir(folder: Path) -> None:
 
 def list_prompts(sounds_dir: Path) -> list[PromptEntry]:
     """Every callrec prompt under ``<sounds_dir>/<lang>/callrec/``, by language and name."""
-    if not sounds_dir.is_dir():
+    if not sounds_dir.exists():
         raise PromptError(f"sounds folder {sounds_dir} does not exist")
+    if not sounds_dir.is_dir():
+        raise PromptError(f"sounds folder {sounds_dir} is not a folder")
     entries = []
     for lang_dir in sorted(p for p in sounds_dir.iterdir() if (p / PROMPT_FOLDER).is_dir()):
         lang = lang_dir.name

@@ -39,13 +39,26 @@ def test_keygen_refuses_to_overwrite_an_existing_key(
     assert (tmp_path / "dpo.key").read_bytes() == before
 
 
-def test_keygen_refuses_a_name_with_a_path(
+@pytest.mark.parametrize("name", ["../evil", "a\nb", ".hidden", "", "x/y"])
+def test_keygen_refuses_a_name_that_is_not_a_plain_file_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    result = run(capsys, "keygen", "--out", tmp_path, "--name", name)
+    assert result.code == 1
+    assert "--name must be letters, digits" in result.err
+    assert "\n" not in result.err.strip()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keygen_into_a_folder_that_cannot_exist_is_one_clear_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run(capsys, "keygen", "--out", tmp_path, "--name", "../evil")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run(capsys, "keygen", "--out", blocker / "sub")
     assert result.code == 1
-    assert "--name must be a plain file name" in result.err
-    assert list(tmp_path.iterdir()) == []
+    assert result.err.startswith("callrec keygen: cannot create folder")
+    assert "Traceback" not in result.err
 
 
 def test_keygen_protects_the_key_with_a_passphrase_file(

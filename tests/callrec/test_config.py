@@ -309,3 +309,31 @@ def test_shipped_asterisk_snippets_match_the_reference_config() -> None:
     assert f"ReadWritePaths={spool} {audit}\n" in unit
     for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"):
         assert option in unit
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://callrec:TopSecret@pbx:8088", "must not contain a user or password"),
+        ("htp://callrec:TopSecret@pbx:8088", "must not contain a user or password"),
+        ("http://u:TopSecret@[::1", "must be an http:// or https:// URL"),
+        ("http://[::1", "must be an http:// or https:// URL"),
+    ],
+)
+def test_ari_url_problems_never_echo_credentials(tmp_path: Path, url: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[ari]\nurl = "{url}"\npassword = "x"\n')
+    problems = [p for p in check_config(path, env={}) if p.key == "ari.url"]
+    assert len(problems) == 1
+    assert message in str(problems[0])
+    assert "TopSecret" not in str(problems[0])
+
+
+def test_non_utf8_and_infinite_values_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(b'[ari]\npassword = "caf\xe9"\n')
+    (problem,) = check_config(path, env={})
+    assert "not UTF-8 text" in str(problem)
+    path.write_text('[ari]\npassword = "x"\n[consent]\ngrace = inf\n')
+    problems = {p.key: str(p) for p in check_config(path, env={})}
+    assert "must be a finite number" in problems["consent.grace"]
