@@ -42,7 +42,7 @@ from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnav
 from callrec.logutil import CallLogAdapter, safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
-from callrec.tap import RecordingTap, TapResult, TapSettings
+from callrec.tap import MEDIA_LOST, RecordingTap, TapResult, TapSettings
 
 logger = logging.getLogger(__name__)
 
@@ -258,11 +258,22 @@ class AgiRecordings:
         return recording_id
 
     def _tap_failed(self, uniqueid: str, reason: str) -> None:
-        """The writer failed mid-call (disk full): end it; the call itself goes on."""
+        """The recording failed mid-call; the call itself goes on in the dialplan.
+
+        A lost media stream is reported (failure audit line) and, best-effort,
+        the recording stays open: the audio may come back after a gap. Any
+        other failure (disk full), or strict, ends the recording.
+        """
         active = self._active.get(uniqueid)
-        if active is not None:
-            active.log.error("%s", safe(reason, 200))
-            active.end(FAILED)
+        if active is None:
+            return
+        active.log.error("%s", safe(reason, 200))
+        if reason == MEDIA_LOST and not self._strict:
+            core = self._core()
+            if core is not None:
+                _audit(core, active.consent, None, "failure", reason)
+            return
+        active.end(FAILED)
 
     async def _abandon(
         self,

@@ -257,11 +257,9 @@ class CallSession:
 
     async def run(self) -> None:
         """The whole call; never raises (one audit line whatever happened)."""
+        # No caller name: carriers often fill it with the full number.
         self.log.info(
-            "call from %s (%s) to %s",
-            mask_number(self.channel.caller.number),
-            safe(self.channel.caller.name),
-            safe(self.number),
+            "call from %s to %s", mask_number(self.channel.caller.number), safe(self.number)
         )
         try:
             await self._flow()
@@ -358,6 +356,10 @@ class CallSession:
         if policy == "best-effort":
             return True
         if connected and self.agent_id is not None:
+            # Our own hang-up of the destination must not read as the
+            # destination ending the call: the caller still hears why.
+            self._conclude(End.RECORDING_UNAVAILABLE)
+            self._agent = "dropped"
             with contextlib.suppress(AriError, AriUnavailable):
                 await self.ctx.client.hangup(self.agent_id)
         await self._refuse(reason)

@@ -334,10 +334,10 @@ class RecordingTap:
         record = {"type": "media-lost", "at": self._clock.wall(), "idle_seconds": round(idle, 3)}
         try:
             # Audio still coalesced arrived before the loss: it goes before the mark.
-            stream._flush()
+            stream.flush()
             self._writer.write_metadata(record)
         except (CallrecError, OSError) as exc:
-            stream._fail(exc)  # the recording itself is over: reported as that
+            stream.fail(exc)  # the recording itself is over: reported as that
             return
         if self._on_failure is not None and not self._media_reported:
             self._media_reported = True

@@ -189,7 +189,7 @@ class RtpStream:
         """Stop recording: write a pause frame; later packets are discarded."""
         if self._paused or self.error is not None:
             return
-        self._flush()
+        self.flush()
         self.writer.write_pause(at)
         self._paused = True
         self._buffer.audio = _discard
@@ -245,11 +245,12 @@ class RtpStream:
         if not self._buffer.held:  # released by time: the stream went quiet
             self._out.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the audio held for reordering or joining now (before a marker)."""
         self._buffer.flush()
         self._out.flush()
 
-    def _fail(self, exc: Exception) -> None:
+    def fail(self, exc: Exception) -> None:
         """The writer failed (disk full, closed): stop writing, tell the owner."""
         self.error = exc
         self._buffer.audio = _discard
@@ -319,7 +320,7 @@ class _Receiver(asyncio.DatagramProtocol):
         try:
             stream.feed(data)
         except Exception as exc:  # one call failing must not stop the others
-            stream._fail(exc)
+            stream.fail(exc)
 
     def error_received(self, exc: Exception) -> None:
         logger.warning("media recorder socket error: %s", exc)
@@ -517,9 +518,9 @@ class MediaRecorder:
             self._syncer.remove(stream)
         if stream.error is None:
             try:
-                stream._flush()
+                stream.flush()
             except Exception as exc:  # reported through the stream
-                stream._fail(exc)
+                stream.fail(exc)
         return stream.stats
 
     @property
@@ -546,7 +547,7 @@ class MediaRecorder:
     def _sync_failed(loop: asyncio.AbstractEventLoop) -> Callable[[RtpStream, OSError], None]:
         def report(stream: RtpStream, exc: OSError) -> None:
             error = SpoolError(str(getattr(stream.writer, "path", "?")), f"fsync failed: {exc}")
-            loop.call_soon_threadsafe(stream._fail, error)
+            loop.call_soon_threadsafe(stream.fail, error)
 
         return report
 
@@ -579,6 +580,6 @@ class MediaRecorder:
             try:
                 stream._poll(now)
             except Exception as exc:  # reported through the stream
-                stream._fail(exc)
+                stream.fail(exc)
             if not stream._buffer.pending:
                 self._holding.discard(stream)

@@ -48,9 +48,12 @@ async def test_hostile_caller_ids_arrive_escaped_and_never_in_a_path(
     ]
     assert messages
     assert not [m for m in messages if CONTROL.search(m)]
-    assert any("ctl\\x01\\x07\\x1bred\\x7fend" in m for m in messages)
-    assert any("Eve\\nINFO forged" in m for m in messages)
-    assert not any("4930123456" in m for m in messages)
+    # Names are personal data (and often the number itself): never logged;
+    # every call's lines carry its channel id instead.
+    for fragment in ("forged", "DROP TABLE", "passwd", "Jürgen", "4930123456"):
+        assert not any(fragment in m for m in messages), fragment
+    for channel in ids:
+        assert any(m.startswith(f"[{channel}]") for m in messages), channel
 
     audit = rig.audit_path.read_text(encoding="utf-8")
     for fragment in ("passwd", "DROP TABLE", "Jürgen", "forged", "4930123456"):
