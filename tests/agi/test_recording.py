@@ -372,3 +372,26 @@ async def test_shutdown_seals_open_recordings_and_leaves_the_call(rig: Rig) -> N
     (sealed,) = rig.sealed()
     assert decode(sealed, rig.keys).verdict == "complete"
     assert np.isfinite(line["durations"]["audio"])
+
+
+async def test_lost_media_is_audited_and_best_effort_keeps_recording(rig: Rig) -> None:
+    """RTP stops for seconds while the dialplan call goes on: a failure line
+    now, and the recording still seals with the loss marked inside it."""
+    assert rig.app.ctx is not None
+    rig.app.ctx.media_timeout = 0.8
+    rig.sim.rtp_faults("all", drop=range(30, 130))  # packets 0.6 s .. 2.6 s
+    cid = await rig.dialplan_call(seconds=5.0)
+    await rig.agi("consent", cid)
+    record = await rig.agi("record", cid)
+    assert record.variables["CALLREC_RECORDING"]
+    (failure,) = await wait_until(lambda: [r for r in rig.audit() if r["event"] == "failure"], 10)
+    assert failure["reason"] == "media stream lost"
+    (line,) = await wait_until(
+        lambda: [r for r in rig.audit("recording") if r["event"] == "call"], 15
+    )
+    assert line["sealed"] is True
+    decoded = decode(Path(line["path"]), rig.keys)
+    assert decoded.verdict == "complete"
+    assert any(m.get("type") == "media-lost" for m in decoded.metadata)
+    # The dropped packets come back as a gap of their true length.
+    assert line["durations"]["gaps"] == pytest.approx(2.0, abs=0.1)
