@@ -29,15 +29,8 @@ from ari_app.demo import write_prompts as write_demo_prompts
 from callrec.ari.simulator import AriSimulator, DialplanStep, EndpointBehaviour
 from callrec.config import AgiConfig, Config, load_config
 from callrec.crypto.keys import PrivateKey
+from callrec.decode import decode_recording
 from callrec.media.signals import speech_like
-from callrec.recording import (
-    AudioFrame,
-    GapFrame,
-    MetadataFrame,
-    PauseFrame,
-    RecordingReader,
-    ResumeFrame,
-)
 from tests.agi.agiclient import ChannelModel, run_session
 
 DISCLOSURE = 0.4
@@ -165,24 +158,9 @@ class Decoded:
 
 
 def decode(path: Path, keys: list[PrivateKey]) -> Decoded:
-    samples = 0
-    pauses: list[float] = []
-    resumes: list[float] = []
-    metadata: list[dict[str, Any]] = []
-    with RecordingReader(path, keys) as reader:
-        for frame in reader.frames():
-            if isinstance(frame, AudioFrame):
-                samples += len(frame.payload)
-            elif isinstance(frame, GapFrame):
-                samples += frame.samples
-            elif isinstance(frame, PauseFrame):
-                pauses.append(frame.at)
-            elif isinstance(frame, ResumeFrame):
-                resumes.append(frame.at)
-            elif isinstance(frame, MetadataFrame):
-                metadata.append(frame.record)
-        verdict = str(reader.verdict)
-    return Decoded(samples / RATE, pauses, resumes, metadata, verdict)
+    d = decode_recording(path, keys)
+    at = {kind: [e["at"] for e in d.events if e["event"] == kind] for kind in ("pause", "resume")}
+    return Decoded(len(d.samples) / d.rate, at["pause"], at["resume"], d.metadata, str(d.verdict))
 
 
 async def test_consent_then_record_until_the_dialplan_hangs_up(rig: Rig) -> None:
