@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The end-to-end rig (ARI simulator + Stasis app), shared with tests/ari_app.
+from tests.ari_app.conftest import rig, running  # noqa: F401
+
 
 def need_sipp() -> str:
     """sipp's path; a missing sipp fails in CI (CI=true) and skips elsewhere."""

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.simulator import CallerScenario
 from callrec.media.signals import speech_like
 from callrec.testcall import harness, sipp
 from callrec.testcall.report import table, write_junit
 from callrec.testcall.scenarios import Scenario, builtin_scenarios
-from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, make_rig_files, wait_until
+from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, wait_until
 
 from .conftest import need_sipp
 
@@ -32,24 +31,21 @@ SCENARIOS = builtin_scenarios(
 
 
 @pytest.fixture
-async def pbx(tmp_path: Path) -> AsyncIterator[Rig]:
-    from ari_app.demo import SIM_PASSWORD, SIM_USER, write_config
+async def pbx(running: Rig) -> Rig:
+    """The ARI simulator with the real Stasis app (tests/ari_app's rig)."""
+    return running
 
-    sounds, keys, voice, voice_path = make_rig_files(tmp_path)
-    sim = AriSimulator(user=SIM_USER, password=SIM_PASSWORD, sounds_dir=sounds)
-    await sim.start()
-    sim.add_endpoint("PJSIP/agent", EndpointBehaviour(kind="answer", answer_after=0.1))
-    config_path = write_config(
-        tmp_path, sim.url, sounds_dir=sounds, destinations={"100": "PJSIP/agent"}, grace=GRACE
+
+def options(pbx: Rig, target: str, wait: float = 15) -> harness.Options:
+    return harness.Options(
+        target=target,
+        exten="100",
+        spool=pbx.spool,
+        audit_log=pbx.audit_path,
+        keys=pbx.keys,
+        audio=OPTIONS_AUDIO,
+        wait=wait,
     )
-    rig = Rig(sim, tmp_path, config_path, keys, voice, voice_path)
-    await rig.start_app()
-    try:
-        yield rig
-    finally:
-        for app in rig.apps:
-            await app.shutdown()
-        await sim.stop()
 
 
 def twin_placer(rig: Rig, audio_rate: int = 8000) -> harness.Placer:
@@ -84,15 +80,7 @@ async def test_harness_judges_each_scenario_from_audit_and_spool(
     name: str, pbx: Rig, sipp_uas: str, tmp_path: Path
 ) -> None:
     need_sipp()
-    opts = harness.Options(
-        target=sipp_uas,
-        exten="100",
-        spool=pbx.spool,
-        audit_log=pbx.audit_path,
-        keys=pbx.keys,
-        audio=OPTIONS_AUDIO,
-        wait=15,
-    )
+    opts = options(pbx, sipp_uas, wait=15)
     report = await harness.run_scenario(SCENARIOS[name], opts, twin_placer(pbx))
     failed = [c for c in report.checks if not c.ok]
     assert not failed, table([report])
@@ -113,15 +101,7 @@ async def test_harness_fails_a_call_whose_expectation_is_wrong(pbx: Rig, sipp_ua
     wrong = Scenario(
         "stay", "claims no recording", SCENARIOS["stay"].hold, "declined-hangup", False
     )
-    opts = harness.Options(
-        target=sipp_uas,
-        exten="100",
-        spool=pbx.spool,
-        audit_log=pbx.audit_path,
-        keys=pbx.keys,
-        audio=OPTIONS_AUDIO,
-        wait=15,
-    )
+    opts = options(pbx, sipp_uas, wait=15)
     report = await harness.run_scenario(wrong, opts, twin_placer(pbx))
     assert not report.ok
     failed = {c.name for c in report.checks if not c.ok}
@@ -130,15 +110,7 @@ async def test_harness_fails_a_call_whose_expectation_is_wrong(pbx: Rig, sipp_ua
 
 async def test_no_audit_line_is_a_failure_not_a_hang(pbx: Rig, sipp_uas: str) -> None:
     need_sipp()
-    opts = harness.Options(
-        target=sipp_uas,
-        exten="100",
-        spool=pbx.spool,
-        audit_log=pbx.audit_path,
-        keys=pbx.keys,
-        audio=OPTIONS_AUDIO,
-        wait=1.0,
-    )
+    opts = options(pbx, sipp_uas, wait=1.0)
 
     async def sipp_only(call: sipp.SippCall, scenario: Scenario, workdir: Path) -> sipp.SippResult:
         return await sipp.place_call(call, workdir)
