@@ -10,7 +10,7 @@ import resource
 import signal
 import sys
 from asyncio.subprocess import Process
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,14 +89,11 @@ async def _serve(rig: Rig, preexec_fn: Callable[[], None] | None = None) -> Proc
     return proc
 
 
-async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -> None:
+async def _sigterm_serve_when(rig: Rig, setup: Callable[[], Awaitable[str]]) -> str:
+    """Run ``callrec serve``, let ``setup`` place a call, then SIGTERM; it must exit 0."""
     proc = await _serve(rig)
     try:
-        caller = rig.sim.place_call(
-            CallerScenario(exten="100", audio=rig.voice_path, hangup_after=60.0)
-        )
-        await wait_until(lambda: _recording_up(rig))
-        await asyncio.sleep(0.5)
+        caller = await setup()
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 10)
     finally:
@@ -104,6 +101,19 @@ async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -
             proc.kill()
             await proc.wait()
     assert proc.returncode == 0, err.decode()
+    return caller
+
+
+async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -> None:
+    async def mid_call() -> str:
+        caller = rig.sim.place_call(
+            CallerScenario(exten="100", audio=rig.voice_path, hangup_after=60.0)
+        )
+        await wait_until(lambda: _recording_up(rig))
+        await asyncio.sleep(0.5)
+        return caller
+
+    caller = await _sigterm_serve_when(rig, mid_call)
     line = await rig.wait_audit(caller)
     assert line["end"] == "shutdown"
     path = Path(line["path"])
@@ -120,17 +130,13 @@ async def test_sigterm_before_the_call_is_connected_hands_the_caller_to_the_dial
 ) -> None:
     """No app will serve a caller still waiting for its destination: it goes on
     in the dialplan after Stasis() instead of hanging in silence."""
-    proc = await _serve(rig)
-    try:
+
+    async def ringing() -> str:
         caller = rig.sim.place_call(CallerScenario(exten="300", hangup_after=60.0))
         await wait_until(lambda: any(ch.name.startswith("PJSIP/away") for ch in rig.sim.channels))
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 10)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
+        return caller
+
+    caller = await _sigterm_serve_when(rig, ringing)
     line = await rig.wait_audit(caller)
     assert line["end"] == "shutdown"
     assert line["recording_id"] is None
