@@ -128,6 +128,25 @@ async def test_busy_destination_hears_not_available_and_is_hung_up(running: Rig)
     assert rig.sealed() == []
 
 
+async def test_unanswered_destination_times_out_into_not_available(running: Rig) -> None:
+    """Trace 04a: only a ChannelDestroyed (19/480) after the ring timeout."""
+    rig = running
+    config = rig.config
+    assert rig.app is not None
+    assert rig.app.ctx is not None
+    dests = {**config.destinations, "300": Destination("PJSIP/away", 1)}
+    rig.app.ctx.config = replace(config, destinations=dests)
+    caller = rig.sim.place_call(CallerScenario(exten="300", audio=rig.voice_path))
+    line = await rig.wait_audit(caller)
+    assert line["decision"] == "implied"
+    assert line["end"] == "destination-unavailable"
+    assert line["destination"] == "User alerting, no answer"
+    assert line["recording_id"] is None
+    assert _played(rig, caller) == ["sound:callrec/disclosure", "sound:callrec/not-available"]
+    await wait_until(lambda: rig.sim.channel(caller) is None)
+    assert rig.sealed() == []
+
+
 async def test_destination_hanging_up_ends_the_call_and_seals(running: Rig) -> None:
     rig = running
     rig.sim.add_endpoint("PJSIP/short", EndpointBehaviour(kind="answer", hangup_after=1.0))
