@@ -161,7 +161,6 @@ class ReorderBuffer:
         "_bps",
         "_counts",
         "_depth",
-        "_last_len",
         "_last_ts",
         "_lost",
         "_max_delay",
@@ -192,7 +191,6 @@ class ReorderBuffer:
         # and not held`` itself and then calls release() directly.
         self.next_seq: int | None = None  # 16-bit sequence number expected next
         self._last_ts = 0  # RTP timestamp of the last released packet
-        self._last_len = 0  # and its payload length in bytes
         # seq distance from next_seq -> (seq, ts, payload, arrival)
         self.held: dict[int, tuple[int, int, bytes, float]] = {}
         self._lost: list[int] = []  # recently declared lost, to tell late from duplicate
@@ -205,26 +203,26 @@ class ReorderBuffer:
         """Take one packet that arrived at ``now`` (monotonic seconds)."""
         if seq == self.next_seq and not self.held:
             self.release(seq, ts, payload)
-            return
-        if self.next_seq is None:
-            self.release(seq, ts, payload)
-            return
-        self._slow_push(seq, ts, payload, now)
+        else:
+            self.push_unordered(seq, ts, payload, now)
 
     def release(self, seq: int, ts: int, payload: bytes) -> None:
         """Pass on the packet expected next (only when nothing is held)."""
         self.audio(payload)  # first: a sink that raises has not taken the packet
         self.next_seq = (seq + 1) & 0xFFFF
         self._last_ts = ts
-        self._last_len = len(payload)
         self.released += 1
 
     @property
     def stats(self) -> ReorderStats:
         return replace(self._counts, released=self.released)
 
-    def _slow_push(self, seq: int, ts: int, payload: bytes, now: float) -> None:
-        assert self.next_seq is not None
+    def push_unordered(self, seq: int, ts: int, payload: bytes, now: float) -> None:
+        """:meth:`push` for a caller that already found the packet is not
+        simply the next one (``seq != next_seq or held``): no second test."""
+        if self.next_seq is None:
+            self.release(seq, ts, payload)
+            return
         dist = seq_delta(seq, self.next_seq)
         if dist < 0 or dist in self.held:
             self._drop_old(seq, dist)
@@ -271,8 +269,10 @@ class ReorderBuffer:
         assert self.next_seq is not None
         self._lost = [(self.next_seq + i) & 0xFFFF for i in range(min(dist, 64))]
         self._counts.lost += dist
-        _, ts, _, _ = self.held[dist]
-        per_packet = self._last_len // self._bps
+        # Packets of a stream share one duration: the held one's length
+        # stands for the last released one's (saves a store per packet).
+        _, ts, payload, _ = self.held[dist]
+        per_packet = len(payload) // self._bps
         samples = ts_delta(ts, (self._last_ts + per_packet) & 0xFFFF_FFFF)
         if samples <= 0 or samples > dist * max(per_packet, 1) * 4:
             # Timestamps disagree with the sequence numbers: trust the count.
