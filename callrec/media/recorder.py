@@ -68,7 +68,8 @@ class RtpStats:
     possibly joined into one frame); ``lost``/``gap_samples``: what became
     gaps; ``foreign``: packets from another host claiming this stream's
     port; ``bad``: unparseable or wrong payload type/size; ``paused``:
-    discarded while paused. Arrival times are ``time.monotonic()``."""
+    released in order while paused, and discarded (not in ``written``).
+    Arrival times are ``time.monotonic()``."""
 
     packets: int = 0
     bytes: int = 0
@@ -151,13 +152,11 @@ class RtpStream:
         if m_pt & self._pt_mask != self._pt:
             self._bad += 1
             return
-        if self._paused:
-            self._paused_packets += 1
         buf = self._buffer
         if seq == buf.next_seq and not buf.held:
             buf.release(seq, ts, data[RTP_HEADER_LENGTH:])
             return
-        buf.push(seq, ts, data[RTP_HEADER_LENGTH:], now)
+        buf.push_unordered(seq, ts, data[RTP_HEADER_LENGTH:], now)
         if buf.held:
             self._recorder._holding.add(self)
 
@@ -172,8 +171,6 @@ class RtpStream:
         if not packet.payload or odd or packet.payload_type & self._pt_mask != self._pt:
             self._bad += 1
             return
-        if self._paused:
-            self._paused_packets += 1
         self._buffer.push(packet.sequence_number, packet.timestamp, packet.payload, now)
         if self._buffer.pending:
             self._recorder._holding.add(self)
@@ -192,7 +189,9 @@ class RtpStream:
         self.flush()
         self.writer.write_pause(at)
         self._paused = True
-        self._buffer.audio = _discard
+        # The buffer still orders what arrives (so resuming continues the
+        # sequence), but what it releases is counted here, not written.
+        self._buffer.audio = self._count_paused
         self._buffer.gap = _discard
 
     def resume(self, at: float) -> None:
@@ -205,9 +204,17 @@ class RtpStream:
         self._paused = False
         self.writer.write_resume(at)
 
+    def _count_paused(self, _: bytes) -> None:
+        self._paused_packets += 1
+
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def packets(self) -> int:
+        """Datagrams received so far (cheap: a watchdog compares it between checks)."""
+        return self._packets
 
     @property
     def last_arrival(self) -> float | None:
@@ -226,7 +233,7 @@ class RtpStream:
         return RtpStats(
             packets=self._packets,
             bytes=self._bytes,
-            written=b.released,
+            written=b.released - self._paused_packets,
             lost=b.lost,
             gap_samples=b.gap_samples,
             reordered=b.reordered,
