@@ -68,7 +68,7 @@ from callrec.errors import (
     TruncatedError,
     WriterClosedError,
 )
-from callrec.spool import fsync_dir, os_reason
+from callrec.spool import fsync_dir, make_private_dirs, move_no_replace, os_reason, write_all
 
 __all__ = [
     "AudioFrame",
@@ -353,9 +353,7 @@ class RecordingWriter:
                 total = sum(map(len, batch))
                 written = os.writev(self._fd, batch)
                 if written < total:  # rare on regular files; finish one call at a time
-                    rest = memoryview(b"".join(batch))[written:]
-                    while rest:
-                        rest = rest[os.write(self._fd, rest) :]
+                    write_all(self._fd, b"".join(batch)[written:])
                 self._size += total
         except OSError as exc:
             self._fail(exc)
@@ -382,10 +380,10 @@ class RecordingWriter:
 
 
 def _create_part(directory: Path, path: Path, head: bytes) -> int:
+    if directory.exists() and not directory.is_dir():
+        raise SpoolError(str(directory), "exists and is not a folder")
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except FileExistsError:
-        raise SpoolError(str(directory), "exists and is not a folder") from None
+        make_private_dirs(directory)  # every missing parent 0700 too, not just the last
     except OSError as exc:
         raise SpoolError(str(directory), os_reason(exc)) from exc
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -394,9 +392,7 @@ def _create_part(directory: Path, path: Path, head: bytes) -> int:
     except OSError as exc:
         raise SpoolError(str(path), os_reason(exc)) from exc
     try:
-        view = memoryview(head)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, head)
         os.fsync(fd)
         fsync_dir(directory)
     except OSError as exc:
@@ -408,15 +404,11 @@ def _create_part(directory: Path, path: Path, head: bytes) -> int:
 
 def _seal_rename(part: Path, final: Path) -> None:
     try:
-        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if final.exists():
-            raise SpoolError(str(final), "already exists; the recording stays at " + str(part))
-        os.rename(part, final)
-        fsync_dir(final.parent)
-        if final.parent != part.parent:
-            fsync_dir(part.parent)
-    except OSError as exc:
-        raise SpoolError(str(final), f"cannot seal: {os_reason(exc)}") from exc
+        move_no_replace(part, final)
+    except SpoolError as exc:
+        raise SpoolError(
+            exc.path, f"cannot seal: {exc.message}; the recording stays at {part}"
+        ) from None
 
 
 # --- reading ----------------------------------------------------------------

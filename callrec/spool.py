@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -79,6 +80,69 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def ensure_private_dir(folder: Path) -> None:
+    """:func:`make_private_dirs`, or SpoolError naming why not ("is a file, not a folder")."""
+    if folder.exists() and not folder.is_dir():
+        raise SpoolError(str(folder), "is a file, not a folder")
+    try:
+        make_private_dirs(folder)
+    except OSError as exc:
+        raise spool_error(folder, exc) from None
+
+
+def move_no_replace(source: Path, target: Path) -> Path:
+    """Rename ``source`` to ``target`` (missing folders made 0700), never replacing a file.
+
+    Both folders are fsynced, so after a crash the file is in exactly one place.
+    Raises :class:`SpoolError` naming the reason.
+    """
+    ensure_private_dir(target.parent)
+    if target.exists():
+        raise SpoolError(str(target), "already exists, not overwritten")
+    try:
+        os.rename(source, target)
+        fsync_dir(target.parent)
+        if source.parent != target.parent:
+            fsync_dir(source.parent)
+    except OSError as exc:
+        raise spool_error(target, exc) from None
+    return target
+
+
+def write_file_atomic(path: Path, data: bytes, mode: int, *, replace: bool) -> None:
+    """Write ``path`` whole or not at all: temporary file (``mode`` from the start), rename.
+
+    The data and the folder entry are fsynced. With ``replace=False`` an
+    existing ``path`` is left alone and ``FileExistsError`` raised. Raises
+    ``OSError``; the temporary file never outlives a failure.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # the umask may have narrowed it
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails with EEXIST instead of replacing
+        fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks; raises ``OSError``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Spool:
     """The spool folder tree under ``root``."""
 
@@ -93,7 +157,7 @@ class Spool:
         folder", "disk full", "permission denied", ...).
         """
         for folder in (self.root, self.incoming):
-            self._make_dir(folder)
+            ensure_private_dir(folder)
         self._probe(self.incoming)
 
     def part_path(self, recording_id: str) -> Path:
@@ -107,10 +171,6 @@ class Spool:
     def final_path(self, recording_id: str, ts: float) -> Path:
         """Where a sealed recording lives: ``root/YYYY/MM/DD/<id>.crec``."""
         return self.dated_dir(ts) / f"{check_recording_id(recording_id, self.root)}{SEALED_SUFFIX}"
-
-    def publish(self, recording_id: str, ts: float) -> Path:
-        """Move a sealed ``incoming/<id>.crec.part`` to its final path, atomically."""
-        return self._move(self.part_path(recording_id), self.final_path(recording_id, ts))
 
     def leftovers(self) -> list[Path]:
         """``incoming/*.crec.part`` files, oldest first: recordings a crash left open."""
@@ -139,29 +199,9 @@ class Spool:
             raise SpoolError(str(path), "not a leftover recording of this spool")
         check_recording_id(path.name[: -len(PART_SUFFIX)], self.root)
         when = path.stat().st_mtime if ts is None else ts
-        target = self._move(path, self.dated_dir(when) / path.name)
+        target = move_no_replace(path, self.dated_dir(when) / path.name)
         logger.warning("adopted a recording left open by a crash: %s", target)
         return target
-
-    def _move(self, source: Path, target: Path) -> Path:
-        self._make_dir(target.parent)
-        if target.exists():
-            raise SpoolError(str(target), "already exists, not overwritten")
-        try:
-            os.rename(source, target)
-            fsync_dir(source.parent)
-            fsync_dir(target.parent)
-        except OSError as exc:
-            raise spool_error(target, exc) from None
-        return target
-
-    def _make_dir(self, folder: Path) -> None:
-        if folder.exists() and not folder.is_dir():
-            raise SpoolError(str(folder), "is a file, not a folder")
-        try:
-            make_private_dirs(folder)
-        except OSError as exc:
-            raise spool_error(folder, exc) from None
 
     def _probe(self, folder: Path) -> None:
         """Write, fsync and remove a file: the only test root cannot fool."""

@@ -29,6 +29,7 @@ from callrec.recording import (
     read_header,
     verify,
 )
+from callrec.spool import Spool
 
 KEY = PrivateKey.generate()
 OTHER = PrivateKey.generate()
@@ -304,6 +305,19 @@ def test_existing_final_file_is_not_replaced(tmp_path: Path) -> None:
         writer.close(final)
     assert final.read_bytes() == b"precious"
     assert verify(writer.path, [KEY]).verdict is Verdict.COMPLETE
+
+
+def test_sealing_into_a_dated_folder_keeps_every_new_parent_private(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.ensure()
+    writer = RecordingWriter.create(
+        spool.incoming, [KEY.public_key()], codec="ulaw", sample_rate=8000
+    )
+    final = spool.final_path(writer.recording_id, 1_700_000_000.0)
+    writer.close(final)
+    assert verify(final, [KEY]).verdict is Verdict.COMPLETE
+    for folder in (final.parent, final.parent.parent, final.parent.parent.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
 def test_fsync_interval_uses_the_clock(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from callrec.errors import SpoolError
-from callrec.spool import Spool, spool_error, write_all
+from callrec.spool import Spool, move_no_replace, spool_error, write_all
 
 RID = "0123456789abcdef0123456789abcdef"
 TS = 1_795_910_400.0 + 3600 * 23.5  # 2026-11-29 23:30 UTC
@@ -85,11 +85,11 @@ def test_paths_are_never_built_from_anything_but_hex_ids(tmp_path: Path, bad: st
         assert err.value.message.startswith("invalid recording id")
 
 
-def test_publish_moves_a_sealed_recording_into_its_day(tmp_path: Path) -> None:
+def test_move_no_replace_puts_a_sealed_recording_into_its_day(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     spool.ensure()
     spool.part_path(RID).write_bytes(b"sealed bytes")
-    final = spool.publish(RID, TS)
+    final = move_no_replace(spool.part_path(RID), spool.final_path(RID, TS))
     assert final == spool.final_path(RID, TS)
     assert final.read_bytes() == b"sealed bytes"
     assert not spool.part_path(RID).exists()
