@@ -134,19 +134,6 @@ def _new_id(kind: str) -> str:
     return f"callrec-{kind}-{uuid.uuid4().hex[:16]}"
 
 
-def stats_dict(stats: Any) -> dict[str, Any]:
-    """The recorder's stream statistics as a JSON-ready dict."""
-    if isinstance(stats, Mapping):
-        return dict(stats)
-    as_dict = getattr(stats, "as_dict", None)
-    if callable(as_dict):
-        return dict(as_dict())
-    fields = getattr(stats, "__dataclass_fields__", None)
-    if fields is not None:
-        return {name: getattr(stats, name) for name in fields}
-    return {}
-
-
 class RecordingTap:
     """Snoop + ExternalMedia + bridge + RTP stream + sealed writer, for one channel.
 
@@ -187,11 +174,14 @@ class RecordingTap:
         self._writer: RecordingWriter | None = None
         self._stream: RtpStream | None = None
         self._created_at = 0.0
-        self._rate = FORMATS[settings.media_format][1] if settings.media_format in FORMATS else 0
+        self._codec, self._rate = FORMATS[settings.media_format]
         self._stopped = False
         self.started_at: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._watch_from = 0.0
+        # Packets seen at the last check and when that count last moved: the
+        # watchdog compares counters, so the packet path never reads a clock.
+        self._seen_packets = 0
+        self._moved_at = 0.0
         self._media_lost = False
         self._media_reported = False
 
@@ -210,20 +200,19 @@ class RecordingTap:
         :class:`RecordingUnavailable` (with the reason) when the spool, the
         keys or the PBX refuse; the caller applies the failure policy.
         """
-        codec, rate = FORMATS[self._settings.media_format]
         # The writer first: a full or missing spool must fail before the PBX
         # is asked for anything that would then need cleaning up.
-        self._writer = self._create_writer(codec, rate)
+        self._writer = self._create_writer(self._codec, self._rate)
         self._writer.write_metadata(dict(evidence))
         self._stream = self._recorder.open_stream(
-            self._writer, codec, call_id, on_error=self._stream_failed
+            self._writer, self._codec, call_id, on_error=self._stream_failed
         )
         try:
             await self._connect_media(channel_id)
         except (AriError, AriUnavailable, TimeoutError) as exc:
             raise RecordingUnavailable(f"media setup failed: {_reason(exc)}") from exc
         self.started_at = self._clock.wall()
-        self._watch_from = time.monotonic()
+        self._moved_at = time.monotonic()
         self._schedule_media_check()
         self._log.info("recording %s started (%s)", self.recording_id, self._settings.media_format)
         return self._writer.recording_id
@@ -263,10 +252,9 @@ class RecordingTap:
             channel_id, app=settings.app, app_args=SNOOP_APP_ARG, snoop_id=self.snoop_id
         )
         await self._router.wait_for(self.snoop_id, "StasisStart", timeout)
-        host, port = self._recorder.address
         media = await self._client.external_media(
             app=settings.app,
-            external_host=f"{host}:{port}",
+            external_host=self._recorder.external_host,
             format=settings.media_format,
             channel_id=self.media_id,
         )
@@ -288,7 +276,8 @@ class RecordingTap:
         if self._stream is not None and not self._stopped:
             self._stream.resume(self._clock.wall() if at is None else at)
             # A full timeout again from here: the pause was not a silence.
-            self._watch_from = time.monotonic()
+            self._seen_packets = self._stream.stats.packets
+            self._moved_at = time.monotonic()
 
     @property
     def paused(self) -> bool:
@@ -301,8 +290,10 @@ class RecordingTap:
             self._on_failure(f"recording stopped: {exc}")
 
     # --- media watchdog -------------------------------------------------------
-    # Arrival times are the recorder's time.monotonic(), so the watchdog runs on
-    # the loop's real time as well, not on self._clock.
+    # The watchdog runs on real time (RTP arrives in real time), not on
+    # self._clock. It reads the stream's packet counter once per check, so
+    # the per-packet path never calls a clock for it; idle time is known to
+    # MEDIA_CHECK_INTERVAL, which a 3 s timeout does not notice.
 
     def _schedule_media_check(self) -> None:
         loop = asyncio.get_running_loop()
@@ -317,9 +308,12 @@ class RecordingTap:
         self._schedule_media_check()
         if stream.paused:
             return
-        last = stream.last_arrival
-        since = self._watch_from if last is None else max(last, self._watch_from)
-        idle = time.monotonic() - since
+        now = time.monotonic()
+        count = stream.stats.packets
+        if count != self._seen_packets:
+            self._seen_packets = count
+            self._moved_at = now
+        idle = now - self._moved_at
         if idle < self._settings.media_timeout:
             if self._media_lost:
                 self._media_lost = False
@@ -385,7 +379,7 @@ class RecordingTap:
             return None
         stats: dict[str, Any] = {}
         if stream is not None:
-            stats = stats_dict(await self._recorder.close_stream(stream))
+            stats = (await self._recorder.close_stream(stream)).as_dict()
         ended = self._clock.wall()
         record = {
             "type": "summary",
