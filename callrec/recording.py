@@ -14,7 +14,6 @@ whether the file was sealed (docs/FORMAT.md, "Verdicts").
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +25,8 @@ from typing import Any, BinaryIO
 
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.crypto.format import (
+    FIELDS,
+    RECORDING_ID_SIZE,
     Codec,
     Header,
     Recipient,
@@ -87,6 +88,8 @@ __all__ = [
     "Verdict",
     "VerifyResult",
     "export_tink",
+    "is_sealed_name",
+    "judge",
     "read_header",
     "verify",
 ]
@@ -95,6 +98,8 @@ logger = logging.getLogger(__name__)
 
 PART_SUFFIX = ".crec.part"
 SEALED_SUFFIX = ".crec"
+_ID_START = {name: start for name, start, _end in FIELDS}["recording_id"]
+_ID_END = _ID_START + RECORDING_ID_SIZE
 _IOV_BATCH = 512  # below IOV_MAX (1024 on Linux)
 
 # Updated in a forked child so every writer inherited from the parent refuses
@@ -188,8 +193,8 @@ class RecordingWriter:
         if not 0 <= created_ms < (1 << 63):
             raise RecordingUnavailable(f"created_at {created_at} is out of range")
         data_key = os.urandom(DATA_KEY_SIZE)
-        raw = build_header(rid, the_codec, sample_rate, channels, created_ms, keys, data_key)
-        header = parse_header(io.BytesIO(raw).read).header
+        built = build_header(rid, the_codec, sample_rate, channels, created_ms, keys, data_key)
+        header, raw = built.header, built.raw
         cipher = SegmentCipher(data_key, os.urandom(SALT_SIZE), os.urandom(NONCE_PREFIX_SIZE), raw)
         path = Path(directory) / f"{rid.hex()}{PART_SUFFIX}"
         fd = _create_part(Path(directory), path, raw + cipher.header)
@@ -436,6 +441,18 @@ class TinkExport:
     associated_data: bytes  # the container header, file[0 : stream_offset]
 
 
+def is_sealed_name(path: Path) -> bool:
+    """Whether a file's name says it was sealed: a ``.part`` file never was."""
+    return not Path(path).name.endswith(".part")
+
+
+def judge(error: FormatError, sealed: bool) -> Verdict:
+    """A cut is TRUNCATED only in a file never sealed (a crash); anything else is INVALID."""
+    if isinstance(error, TruncatedError) and not sealed:
+        return Verdict.TRUNCATED
+    return Verdict.INVALID
+
+
 def read_header(path: Path) -> Header:
     """The public header, without a key and therefore NOT authenticated."""
     with _open(Path(path)) as f:
@@ -453,7 +470,7 @@ class RecordingReader:
         self, path: Path, keys: Sequence[PrivateKey], *, sealed: bool | None = None
     ) -> None:
         self.path = Path(path)
-        self.sealed = not self.path.name.endswith(".part") if sealed is None else sealed
+        self.sealed = is_sealed_name(self.path) if sealed is None else sealed
         self._file = _open(self.path)
         try:
             parsed = parse_header(self._file.read)
@@ -517,10 +534,7 @@ class RecordingReader:
         self.verdict = Verdict.COMPLETE
 
     def _settle(self, error: FormatError) -> None:
-        if isinstance(error, TruncatedError) and not self.sealed:
-            self.verdict = Verdict.TRUNCATED
-        else:
-            self.verdict = Verdict.INVALID
+        self.verdict = judge(error, self.sealed)
         self.error = error
         logger.info("recording %s: %s: %s", self.header.recording_id, self.verdict, error)
 
@@ -528,13 +542,11 @@ class RecordingReader:
 def verify(path: Path, keys: Sequence[PrivateKey], *, sealed: bool | None = None) -> VerifyResult:
     """Read a whole recording and judge it; header problems become a verdict too."""
     path = Path(path)
-    is_sealed = not path.name.endswith(".part") if sealed is None else sealed
+    is_sealed = is_sealed_name(path) if sealed is None else sealed
     try:
         reader = RecordingReader(path, keys, sealed=is_sealed)
     except FormatError as exc:
-        truncated = isinstance(exc, TruncatedError) and not is_sealed
-        verdict = Verdict.TRUNCATED if truncated else Verdict.INVALID
-        return VerifyResult(path, verdict, exc, 0, 0.0, _peek_id(path))
+        return VerifyResult(path, judge(exc, is_sealed), exc, 0, 0.0, _peek_id(path))
     with reader:
         for _frame in reader.frames():
             pass
@@ -571,7 +583,7 @@ def _open(path: Path) -> BinaryIO:
 def _peek_id(path: Path) -> str:
     try:
         with open(path, "rb") as f:
-            head = f.read(25)
+            head = f.read(_ID_END)
     except OSError:
         return ""
-    return head[9:25].hex() if len(head) == 25 else ""
+    return head[_ID_START:_ID_END].hex() if len(head) == _ID_END else ""

@@ -28,7 +28,7 @@ from callrec.cli.crypto_cmds import (
     write_private,
 )
 from callrec.clock import iso_utc
-from callrec.errors import CallrecError, FormatError, TruncatedError
+from callrec.errors import CallrecError, FormatError
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
@@ -113,11 +113,10 @@ def _report(command: str, src: Path, exc: BaseException) -> int:
 
 
 def _error_code(exc: BaseException, src: Path) -> int:
-    # As the reader judges it: a cut is only "truncated" in a file never sealed.
-    if isinstance(exc, TruncatedError) and src.name.endswith(".part"):
-        return EXIT_TRUNCATED
     if isinstance(exc, FormatError):
-        return EXIT_INVALID
+        from callrec.recording import is_sealed_name, judge
+
+        return exit_code(judge(exc, is_sealed_name(src)))
     return EXIT_ERROR
 
 

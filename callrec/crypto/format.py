@@ -141,29 +141,32 @@ def build_header(
     created_at_ms: int,
     recipients: Sequence[PublicKey],
     data_key: bytes,
-) -> bytes:
-    """The complete header with wrapped keys, MAC and field tags."""
+) -> ParsedHeader:
+    """The complete header with wrapped keys, MAC and field tags, as parse_header sees it."""
     assert len(recording_id) == RECORDING_ID_SIZE
     assert len(data_key) == DATA_KEY_SIZE
     assert 1 <= len(recipients) <= MAX_RECIPIENTS
-    body = bytearray(
-        FIXED.pack(
-            MAGIC,
-            VERSION,
-            recording_id,
-            CODEC_IDS[codec],
-            sample_rate,
-            channels,
-            created_at_ms,
-            len(recipients),
-        )
+    fixed = (
+        MAGIC,
+        VERSION,
+        recording_id,
+        CODEC_IDS[codec],
+        sample_rate,
+        channels,
+        created_at_ms,
+        len(recipients),
     )
+    body = bytearray(FIXED.pack(*fixed))
+    stanzas = []
     for pub in recipients:
         wrapped = pub.wrap(data_key, WRAP_LABEL, recording_id)
+        stanzas.append(Stanza(KEMS[pub.kem].wire_id, pub.key_id, wrapped))
         body += STANZA_HEAD.pack(KEMS[pub.kem].wire_id, pub.key_id, len(wrapped)) + wrapped
     mac_key = derive_mac_key(data_key, recording_id)
     mac = hmac.digest(mac_key, bytes(body), "sha256")
-    return bytes(body) + mac + field_tags(mac_key, bytes(body))
+    raw = bytes(body) + mac + field_tags(mac_key, bytes(body))
+    header = _header(recording_id, codec, sample_rate, channels, created_at_ms, stanzas, len(raw))
+    return ParsedHeader(header, raw, recording_id, tuple(stanzas))
 
 
 def checked_params(
@@ -242,19 +245,31 @@ def parse_header(read: Callable[[int], bytes]) -> ParsedHeader:
         raw += wrapped
         stanzas.append(Stanza(kem_id, key_id, wrapped))
     raw += _read_exact(read, TRAILER_SIZE, len(raw), "header_mac")
-    header = Header(
-        version=version,
+    header = _header(rid, CODECS_BY_ID[codec_id], rate, channels, created_ms, stanzas, len(raw))
+    return ParsedHeader(header, bytes(raw), rid, tuple(stanzas))
+
+
+def _header(
+    rid: bytes,
+    codec: Codec,
+    rate: int,
+    channels: int,
+    created_ms: int,
+    stanzas: Sequence[Stanza],
+    size: int,
+) -> Header:
+    return Header(
+        version=VERSION,
         recording_id=rid.hex(),
-        codec=CODECS_BY_ID[codec_id],
+        codec=codec,
         sample_rate=rate,
         channels=channels,
         created_at=created_ms / 1000,
         recipients=tuple(
             Recipient(fingerprint_text(s.key_id), KEMS_BY_WIRE_ID[s.kem_id].name) for s in stanzas
         ),
-        header_size=len(raw),
+        header_size=size,
     )
-    return ParsedHeader(header, bytes(raw), rid, tuple(stanzas))
 
 
 def _check_fixed(

@@ -86,14 +86,16 @@ def test_mac_key_mac_and_field_tags() -> None:
 
 
 def test_build_header_matches_the_layout() -> None:
-    built = fmt.build_header(
+    made = fmt.build_header(
         RECORDING_ID, fmt.Codec.ULAW, 8000, 1, 1795910400000, [KEY.public_key()], DATA_KEY
     )
+    built = made.raw
     # HPKE draws a fresh ephemeral key, so only the wrapped bytes differ.
     assert built[:59] == HEADER[:59]
     assert len(built) == len(HEADER)
     parsed = fmt.parse_header(_reader(built))
     assert fmt.open_header(parsed, [KEY]) == DATA_KEY
+    assert parsed == made  # the writer's Header is what every reader will see
 
 
 def test_pinned_segment_encrypts_and_decrypts() -> None:

@@ -124,7 +124,7 @@ def test_we_read_a_stream_tink_wrote(tmp_path: Path, size: int) -> None:
     data_key = os.urandom(32)
     header = fmt.build_header(
         os.urandom(16), fmt.Codec.ULAW, 8000, 1, 0, [KEY.public_key()], data_key
-    )
+    ).raw
     meta = b"\x05\x00\x00\x00\x02{}"
     audio = os.urandom(max(size - len(meta) - 5, 0))
     plaintext = meta + b"\x01" + len(audio).to_bytes(4, "big") + audio
