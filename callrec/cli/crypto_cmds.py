@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from callrec.cli import EXIT_INVALID, EXIT_OK, EXIT_TRUNCATED
 from callrec.errors import CallrecError, KeyError_
+from callrec.spool import os_reason, write_file_atomic
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
@@ -75,7 +76,7 @@ def read_passphrase_file(path: str) -> bytes:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise CliError(f"passphrase file {path}: {exc.strerror or exc}") from exc
+        raise CliError(f"passphrase file {path}: {os_reason(exc)}") from exc
     # Editors and `echo` add a final newline that is not part of the passphrase.
     data = data.removesuffix(b"\n").removesuffix(b"\r")
     if not data:
@@ -143,7 +144,7 @@ def private_dir(path: Path) -> Path:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise CliError(f"cannot create folder {escape(str(path))}: {exc.strerror}") from None
+        raise CliError(f"cannot create folder {escape(str(path))}: {os_reason(exc)}") from None
     return path
 
 
@@ -155,7 +156,7 @@ def write_private(path: Path, data: bytes) -> None:
         with os.fdopen(open_private(path), "wb") as f:
             f.write(data)
     except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise CliError(f"cannot write {path}: {os_reason(exc)}") from exc
 
 
 def recording_stem(path: Path) -> str:
@@ -191,9 +192,10 @@ def _keygen(args: argparse.Namespace) -> int:
     key = PrivateKey.generate(pq=args.pq)
     public = key.public_key()
     key.save(key_path, passphrase)
-    fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(public.to_text())
+    try:
+        write_file_atomic(pub_path, public.to_text().encode("ascii"), 0o644, replace=False)
+    except OSError as exc:
+        raise CliError(f"cannot write {pub_path}: {os_reason(exc)}") from exc
     protected = "passphrase-protected" if passphrase else "NOT passphrase-protected"
     print(f"public key:  {pub_path}")
     print(f"private key: {key_path} ({protected}; keep it off the recording host)")

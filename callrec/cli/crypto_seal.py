@@ -30,6 +30,7 @@ from callrec.cli.crypto_cmds import (
 )
 from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError
+from callrec.spool import os_reason
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey, PublicKey
@@ -115,7 +116,7 @@ def _seal_and_check(
         warn("seal", f"{escape(str(src))}: {escape(str(exc))}")
         return EXIT_ERROR
     except OSError as exc:
-        warn("seal", f"{escape(str(src))}: {escape(exc.strerror or str(exc))}")
+        warn("seal", f"{escape(str(src))}: {escape(os_reason(exc))}")
         return EXIT_ERROR
     print(f"sealed {escape(str(src))} -> {escape(str(sealed.sealed))}")
     if not verify_keys:
@@ -211,7 +212,7 @@ def _shred(sealed: _Sealed) -> int:
             return EXIT_ERROR
         _overwrite_and_unlink(src)
     except OSError as exc:
-        warn("seal", f"{escape(str(src))}: cannot remove: {exc.strerror or exc}")
+        warn("seal", f"{escape(str(src))}: cannot remove: {os_reason(exc)}")
         return EXIT_ERROR
     print(f"removed {escape(str(src))}")
     return EXIT_OK

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from callrec.errors import FormatError, KeyError_, WrongPassphraseError
+from callrec.spool import os_reason, write_file_atomic
 
 KEM_X25519 = "x25519"
 KEM_MLKEM768_X25519 = "mlkem768-x25519"
@@ -148,8 +149,10 @@ class PublicKey:
         """Read a ``.pub`` file."""
         try:
             text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeyError_(str(path), f"cannot read public key: {_reason(exc)}") from exc
+        except OSError as exc:
+            raise KeyError_(str(path), f"cannot read public key: {os_reason(exc)}") from exc
+        except UnicodeDecodeError as exc:
+            raise KeyError_(str(path), f"cannot read public key: {exc}") from exc
         return cls.from_text(text, str(path))
 
     def wrap(self, data_key: bytes, label: bytes, binding: bytes) -> bytes:
@@ -288,7 +291,7 @@ class PrivateKey:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise KeyError_(str(path), f"cannot read private key: {_reason(exc)}") from exc
+            raise KeyError_(str(path), f"cannot read private key: {os_reason(exc)}") from exc
         return cls.from_bytes(data, str(path), passphrase)
 
     @staticmethod
@@ -298,7 +301,7 @@ class PrivateKey:
             with open(path, "rb") as f:
                 head = f.read(len(ENCRYPTED_TAG) + 1)
         except OSError as exc:
-            raise KeyError_(str(path), f"cannot read private key: {_reason(exc)}") from exc
+            raise KeyError_(str(path), f"cannot read private key: {os_reason(exc)}") from exc
         return head == ENCRYPTED_TAG.encode("ascii") + b" "
 
 
@@ -330,23 +333,12 @@ def _scrypt(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> byte
 def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise KeyError_(str(path), "already exists; refusing to overwrite a private key")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_file_atomic(path, data, 0o600, replace=overwrite)
+    except FileExistsError:  # appeared since the check above
+        raise KeyError_(str(path), "already exists; refusing to overwrite a private key") from None
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise KeyError_(str(path), f"cannot write private key: {_reason(exc)}") from exc
+        raise KeyError_(str(path), f"cannot write private key: {os_reason(exc)}") from exc
 
 
 def _known_kem(name: str, source: str) -> str:
@@ -364,9 +356,3 @@ def _b64decode(text: str, source: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise KeyError_(source, f"{what} is not valid base64") from None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from callrec.prompts.names import (
     sound_of,
     sound_path,
 )
+from callrec.spool import os_reason, write_file_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -86,36 +85,13 @@ def install(audio: PromptAudio, sounds_dir: Path, lang: str, name: str) -> Insta
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for ext in sorted(FORMATS, key=lambda e: e == CANONICAL_FORMAT):
-            _write_atomic(paths[ext], contents[ext])
-        _fsync_dir(folder)
+            write_file_atomic(paths[ext], contents[ext], FILE_MODE, replace=True)
     except OSError as exc:
-        raise PromptError(f"cannot install into {folder}: {exc.strerror or exc}") from exc
+        raise PromptError(f"cannot install into {folder}: {os_reason(exc)}") from exc
     # Hash the file as installed, exactly as the consent evidence will.
     digest = prompt_sha256(paths[CANONICAL_FORMAT])
     logger.info("installed %s (%s) into %s, sha256 %s", sound, lang, folder, digest)
     return InstalledPrompt(sound, lang, paths, digest)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_prompts(sounds_dir: Path) -> list[PromptEntry]:

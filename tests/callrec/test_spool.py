@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from callrec.errors import SpoolError
-from callrec.spool import Spool, move_no_replace, spool_error, write_all
+from callrec.spool import Spool, move_no_replace, spool_error, write_all, write_file_atomic
 
 RID = "0123456789abcdef0123456789abcdef"
 TS = 1_795_910_400.0 + 3600 * 23.5  # 2026-11-29 23:30 UTC
@@ -148,3 +148,15 @@ def test_ensure_creates_missing_parents_privately(tmp_path: Path) -> None:
     spool.ensure()
     assert stat.S_IMODE((tmp_path / "srv").stat().st_mode) == 0o700
     assert spool.incoming.is_dir()
+
+
+def test_write_file_atomic_keeps_an_existing_file_unless_told(tmp_path: Path) -> None:
+    path = tmp_path / "dpo.key"
+    write_file_atomic(path, b"first", 0o600, replace=False)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(FileExistsError):
+        write_file_atomic(path, b"second", 0o600, replace=False)
+    assert path.read_bytes() == b"first"
+    write_file_atomic(path, b"second", 0o644, replace=True)
+    assert (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) == (b"second", 0o644)
+    assert [p.name for p in tmp_path.iterdir()] == ["dpo.key"]  # no temporary file left
