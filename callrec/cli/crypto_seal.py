@@ -30,7 +30,7 @@ from callrec.cli.crypto_cmds import (
 )
 from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError
-from callrec.spool import os_reason
+from callrec.spool import file_sha256, os_reason
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey, PublicKey
@@ -230,12 +230,3 @@ def _overwrite_and_unlink(path: Path) -> None:
     finally:
         os.close(fd)
     path.unlink()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
