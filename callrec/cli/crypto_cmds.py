@@ -101,16 +101,23 @@ def load_private_keys(paths: Sequence[str], args: argparse.Namespace) -> list[Pr
     keys = []
     passphrase: bytes | None = None
     for name in paths:
-        path = Path(name)
-        if not path.is_file():
-            raise KeyError_(name, "no such key file")
-        if PrivateKey.needs_passphrase(path):
+        data = _read_key_file(name)
+        if PrivateKey.is_encrypted(data):
             if passphrase is None:
                 passphrase = given_passphrase(args) or _prompt_passphrase(name)
-            keys.append(PrivateKey.load(path, passphrase))
+            keys.append(PrivateKey.from_bytes(data, name, passphrase))
         else:
-            keys.append(PrivateKey.load(path))
+            keys.append(PrivateKey.from_bytes(data, name))
     return keys
+
+
+def _read_key_file(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise KeyError_(name, "no such key file") from None
+    except OSError as exc:
+        raise KeyError_(name, f"cannot read private key: {os_reason(exc)}") from exc
 
 
 def _prompt_passphrase(path: str) -> bytes:

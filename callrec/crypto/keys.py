@@ -295,14 +295,19 @@ class PrivateKey:
         return cls.from_bytes(data, str(path), passphrase)
 
     @staticmethod
-    def needs_passphrase(path: Path) -> bool:
+    def is_encrypted(data: bytes) -> bool:
+        """True when key file contents ``data`` are passphrase-protected."""
+        return data.startswith(ENCRYPTED_TAG.encode("ascii") + b" ")
+
+    @classmethod
+    def needs_passphrase(cls, path: Path) -> bool:
         """True when the key file at ``path`` is passphrase-protected."""
         try:
             with open(path, "rb") as f:
                 head = f.read(len(ENCRYPTED_TAG) + 1)
         except OSError as exc:
             raise KeyError_(str(path), f"cannot read private key: {os_reason(exc)}") from exc
-        return head == ENCRYPTED_TAG.encode("ascii") + b" "
+        return cls.is_encrypted(head)
 
 
 def _hpke_public(kem: str, raw: bytes) -> x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey:
