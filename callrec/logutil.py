@@ -13,14 +13,17 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
-_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_QUOTES = "'\""
 _ELLIPSIS = "…"
 _MASK = "•••"
 
 
-def _escape(char: str) -> str:
+def _escape(char: str, quotes: str = _QUOTES) -> str:
     if char in _ESCAPES:
         return _ESCAPES[char]
+    if char in _QUOTES:
+        return "\\" + char if char in quotes else char
     if char.isprintable():  # False for C0/C1 controls, DEL, bidi overrides, separators
         return char
     code = ord(char)
@@ -29,6 +32,16 @@ def _escape(char: str) -> str:
     if code <= 0xFFFF:
         return f"\\u{code:04x}"
     return f"\\U{code:08x}"
+
+
+def escape(text: str, quotes: str = _QUOTES) -> str:
+    """``text`` escaped like :func:`safe`, whatever its length.
+
+    Only the quote characters in ``quotes`` are escaped: a command line
+    printing a path unquoted passes ``""``, one quoting a value with ``"``
+    passes ``'"'``.
+    """
+    return "".join(_escape(char, quotes) for char in text)
 
 
 def safe(text: str, limit: int = 80) -> str:

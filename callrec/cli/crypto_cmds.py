@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from callrec import logutil
 from callrec.cli import EXIT_INVALID, EXIT_OK, EXIT_TRUNCATED
 from callrec.errors import CallrecError, KeyError_
 from callrec.spool import os_reason, write_file_atomic
@@ -40,27 +41,10 @@ def escape(text: str) -> str:
 
     Strings from inside a recording (a caller ID, a file name) may be hostile:
     an escape sequence must not reach the terminal, a newline must not forge
-    an output line, a bidi override must not reorder it.
+    an output line, a bidi override must not reorder it. Quotes stay as they
+    are: the CLI prints paths and messages unquoted.
     """
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return "".join(out)
+    return logutil.escape(text, quotes="")
 
 
 def exit_code(verdict: Verdict | str | None) -> int:

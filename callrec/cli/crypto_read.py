@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from callrec import logutil
 from callrec.cli import EXIT_ERROR, EXIT_INVALID, EXIT_TRUNCATED, worst
 from callrec.cli.crypto_cmds import (
     CliError,
@@ -319,7 +320,7 @@ def _text_lines(value: Any, key: str = "", indent: str = "") -> list[str]:
 
 def _scalar(value: Any) -> str:
     if isinstance(value, str):
-        return '"' + escape(value).replace('"', '\\"') + '"'
+        return '"' + logutil.escape(value, quotes='"') + '"'
     return json.dumps(value, ensure_ascii=True, default=str)
 
 

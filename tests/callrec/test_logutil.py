@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callrec.logutil import CallLogAdapter, mask_number, safe
+from callrec.logutil import CallLogAdapter, escape, mask_number, safe
 
 
 @pytest.mark.parametrize(
@@ -83,3 +83,10 @@ def test_safe_output_is_one_bounded_printable_line(text: str, limit: int) -> Non
     else:
         assert shown.endswith("…")
         assert full.startswith(shown[:-1])
+
+
+def test_escape_has_no_length_limit_and_escapes_only_the_quotes_asked_for() -> None:
+    text = 'it\'s "x"\n\x1b[2J' * 20
+    assert escape(text) == safe(text, limit=10_000)
+    assert escape('it\'s "x"\n', quotes="") == 'it\'s "x"\\n'
+    assert escape('it\'s "x"', quotes='"') == 'it\'s \\"x\\"'
