@@ -288,10 +288,10 @@ def _inspect(args: argparse.Namespace) -> int:
 def _inspect_info(path: Path, keys: list[PrivateKey]) -> tuple[dict[str, Any], int]:
     from callrec.recording import MetadataFrame, RecordingReader, read_header
 
-    info: dict[str, Any] = {"file": str(path), **_header_dict(read_header(_existing(path)))}
     if not keys:
-        return info, 0
-    with RecordingReader(path, keys) as reader:
+        return {"file": str(path), **_header_dict(read_header(_existing(path)))}, 0
+    with RecordingReader(_existing(path), keys) as reader:
+        info: dict[str, Any] = {"file": str(path), **_header_dict(reader.header)}
         records = [f.record for f in reader.frames() if isinstance(f, MetadataFrame)]
         info["verdict"] = str(reader.verdict)
         info["error"] = None if reader.error is None else str(reader.error)
