@@ -60,7 +60,7 @@ from callrec.crypto.envelope import open_sealed, seal_for
 from callrec.crypto.keys import PrivateKey, PublicKey
 from callrec.errors import CallrecError
 from callrec.evidence import Evidence
-from callrec.spool import make_private_dirs, spool_error, write_all
+from callrec.spool import make_private_dirs, os_reason, spool_error, write_all
 
 logger = logging.getLogger(__name__)
 
@@ -159,9 +159,7 @@ class AuditLog:
 
     def _write(self, data: bytes) -> None:
         try:
-            make_private_dirs(self.path.parent)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-            fd = os.open(self.path, flags, 0o600)
+            fd = self._open()
         except OSError as exc:
             raise AuditError(str(self.path), spool_error(self.path, exc).message) from None
         try:
@@ -175,6 +173,16 @@ class AuditLog:
         finally:
             os.close(fd)
 
+    def _open(self) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            return os.open(self.path, flags, 0o600)
+        except FileNotFoundError:
+            # Only the first line (or one after the folder was removed) gets here:
+            # create the folders 0700 then, not on every appended line.
+            make_private_dirs(self.path.parent)
+            return os.open(self.path, flags, 0o600)
+
 
 def read_audit(path: Path) -> Iterator[dict[str, Any]]:
     """The audit lines of ``path`` in order; a damaged line raises :class:`AuditError`."""
@@ -182,7 +190,7 @@ def read_audit(path: Path) -> Iterator[dict[str, Any]]:
         with Path(path).open("rb") as f:
             yield from _parse(str(path), f)
     except OSError as exc:
-        raise AuditError(str(path), exc.strerror or str(exc)) from None
+        raise AuditError(str(path), os_reason(exc)) from None
 
 
 def _parse(path: str, lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:

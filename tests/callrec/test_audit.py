@@ -140,6 +140,17 @@ def test_without_a_recipient_personal_fields_are_dropped_not_written(tmp_path: P
     assert next(read_audit(path))["event"] == "call"
 
 
+def test_a_folder_removed_between_lines_is_made_again(tmp_path: Path, dpo: PrivateKey) -> None:
+    path = tmp_path / "logs" / "audit.jsonl"
+    log = AuditLog(path, [dpo.public_key()])
+    log.append(audit_record("service", reason="start"))
+    path.unlink()
+    path.parent.rmdir()
+    log.append(audit_record("service", reason="stop"))
+    assert [line["reason"] for line in read_audit(path)] == ["stop"]
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
 def test_a_full_disk_is_an_audit_error() -> None:
     log = AuditLog(Path("/dev/full"), [])
     with pytest.raises(AuditError) as err:
