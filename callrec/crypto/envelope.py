@@ -14,8 +14,6 @@ context (another audit field or call) does not open.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -23,12 +21,19 @@ from collections.abc import Mapping, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from callrec.crypto.keys import DATA_KEY_SIZE, PrivateKey, PublicKey
+from callrec.crypto.keys import (
+    DATA_KEY_SIZE,
+    ZERO_NONCE,
+    PrivateKey,
+    PublicKey,
+    b64,
+    b64decode_strict,
+    unique_keys,
+)
 from callrec.errors import FormatError, NoMatchingKeyError, RecordingUnavailable
 
 ENVELOPE_VERSION = 1
 WRAP_LABEL = b"callrec v1 envelope"
-_ZERO_NONCE = bytes(12)  # the data key is fresh for every blob
 
 
 def seal_for(
@@ -43,12 +48,12 @@ def seal_for(
         {
             "kem": pub.kem,
             "key_id": pub.fingerprint,
-            "wrapped": _b64(pub.wrap(data_key, WRAP_LABEL, binding)),
+            "wrapped": b64(pub.wrap(data_key, WRAP_LABEL, binding)),
         }
-        for pub in {pub.key_id: pub for pub in recipients}.values()
+        for pub in unique_keys(recipients)
     ]
-    sealed = AESGCM(data_key).encrypt(_ZERO_NONCE, plaintext, context)
-    return {"v": ENVELOPE_VERSION, "recipients": stanzas, "ciphertext": _b64(sealed)}
+    sealed = AESGCM(data_key).encrypt(ZERO_NONCE, plaintext, context)
+    return {"v": ENVELOPE_VERSION, "recipients": stanzas, "ciphertext": b64(sealed)}
 
 
 def open_sealed(obj: Mapping[str, object], keys: Sequence[PrivateKey], context: bytes) -> bytes:
@@ -73,21 +78,17 @@ def open_sealed(obj: Mapping[str, object], keys: Sequence[PrivateKey], context: 
             wrapped, WRAP_LABEL, binding, where, "wrong context, or the stanza was edited or moved"
         )
         try:
-            return AESGCM(data_key).decrypt(_ZERO_NONCE, sealed, context)
+            return AESGCM(data_key).decrypt(ZERO_NONCE, sealed, context)
         except InvalidTag:
             raise FormatError("does not open: ciphertext edited", field="ciphertext") from None
     listed = ", ".join(str(s.get("key_id")) for s in stanzas if isinstance(s, dict))
     raise NoMatchingKeyError(f"none of the given keys is a recipient; recipients: {listed}")
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def _b64decode(value: object, field: str) -> bytes:
     if not isinstance(value, str):
         raise FormatError("missing or not a string", field=field)
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+        return b64decode_strict(value)
+    except ValueError:
         raise FormatError("not valid base64", field=field) from None

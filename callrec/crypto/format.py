@@ -40,6 +40,7 @@ from callrec.crypto.keys import (
     PrivateKey,
     PublicKey,
     fingerprint_text,
+    unique_keys,
 )
 from callrec.errors import FormatError, NoMatchingKeyError, RecordingUnavailable, TruncatedError
 
@@ -181,7 +182,7 @@ def checked_params(
     Returns the recipients without duplicates, the codec and the recording id
     (random when ``None``).
     """
-    keys = list({key.key_id: key for key in recipients}.values())
+    keys = unique_keys(recipients)
     if not keys:
         raise RecordingUnavailable("no recipient public key")
     if len(keys) > MAX_RECIPIENTS:

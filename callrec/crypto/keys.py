@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,8 @@ SCRYPT_LOG2_N = 15
 SCRYPT_R = 8
 SCRYPT_P = 1
 _SCRYPT_SALT_SIZE = 16
-_ZERO_NONCE = bytes(12)
+# AES-GCM nonce for keys used exactly once (a fresh KEK or data key per message).
+ZERO_NONCE = bytes(12)
 
 
 @dataclass(frozen=True)
@@ -218,14 +220,14 @@ class PrivateKey:
     def to_bytes(self, passphrase: bytes | None = None) -> bytes:
         """Key file content; with a passphrase: scrypt + AES-256-GCM (docs/FORMAT.md)."""
         if passphrase is None:
-            line = f"{PRIVATE_TAG} {self.kem} {_b64(self._secret)}"
+            line = f"{PRIVATE_TAG} {self.kem} {b64(self._secret)}"
             return line.encode("ascii") + b"\n"
         salt = os.urandom(_SCRYPT_SALT_SIZE)
         prefix = f"{ENCRYPTED_TAG} {self.kem} scrypt {SCRYPT_LOG2_N} {SCRYPT_R} {SCRYPT_P} "
-        prefix += _b64(salt)
+        prefix += b64(salt)
         kek = _scrypt(passphrase, salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
-        sealed = AESGCM(kek).encrypt(_ZERO_NONCE, self._secret, prefix.encode("ascii"))
-        return f"{prefix} {_b64(sealed)}\n".encode("ascii")
+        sealed = AESGCM(kek).encrypt(ZERO_NONCE, self._secret, prefix.encode("ascii"))
+        return f"{prefix} {b64(sealed)}\n".encode("ascii")
 
     @classmethod
     def from_bytes(
@@ -262,7 +264,7 @@ class PrivateKey:
         prefix = " ".join(fields[:7]).encode("ascii")
         kek = _scrypt(passphrase, salt, log2_n, r, p)
         try:
-            secret = AESGCM(kek).decrypt(_ZERO_NONCE, sealed, prefix)
+            secret = AESGCM(kek).decrypt(ZERO_NONCE, sealed, prefix)
         except InvalidTag:
             raise WrongPassphraseError(source, "wrong passphrase (or damaged key file)") from None
         return cls._checked(kem, secret, source)
@@ -352,12 +354,26 @@ def _known_kem(name: str, source: str) -> str:
     return name
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Standard base64 text of ``data``."""
     return base64.b64encode(data).decode("ascii")
+
+
+def b64decode_strict(text: str) -> bytes:
+    """Standard base64 with nothing else in it; ``ValueError`` otherwise."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
+
+
+def unique_keys(recipients: Iterable[PublicKey]) -> list[PublicKey]:
+    """``recipients`` in order, each key once (the same key given twice seals once)."""
+    return list({key.key_id: key for key in recipients}.values())
 
 
 def _b64decode(text: str, source: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return b64decode_strict(text)
+    except ValueError:
         raise KeyError_(source, f"{what} is not valid base64") from None
