@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from callrec.cli import EXIT_ERROR, EXIT_OK
+from callrec.config import PromptsConfig
 from callrec.prompts import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_SOUNDS_DIR,
@@ -115,11 +116,12 @@ def _arg(check: Callable[[str], str]) -> Callable[[str], str]:
     return convert
 
 
-def _sounds_dir(args: argparse.Namespace) -> Path:
+def _sounds_dir(args: argparse.Namespace, config: PromptsConfig | None = None) -> Path:
+    """--sounds-dir, else the config's (``config`` if already read), else the default."""
     if args.sounds_dir is not None:
         return Path(args.sounds_dir)
     if args.config is not None:
-        return read_prompts_config(args.config).sounds_dir
+        return (config or read_prompts_config(args.config)).sounds_dir
     return DEFAULT_SOUNDS_DIR
 
 
@@ -128,13 +130,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     if args.max_seconds <= 0:
         raise PromptError(f"--max-seconds must be positive, not {args.max_seconds:g}")
     audio = convert_file(args.file, target, args.max_seconds)
-    if args.config is not None and args.lang not in read_prompts_config(args.config).languages:
+    config = None if args.config is None else read_prompts_config(args.config)
+    if config is not None and args.lang not in config.languages:
         print(
             f"warning: {args.lang} is not in prompts.languages of {args.config}: "
             "no caller hears this prompt until it is added",
             file=sys.stderr,
         )
-    installed = install(audio, _sounds_dir(args), args.lang, args.name)
+    installed = install(audio, _sounds_dir(args, config), args.lang, args.name)
     for warning in audio.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(_describe(installed, audio))
