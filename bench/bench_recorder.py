@@ -27,7 +27,6 @@ import os
 import resource
 import socket
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from callrec.crypto.keys import PrivateKey  # noqa: E402
 from callrec.media.recorder import MediaRecorder, RtpStream  # noqa: E402
+from callrec.media.rtp import RTP_HEADER_LENGTH, pack_rtp  # noqa: E402
 from callrec.recording import RecordingWriter  # noqa: E402
 
 PPS = 50
@@ -67,7 +67,6 @@ def sender_main(conn: Connection, target: tuple[str, int], n: int, seconds: floa
     sent = [0] * n
     dropped = 0
     payloads = [bytes([0xFF - (i % 64)]) * PAYLOAD for i in range(n)]
-    head = struct.Struct("!BBHLL")
     period = 1.0 / PPS
     start = time.perf_counter()
     ticks = int(seconds * PPS)
@@ -81,7 +80,7 @@ def sender_main(conn: Connection, target: tuple[str, int], n: int, seconds: floa
                 time.sleep(delay)
             for i in range(lo, hi):
                 try:
-                    socks[i].sendto(head.pack(0x80, 0, seq, ts, i) + payloads[i], target)
+                    socks[i].sendto(pack_rtp(0, False, seq, ts, i, payloads[i]), target)
                     sent[i] += 1
                 except BlockingIOError:
                     dropped += 1
@@ -234,7 +233,6 @@ def heap_per_call(spool: Path, key: PrivateKey, n: int = 200) -> float:
     caches and allocator warm-up are not counted.
     """
     recorder = MediaRecorder(sync_interval=None)
-    head = struct.Struct("!BBHLL")
     calls = []
     marks: dict[int, int] = {}
     tracemalloc.start()
@@ -246,7 +244,7 @@ def heap_per_call(spool: Path, key: PrivateKey, n: int = 200) -> float:
         )
         stream = recorder.open_stream(writer, "ulaw", f"heap.{i}")
         for seq in range(PPS):
-            stream.feed(head.pack(0x80, 0, seq, seq * PAYLOAD, i) + bytes(PAYLOAD))
+            stream.feed(pack_rtp(0, False, seq, seq * PAYLOAD, i, bytes(PAYLOAD)))
         calls.append((stream, writer))
     tracemalloc.stop()
     for _, writer in calls:
@@ -340,7 +338,7 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     key = PrivateKey.generate()
     print(
-        f"bench_recorder: {PPS} packets/s per stream, {12 + PAYLOAD}-byte PCMU, "
+        f"bench_recorder: {PPS} packets/s per stream, {RTP_HEADER_LENGTH + PAYLOAD}-byte PCMU, "
         f"{args.seconds:.0f} s per run, {os.cpu_count()} CPUs, sender in its own process"
     )
     with tempfile.TemporaryDirectory(prefix="callrec-bench-spool-") as tmp:

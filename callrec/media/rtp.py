@@ -26,6 +26,17 @@ MAX_DROPOUT = 3000
 _HEADER = struct.Struct("!BBHLL")
 
 
+def pack_rtp(
+    payload_type: int, marker: bool, seq: int, ts: int, ssrc: int, payload: bytes = b""
+) -> bytes:
+    """A plain RTP packet (version 2; no padding, CSRC or extension).
+
+    ``seq`` and ``ts`` are taken modulo their field sizes, so a sender may count on.
+    """
+    first = (0x80 if marker else 0) | payload_type
+    return _HEADER.pack(0x80, first, seq & 0xFFFF, ts & 0xFFFF_FFFF, ssrc) + payload
+
+
 @dataclass(slots=True)
 class RtpPacket:
     payload_type: int
@@ -83,21 +94,16 @@ class RtpPacket:
 
     def serialize(self) -> bytes:
         """The packet as bytes (no padding is added)."""
-        first = (RTP_VERSION << 6) | len(self.csrc)
-        if self.extension or self.extension_profile:
-            first |= 0x10
         out = bytearray(
-            _HEADER.pack(
-                first,
-                (0x80 if self.marker else 0) | self.payload_type,
-                self.sequence_number,
-                self.timestamp,
-                self.ssrc,
+            pack_rtp(
+                self.payload_type, self.marker, self.sequence_number, self.timestamp, self.ssrc
             )
         )
+        extended = bool(self.extension or self.extension_profile)
+        out[0] |= len(self.csrc) | (0x10 if extended else 0)
         for csrc in self.csrc:
             out += struct.pack("!L", csrc)
-        if first & 0x10:
+        if extended:
             out += struct.pack("!HH", self.extension_profile, len(self.extension) // 4)
             out += self.extension
         return bytes(out + self.payload)

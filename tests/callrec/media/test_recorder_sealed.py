@@ -9,7 +9,6 @@ import asyncio
 import math
 import os
 import socket
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from callrec.crypto.keys import PrivateKey
 from callrec.errors import WriterClosedError
 from callrec.media.recorder import MediaRecorder, RtpStream
+from callrec.media.rtp import pack_rtp
 from callrec.recording import (
     AudioFrame,
     Frame,
@@ -28,8 +28,6 @@ from callrec.recording import (
     ResumeFrame,
     Verdict,
 )
-
-HEAD = struct.Struct("!BBHLL")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +60,8 @@ class Source:
     def send(self, order: list[int], seq0: int = 65500) -> None:
         samples = self.width if self.pt in (0, 8) else self.width // 2
         for i in order:
-            header = HEAD.pack(0x80, self.pt, (seq0 + i) & 0xFFFF, i * samples, 0xABCD)
-            self.sock.sendto(header + self.payload(i), self.target)
+            packet = pack_rtp(self.pt, False, seq0 + i, i * samples, 0xABCD, self.payload(i))
+            self.sock.sendto(packet, self.target)
 
 
 def new_writer(

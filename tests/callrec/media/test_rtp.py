@@ -14,6 +14,7 @@ from callrec.media.rtp import (
     ReorderBuffer,
     RtpPacket,
     SequenceUnwrapper,
+    pack_rtp,
     seq_delta,
     ts_delta,
 )
@@ -38,6 +39,16 @@ def test_parses_asterisk_ulaw_packet() -> None:
     assert len(packet.payload) == 160
     assert packet.csrc == []
     assert packet.serialize() == data
+    assert (
+        pack_rtp(0, False, packet.sequence_number, packet.timestamp, 917993739, packet.payload)
+        == data
+    )
+
+
+def test_pack_rtp_wraps_counters_and_sets_the_marker() -> None:
+    packet = RtpPacket.parse(pack_rtp(8, True, 0x1_0002, 0x1_0000_0005, 7, b"ab"))
+    assert (packet.payload_type, packet.marker, packet.sequence_number) == (8, True, 2)
+    assert (packet.timestamp, packet.ssrc, packet.payload) == (5, 7, b"ab")
 
 
 def test_parses_asterisk_slin16_packet() -> None:
