@@ -27,7 +27,14 @@ import numpy.typing as npt
 import soundfile as sf
 
 from callrec.errors import AudioFileError, MediaError
-from callrec.media.g711 import ALAW_SILENCE, ULAW_SILENCE, alaw_decode, ulaw_decode
+from callrec.media.g711 import (
+    ALAW_SILENCE,
+    ULAW_SILENCE,
+    alaw_decode,
+    alaw_encode,
+    ulaw_decode,
+    ulaw_encode,
+)
 
 Int16Array = npt.NDArray[np.int16]
 
@@ -92,6 +99,21 @@ def decode_payload(codec: str, payload: bytes, channels: int) -> Int16Array:
     else:
         samples = np.frombuffer(payload, dtype="<i2").astype(np.int16)
     return _shape(samples, channels)
+
+
+def encode_payload(codec: str, samples: Int16Array) -> bytes:
+    """The inverse of :func:`decode_payload`: ``int16`` samples (1-D, or
+    frames x channels, interleaved) as a ``codec`` payload."""
+    flat = np.ascontiguousarray(samples, dtype=np.int16).reshape(-1)
+    if codec == ULAW:
+        return ulaw_encode(flat)
+    if codec == ALAW:
+        return alaw_encode(flat)
+    if codec == SLIN16:
+        return flat.astype(">i2").tobytes()
+    if codec == PCM16:
+        return encode_pcm16le(flat)
+    raise MediaError(f"unknown codec {codec!r}")
 
 
 class PayloadStream:
@@ -239,6 +261,27 @@ def _sf_reason(exc: BaseException) -> str:
     text = str(exc)
     # libsndfile prefixes its message with the path, which the error has already.
     return text.split(": ", 1)[-1] if ": " in text else text
+
+
+def resample(samples: npt.ArrayLike, rate: int, target: int) -> Int16Array:
+    """Mono samples (``int16``, or float on the ``int16`` scale) at ``target``
+    Hz, rounded and clipped to ``int16``."""
+    data = np.asarray(samples, dtype=np.float32)
+    if rate != target and data.size:
+        import soxr  # only the simulator and test calls resample
+
+        data = soxr.resample(data, rate, target)
+    return np.clip(np.rint(data), -32768, 32767).astype(np.int16)
+
+
+def load_mono(path: str | os.PathLike[str], rate: int) -> Int16Array:
+    """Any soundfile-readable file as mono ``int16`` at ``rate`` Hz (channels
+    averaged, then resampled)."""
+    try:
+        data, file_rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioFileError(str(path), f"not a readable audio file ({_sf_reason(exc)})") from exc
+    return resample(data.mean(axis=1) * 32768.0, int(file_rate), rate)
 
 
 # --- writing decrypted audio -------------------------------------------------

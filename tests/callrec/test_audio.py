@@ -14,8 +14,10 @@ from callrec.audio import (
     AudioSink,
     PayloadStream,
     decode_payload,
+    encode_payload,
     encode_pcm16le,
     envelope_correlation,
+    load_mono,
     read_audio_blocks,
     silence,
     silence_payload,
@@ -48,6 +50,39 @@ def test_decode_g711_matches_the_encoder_within_quantisation() -> None:
         err = np.abs(out.astype(int) - x.astype(int))
         # G.711 step is at most 1/16 of the magnitude (plus a small floor).
         assert np.all(err <= np.abs(x.astype(int)) // 16 + 16)
+
+
+@pytest.mark.parametrize("codec", ["ulaw", "alaw", "slin16", "pcm16le"])
+def test_encode_payload_is_what_decode_payload_reads(codec: str) -> None:
+    samples = np.array([[0, -8], [1000, -1000], [32000, -32000]], dtype=np.int16)
+    out = decode_payload(codec, encode_payload(codec, samples), 2)
+    assert out.shape == (3, 2)
+    # G.711 keeps about 4 bits of mantissa; 16-bit codecs are exact.
+    tolerance = 0 if codec in ("slin16", "pcm16le") else 1024
+    assert np.abs(out.astype(np.int32) - samples).max() <= tolerance
+
+
+def test_encode_payload_rejects_an_unknown_codec() -> None:
+    with pytest.raises(MediaError, match="unknown codec 'opus'"):
+        encode_payload("opus", np.zeros(4, dtype=np.int16))
+
+
+def test_load_mono_averages_channels_and_resamples(tmp_path: Path) -> None:
+    t = np.arange(16000) / 16000
+    left = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, left // 2], axis=1), 16000, subtype="PCM_16")
+    mono = load_mono(path, 8000)
+    assert mono.dtype == np.int16
+    assert len(mono) == 8000
+    assert abs(int(np.abs(mono).max()) - 6000) < 200
+
+
+def test_load_mono_names_a_file_that_is_not_audio(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("not audio")
+    with pytest.raises(AudioFileError, match="not a readable audio file"):
+        load_mono(path, 8000)
 
 
 def test_decode_rejects_a_partial_sample_frame() -> None:
