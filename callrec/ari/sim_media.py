@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from callrec.ari.sim_model import AudioInput, Int16Array, RtpFaults, RtpSendStats, SimChannel
-from callrec.media.g711 import alaw_encode, ulaw_encode
+from callrec.audio import encode_payload, encode_pcm16le, load_mono, resample
+from callrec.media.rtp import RTP_HEADER_LENGTH, pack_rtp
 
 if TYPE_CHECKING:
     from callrec.ari.sim_engine import SimEngine
@@ -36,6 +37,8 @@ FORMATS: dict[str, tuple[int, int]] = {
     "slin16": (118, 16000),
 }
 AUDIOSOCKET_RATES: dict[str, int] = {"slin": 8000, "slin16": 16000}
+# Every rate a channel's audio is needed at (FORMATS and AUDIOSOCKET_RATES).
+SAMPLE_RATES = (8000, 16000)
 
 # (start sample at `rate`, sample count, rate) -> int16 samples
 AudioSource = Callable[[int, int, int], Int16Array]
@@ -46,27 +49,14 @@ def load_audio(audio: AudioInput, rate: int) -> dict[int, Int16Array]:
     if audio is None:
         return {}
     if isinstance(audio, str | Path):
-        import soundfile
-
-        data, rate = soundfile.read(str(audio), dtype="int16", always_2d=True)
-        samples = np.asarray(data[:, 0], dtype=np.int16)
-    else:
-        samples = np.asarray(audio)
-        if samples.ndim > 1:
-            samples = samples[:, 0]
-        if samples.dtype.kind == "f":
-            samples = np.clip(samples * 32767.0, -32768, 32767)
-        samples = samples.astype(np.int16)
-    return {target: _resample(samples, rate, target) for target in (8000, 16000)}
-
-
-def _resample(samples: Int16Array, rate: int, target: int) -> Int16Array:
-    if rate == target or samples.size == 0:
-        return samples.copy()
-    import soxr
-
-    out = soxr.resample(samples.astype(np.float32), rate, target)
-    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+        return {target: load_mono(audio, target) for target in SAMPLE_RATES}
+    samples = np.asarray(audio)
+    if samples.ndim > 1:
+        samples = samples[:, 0]
+    if samples.dtype.kind == "f":
+        samples = np.clip(samples * 32767.0, -32768, 32767)
+    samples = samples.astype(np.int16)
+    return {target: resample(samples, rate, target) for target in SAMPLE_RATES}
 
 
 def slice_audio(audio: dict[int, Int16Array], start: int, count: int, rate: int) -> Int16Array:
@@ -88,15 +78,6 @@ def mix(parts: list[Int16Array], count: int) -> Int16Array:
         return parts[0]
     total = np.sum([p.astype(np.int32) for p in parts], axis=0)
     return np.clip(total, -32768, 32767).astype(np.int16)
-
-
-def encode(fmt: str, samples: Int16Array) -> bytes:
-    if fmt == "ulaw":
-        return ulaw_encode(samples)
-    if fmt == "alaw":
-        return alaw_encode(samples)
-    # slin16 over RTP is network byte order (trace 08).
-    return samples.astype(">i2").tobytes()
 
 
 def _pick(spec: frozenset[int] | float, index: int, rng: random.Random) -> bool:
@@ -208,14 +189,15 @@ class RtpSender(_Paced):
             self._first_sample = sample_index
             self.stats.first_seq = self._seq
         ts = (self.spp + sample_index - self._first_sample) & 0xFFFFFFFF
-        payload = encode(self.fmt, self._source(sample_index, self.spp, self.rate))
-        header = struct.pack("!BBHII", 0x80, self.payload_type, self._seq, ts, self.stats.ssrc)
+        # slin16 over RTP is network byte order (trace 08), as encode_payload makes it.
+        payload = encode_payload(self.fmt, self._source(sample_index, self.spp, self.rate))
+        packet = pack_rtp(self.payload_type, False, self._seq, ts, self.stats.ssrc, payload)
         index = self.stats.packets_generated
         self.stats.packets_generated += 1
         self._seq = (self._seq + 1) & 0xFFFF
         if self._keep:
             self.stats.payloads.append(payload)
-        self._deliver(index, header + payload)
+        self._deliver(index, packet)
 
     def _deliver(self, index: int, packet: bytes) -> None:
         f, rng = self.faults, self._rng
@@ -226,7 +208,7 @@ class RtpSender(_Paced):
             self._flush_held()
             return
         self.stats.packets_sent += 1
-        self.stats.payload_bytes_sent += len(packet) - 12
+        self.stats.payload_bytes_sent += len(packet) - RTP_HEADER_LENGTH
         if self._held is None and _pick(f.reorder, index, rng):
             self.stats.reordered.append(index)
             self._held = packet
@@ -254,9 +236,9 @@ class RtpSender(_Paced):
             self._foreign = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._foreign.bind(("127.0.0.1", 0))
             self._foreign.setblocking(False)
-        noise = bytes(self._rng.getrandbits(8) for _ in range(len(packet) - 12))
+        noise = self._rng.randbytes(len(packet) - RTP_HEADER_LENGTH)
         try:
-            self._foreign.sendto(packet[:12] + noise, self.remote)
+            self._foreign.sendto(packet[:RTP_HEADER_LENGTH] + noise, self.remote)
             self.stats.foreign_sent += 1
         except OSError as exc:
             logger.debug("foreign RTP not sent: %s", exc)
@@ -318,7 +300,7 @@ class AudioSocketSender(_Paced):
 
     def _tick(self, sample_index: int) -> None:
         assert self._writer is not None
-        pcm = self._source(sample_index, self.spp, self.rate).astype("<i2").tobytes()
+        pcm = encode_pcm16le(self._source(sample_index, self.spp, self.rate))
         self._writer.write(b"\x10" + struct.pack("!H", len(pcm)) + pcm)
         self.stats.packets_generated += 1
         self.stats.packets_sent += 1

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from callrec.audio import envelope_correlation
+from callrec.audio import envelope_correlation, resample
 from callrec.crypto.keys import PrivateKey
 from callrec.decode import Decoded, decode_recording
 from callrec.errors import CallrecError
@@ -156,10 +156,6 @@ def _offset(record: dict[str, Any], rate: int) -> int:
 
 
 def _follows(sent: npt.NDArray[np.int16], sent_rate: int, decoded: Decoded) -> float:
-    got = decoded.mono()
-    if decoded.rate != sent_rate:
-        import soxr
-
-        got = soxr.resample(got.astype(np.float32), decoded.rate, sent_rate)
+    got = resample(decoded.mono(), decoded.rate, sent_rate)
     n = min(len(got), len(sent))
     return envelope_correlation(sent[:n], got[:n], sent_rate)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from callrec.media import g711
+from callrec.audio import ALAW, ULAW, encode_payload
+from callrec.media.rtp import pack_rtp
 
 PCAP_MAGIC = 0xA1B2C3D4
 LINKTYPE_ETHERNET = 1
@@ -39,7 +40,9 @@ class DtmfEvent:
 
 
 @dataclass(frozen=True)
-class RtpPacket:
+class TimedPacket:
+    """One RTP packet of the stream and when (seconds) sipp sends it."""
+
     at: float
     payload_type: int
     seq: int
@@ -47,10 +50,10 @@ class RtpPacket:
     marker: bool
     payload: bytes
 
-
-def rtp_bytes(p: RtpPacket, ssrc: int) -> bytes:
-    second = (0x80 if p.marker else 0) | p.payload_type
-    return struct.pack("!BBHII", 0x80, second, p.seq & 0xFFFF, p.timestamp, ssrc) + p.payload
+    def rtp(self, ssrc: int) -> bytes:
+        return pack_rtp(
+            self.payload_type, self.marker, self.seq, self.timestamp, ssrc, self.payload
+        )
 
 
 def _udp_frame(payload: bytes) -> bytes:
@@ -69,16 +72,16 @@ def _ip_checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def audio_packets(ulaw_or_alaw: bytes, payload_type: int) -> Iterator[RtpPacket]:
+def audio_packets(ulaw_or_alaw: bytes, payload_type: int) -> Iterator[TimedPacket]:
     for i in range(0, len(ulaw_or_alaw), SAMPLES_PER_PACKET):
         chunk = ulaw_or_alaw[i : i + SAMPLES_PER_PACKET]
         if len(chunk) < SAMPLES_PER_PACKET:
             break
         n = i // SAMPLES_PER_PACKET
-        yield RtpPacket(n * 0.02, payload_type, 0, i, n == 0, chunk)
+        yield TimedPacket(n * 0.02, payload_type, 0, i, n == 0, chunk)
 
 
-def dtmf_packets(event: DtmfEvent) -> Iterator[RtpPacket]:
+def dtmf_packets(event: DtmfEvent) -> Iterator[TimedPacket]:
     """RFC 4733 packets for one digit: updates every 20 ms, three end packets."""
     code = _DTMF_CODES[event.digit]
     ts = round(event.at * 8000)
@@ -87,30 +90,30 @@ def dtmf_packets(event: DtmfEvent) -> Iterator[RtpPacket]:
         end = k == steps
         body = struct.pack("!BBH", code, (0x80 if end else 0) | 10, k * SAMPLES_PER_PACKET)
         for _ in range(3 if end else 1):
-            yield RtpPacket(event.at + k * 0.02, PT_EVENT, 0, ts, k == 1, body)
+            yield TimedPacket(event.at + k * 0.02, PT_EVENT, 0, ts, k == 1, body)
 
 
 def build_stream(
     samples_8k: npt.NDArray[np.int16], *, alaw: bool = False, dtmf: Sequence[DtmfEvent] = ()
-) -> list[RtpPacket]:
+) -> list[TimedPacket]:
     """Audio (8 kHz int16) plus digits as one time-ordered RTP stream."""
-    encoded = g711.alaw_encode(samples_8k) if alaw else g711.ulaw_encode(samples_8k)
+    encoded = encode_payload(ALAW if alaw else ULAW, samples_8k)
     packets = list(audio_packets(encoded, PT_PCMA if alaw else PT_PCMU))
     for event in dtmf:
         packets.extend(dtmf_packets(event))
     packets.sort(key=lambda p: p.at)
     return [
-        RtpPacket(p.at, p.payload_type, seq, p.timestamp, p.marker, p.payload)
+        TimedPacket(p.at, p.payload_type, seq, p.timestamp, p.marker, p.payload)
         for seq, p in enumerate(packets, start=1)
     ]
 
 
-def write_pcap(path: Path, packets: Sequence[RtpPacket], ssrc: int = 0x43524543) -> None:
+def write_pcap(path: Path, packets: Sequence[TimedPacket], ssrc: int = 0x43524543) -> None:
     """Write ``packets`` as an Ethernet pcap sipp can play."""
     with path.open("wb") as f:
         f.write(struct.pack("<IHHiIII", PCAP_MAGIC, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
         for p in packets:
-            frame = _udp_frame(rtp_bytes(p, ssrc))
+            frame = _udp_frame(p.rtp(ssrc))
             sec, usec = divmod(round(p.at * 1_000_000), 1_000_000)
             f.write(struct.pack("<IIII", sec, usec, len(frame), len(frame)))
             f.write(frame)
