@@ -36,8 +36,6 @@ from callrec.crypto.format import (
     parse_header,
 )
 from callrec.crypto.frames import (
-    AUDIO,
-    FRAME_HEADER,
     AudioFrame,
     Frame,
     FrameParser,
@@ -45,6 +43,7 @@ from callrec.crypto.frames import (
     MetadataFrame,
     PauseFrame,
     ResumeFrame,
+    audio_prefix,
     encode_gap,
     encode_metadata,
     encode_pause,
@@ -229,7 +228,7 @@ class RecordingWriter:
         if not payload:
             return
         buf = self._buf
-        buf += FRAME_HEADER.pack(AUDIO, len(payload))
+        buf += audio_prefix(len(payload))
         self._audio_bytes += len(payload)
         if len(buf) + len(payload) < self._need:
             buf += payload

@@ -22,7 +22,6 @@ diagnosis aid only; security rests on header_mac and the stream binding.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import struct
@@ -344,8 +343,3 @@ def authenticate(parsed: ParsedHeader, data_key: bytes) -> None:
         if not hmac.compare_digest(expected_tags[span], tags[span]):
             raise FormatError(f"{name} was edited (header authentication failed)", field=name)
     raise FormatError("header MAC edited (header authentication failed)", field="header_mac")
-
-
-def header_digest(raw: bytes) -> str:
-    """SHA-256 of the header bytes, hex (for logs and audit lines)."""
-    return hashlib.sha256(raw).hexdigest()

@@ -25,7 +25,6 @@ METADATA = 0x05
 
 FRAME_HEADER = struct.Struct(">BI")
 FRAME_HEADER_SIZE = FRAME_HEADER.size  # 5
-MAX_BODY = (1 << 32) - 1
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
 

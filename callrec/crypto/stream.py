@@ -32,7 +32,6 @@ PLAINTEXT_SEGMENT_SIZE = CIPHERTEXT_SEGMENT_SIZE - TAG_SIZE  # 4080
 FIRST_PLAINTEXT_SEGMENT_SIZE = PLAINTEXT_SEGMENT_SIZE - STREAM_HEADER_SIZE  # 4040
 FIRST_CIPHERTEXT_SEGMENT_SIZE = CIPHERTEXT_SEGMENT_SIZE - STREAM_HEADER_SIZE  # 4056
 SEGMENT_KEY_SIZE = 32
-MAX_SEGMENTS = 1 << 32
 
 _NONCE = struct.Struct(">7sIB")
 
@@ -47,7 +46,7 @@ def derive_segment_key(data_key: bytes, salt: bytes, associated_data: bytes) -> 
 
 def segment_nonce(prefix: bytes, index: int, last: bool) -> bytes:
     """prefix (7) || uint32 BE index || 0x01 for the last segment, else 0x00."""
-    return _NONCE.pack(prefix, index, 1 if last else 0)
+    return _NONCE.pack(prefix, index, last)  # a bool packs as 0 or 1
 
 
 def stream_header(salt: bytes, nonce_prefix: bytes) -> bytes:
@@ -55,11 +54,6 @@ def stream_header(salt: bytes, nonce_prefix: bytes) -> bytes:
     assert len(salt) == SALT_SIZE
     assert len(nonce_prefix) == NONCE_PREFIX_SIZE
     return bytes([STREAM_HEADER_SIZE]) + salt + nonce_prefix
-
-
-def plaintext_size(index: int) -> int:
-    """Plaintext bytes in a full segment ``index``."""
-    return FIRST_PLAINTEXT_SEGMENT_SIZE if index == 0 else PLAINTEXT_SEGMENT_SIZE
 
 
 def ciphertext_size(index: int) -> int:
@@ -82,7 +76,7 @@ class SegmentCipher:
         return cls(data_key, salt, header[1 + SALT_SIZE : STREAM_HEADER_SIZE], ad)
 
     def encrypt(self, index: int, plaintext: bytes | memoryview, last: bool) -> bytes:
-        return self._aead.encrypt(_NONCE.pack(self._prefix, index, last), plaintext, None)
+        return self._aead.encrypt(segment_nonce(self._prefix, index, last), plaintext, None)
 
     def encrypt_full(
         self, view: memoryview, index: int, size: int, out: list[bytes]
@@ -92,10 +86,10 @@ class SegmentCipher:
         ``size`` is the plaintext size of segment ``index``. Returns (bytes
         consumed, next index, next size). The writer's hot loop, kept tight.
         """
-        encrypt, pack, prefix = self._aead.encrypt, _NONCE.pack, self._prefix
+        encrypt, nonce, prefix = self._aead.encrypt, segment_nonce, self._prefix
         pos, end = 0, len(view)
         while end - pos >= size:
-            out.append(encrypt(pack(prefix, index, 0), view[pos : pos + size], None))
+            out.append(encrypt(nonce(prefix, index, False), view[pos : pos + size], None))
             pos += size
             index += 1
             size = PLAINTEXT_SEGMENT_SIZE
@@ -104,7 +98,7 @@ class SegmentCipher:
     def decrypt(self, index: int, ciphertext: bytes | memoryview, last: bool) -> bytes | None:
         """The plaintext, or ``None`` when authentication fails."""
         try:
-            return self._aead.decrypt(_NONCE.pack(self._prefix, index, last), ciphertext, None)
+            return self._aead.decrypt(segment_nonce(self._prefix, index, last), ciphertext, None)
         except InvalidTag:
             return None
 
@@ -199,7 +193,7 @@ def read_segments(
     """
     data, pos, eof, index = b"", 0, False, 0
     view = memoryview(data)
-    decrypt, pack, prefix = cipher._aead.decrypt, _NONCE.pack, cipher._prefix
+    decrypt, nonce, prefix = cipher._aead.decrypt, segment_nonce, cipher._prefix
     while True:
         size = ciphertext_size(index)
         if len(data) - pos <= size:
@@ -214,7 +208,7 @@ def read_segments(
             view = memoryview(data)
             continue
         try:
-            plaintext = decrypt(pack(prefix, index, 0), view[pos : pos + size], None)
+            plaintext = decrypt(nonce(prefix, index, False), view[pos : pos + size], None)
         except InvalidTag:
             raise diagnose(cipher, data[pos : pos + size], index, stream_size, False) from None
         pos += size

@@ -35,7 +35,7 @@ PQ = PrivateKey.generate(pq=True)
 
 def test_segment_sizes() -> None:
     assert (stream.STREAM_HEADER_SIZE, stream.CIPHERTEXT_SEGMENT_SIZE) == (0x28, 4096)
-    assert (stream.plaintext_size(0), stream.plaintext_size(1)) == (4040, 4080)
+    assert (stream.FIRST_PLAINTEXT_SEGMENT_SIZE, stream.PLAINTEXT_SEGMENT_SIZE) == (4040, 4080)
     assert (stream.ciphertext_size(0), stream.ciphertext_size(7)) == (4056, 4096)
 
 
