@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from callrec.audio import bytes_per_sample
 from callrec.errors import MediaError, RtpError, SpoolError
 from callrec.logutil import safe
 from callrec.media.rtp import RTP_HEADER_LENGTH, ReorderBuffer, RtpPacket
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 # Static payload types (RFC 3551); slin16 uses whatever dynamic type
 # Asterisk picked (118 in trace 08), so any type is accepted for it.
 PAYLOAD_TYPES: dict[str, int | None] = {"ulaw": 0, "alaw": 8, "slin16": None, "pcm16le": None}
-BYTES_PER_SAMPLE = {"ulaw": 1, "alaw": 1, "slin16": 2, "pcm16le": 2}
 # In-order payloads joined into one audio frame (5 x 20 ms); see _Coalescer.
 COALESCE = 5
 # How often held packets are checked for having waited too long.
@@ -120,12 +120,11 @@ class RtpStream:
         # ``m_pt & mask != pt`` (mask 0 accepts any type) and ``size & odd``.
         self._pt = pt or 0
         self._pt_mask = 0 if pt is None else 0x7F
-        self._odd = 1 if BYTES_PER_SAMPLE[self.codec] == 2 else 0
+        width = bytes_per_sample(self.codec)
+        self._odd = 1 if width == 2 else 0
         self._paused = False
         self._out = _Coalescer(writer, max(coalesce, 1))
-        self._buffer = ReorderBuffer(
-            self._out.add, self._out.gap, bytes_per_sample=BYTES_PER_SAMPLE[self.codec]
-        )
+        self._buffer = ReorderBuffer(self._out.add, self._out.gap, bytes_per_sample=width)
         self._packets = 0
         self._bytes = 0
         self._bad = 0
