@@ -164,9 +164,11 @@ class AgiService:
         self.config = config
         self._core = core
         self.ledger = ConsentLedger()
-        strict = config.recording.on_failure == "strict"
         self.recordings = AgiRecordings(
-            core, self.ledger, strict=strict, sweep_interval=sweep_interval
+            core,
+            self.ledger,
+            on_failure=config.recording.on_failure,
+            sweep_interval=sweep_interval,
         )
         self.server = FastAgiServer(self.route, config.agi.host, config.agi.port)
         self._consent: AgiConsent | None = None

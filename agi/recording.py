@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,12 +37,18 @@ from callrec.ari.router import EventRouter
 from callrec.audit import audit_record
 from callrec.clock import Clock
 from callrec.consent import records
-from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.logutil import CallLogAdapter, safe
-from callrec.media.recorder import MediaRecorder
-from callrec.spool import Spool
-from callrec.tap import MEDIA_LOST, RecordingTap, TapResult, TapSettings
+from callrec.tap import (
+    BEST_EFFORT,
+    MEDIA_LOST,
+    RECORDING_FAILED,
+    LogLike,
+    RecordingTap,
+    TapResult,
+    ends_recording,
+    is_strict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +56,7 @@ RECORDING_VARIABLE = "CALLREC_RECORDING"
 # How often to look for snoops that vanished while the events websocket was down.
 SWEEP_INTERVAL = 5.0
 PAUSED_VARIABLE = "CALLREC_PAUSED"
-FAILED = "recording-failed"
+FAILED = RECORDING_FAILED
 
 
 class CoreServices(Protocol):
@@ -63,22 +69,12 @@ class CoreServices(Protocol):
     def router(self) -> EventRouter: ...
 
     @property
-    def recorder(self) -> MediaRecorder: ...
-
-    @property
-    def spool(self) -> Spool: ...
-
-    @property
-    def recipients(self) -> Sequence[PublicKey]: ...
-
-    @property
     def pseudonym_key(self) -> bytes: ...
 
     @property
     def clock(self) -> Clock: ...
 
-    @property
-    def tap_settings(self) -> TapSettings: ...
+    def new_tap(self, log: LogLike, on_failure: Callable[[str], None]) -> RecordingTap: ...
 
     def append_audit(self, record: dict[str, Any], personal: dict[str, str]) -> None: ...
 
@@ -115,12 +111,12 @@ class AgiRecordings:
         core: CoreProvider,
         ledger: ConsentLedger,
         *,
-        strict: bool = False,
+        on_failure: str = BEST_EFFORT,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._core = core
         self._ledger = ledger
-        self._strict = strict
+        self._on_failure = on_failure
         self._active: dict[str, ActiveRecording] = {}
         self._closing = False
         self._sweep_interval = sweep_interval
@@ -167,7 +163,9 @@ class AgiRecordings:
     async def _unavailable(self, agi: AgiCommands) -> None:
         """recording.on_failure: strict refuses the call, best-effort lets it go on."""
         await agi.set_variable_quietly(ERROR_VARIABLE, "recording-unavailable")
-        await agi.set_variable_quietly(CONNECT_VARIABLE, "no" if self._strict else "yes")
+        await agi.set_variable_quietly(
+            CONNECT_VARIABLE, "no" if is_strict(self._on_failure) else "yes"
+        )
 
     async def stop(self, agi: AgiCommands, env: AgiEnvironment) -> None:
         """``/stop``: seal this call's recording now; the call goes on."""
@@ -216,20 +214,8 @@ class AgiRecordings:
     # --- internals ----------------------------------------------------------
 
     async def _start(self, core: CoreServices, consent: ConsentRecord, log: CallLogAdapter) -> str:
-        tap = RecordingTap(
-            core.client,
-            core.router,
-            core.recorder,
-            core.spool,
-            core.recipients,
-            core.tap_settings,
-            clock=core.clock,
-            log=log,
-            on_failure=lambda reason: self._tap_failed(consent.uniqueid, reason),
-        )
+        tap = core.new_tap(log, lambda reason: self._tap_failed(consent.uniqueid, reason))
         active = ActiveRecording(consent, tap, log)
-        evidence = consent.evidence
-        evidence.channels.update(snoop=tap.snoop_id, external_media=tap.media_id)
 
         def on_snoop_event(event: Event) -> None:
             if event.type in ("StasisEnd", "ChannelDestroyed"):
@@ -240,8 +226,7 @@ class AgiRecordings:
         core.router.subscribe(tap.snoop_id, on_snoop_event)
         self._active[consent.uniqueid] = active
         try:
-            evidence.recording_started_at = core.clock.wall()
-            recording_id = await tap.start(consent.uniqueid, evidence.to_record(), consent.call_id)
+            recording_id = await tap.start(consent.uniqueid, consent.evidence, consent.call_id)
         except CallrecError as exc:
             reason = safe(str(exc), 200)
             await self._abandon(core, active, on_snoop_event, FAILED, reason)
@@ -260,20 +245,20 @@ class AgiRecordings:
     def _tap_failed(self, uniqueid: str, reason: str) -> None:
         """The recording failed mid-call; the call itself goes on in the dialplan.
 
-        A lost media stream is reported (failure audit line) and, best-effort,
-        the recording stays open: the audio may come back after a gap. Any
-        other failure (disk full), or strict, ends the recording.
+        :func:`~callrec.tap.ends_recording` decides whether the recording
+        ends; a recording kept through a media loss gets its own failure line
+        now, as the loss is not in the line written at sealing.
         """
         active = self._active.get(uniqueid)
         if active is None:
             return
         active.log.error("%s", safe(reason, 200))
-        if reason == MEDIA_LOST and not self._strict:
-            core = self._core()
-            if core is not None:
-                _audit(core, active.consent, None, "failure", reason)
+        if ends_recording(reason, self._on_failure):
+            active.end(FAILED)
             return
-        active.end(FAILED)
+        core = self._core()
+        if core is not None and reason == MEDIA_LOST:
+            _audit(core, active.consent, None, "failure", reason)
 
     async def _abandon(
         self,
@@ -289,7 +274,7 @@ class AgiRecordings:
         core.router.unsubscribe(active.tap.snoop_id, handler)
         result = None
         with contextlib.suppress(CallrecError):
-            result = await active.tap.stop(end, {"failure": reason})
+            result = await active.tap.abandon(reason, end)
         _audit(core, active.consent, result, "failure", reason)
 
     async def _sweep(self, core: CoreServices) -> None:
@@ -317,8 +302,6 @@ class AgiRecordings:
         await active.ended.wait()
         reason = active.reason
         core.router.unsubscribe(active.tap.snoop_id, handler)
-        evidence = active.consent.evidence
-        evidence.recording_ended_at = core.clock.wall()
         try:
             active.result = await active.tap.stop(reason, {"frontend": "agi"})
         except CallrecError as exc:
@@ -359,9 +342,7 @@ def _audit(
     fields: dict[str, Any] = {"call_id": consent.call_id, "stage": "recording"}
     if result is not None:
         fields.update(result.audit_fields(evidence))
-        if result.seal is None:
-            # The disk filled up: the .crec.part stays in the spool for
-            # start-up adoption; verify will call it TRUNCATED.
-            event, reason = "failure", f"{reason}; recording not sealed"
+        event, outcome = result.audit_outcome(event, reason)
+        reason = outcome or reason
     record = audit_record(event, evidence=evidence, reason=reason, **fields)
     core.append_audit(record, dict(evidence.personal))

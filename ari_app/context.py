@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from callrec.errors import CallrecError, RecordingUnavailable
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
-from callrec.tap import MEDIA_TIMEOUT, TapSettings
+from callrec.tap import MEDIA_TIMEOUT, LogLike, RecordingTap, TapSettings
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,20 @@ class CallContext:
             media_format=rec.format,
             fsync_interval=rec.fsync_interval,
             media_timeout=self.media_timeout,
+        )
+
+    def new_tap(self, log: LogLike, on_failure: Callable[[str], None]) -> RecordingTap:
+        """A recording tap on this app's PBX, recorder, spool and keys."""
+        return RecordingTap(
+            self.client,
+            self.router,
+            self.recorder,
+            self.spool,
+            self.recipients,
+            self.tap_settings,
+            clock=self.clock,
+            log=log,
+            on_failure=on_failure,
         )
 
     def check_recording(self) -> None:

@@ -428,27 +428,12 @@ class CallSession:
                     await self._until(asyncio.wait_for(self._playback_done.wait(), limit))
 
     async def _start_recording(self) -> None:
-        ctx = self.ctx
         try:
-            self.tap = RecordingTap(
-                ctx.client,
-                ctx.router,
-                ctx.recorder,
-                ctx.spool,
-                ctx.recipients,
-                ctx.tap_settings,
-                clock=ctx.clock,
-                log=self.log,
-                on_failure=self._recording_broke,
-            )
-            self.evidence.channels["snoop"] = self.tap.snoop_id
-            self.evidence.channels["external_media"] = self.tap.media_id
-            self.evidence.recording_started_at = ctx.clock.wall()
-            await self._until(self.tap.start(self.id, self.evidence.to_record(), self.id))
+            self.tap = self.ctx.new_tap(self.log, self._recording_broke)
+            await self._until(self.tap.start(self.id, self.evidence, self.id))
         except RecordingUnavailable as exc:
-            self.evidence.recording_started_at = None
             if self.tap is not None:
-                self.tap_result = await self.tap.stop("recording-failed", {"failure": str(exc)})
+                self.tap_result = await self.tap.abandon(str(exc))
                 self.tap = None
             if not await self._recording_failed(str(exc), connected=True):
                 raise CallHangup(self.id) from exc
@@ -505,7 +490,6 @@ class CallSession:
                     with contextlib.suppress(AriError, AriUnavailable):
                         await client.hangup(channel_id)
         if self.tap is not None:
-            self.evidence.recording_ended_at = self.ctx.clock.wall()
             summary = {"end": str(reason), "call_seconds": self.ctx.clock.wall() - self.started}
             self.tap_result = await self.tap.stop(
                 str(reason), summary, pbx_alive=reason is not End.PBX_RESTART
@@ -540,17 +524,16 @@ class CallSession:
         durations: dict[str, float] = {"call": now - self.started}
         if self.bridged_at is not None:
             durations["bridged"] = now - self.bridged_at
-        started, ended = self.evidence.recording_started_at, self.evidence.recording_ended_at
-        if started is not None and ended is not None:
-            durations["recording"] = ended - started
+        event, reason = ("call", None) if self.failure is None else ("failure", self.failure)
         if self.tap_result is not None:
             fields = self.tap_result.audit_fields(self.evidence)
             durations.update(fields.pop("durations"))
+            event, reason = self.tap_result.audit_outcome(event, reason)
         record = audit_record(
-            "call" if self.failure is None else "failure",
+            event,
             evidence=self.evidence,
             durations=durations,
-            reason=self.failure,
+            reason=reason,
             channel=self.id,
             end=str(self.end_reason or End.CALLER_HANGUP),
             destination=self.destination_outcome,

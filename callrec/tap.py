@@ -62,6 +62,26 @@ MEDIA_TIMEOUT = 3.0
 # per-packet path decides whether callrec scales).
 MEDIA_CHECK_INTERVAL = 0.5
 MEDIA_LOST = "media stream lost"
+# The end reason of a tap whose start failed (the evidence is sealed, no audio).
+RECORDING_FAILED = "recording-failed"
+# recording.on_failure values.
+STRICT = "strict"
+BEST_EFFORT = "best-effort"
+
+
+def is_strict(on_failure: str) -> bool:
+    """Whether ``recording.on_failure`` refuses calls that cannot be recorded."""
+    return on_failure == STRICT
+
+
+def ends_recording(reason: str, on_failure: str) -> bool:
+    """The mid-call failure rule shared by both front ends.
+
+    A lost media stream keeps a best-effort recording open (the audio may
+    come back after a gap: the tap marked the loss); any other failure (the
+    writer broke, disk full), or a strict policy, ends the recording.
+    """
+    return reason != MEDIA_LOST or is_strict(on_failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,17 @@ class TapResult:
     reason: str
     sample_rate: int
     unsealed: Path | None = None
+
+    def audit_outcome(self, event: str, reason: str | None) -> tuple[str, str | None]:
+        """The audit line's event and reason given this recording's end.
+
+        A recording that was never sealed (its ``.crec.part`` stays for
+        start-up adoption; verify calls it TRUNCATED) makes the line a
+        failure, whatever else the call did.
+        """
+        if self.seal is not None:
+            return event, reason
+        return "failure", NOT_SEALED if not reason else f"{reason}; {NOT_SEALED}"
 
     def audit_fields(self, evidence: Evidence) -> dict[str, Any]:
         """The recording's part of an audit line (``callrec.audit`` schema 1).
@@ -130,7 +161,12 @@ _PACKET_NAMES = (
 )
 
 
-def _new_id(kind: str) -> str:
+NOT_SEALED = "recording not sealed"
+
+
+def new_id(kind: str) -> str:
+    """A fresh id for a PBX object or call (``callrec-<kind>-<16 hex>``), chosen
+    by callrec so the router knows it before the PBX mentions it."""
     return f"callrec-{kind}-{uuid.uuid4().hex[:16]}"
 
 
@@ -168,9 +204,9 @@ class RecordingTap:
         self._clock = clock
         self._log = log
         self._on_failure = on_failure
-        self.snoop_id = _new_id("snoop")
-        self.media_id = _new_id("media")
-        self.bridge_id = _new_id("tap")
+        self.snoop_id = new_id("snoop")
+        self.media_id = new_id("media")
+        self.bridge_id = new_id("tap")
         self._writer: RecordingWriter | None = None
         self._stream: RtpStream | None = None
         self._created_at = 0.0
@@ -184,6 +220,7 @@ class RecordingTap:
         self._moved_at = 0.0
         self._media_lost = False
         self._media_reported = False
+        self._evidence: Evidence | None = None
 
     @property
     def recording_id(self) -> str | None:
@@ -193,17 +230,35 @@ class RecordingTap:
     def recording(self) -> bool:
         return self.started_at is not None and not self._stopped
 
-    async def start(self, channel_id: str, evidence: Mapping[str, Any], call_id: str) -> str:
+    async def start(self, channel_id: str, evidence: Evidence, call_id: str) -> str:
         """Start recording ``channel_id``; returns the recording id.
 
-        The evidence record becomes the first metadata frame. Raises
-        :class:`RecordingUnavailable` (with the reason) when the spool, the
-        keys or the PBX refuse; the caller applies the failure policy.
+        Fills the evidence's tap channels and recording start time, then
+        writes it as the first metadata frame (:meth:`stop` fills the end
+        time). Raises :class:`RecordingUnavailable` (with the reason) when the
+        spool, the keys or the PBX refuse; the caller applies the failure
+        policy, and the evidence then names no recording start.
         """
+        self._evidence = evidence
+        evidence.channels.update(snoop=self.snoop_id, external_media=self.media_id)
+        # One start time for the evidence, the summary and the audit durations.
+        started = evidence.recording_started_at = self._clock.wall()
+        try:
+            recording_id = await self._open(channel_id, evidence, call_id)
+        except BaseException:  # cancelled too: nothing was recorded
+            evidence.recording_started_at = None
+            raise
+        self.started_at = started
+        self._moved_at = time.monotonic()
+        self._schedule_media_check()
+        self._log.info("recording %s started (%s)", recording_id, self._settings.media_format)
+        return recording_id
+
+    async def _open(self, channel_id: str, evidence: Evidence, call_id: str) -> str:
         # The writer first: a full or missing spool must fail before the PBX
         # is asked for anything that would then need cleaning up.
         self._writer = self._create_writer(self._codec, self._rate)
-        self._writer.write_metadata(dict(evidence))
+        self._writer.write_metadata(evidence.to_record())
         self._stream = self._recorder.open_stream(
             self._writer, self._codec, call_id, on_error=self._stream_failed
         )
@@ -211,10 +266,6 @@ class RecordingTap:
             await self._connect_media(channel_id)
         except (AriError, AriUnavailable, TimeoutError) as exc:
             raise RecordingUnavailable(f"media setup failed: {_reason(exc)}") from exc
-        self.started_at = self._clock.wall()
-        self._moved_at = time.monotonic()
-        self._schedule_media_check()
-        self._log.info("recording %s started (%s)", self.recording_id, self._settings.media_format)
         return self._writer.recording_id
 
     def _create_writer(self, codec: Codec, rate: int) -> RecordingWriter:
@@ -356,11 +407,19 @@ class RecordingTap:
             return None
         self._stopped = True
         self._stop_watchdog()
+        ended = self._clock.wall()
+        if self._evidence is not None and self.started_at is not None:
+            self._evidence.recording_ended_at = ended
         if pbx_alive:
             await self._remove_pbx_objects()
         for channel_id in (self.snoop_id, self.media_id):
             self._router.forget(channel_id)
-        return await self._seal(reason, summary or {})
+        return await self._seal(reason, summary or {}, ended)
+
+    async def abandon(self, failure: str, end: str = RECORDING_FAILED) -> TapResult | None:
+        """After a failed :meth:`start`: remove whatever it created and seal a
+        writer already opened (the evidence, no audio)."""
+        return await self.stop(end, {"failure": failure})
 
     async def _remove_pbx_objects(self) -> None:
         # ExternalMedia first: it stops the RTP before the stream is drained.
@@ -373,14 +432,15 @@ class RecordingTap:
             with contextlib.suppress(AriError, AriUnavailable, TimeoutError):
                 await asyncio.wait_for(step, CLEANUP_TIMEOUT)
 
-    async def _seal(self, reason: str, summary: Mapping[str, Any]) -> TapResult | None:
+    async def _seal(
+        self, reason: str, summary: Mapping[str, Any], ended: float
+    ) -> TapResult | None:
         writer, stream = self._writer, self._stream
         if writer is None:
             return None
         stats: dict[str, Any] = {}
         if stream is not None:
             stats = (await self._recorder.close_stream(stream)).as_dict()
-        ended = self._clock.wall()
         record = {
             "type": "summary",
             "reason": reason,

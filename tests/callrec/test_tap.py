@@ -24,6 +24,7 @@ from callrec.ari.simulator import AriSimulator, CallerScenario
 from callrec.crypto.keys import PrivateKey, PublicKey
 from callrec.decode import decode_recording
 from callrec.errors import RecordingUnavailable
+from callrec.evidence import Evidence
 from callrec.media.recorder import MediaRecorder
 from callrec.media.signals import speech_like
 from callrec.recording import (
@@ -36,6 +37,18 @@ from callrec.recording import (
 )
 from callrec.spool import Spool
 from callrec.tap import MEDIA_LOST, MEDIA_TIMEOUT, SNOOP_APP_ARG, RecordingTap, TapSettings
+
+
+def _evidence(channel: str) -> Evidence:
+    return Evidence.for_call(
+        uniqueid=channel,
+        linkedid=channel,
+        caller_number="+4930123",
+        caller_name="",
+        dialled="100",
+        language="en",
+        pseudonym_key=bytes(32),
+    )
 
 
 @dataclass
@@ -116,7 +129,8 @@ async def taprig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_tap_records_a_channel_into_a_sealed_recording(taprig: TapRig) -> None:
     caller = await taprig.caller()
     tap = taprig.tap()
-    recording_id = await tap.start(caller, {"kind": "consent-evidence", "n": 1}, caller)
+    evidence = _evidence(caller)
+    recording_id = await tap.start(caller, evidence, caller)
     snoop = taprig.sim.channel(tap.snoop_id)
     assert snoop is not None and snoop.kind == "snoop"
     seen = taprig.router.seen(tap.snoop_id, ["StasisStart"])
@@ -131,7 +145,11 @@ async def test_tap_records_a_channel_into_a_sealed_recording(taprig: TapRig) -> 
     assert list(taprig.spool.incoming.iterdir()) == []
     assert str(verify(path, taprig.keys).verdict) == "complete"
     decoded = decode_recording(path, taprig.keys)
-    assert decoded.metadata[0] == {"kind": "consent-evidence", "n": 1}
+    assert decoded.metadata[0]["kind"] == "consent-evidence"
+    # The tap names its channels and one start time in the evidence, and the end on stop.
+    assert decoded.metadata[0]["channels"]["snoop"] == tap.snoop_id
+    assert evidence.recording_started_at == decoded.metadata[-1]["recording_started"]
+    assert evidence.recording_ended_at == decoded.metadata[-1]["recording_ended"]
     summary = decoded.metadata[-1]
     assert summary["reason"] == "test" and summary["extra"] is True
     assert summary["packets"]["packets"] == taprig.sim.rtp_stats(tap.media_id).packets_sent
@@ -145,7 +163,7 @@ async def test_tap_records_a_channel_into_a_sealed_recording(taprig: TapRig) -> 
 async def test_slin16_is_recorded_at_16_khz(taprig: TapRig) -> None:
     caller = await taprig.caller()
     tap = taprig.tap("slin16")
-    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await tap.start(caller, _evidence(caller), caller)
     await asyncio.sleep(0.5)
     result = await tap.stop("test")
     assert result is not None and result.seal is not None
@@ -157,9 +175,11 @@ async def test_slin16_is_recorded_at_16_khz(taprig: TapRig) -> None:
 
 async def test_a_channel_that_is_gone_makes_the_tap_unavailable(taprig: TapRig) -> None:
     tap = taprig.tap()
+    evidence = _evidence("1.999")
     with pytest.raises(RecordingUnavailable, match=r"media setup failed: .*Channel not found"):
-        await tap.start("1.999", {"kind": "consent-evidence"}, "1.999")
-    result = await tap.stop("recording-failed")
+        await tap.start("1.999", evidence, "1.999")
+    assert evidence.recording_started_at is None
+    result = await tap.abandon("media setup failed")
     assert result is not None and result.seal is not None  # evidence sealed, no audio
     assert result.seal.audio_seconds == 0
     assert taprig.sim.bridges == []
@@ -176,7 +196,7 @@ async def test_a_missing_spool_fails_before_the_pbx_is_asked(
     )
     caller = await taprig.caller()
     with pytest.raises(RecordingUnavailable, match="cannot write the spool"):
-        await tap.start(caller, {}, caller)
+        await tap.start(caller, _evidence(caller), caller)
     assert {ch.kind for ch in taprig.sim.channels} == {"caller"}
     assert await tap.stop("recording-failed") is None
 
@@ -184,7 +204,7 @@ async def test_a_missing_spool_fails_before_the_pbx_is_asked(
 async def test_pause_and_resume_leave_marks_and_no_audio_between(taprig: TapRig) -> None:
     caller = await taprig.caller()
     tap = taprig.tap()
-    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await tap.start(caller, _evidence(caller), caller)
     await asyncio.sleep(0.4)
     tap.pause()
     assert tap.paused
@@ -234,7 +254,7 @@ async def _watched(taprig: TapRig) -> tuple[RecordingTap, list[str]]:
     caller = await taprig.caller()
     reasons: list[str] = []
     tap = taprig.tap(media_timeout=QUICK_TIMEOUT, on_failure=reasons.append)
-    await tap.start(caller, {"kind": "consent-evidence"}, caller)
+    await tap.start(caller, _evidence(caller), caller)
     return tap, reasons
 
 
