@@ -68,8 +68,7 @@ class RtpStats:
     possibly joined into one frame); ``lost``/``gap_samples``: what became
     gaps; ``foreign``: packets from another host claiming this stream's
     port; ``bad``: unparseable or wrong payload type/size; ``paused``:
-    released in order while paused, and discarded (not in ``written``).
-    Arrival times are ``time.monotonic()``."""
+    released in order while paused, and discarded (not in ``written``)."""
 
     packets: int = 0
     bytes: int = 0
@@ -83,8 +82,6 @@ class RtpStats:
     foreign: int = 0
     bad: int = 0
     paused: int = 0
-    first_arrival: float | None = None
-    last_arrival: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,22 +127,19 @@ class RtpStream:
         self._bad = 0
         self._foreign = 0
         self._paused_packets = 0
-        self._first: float | None = None
-        self._last: float | None = None
 
     # --- hot path ---------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        """One UDP datagram from this stream's source."""
-        now = _monotonic()
-        if self._first is None:
-            self._first = now
-        self._last = now
+        """One UDP datagram from this stream's source.
+
+        Reads no clock: only packets the reorder buffer may hold need their
+        arrival time; a watchdog compares :attr:`packets` between checks."""
         size = len(data)
         self._packets += 1
         self._bytes += size
         if size <= RTP_HEADER_LENGTH or data[0] != 0x80 or size & self._odd:
-            self._feed_unusual(data, now)
+            self._feed_unusual(data)
             return
         m_pt, seq, ts = _FAST.unpack_from(data, 1)
         if m_pt & self._pt_mask != self._pt:
@@ -155,11 +149,11 @@ class RtpStream:
         if seq == buf.next_seq and not buf.held:
             buf.release(seq, ts, data[RTP_HEADER_LENGTH:])
             return
-        buf.push_unordered(seq, ts, data[RTP_HEADER_LENGTH:], now)
+        buf.push_unordered(seq, ts, data[RTP_HEADER_LENGTH:], _monotonic())
         if buf.held:
             self._recorder._holding.add(self)
 
-    def _feed_unusual(self, data: bytes, now: float) -> None:
+    def _feed_unusual(self, data: bytes) -> None:
         """CSRCs, extensions, padding, or a packet to reject."""
         try:
             packet = RtpPacket.parse(data)
@@ -170,7 +164,7 @@ class RtpStream:
         if not packet.payload or odd or packet.payload_type & self._pt_mask != self._pt:
             self._bad += 1
             return
-        self._buffer.push(packet.sequence_number, packet.timestamp, packet.payload, now)
+        self._buffer.push(packet.sequence_number, packet.timestamp, packet.payload, _monotonic())
         if self._buffer.pending:
             self._recorder._holding.add(self)
 
@@ -216,17 +210,6 @@ class RtpStream:
         return self._packets
 
     @property
-    def last_arrival(self) -> float | None:
-        """``time.monotonic()`` of the last packet: media lost if it gets old."""
-        return self._last
-
-    def idle_for(self, now: float | None = None) -> float | None:
-        """Seconds since the last packet (None before the first)."""
-        if self._last is None:
-            return None
-        return (_monotonic() if now is None else now) - self._last
-
-    @property
     def stats(self) -> RtpStats:
         b = self._buffer.stats
         return RtpStats(
@@ -242,8 +225,6 @@ class RtpStream:
             foreign=self._foreign,
             bad=self._bad,
             paused=self._paused_packets,
-            first_arrival=self._first,
-            last_arrival=self._last,
         )
 
     def _poll(self, now: float) -> None:
