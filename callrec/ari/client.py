@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -371,16 +371,6 @@ class AriClient:
             logger.warning("ARI events websocket %s: %s", self.base_url, reason)
             yield Disconnected(code, reason)
             await self._clock.sleep(delay)
-
-    async def run(
-        self,
-        handler: Callable[[StreamItem], Awaitable[None]],
-        *,
-        subscribe_all: bool = False,
-    ) -> None:
-        """Callback form of :meth:`events`: awaits ``handler`` for each item."""
-        async for item in self.events(subscribe_all=subscribe_all):
-            await handler(item)
 
     async def _connect(
         self, attempt: int, subscribe_all: bool

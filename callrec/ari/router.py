@@ -114,10 +114,6 @@ class EventRouter:
         """Announce a channel this process creates, so its StasisStart is not a new call."""
         self._channel(channel_id).expected = True
 
-    def is_known(self, channel_id: str) -> bool:
-        state = self._channels.get(channel_id)
-        return state is not None and (state.expected or bool(state.handlers))
-
     def seen(self, channel_id: str, types: Iterable[str]) -> Event | None:
         """The most recent remembered event of one of ``types``, or None."""
         wanted = set(types)

@@ -253,26 +253,6 @@ async def test_wrong_password_is_fatal(
     assert PASSWORD not in caplog.text
 
 
-async def test_callback_api_delivers_items(runners: list[web.AppRunner]) -> None:
-    port = free_port()
-    runners.append(await serve(WsServer(["hold"]), port))
-    got: list[ev.StreamItem] = []
-    done = asyncio.Event()
-
-    async def handler(item: ev.StreamItem) -> None:
-        got.append(item)
-        if isinstance(item, ev.StasisStart):
-            done.set()
-
-    async with AriClient(f"http://127.0.0.1:{port}", "callrec", PASSWORD, "callrec") as client:
-        task = asyncio.create_task(client.run(handler))
-        await asyncio.wait_for(done.wait(), 5)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert [type(i) for i in got] == [ev.Connected, ev.StasisStart]
-
-
 async def test_other_handshake_refusals_are_errors_not_retries(
     runners: list[web.AppRunner],
 ) -> None:
