@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 from callrec.config_checks import (
     Reader,
     bool_value,
-    check_files,
     digit_value,
     dotted,
     is_host,
@@ -41,10 +40,14 @@ from callrec.config_checks import (
     string_or_empty,
     string_value,
 )
+from callrec.config_checks import (
+    check_files as check_config_files,
+)
 from callrec.consent import ConsentMode, ConsentPolicy, DeclineAction
 from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, ConfigError
 from callrec.logutil import safe
+from callrec.spool import os_reason
 
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
@@ -184,31 +187,7 @@ class Config:
         return self.destinations.get(number, self.destinations.get("default"))
 
 
-def load_config(
-    path: Path, *, env: Mapping[str, str] | None = None, need_ari: bool = True
-) -> Config:
-    """Read and check ``path``; raise :class:`ConfigProblems` listing every problem.
-
-    ``need_ari=False`` is for the classic AGI script, which never talks to
-    ARI: its config may then leave the ARI password out, so the password
-    need not be readable by the Asterisk user that runs agi-bin scripts.
-    """
-    config, problems = _load(Path(path), os.environ if env is None else env)
-    if not need_ari:
-        problems = [p for p in problems if p.key != "ari.password"]
-    if problems or config is None:
-        raise ConfigProblems(problems)
-    return config
-
-
-def check_config(path: Path, *, env: Mapping[str, str] | None = None) -> list[ConfigError]:
-    """Every problem of the config at ``path`` (an empty list: it is fine)."""
-    return _load(Path(path), os.environ if env is None else env)[1]
-
-
-# --- sections ------------------------------------------------------------
-
-_SECTIONS = (
+SECTIONS: tuple[str, ...] = (
     "ari",
     "recording",
     "privacy",
@@ -220,40 +199,102 @@ _SECTIONS = (
 )
 
 
-def _load(path: Path, env: Mapping[str, str]) -> tuple[Config | None, list[ConfigError]]:
+def load_config(
+    path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    sections: Collection[str] = SECTIONS,
+    check_files: bool = True,
+    need_ari: bool = True,
+) -> Config:
+    """Read and check ``path``; raise :class:`ConfigProblems` listing every problem.
+
+    Only ``sections`` are read and checked; the others keep their defaults
+    and their problems are not raised (nor unknown top-level tables, unless
+    every section was asked for).
+    ``prompts check`` reads just ``("prompts",)`` so it works before the
+    rest of the config is usable. ``check_files=False`` skips the files the
+    config points at (keys, folders, prompt WAVs).
+
+    ``need_ari=False`` (the classic AGI script, which never talks to ARI) is
+    every section but ``ari``: the ARI password may then be left out, so it
+    need not be readable by the Asterisk user that runs agi-bin scripts.
+    """
+    wanted = tuple(name for name in sections if need_ari or name != "ari")
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown config sections {unknown}")
+    config, problems = _load(
+        Path(path),
+        os.environ if env is None else env,
+        wanted,
+        check_files=check_files,
+        whole_file=set(sections) >= set(SECTIONS),
+    )
+    if problems or config is None:
+        raise ConfigProblems(problems)
+    return config
+
+
+def check_config(path: Path, *, env: Mapping[str, str] | None = None) -> list[ConfigError]:
+    """Every problem of the config at ``path`` (an empty list: it is fine)."""
+    return _load(Path(path), os.environ if env is None else env, SECTIONS)[1]
+
+
+# --- sections ------------------------------------------------------------
+
+
+def _load(
+    path: Path,
+    env: Mapping[str, str],
+    sections: tuple[str, ...],
+    *,
+    check_files: bool = True,
+    whole_file: bool = True,
+) -> tuple[Config | None, list[ConfigError]]:
     r = Reader(path)
+    data = _read_toml(r, path)
+    if data is None:
+        return None, r.problems
+    if whole_file:  # a typo in a table name is not the problem of any one section
+        r.unknown(data, SECTIONS)
+    builders: dict[str, Callable[[dict[str, Any]], object]] = {
+        "ari": lambda t: _ari(r, t, env),
+        "recording": lambda t: _recording(r, t),
+        "privacy": lambda t: _privacy(r, t),
+        "consent": lambda t: _consent(r, t),
+        "prompts": lambda t: _prompts(r, t),
+        "destinations": lambda t: _destinations(r, t),
+        "agi": lambda t: _agi(r, t),
+        "logging": lambda t: _logging(r, t),
+    }
+    parts: dict[str, Any] = {
+        name: builders[name](r.table(data, name)) for name in SECTIONS if name in sections
+    }
+    config = Config(path=path, **parts)
+    if check_files:
+        check_config_files(r, config, sections)
+        if "prompts" in sections:
+            _check_prompts(r, config)
+    return config, r.problems
+
+
+def _read_toml(r: Reader, path: Path) -> dict[str, Any] | None:
+    """The parsed file, or None with the reason recorded as a problem."""
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         r.problem("(file)", "file does not exist", "copy config/callrec.toml and edit it")
-        return None, r.problems
     except OSError as exc:
-        r.problem("(file)", f"cannot read: {exc.strerror}")
-        return None, r.problems
+        r.problem("(file)", f"cannot read: {os_reason(exc)}")
     except UnicodeDecodeError as exc:
         r.problem("(file)", f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8")
-        return None, r.problems
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"line (\d+)", str(exc))
         key = f"line {where.group(1)}" if where else "(syntax)"
         r.problem(key, f"not valid TOML: {exc}", "see config/callrec.toml for the syntax")
-        return None, r.problems
-    r.unknown(data, _SECTIONS)
-    config = Config(
-        path=path,
-        ari=_ari(r, r.table(data, "ari"), env),
-        recording=_recording(r, r.table(data, "recording")),
-        privacy=_privacy(r, r.table(data, "privacy")),
-        consent=_consent(r, r.table(data, "consent")),
-        prompts=_prompts(r, r.table(data, "prompts")),
-        destinations=_destinations(r, r.table(data, "destinations")),
-        agi=_agi(r, r.table(data, "agi")),
-        logging=_logging(r, r.table(data, "logging")),
-    )
-    check_files(r, config)
-    _check_prompts(r, config)
-    return config, r.problems
+    return None
 
 
 def _redacted(url: str) -> str:

@@ -12,7 +12,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
@@ -24,9 +24,12 @@ if TYPE_CHECKING:
     from callrec.config import Config
 
 DIGITS = frozenset("0123456789*#")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z]{2,4})?$")
-# Sound names become paths under sounds_dir: no "..", no absolute names.
-_SOUND = re.compile(r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*$")
+# The one definition of a language code and a sound name; callrec.prompts.names
+# checks prompt files with the same patterns (use fullmatch).
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?")  # en, de, pt_BR
+# Sound names become paths under sounds_dir: no "..", no absolute names, no extension.
+SOUND_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SOUND = re.compile(rf"{SOUND_PART.pattern}(?:/{SOUND_PART.pattern})*")
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _PSEUDONYM_HINT = "create one with: head -c32 /dev/urandom > FILE && chmod 600 FILE"
@@ -154,15 +157,16 @@ def digit_value(value: Any) -> tuple[str | None, str, str]:
 
 
 def sound_value(value: Any) -> tuple[str | None, str, str]:
-    if isinstance(value, str) and _SOUND.match(value):
+    if isinstance(value, str) and SOUND.fullmatch(value):
         return value, "", ""
-    shown = repr(value) if isinstance(value, str) else kind_of(value)
-    hint = 'a sound name without extension, like "callrec/disclosure"'
-    return None, f"is not a sound name: {shown}", hint
+    if not isinstance(value, str):
+        return None, f"must be a sound name, not {kind_of(value)}", 'e.g. "callrec/disclosure"'
+    hint = "parts of 1-64 letters, digits, '-' or '_' separated by '/', no extension"
+    return None, f"bad sound name {value!r}", hint
 
 
 def language_value(value: Any) -> tuple[str | None, str, str]:
-    if isinstance(value, str) and _LANGUAGE.match(value):
+    if isinstance(value, str) and LANGUAGE.fullmatch(value):
         return value, "", ""
     shown = repr(value) if isinstance(value, str) else kind_of(value)
     return None, f"is not a language code: {shown}", 'like "en", "de" or "pt_BR"'
@@ -202,11 +206,17 @@ def is_host(host: str) -> bool:
 # --- files the config points at ------------------------------------------
 
 
-def check_files(r: Reader, c: Config) -> None:
-    """Recipient keys, spool, pseudonym key and audit log folder (prompts: config.py)."""
-    for i, path in enumerate(c.recording.recipients):
-        _check_recipient(r, f"recording.recipients[{i}]", path)
-    _check_folder(r, "recording.spool", c.recording.spool)
+def check_files(r: Reader, c: Config, sections: Collection[str]) -> None:
+    """Recipient keys and spool, pseudonym key and audit log folder (prompts: config.py).
+
+    Only the files of the chosen ``sections`` (``recording``, ``privacy``).
+    """
+    if "recording" in sections:
+        for i, path in enumerate(c.recording.recipients):
+            _check_recipient(r, f"recording.recipients[{i}]", path)
+        _check_folder(r, "recording.spool", c.recording.spool)
+    if "privacy" not in sections:
+        return
     _check_pseudonym_key(r, c.privacy.pseudonym_key)
     audit = c.privacy.audit_log
     if audit.is_dir():

@@ -1,7 +1,7 @@
 """Which prompts a config needs, and which of them are missing on disk.
 
-``prompts check`` reads only the ``[prompts]`` table of the config, with the
-same keys and defaults as :func:`callrec.config.load_config`, so it can run
+``prompts check`` reads only the ``[prompts]`` table of the config, through
+:func:`callrec.config.load_config` itself, so it can run
 where the rest of the config is not usable yet (no ARI password in the
 environment, recipient keys not copied yet): prompts are often installed
 before any of that.
@@ -9,17 +9,12 @@ before any of that.
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
 
-from callrec.config import PROMPT_KINDS, PromptNames, PromptsConfig
+from callrec.config import PROMPT_KINDS, PromptsConfig, load_config
 from callrec.config_checks import dotted
-from callrec.errors import ConfigError
-from callrec.prompts.names import FORMATS, PromptError, check_language, check_sound, sound_path
+from callrec.prompts.names import FORMATS, sound_path
 
 
 @dataclass(frozen=True)
@@ -33,77 +28,12 @@ class MissingPrompt:
 
 
 def read_prompts_config(path: Path) -> PromptsConfig:
-    """The ``[prompts]`` table of the config at ``path``; ConfigError on bad values."""
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(str(path), "(file)", f"cannot read: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "(syntax)", f"not valid TOML: {exc}") from exc
-    table = _table(path, data, "prompts", "prompts")
-    default = PromptsConfig()
-    languages = tuple(_strings(path, table, "languages", default.languages))
-    for lang in languages:
-        _checked(path, "prompts.languages", lang, check_language)
-    names = _names(path, table, PromptNames(), "prompts")
-    sounds = Path(str(table.get("sounds_dir", default.sounds_dir))).expanduser()
-    return PromptsConfig(
-        sounds_dir=sounds if sounds.is_absolute() else path.parent / sounds,
-        languages=languages,
-        default_language=str(table.get("default_language", languages[0])),
-        names=names,
-        numbers=_numbers(path, table, names),
-    )
+    """The ``[prompts]`` table of the config at ``path``, read exactly as load_config does.
 
-
-def _numbers(path: Path, table: Mapping[str, Any], base: PromptNames) -> Mapping[str, PromptNames]:
-    numbers = _table(path, table, "prompts.numbers", "numbers")
-    return MappingProxyType(
-        {
-            number: _names(
-                path,
-                _table(path, numbers, dotted("prompts", "numbers", number), number),
-                base,
-                *("prompts", "numbers", number),
-            )
-            for number in numbers
-        }
-    )
-
-
-def _table(path: Path, data: Mapping[str, Any], where: str, key: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(str(path), where, "must be a table")
-    return value
-
-
-def _strings(
-    path: Path, table: Mapping[str, Any], key: str, default: tuple[str, ...]
-) -> list[str]:
-    value = table.get(key, list(default))
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
-        raise ConfigError(
-            str(path), f"prompts.{key}", "must be a non-empty list of strings", 'e.g. ["de", "en"]'
-        )
-    return value
-
-
-def _names(path: Path, table: Mapping[str, Any], base: PromptNames, *where: str) -> PromptNames:
-    found = {kind: table.get(kind, base.name(kind)) for kind in PROMPT_KINDS}
-    for kind, sound in found.items():
-        _checked(path, dotted(*where, kind), sound, check_sound)
-    return PromptNames(**found)
-
-
-def _checked(path: Path, key: str, value: object, check: Callable[[str], str]) -> None:
-    if not isinstance(value, str):
-        raise ConfigError(str(path), key, "must be a string")
-    try:
-        check(value)
-    except PromptError as exc:
-        raise ConfigError(str(path), key, str(exc)) from exc
+    Other sections and the files on disk are not checked (``prompts check``
+    reports missing prompt files itself); ``ConfigProblems`` lists bad values.
+    """
+    return load_config(path, sections=("prompts",), check_files=False).prompts
 
 
 def references(prompts: PromptsConfig) -> dict[str, tuple[str, ...]]:

@@ -7,9 +7,10 @@ callrec are always ``callrec/<NAME>``; the config may name any sound.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+# The same patterns the config is checked with: one definition of each.
+from callrec.config_checks import LANGUAGE, SOUND, SOUND_PART
 from callrec.errors import CallrecError
 
 DEFAULT_SOUNDS_DIR = Path("/var/lib/asterisk/sounds")
@@ -25,10 +26,6 @@ FORMATS: dict[str, tuple[int, str]] = {
 }
 CANONICAL_FORMAT = "wav"
 
-_SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# As callrec.config accepts them: en, de, pt_BR.
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?")
-
 
 class PromptError(CallrecError):
     """A prompt name, language or sound tree that cannot be used."""
@@ -36,7 +33,7 @@ class PromptError(CallrecError):
 
 def is_name(name: str) -> bool:
     """True for a safe prompt name: letters, digits, ``-``, ``_``."""
-    return _SAFE.fullmatch(name) is not None
+    return SOUND_PART.fullmatch(name) is not None
 
 
 def check_name(name: str) -> str:
@@ -51,15 +48,14 @@ def check_name(name: str) -> str:
 
 def check_language(lang: str) -> str:
     """Return ``lang`` (``en``, ``de``, ``pt_BR``) if safe, else raise PromptError."""
-    if not _LANGUAGE.fullmatch(lang):
+    if not LANGUAGE.fullmatch(lang):
         raise PromptError(f"bad language {lang!r}: use a code like en, de or pt_BR")
     return lang
 
 
 def check_sound(sound: str) -> str:
     """Return a sound name (``callrec/disclosure``) whose every part is safe."""
-    parts = sound.split("/")
-    if not all(_SAFE.fullmatch(part) for part in parts):
+    if not SOUND.fullmatch(sound):
         raise PromptError(
             f"bad sound name {sound!r}: parts separated by '/', each of letters, "
             "digits, '-' or '_' (no '..', no leading '/', no extension)"

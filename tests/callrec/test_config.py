@@ -337,3 +337,27 @@ def test_non_utf8_and_infinite_values_are_named(tmp_path: Path) -> None:
     path.write_text('[ari]\npassword = "x"\n[consent]\ngrace = inf\n')
     problems = {p.key: str(p) for p in check_config(path, env={})}
     assert "must be a finite number" in problems["consent.grace"]
+
+
+def test_chosen_sections_only_are_read_and_checked(tmp_path: Path) -> None:
+    path = shipped_in(
+        tmp_path,
+        **{'password = "from-file"': 'password = ""', 'level = "INFO"': 'level = "LOUD"'},
+    )
+    path.write_text(path.read_text() + '\n[recordng]\nspool = "x"\n')
+    with pytest.raises(ConfigProblems):
+        load_config(path, env={})
+    prompts = load_config(path, env={}, sections=("prompts",)).prompts
+    assert prompts.languages == ("en", "de")
+    # The AGI script's need_ari=False is every section but ari: no password needed,
+    # while a bad value elsewhere and a misspelt table are still reported.
+    with pytest.raises(ConfigProblems) as err:
+        load_config(path, env={}, need_ari=False)
+    assert sorted(p.key for p in err.value.problems) == ["logging.level", "recordng"]
+
+
+def test_prompts_alone_still_check_their_values(tmp_path: Path) -> None:
+    path = shipped_in(tmp_path, **{'default_language = "en"': 'default_language = "fr"'})
+    with pytest.raises(ConfigProblems) as err:
+        load_config(path, env={}, sections=("prompts",), check_files=False)
+    assert [p.key for p in err.value.problems] == ["prompts.default_language"]
