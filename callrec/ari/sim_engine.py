@@ -491,13 +491,14 @@ class SimEngine:
     # --- restart ---------------------------------------------------------
 
     def shutdown(self) -> None:
-        """``core restart now``: every Stasis channel gets HangupRequest(4, soft) -> StasisEnd."""
+        """``core restart now``: every Stasis channel gets HangupRequest(4, soft) -> StasisEnd.
+
+        Every channel is disposed (which closes its RTP sender); the fresh
+        boot (:meth:`reset`) is the restarting caller's, once it is up again.
+        """
         for ch in list(self.channels.values()):
             if ch.alive and ch.in_stasis and ch.kind != "snoop":
                 self.teardown(ch, {"cause": 4, "soft": True}, qos=False)
         for ch in list(self.channels.values()):
             ch.app = None
             self.dispose(ch)
-        for sender in self.rtp.values():
-            sender.close()
-        self.reset()

@@ -71,7 +71,6 @@ from callrec.ari.sim_model import (
     RtpSendStats,
     SimBridge,
     SimChannel,
-    asterisk_time,
 )
 
 __all__ = [
@@ -150,9 +149,8 @@ class AriSimulator:
         await self._site.start()
 
     async def stop(self) -> None:
-        self.engine.sinks.clear()
+        self._abort_connections()  # first: the shutdown's events go nowhere
         self.engine.shutdown()
-        self._abort_connections()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -178,11 +176,15 @@ class AriSimulator:
             except TimeoutError:
                 logger.debug("event flush timed out (a slow websocket reader)")
 
-    def _abort_connections(self) -> None:
+    def _drop_sinks(self) -> None:
+        """Every events websocket drops without a close frame; no event is queued after."""
         for sink in list(self.ws_sinks):
             sink.abort()
         self.ws_sinks.clear()
         self.engine.sinks.clear()
+
+    def _abort_connections(self) -> None:
+        self._drop_sinks()
         if self._runner is not None and self._runner.server is not None:
             for handler in self._runner.server.connections:
                 if handler.transport is not None:
@@ -190,10 +192,7 @@ class AriSimulator:
 
     async def drop_websockets(self) -> None:
         """Websockets drop without a close frame; calls and RTP carry on."""
-        for sink in list(self.ws_sinks):
-            sink.abort()
-        self.ws_sinks.clear()
-        self.engine.sinks.clear()
+        self._drop_sinks()
         await asyncio.sleep(0)
 
     async def restart(self, downtime: float = 1.0, drop_after: float = 0.1) -> None:
@@ -214,9 +213,8 @@ class AriSimulator:
         self.booting = True
         await self._listen()
         await asyncio.sleep(downtime / 2)
-        self.engine.reset()
+        self.engine.reset()  # the fresh boot: ids from .0, a new startup time
         self.engine.known_apps = set(self._initial_apps)
-        self.engine.startup_time = asterisk_time()
         self.booting = False
 
     # --- scenario control ------------------------------------------------
