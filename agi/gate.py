@@ -29,15 +29,14 @@ from agi.protocol import AgiCommands, AgiEnvironment, AgiResponse
 from callrec.audit import audit_record
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.config import Config, PromptRef
-from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed
+from callrec.consent import ConsentGate, Decision, DisclosureFailed, is_strict
 from callrec.errors import (
     AgiDeadChannel,
     AgiError,
     AgiHangup,
-    AudioFileError,
     CallrecError,
 )
-from callrec.evidence import Evidence, prompt_sha256
+from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
 from callrec.logutil import CallLogAdapter, mask_number, safe
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ CONNECT_VARIABLE = "CALLREC_CONNECT"
 # Asterisk uniqueids are "<epoch>.<counter>"; ARI originate may choose any id
 # up to 150 characters. Anything else is not used as a key.
 _UNIQUEID = re.compile(r"[A-Za-z0-9._-]{1,150}")
-_NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
 # WAIT FOR DIGIT in slices, so a long explicit-mode timeout still notices a
 # hang-up promptly on PBXs that do not return -1 at once.
 MAX_WAIT_MS = 5000
@@ -120,10 +118,9 @@ def valid_uniqueid(value: str) -> bool:
     return _UNIQUEID.fullmatch(value) is not None
 
 
-def dialled_number(env: AgiEnvironment) -> str:
+def dialled(env: AgiEnvironment) -> str:
     """The number the caller dialled: AGI argument 1, else the extension, else the DNID."""
-    candidates = [*env.args[:1], env.extension, env.dnid]
-    return next((c for c in candidates if _NUMBER.fullmatch(c)), "")
+    return dialled_number(*env.args[:1], env.extension, env.dnid)
 
 
 def caller_number(env: AgiEnvironment) -> str:
@@ -151,7 +148,7 @@ class AgiConsent:
         self._config = config
         self._key = pseudonym_key
         self._clock = clock
-        self._policy = ConsentPolicy.from_config(config)
+        self._policy = config.consent
         self.ledger = ledger if ledger is not None else ConsentLedger()
         self._audit = audit
 
@@ -170,10 +167,21 @@ class AgiConsent:
             log.warning("refusing consent: unusable agi_uniqueid %s", safe(env.uniqueid))
             await agi.set_variable_quietly(ERROR_VARIABLE, "bad-channel")
             return GateOutcome(call_id, None, "bad-channel", None, False)
-        dialled = dialled_number(env)
-        prompt = self._config.prompt_for(dialled, env.language, "disclosure")
-        evidence = await self._evidence(agi, env, dialled, prompt)
-        outcome = await self._decide(agi, evidence, prompt, call_id, log)
+        number = dialled(env)
+        prompt = self._config.prompt_for(number, env.language, "disclosure")
+        gate = ConsentGate(self._policy, self._clock)
+        evidence = Evidence.for_disclosure(
+            gate,
+            prompt,
+            uniqueid=env.uniqueid,
+            linkedid=await _linkedid(agi, env.uniqueid),
+            caller_number=caller_number(env),
+            caller_name=env.calleridname,
+            dialled=number,
+            pseudonym_key=self._key,
+            frontend="agi",
+        )
+        outcome = await self._decide(agi, gate, evidence, prompt, call_id, log)
         await self._publish(agi, outcome)
         if audit:
             self.write_audit(outcome)
@@ -185,46 +193,24 @@ class AgiConsent:
         )
         return outcome
 
-    async def _evidence(
-        self, agi: AgiCommands, env: AgiEnvironment, dialled: str, prompt: PromptRef
-    ) -> Evidence:
-        linkedid = await _linkedid(agi, env.uniqueid)
-        evidence = Evidence.for_call(
-            uniqueid=env.uniqueid,
-            linkedid=linkedid,
-            caller_number=caller_number(env),
-            caller_name=env.calleridname,
-            dialled=dialled,
-            language=prompt.language,
-            pseudonym_key=self._key,
-            frontend="agi",
-        )
-        evidence.prompt_id = f"{prompt.language}/{prompt.name}"
-        evidence.policy = self._policy.snapshot()
-        evidence.channels["caller"] = env.uniqueid
-        return evidence
-
     async def _decide(
         self,
         agi: AgiCommands,
+        gate: ConsentGate,
         evidence: Evidence,
         prompt: PromptRef,
         call_id: str,
         log: CallLogAdapter,
     ) -> GateOutcome:
-        gate = ConsentGate(self._policy, self._clock)
-        evidence.timeline = gate.timeline
-        try:
-            evidence.prompt_sha256 = prompt_sha256(prompt.path_wav)
-        except AudioFileError as exc:
-            log.error("disclosure missing: %s", safe(str(exc), 200))
-            gate.prompt_failed("prompt file missing")
+        if evidence.prompt_sha256 is None:
+            log.error("disclosure missing: %s cannot be read", safe(str(prompt.path_wav), 200))
+            gate.prompt_failed(PROMPT_UNHASHED)
         else:
             await self._converse(agi, gate, str(prompt.path_wav.with_suffix("")), log)
         try:
             decision = await gate.decision()
         except DisclosureFailed as exc:
-            connect = self._config.recording.on_failure == "best-effort"
+            connect = not is_strict(self._config.recording.on_failure)
             return GateOutcome(call_id, None, "disclosure-failed:" + exc.reason, evidence, connect)
         evidence.decision = decision
         self.ledger.add(ConsentRecord(call_id, evidence.uniqueid, decision, evidence))
@@ -254,7 +240,7 @@ class AgiConsent:
     async def _play(self, agi: AgiCommands, gate: ConsentGate, sound: str) -> AgiResponse | None:
         """STREAM FILE; None when it failed on a live channel (the file is unplayable)."""
         try:
-            return await agi.stream_file(sound, self._escape_digits())
+            return await agi.stream_file(sound, self._policy.escape_digits())
         except AgiHangup:
             if not await _still_up(agi):
                 raise
@@ -262,21 +248,14 @@ class AgiConsent:
             return None
 
     async def _wait(self, agi: AgiCommands, gate: ConsentGate) -> None:
-        policy = self._policy
-        window = policy.grace if policy.mode == "implied" else policy.timeout
-        deadline = self._clock.monotonic() + window
         while gate.decided is None:
-            remaining = deadline - self._clock.monotonic()
-            wait_ms = min(MAX_WAIT_MS, max(1, math.ceil(remaining * 1000)))
+            remaining = gate.remaining()
+            wait_ms = MAX_WAIT_MS
+            if remaining is not None:
+                wait_ms = min(MAX_WAIT_MS, max(1, math.ceil(remaining * 1000)))
             digit = await agi.wait_for_digit(wait_ms)
             if digit:
                 gate.digit(digit)
-
-    def _escape_digits(self) -> str:
-        policy = self._policy
-        if policy.mode == "explicit":
-            return policy.optout_digit + policy.accept_digit
-        return policy.optout_digit
 
     async def _publish(self, agi: AgiCommands, outcome: GateOutcome) -> None:
         """Set the variables; dead channels still take SET VARIABLE (for the h extension)."""

@@ -36,7 +36,7 @@ from callrec.ari.events import Event
 from callrec.ari.router import EventRouter
 from callrec.audit import audit_record
 from callrec.clock import Clock
-from callrec.consent import records
+from callrec.consent import is_strict, records
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.logutil import CallLogAdapter, safe
 from callrec.tap import (
@@ -47,7 +47,6 @@ from callrec.tap import (
     RecordingTap,
     TapResult,
     ends_recording,
-    is_strict,
 )
 
 logger = logging.getLogger(__name__)

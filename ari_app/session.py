@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -32,8 +31,8 @@ from callrec.ari.events import (
     StasisStart,
 )
 from callrec.audit import audit_record
-from callrec.config import PromptKind
-from callrec.consent import ConsentGate, ConsentPolicy, Decision, DisclosureFailed, records
+from callrec.config import PromptKind, PromptRef
+from callrec.consent import ConsentGate, Decision, DisclosureFailed, is_strict, records
 from callrec.errors import (
     AriError,
     AriNotFound,
@@ -42,9 +41,9 @@ from callrec.errors import (
     CallrecError,
     RecordingUnavailable,
 )
-from callrec.evidence import Evidence, prompt_sha256
+from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
 from callrec.logutil import CallLogAdapter, mask_number, safe
-from callrec.tap import RecordingTap, TapResult
+from callrec.tap import RecordingTap, TapResult, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +77,6 @@ class End(StrEnum):
     ERROR = "error"
 
 
-def _new_id(kind: str) -> str:
-    return f"callrec-{kind}-{uuid.uuid4().hex[:16]}"
-
-
 class CallSession:
     """One caller's channel in the Stasis app, from StasisStart to the audit line."""
 
@@ -89,25 +84,23 @@ class CallSession:
         self.ctx = ctx
         self.channel = start.channel
         self.id = start.channel.id
-        self.number = (
-            start.args[0] if start.args and start.args[0] else start.channel.dialplan.exten
-        )
+        # The Stasis() argument, else the extension; a hostile one is no number.
+        self.number = dialled_number(*start.args[:1], start.channel.dialplan.exten)
         self.log = CallLogAdapter(logger, self.id)
         self.state = State.NEW
-        self.gate = ConsentGate(ConsentPolicy.from_config(ctx.config), ctx.clock)
-        self.evidence = Evidence.for_call(
+        self.gate = ConsentGate(ctx.config.consent, ctx.clock)
+        self.disclosure = ctx.config.prompt_for(self.number, self.channel.language, "disclosure")
+        self.evidence = Evidence.for_disclosure(
+            self.gate,
+            self.disclosure,
             uniqueid=self.id,
             linkedid=str(start.channel.raw.get("linkedid", self.id)),
             caller_number=start.channel.caller.number,
             caller_name=start.channel.caller.name,
             dialled=self.number,
-            language=start.channel.language,
             pseudonym_key=ctx.pseudonym_key,
+            frontend="ari",
         )
-        self.evidence.channels["caller"] = self.id
-        # One timeline: what the gate saw is what the evidence proves.
-        self.evidence.timeline = self.gate.timeline
-        self.evidence.policy = self.gate.policy.snapshot()
         self.end_reason: End | None = None
         self.cause: int | None = None
         self.failure: str | None = None
@@ -208,9 +201,7 @@ class CallSession:
 
     def channel_gone(self) -> None:
         """The caller's channel vanished while the app was not listening (reconnect)."""
-        self._caller_alive = False
-        self.gate.hangup()
-        self.end(End.CHANNEL_GONE)
+        self._caller_gone(End.CHANNEL_GONE, None)
 
     async def resync(self, channels: Mapping[str, Channel]) -> None:
         """After a reconnect: learn from the live channels what the missed events said.
@@ -250,7 +241,10 @@ class CallSession:
         self.failure = reason
         policy = self.ctx.config.recording.on_failure
         self.log.error("recording failed mid-call (%s): %s", policy, safe(reason, 200))
-        if policy == "strict":
+        # The tap's rule (ends_recording) applies inside it: a broken writer
+        # has ended the recording, a lost stream stays open. Here only the
+        # call is decided: strict does not talk on unrecorded.
+        if is_strict(policy):
             self.end(End.RECORDING_UNAVAILABLE)
 
     # --- the flow -------------------------------------------------------------
@@ -303,7 +297,7 @@ class CallSession:
         if decision is not None and not records(decision):
             return False
         # Without a disclosure nobody consented; either way the policy decides.
-        if decision is not None and await self._recording_possible():
+        if decision is not None and self._recording_possible():
             return True
         if await self._recording_failed(self.failure, connected=False):
             return False
@@ -311,22 +305,15 @@ class CallSession:
 
     async def _disclose(self) -> Decision | None:
         """The consent decision; None when the disclosure could not be played."""
-        prompt = self.ctx.config.prompt_for(self.number, self.channel.language, "disclosure")
-        self.evidence.prompt_id = f"{prompt.language}/{prompt.name}"
-        try:
-            self.evidence.prompt_sha256 = prompt_sha256(prompt.path_wav)
-        except CallrecError as exc:
-            self.log.warning("disclosure prompt not hashed: %s", safe(str(exc), 200))
+        prompt = self.disclosure
         self.state = State.DISCLOSING
-        self._playback_id = _new_id("playback")
-        try:
-            await self._until(
-                self.ctx.client.play(
-                    self.id, prompt.media, playback_id=self._playback_id, lang=prompt.language
-                )
-            )
-        except AriError as exc:
-            self.gate.prompt_failed(str(exc))
+        if self.evidence.prompt_sha256 is None:
+            # A prompt that cannot be proven is not played: nobody consented.
+            self.log.error("disclosure missing: %s cannot be read", safe(str(prompt.path_wav)))
+            self.gate.prompt_failed(PROMPT_UNHASHED)
+            self._playback_done.set()  # nothing plays: nothing to wait for
+        else:
+            await self._play_disclosure(prompt)
         try:
             return await self._until(self.gate.decision())
         except CallHangup:
@@ -339,7 +326,18 @@ class CallSession:
             self.failure = str(exc)
             return None
 
-    async def _recording_possible(self) -> bool:
+    async def _play_disclosure(self, prompt: PromptRef) -> None:
+        self._playback_id = new_id("playback")
+        try:
+            await self._until(
+                self.ctx.client.play(
+                    self.id, prompt.media, playback_id=self._playback_id, lang=prompt.language
+                )
+            )
+        except AriError as exc:
+            self.gate.prompt_failed(str(exc))
+
+    def _recording_possible(self) -> bool:
         try:
             self.ctx.check_recording()
         except RecordingUnavailable as exc:
@@ -353,7 +351,7 @@ class CallSession:
         self.failure = reason
         policy = self.ctx.config.recording.on_failure
         self.log.error("recording unavailable (%s): %s", policy, safe(reason, 200))
-        if policy == "best-effort":
+        if not is_strict(policy):
             return True
         if connected and self.agent_id is not None:
             # Our own hang-up of the destination must not read as the
@@ -362,12 +360,9 @@ class CallSession:
             self._agent = "dropped"
             with contextlib.suppress(AriError, AriUnavailable):
                 await self.ctx.client.hangup(self.agent_id)
-        await self._refuse(reason)
-        return False
-
-    async def _refuse(self, reason: str) -> None:
         self._conclude(End.RECORDING_UNAVAILABLE)
         await self._announce("recording_unavailable")
+        return False
 
     async def _connect(self) -> bool:
         dest = self.ctx.config.destination_for(self.number)
@@ -375,7 +370,7 @@ class CallSession:
             self.log.warning("no destination configured for %s", safe(self.number))
             return await self._unavailable("no destination")
         self.state = State.CONNECTING
-        self.agent_id = _new_id("dest")
+        self.agent_id = new_id("dest")
         self._agent = "ringing"
         self.evidence.channels["destination"] = self.agent_id
         self.ctx.router.subscribe(self.agent_id, self.on_agent_event)
@@ -396,7 +391,7 @@ class CallSession:
         self.destination_outcome = outcome
         if outcome != "answered":
             return await self._unavailable(outcome)
-        self.bridge_id = _new_id("call")
+        self.bridge_id = new_id("call")
         await self._until(self.ctx.client.create_bridge("mixing", bridge_id=self.bridge_id))
         await self._until(self.ctx.client.add_channels(self.bridge_id, [self.id, self.agent_id]))
         self.state = State.BRIDGED
@@ -414,7 +409,7 @@ class CallSession:
     async def _announce(self, kind: PromptKind) -> None:
         """Play a prompt to the caller and let it finish; the teardown hangs up."""
         prompt = self.ctx.config.prompt_for(self.number, self.channel.language, kind)
-        self._playback_id = _new_id("playback")
+        self._playback_id = new_id("playback")
         self._playback_done.clear()
         if self._caller_alive:
             with contextlib.suppress(AriError):

@@ -41,13 +41,10 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from callrec.clock import Clock
 from callrec.errors import RecordingUnavailable
-
-if TYPE_CHECKING:
-    from callrec.config import Config
 
 ConsentMode = Literal["implied", "explicit"]
 DeclineAction = Literal["continue", "hangup"]
@@ -62,6 +59,12 @@ class Decision(StrEnum):
 
 
 _RECORDS = frozenset({Decision.IMPLIED, Decision.GRANTED_DTMF})
+
+
+def is_strict(on_failure: str) -> bool:
+    """Whether ``recording.on_failure`` refuses calls that cannot be recorded
+    (``strict``); ``best-effort`` lets them go on unrecorded."""
+    return on_failure == "strict"
 
 
 def records(decision: Decision) -> bool:
@@ -88,10 +91,6 @@ class ConsentPolicy:
     timeout: float = 10.0
     on_decline: DeclineAction = "continue"
 
-    @classmethod
-    def from_config(cls, config: Config) -> ConsentPolicy:
-        return config.consent
-
     def snapshot(self) -> dict[str, str | float]:
         """The rules in force, for the evidence."""
         return {
@@ -102,6 +101,12 @@ class ConsentPolicy:
             "timeout": self.timeout,
             "on_decline": self.on_decline,
         }
+
+    def escape_digits(self) -> str:
+        """The digits that may interrupt the disclosure: opt-out, and accept in explicit mode."""
+        if self.mode == "explicit":
+            return self.optout_digit + self.accept_digit
+        return self.optout_digit
 
     def connects(self, decision: Decision) -> bool:
         """Whether the call goes on to its destination after ``decision``."""
@@ -142,6 +147,13 @@ class ConsentGate:
         """The decision, or None while it is still open."""
         self._expire()
         return self._decision
+
+    def remaining(self) -> float | None:
+        """Seconds left of the grace (implied) or timeout (explicit) after the
+        disclosure; None before it ended."""
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - self._clock.monotonic())
 
     def answered(self) -> None:
         self.timeline.answered_at = self._clock.wall()

@@ -20,23 +20,37 @@ the file ``Config.prompt_for`` names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callrec import __version__
 from callrec.clock import iso_utc
-from callrec.consent import ConsentTimeline, Decision
+from callrec.consent import ConsentGate, ConsentTimeline, Decision
 from callrec.errors import AudioFileError, KeyError_
+
+if TYPE_CHECKING:
+    from callrec.config import PromptRef
 
 PSEUDONYM_KEY_BYTES = 32
 _PSEUDONYM_PREFIX = "p1:"
 _PSEUDONYM_DOMAIN = b"callrec-pseudonym-v1\x00"
 _SEPARATORS = re.compile(r"[\s\-.()/]")
 _HEX_KEY = re.compile(rb"^[0-9a-fA-F]{64}$")
+# What a dialled number may look like; anything else (a hostile extension
+# such as "../x") is no number and never reaches a config lookup.
+_NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
+# The disclosure failure when the prompt file cannot be hashed.
+PROMPT_UNHASHED = "prompt file missing"
+
+
+def dialled_number(*candidates: str) -> str:
+    """The first candidate that looks like a dialled number, else ``""``."""
+    return next((c for c in candidates if _NUMBER.fullmatch(c)), "")
 
 
 def normalise_number(number: str) -> str:
@@ -138,6 +152,47 @@ class Evidence:
             frontend=frontend,
             personal={"caller_number": caller_number, "caller_name": caller_name},
         )
+
+    @classmethod
+    def for_disclosure(
+        cls,
+        gate: ConsentGate,
+        prompt: PromptRef,
+        *,
+        uniqueid: str,
+        linkedid: str,
+        caller_number: str,
+        caller_name: str,
+        dialled: str,
+        pseudonym_key: bytes,
+        frontend: str,
+    ) -> Evidence:
+        """The evidence of a call about to hear ``prompt``, on ``gate``'s timeline.
+
+        Its language is the prompt's, the one the caller hears (never the
+        channel's raw language). ``prompt_sha256`` stays None when the file
+        cannot be read: a prompt that cannot be proven must not be played,
+        so the front end reports :data:`PROMPT_UNHASHED` as a failed
+        disclosure (nobody consented).
+        """
+        evidence = cls.for_call(
+            uniqueid=uniqueid,
+            linkedid=linkedid,
+            caller_number=caller_number,
+            caller_name=caller_name,
+            dialled=dialled,
+            language=prompt.language,
+            pseudonym_key=pseudonym_key,
+            frontend=frontend,
+        )
+        evidence.prompt_id = f"{prompt.language}/{prompt.name}"
+        evidence.policy = gate.policy.snapshot()
+        # One timeline: what the gate saw is what the evidence proves.
+        evidence.timeline = gate.timeline
+        evidence.channels["caller"] = uniqueid
+        with contextlib.suppress(AudioFileError):
+            evidence.prompt_sha256 = prompt_sha256(prompt.path_wav)
+        return evidence
 
     def to_audit(self) -> dict[str, Any]:
         """The evidence without personal fields (timestamps as ISO UTC)."""

@@ -29,6 +29,7 @@ from typing import Any
 from callrec.ari.client import AriClient
 from callrec.ari.router import EventRouter
 from callrec.clock import SYSTEM_CLOCK, Clock
+from callrec.consent import is_strict
 from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.evidence import Evidence
@@ -64,14 +65,7 @@ MEDIA_CHECK_INTERVAL = 0.5
 MEDIA_LOST = "media stream lost"
 # The end reason of a tap whose start failed (the evidence is sealed, no audio).
 RECORDING_FAILED = "recording-failed"
-# recording.on_failure values.
-STRICT = "strict"
 BEST_EFFORT = "best-effort"
-
-
-def is_strict(on_failure: str) -> bool:
-    """Whether ``recording.on_failure`` refuses calls that cannot be recorded."""
-    return on_failure == STRICT
 
 
 def ends_recording(reason: str, on_failure: str) -> bool:

@@ -285,8 +285,8 @@ def test_what_each_decision_does_to_the_call() -> None:
     ]  # fmt: skip
 
 
-def test_policy_from_config() -> None:
+def test_the_configured_consent_is_the_policy() -> None:
     consent = ConsentConfig(mode="explicit", grace=1.5, optout_digit="*", accept_digit="#")
-    policy = ConsentPolicy.from_config(Config(consent=consent))
+    policy: ConsentPolicy = Config(consent=consent).consent
     assert policy == ConsentPolicy("explicit", 1.5, "*", "#", 10.0, "continue")
     assert policy.snapshot()["optout_digit"] == "*"
