@@ -74,9 +74,6 @@ class AgiEnvironment:
     def get(self, key: str, default: str = "") -> str:
         return self._values.get(key, default)
 
-    def as_dict(self) -> dict[str, str]:
-        return dict(self._values)
-
     @property
     def network_script(self) -> str:
         """The FastAGI script path without its query (``consent`` for .../consent?x)."""
@@ -94,10 +91,6 @@ class AgiEnvironment:
     @property
     def uniqueid(self) -> str:
         return self.get("agi_uniqueid")
-
-    @property
-    def channel(self) -> str:
-        return self.get("agi_channel")
 
     @property
     def language(self) -> str:
@@ -320,16 +313,12 @@ class AgiCommands(abc.ABC):
             return None
 
     async def stream_file(self, name: str, escape_digits: str = "") -> AgiResponse:
-        """Play ``name`` (no extension); ``.digit`` is the escape digit pressed, if any."""
-        return await self.execute("STREAM FILE", name, escape_digits)
+        """Play ``name`` (no extension); ``.digit`` is the escape digit pressed, if any.
 
-    async def control_stream_file(self, name: str, escape_digits: str = "") -> AgiResponse:
-        """Like :meth:`stream_file`, but ``*`` and ``#`` rewind and skip by default.
-
-        That is why the disclosure is played with :meth:`stream_file`: nobody
-        can fast-forward through it.
+        Not CONTROL STREAM FILE: there ``*`` and ``#`` rewind and skip by
+        default, and nobody may fast-forward through the disclosure.
         """
-        return await self.execute("CONTROL STREAM FILE", name, escape_digits)
+        return await self.execute("STREAM FILE", name, escape_digits)
 
     async def wait_for_digit(self, timeout_ms: int) -> str:
         """The digit pressed within ``timeout_ms``, or "" on timeout."""
@@ -337,9 +326,6 @@ class AgiCommands(abc.ABC):
 
     async def channel_status(self) -> int:
         return (await self.execute("CHANNEL STATUS")).result
-
-    async def verbose(self, message: str, level: int = 3) -> None:
-        await self.execute("VERBOSE", message, level)
 
 
 class AgiConnection(AgiCommands):

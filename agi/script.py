@@ -105,7 +105,15 @@ def _stdio() -> tuple[TextIO, TextIO]:
 
 def make_audit(config: Config) -> AuditSink:
     log = AuditLog(config.privacy.audit_log, config.recipient_keys())
-    return log.append
+
+    def append(record: dict[str, Any], personal: dict[str, str]) -> None:
+        # As CallContext.append_audit: a broken audit log never fails the call.
+        try:
+            log.append(record, personal)
+        except (CallrecError, OSError) as exc:
+            logger.error("audit log %s: cannot append: %s", log.path, safe(str(exc), 200))
+
+    return append
 
 
 async def run_gate(agi: PystAgi, config: Config) -> int:
