@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from callrec.ari import sim_media
+from callrec.ari.events import UNICASTRTP_LOCAL_ADDRESS, UNICASTRTP_LOCAL_PORT
 from callrec.ari.sim_model import (
     EndpointBehaviour,
     Json,
@@ -121,11 +122,8 @@ class Dialer:
         self.eng.dial(ch, "")
         if bh.kind == "busy":
             await asyncio.sleep(bh.answer_after)
-            ch.alive = False
-            self.eng.chan_event(ch, "ChannelHangupRequest", pre={"cause": 17, "tech_cause": 486})
-            self.eng.dial(ch, "BUSY")
-            self.eng.destroyed(ch, 17, "User busy", 486)
-            self.eng.dispose(ch)
+            request = {"cause": 17, "tech_cause": 486}
+            self.eng.end_unanswered(ch, request, "BUSY", 17, "User busy", 486)
             return
         if bh.kind == "no-answer" or bh.answer_after >= ring_limit:
             await asyncio.sleep(ring_limit)
@@ -137,16 +135,13 @@ class Dialer:
         self.eng.chan_event(ch, "ChannelStateChange")
         self.eng.dial(ch, "RINGING")
         await asyncio.sleep(bh.answer_after)
-        ch.state = "Up"
-        ch.media_start = asyncio.get_running_loop().time()
-        self.eng.chan_event(ch, "ChannelStateChange")
+        self.eng.set_up(ch)
         self.eng.dial(ch, "ANSWER")
         if bh.hangup_after is not None:
             self.eng.spawn(ch, self._hangup_later(ch, bh.hangup_after))
         if ch.app is not None:
             self.eng.enter_stasis(ch, ch.app, app_args)
         else:
-            self.eng.update_media()
             await self._run_dialplan(ch, context, exten, priority)
 
     async def _hangup_later(self, ch: SimChannel, delay: float) -> None:
@@ -219,8 +214,8 @@ class Dialer:
             cid, "unicast", f"UnicastRTP/{host}:{port}-0x{ptr:012x}", f"{host}:{port}/c({fmt})"
         )
         ch.channelvars = {
-            "UNICASTRTP_LOCAL_PORT": str(local_port),
-            "UNICASTRTP_LOCAL_ADDRESS": local_host,
+            UNICASTRTP_LOCAL_PORT: str(local_port),
+            UNICASTRTP_LOCAL_ADDRESS: local_host,
         }
         return self._start_external(ch, app, sender, [])
 
@@ -279,7 +274,6 @@ class Dialer:
 
     def _external_media_up(self, ch: SimChannel, args: list[str]) -> None:
         self.eng.dial(ch, "")
-        ch.state = "Up"
-        self.eng.chan_event(ch, "ChannelStateChange")
+        self.eng.set_up(ch)
         self.eng.dial(ch, "ANSWER")
         self.eng.enter_stasis(ch, ch.app or "", args)

@@ -216,13 +216,25 @@ class SimEngine:
     def hangup_ari(self, ch: SimChannel) -> None:
         """``DELETE /channels/{id}``: soft hang-up flag 32, whatever reason was given."""
         if ch.kind in ("pjsip", "local") and ch.state != "Up":
-            ch.alive = False
-            self.chan_event(ch, "ChannelHangupRequest", pre={"cause": 32, "soft": True})
-            self.dial(ch, "CANCEL")
-            self.destroyed(ch, 16, "Normal Clearing")
-            self.dispose(ch)
+            self.end_unanswered(ch, {"cause": 32, "soft": True}, "CANCEL", 16, "Normal Clearing")
             return
         self.teardown(ch, {"cause": 32, "soft": True}, qos=True)
+
+    def end_unanswered(
+        self,
+        ch: SimChannel,
+        request: Json,
+        dial_status: str,
+        cause: int,
+        text: str,
+        tech_cause: int | None = None,
+    ) -> None:
+        """An outbound leg ends before answering: hang-up request, Dial result, destroyed."""
+        ch.alive = False
+        self.chan_event(ch, "ChannelHangupRequest", pre=request)
+        self.dial(ch, dial_status)
+        self.destroyed(ch, cause, text, tech_cause)
+        self.dispose(ch)
 
     def hangup_remote(self, ch: SimChannel) -> None:
         """The far end sent BYE: no cause in ChannelHangupRequest."""

@@ -220,9 +220,9 @@ async def originate(request: web.Request) -> web.Response:
         raise HttpError(400, "Endpoint must be specified")
     if not app and not exten:
         raise HttpError(400, "Application or extension must be specified")
-    channel_id = request.match_info.get("channel_id") or _param(request, "channelId")
-    if channel_id and channel_id in eng.channels:
-        raise HttpError(409, "Channel with given unique ID already exists")
+    channel_id = _new_channel_id(
+        eng, request.match_info.get("channel_id") or _param(request, "channelId")
+    )
     try:
         timeout = float(_param(request, "timeout", "30"))
         priority = int(_param(request, "priority", "1"))
@@ -323,18 +323,24 @@ async def external_media(request: web.Request) -> web.Response:
         raise HttpError(
             400, "external_host must be <host>:<port> for all transports other than websocket"
         )
-    channel_id = _param(request, "channelId")
-    if channel_id and channel_id in eng.channels:
-        raise HttpError(409, "Channel with given unique ID already exists")
-    if _param(request, "encapsulation", "rtp") == "audiosocket":
+    channel_id = _new_channel_id(eng, _param(request, "channelId"))
+    encapsulation = _param(request, "encapsulation", "rtp")
+    if encapsulation == "audiosocket":
         stream = _audiosocket_uuid(request, fmt)
         body = eng.dialer.audio_socket(app, host, int(port), fmt, channel_id, stream)
-    elif fmt in eng.media_formats and _param(request, "encapsulation", "rtp") == "rtp":
+    elif fmt in eng.media_formats and encapsulation == "rtp":
         body = eng.dialer.external_media(app, host, int(port), fmt, channel_id)
     else:
         raise HttpError(500, "An internal error prevented this request from being handled")
     await _sim(request).flush()
     return json_response(200, body)
+
+
+def _new_channel_id(eng: SimEngine, channel_id: str) -> str:
+    """A caller-chosen id for a new channel ("" lets the engine pick), or 409 when taken."""
+    if channel_id and channel_id in eng.channels:
+        raise HttpError(409, "Channel with given unique ID already exists")
+    return channel_id
 
 
 def _audiosocket_uuid(request: web.Request, fmt: str) -> uuid.UUID:
