@@ -124,6 +124,12 @@ class Bridge:
         )
 
 
+def target_channel_id(target_uri: str) -> str | None:
+    """The channel id of a ``channel:<id>`` target URI (playbacks), else None."""
+    prefix = "channel:"
+    return target_uri[len(prefix) :] if target_uri.startswith(prefix) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Playback:
     """A playback; ``state`` is queued, playing, continuing, done or failed."""
@@ -139,10 +145,7 @@ class Playback:
     @property
     def channel_id(self) -> str | None:
         """The target channel's id, when the playback targets a channel."""
-        prefix = "channel:"
-        if self.target_uri.startswith(prefix):
-            return self.target_uri[len(prefix) :]
-        return None
+        return target_channel_id(self.target_uri)
 
     @classmethod
     def from_json(cls, data: JsonDict) -> Playback:

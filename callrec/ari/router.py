@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from callrec.ari.events import Event
+from callrec.ari.events import Event, target_channel_id
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.logutil import safe
 
@@ -46,9 +46,9 @@ def channel_ids(event: Event) -> list[str]:
             ids.append(obj["id"])
     playback = raw.get("playback")
     if isinstance(playback, Mapping):
-        target = str(playback.get("target_uri", ""))
-        if target.startswith("channel:"):
-            ids.append(target[len("channel:") :])
+        target = target_channel_id(str(playback.get("target_uri", "")))
+        if target is not None:
+            ids.append(target)
     return ids
 
 
