@@ -17,7 +17,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 from ari_app.context import AGENT_APP_ARG, CallContext
@@ -29,7 +28,7 @@ from callrec.audit import AuditLog, audit_record
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.config import Config
 from callrec.crypto.keys import PublicKey
-from callrec.errors import AriError, AriUnavailable, CallrecError
+from callrec.errors import AriError, AriUnavailable, CallrecError, KeyError_
 from callrec.evidence import load_pseudonym_key
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
@@ -113,7 +112,7 @@ class App:
         config, rec = self.config, self.config.recording
         # Everything that can refuse to start comes before any socket is opened.
         pseudonym_key = load_pseudonym_key(config.privacy.pseudonym_key)
-        recipients, problem = _load_recipients(rec.recipients)
+        recipients, problem = _load_recipients(config)
         spool = Spool(rec.spool)
         try:
             spool.ensure()
@@ -308,14 +307,16 @@ class App:
             self.ctx.append_audit(record, {})
 
 
-def _load_recipients(paths: Sequence[Path]) -> tuple[list[PublicKey], str | None]:
-    keys: list[PublicKey] = []
-    for path in paths:
-        try:
-            keys.append(PublicKey.load(path))
-        except (CallrecError, OSError) as exc:
-            logger.error("recipient key %s unusable: %s", path, safe(str(exc), 200))
-            return [], f"recipient key {path} unusable"
+def _load_recipients(config: Config) -> tuple[list[PublicKey], str | None]:
+    """The recipients' keys, or why recording cannot run (the app still serves calls)."""
+    try:
+        keys = config.recipient_keys()
+    except KeyError_ as exc:
+        logger.error("recipient key %s unusable: %s", exc.path, safe(exc.message, 200))
+        return [], f"recipient key {exc.path} unusable"
+    except (CallrecError, OSError) as exc:
+        logger.error("recipient key unusable: %s", safe(str(exc), 200))
+        return [], "recipient key unusable"
     if not keys:
         return [], "no recipient public key configured"
     return keys, None

@@ -9,7 +9,6 @@ private key, as an administrator would, and a table says what happened.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,11 @@ import soundfile as sf
 from ari_app.app import App
 from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
 from callrec.audio import AudioSink
+from callrec.audit import read_audit
 from callrec.config import load_config
 from callrec.crypto.keys import PrivateKey
 from callrec.decode import decode_recording
 from callrec.media.signals import speech_like
-from callrec.recording import verify
 from callrec.spool import make_private_dirs
 
 RATE = 8000
@@ -124,10 +123,11 @@ listen = "127.0.0.1:0"
     return path
 
 
-def read_audit(path: Path) -> list[dict[str, Any]]:
+def audit_by_channel(path: Path) -> dict[Any, dict[str, Any]]:
+    """The audit lines written so far (the core's parser), by channel."""
     if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        return {}
+    return {line.get("channel"): line for line in read_audit(path)}
 
 
 def demo_calls(voice: Path, disclosure: float) -> list[DemoCall]:
@@ -206,12 +206,10 @@ async def _run_calls(
         ids = [sim.place_call(call.scenario) for call in calls]
         audit_path = config.privacy.audit_log
         deadline = asyncio.get_running_loop().time() + DEMO_TIMEOUT
-        while asyncio.get_running_loop().time() < deadline:
-            lines = {line.get("channel"): line for line in read_audit(audit_path)}
-            if all(i in lines for i in ids):
-                break
+        lines = audit_by_channel(audit_path)
+        while not all(i in lines for i in ids) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.2)
-        lines = {line.get("channel"): line for line in read_audit(audit_path)}
+            lines = audit_by_channel(audit_path)
         return [(call, lines.get(i)) for call, i in zip(calls, ids, strict=True)]
     finally:
         await app.shutdown()
@@ -256,13 +254,12 @@ def _report(
             )
             rows.append((call.label, decision, "-", note, "-"))
             continue
-        path = Path(line["path"])
-        result = verify(path, keys)
-        decoded = decode_recording(path, keys)
-        wav = out / f"{result.recording_id}.wav"
+        # One decryption: decoding verifies as it reads (its verdict).
+        decoded = decode_recording(Path(line["path"]), keys)
+        wav = out / f"{line['recording_id']}.wav"
         with AudioSink(wav, decoded.rate, decoded.channels) as sink:  # 0600, like decrypt
             sink.write(decoded.samples)
-        ok = ok and str(result.verdict) == "complete"
-        seconds = f"{result.audio_seconds:.2f}"
-        rows.append((call.label, decision, seconds, str(result.verdict), str(wav)))
+        ok = ok and str(decoded.verdict) == "complete"
+        seconds = f"{len(decoded.samples) / decoded.rate:.2f}"
+        rows.append((call.label, decision, seconds, str(decoded.verdict), str(wav)))
     return DemoResult(rows, ok, out)

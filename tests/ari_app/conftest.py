@@ -8,7 +8,6 @@ websocket, and real UDP RTP into the media recorder.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from ari_app.demo import (
     write_prompts,
 )
 from callrec.ari.simulator import AriSimulator, EndpointBehaviour
+from callrec.audit import read_audit
 from callrec.config import Config, load_config
 from callrec.crypto.keys import PrivateKey
 from callrec.media.signals import speech_like
@@ -65,8 +65,7 @@ class Rig:
     def audit(self) -> list[dict[str, Any]]:
         if not self.audit_path.exists():
             return []
-        lines = self.audit_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line]
+        return list(read_audit(self.audit_path))
 
     def sealed(self) -> list[Path]:
         return sorted(self.spool.glob("[0-9]*/*/*/*.crec"))
