@@ -64,9 +64,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _testcall(args: argparse.Namespace) -> int:
-    from callrec.testcall.options import load_options, scenarios_for
+    from callrec.testcall.options import config_for, load_options, scenarios_for
 
-    scenarios = scenarios_for(args)
+    cfg = config_for(args)
+    scenarios = scenarios_for(args, cfg)
     if args.list:
         for s in scenarios.values():
             print(f"{s.name:8}  {s.proves}")
@@ -76,7 +77,7 @@ def _testcall(args: argparse.Namespace) -> int:
     password = os.environ.get(PASSWORD_ENV)
     if args.password_file:
         password = read_passphrase_file(args.password_file).decode()
-    opts = load_options(args, load_private_keys(args.key, args), password)
+    opts = load_options(args, cfg, load_private_keys(args.key, args), password)
     wanted = args.scenario or list(scenarios)
     unknown = [n for n in wanted if n not in scenarios]
     if unknown:

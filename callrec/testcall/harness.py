@@ -84,28 +84,42 @@ async def sipp_placer(call: SippCall, scenario: Scenario, workdir: Path) -> Sipp
 
 
 def audit_offset(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
+    """How many audit lines there are now: a test call's line comes after them."""
+    if not path.exists():
         return 0
+    return sum(1 for _ in read_audit(path))
 
 
 def matching_line(
     path: Path, offset: int, caller: str, keys: Sequence[PrivateKey]
 ) -> dict[str, Any] | None:
-    """The first ``call`` line written after ``offset`` whose sealed caller is ``caller``."""
+    """The ``call`` line after the first ``offset`` lines whose sealed caller is ``caller``.
+
+    Lines before ``offset`` are skipped unopened (only new lines are
+    decrypted). A recording's line is preferred to an AGI consent-stage line,
+    which has no recording id; the consent line is the answer when no
+    recording followed.
+    """
     if not path.exists():
         return None
-    for record in read_audit(path):
-        if record.get("event") != "call" or not record.get("personal_sealed"):
+    found: dict[str, Any] | None = None
+    for number, record in enumerate(read_audit(path)):
+        if number < offset or record.get("event") != "call":
             continue
-        try:
-            personal = open_personal(record, keys)
-        except CallrecError:
+        if not record.get("personal_sealed") or not _from(record, caller, keys):
             continue
-        if personal.get("caller_number") == caller:
+        if record.get("stage") != "consent":
             return record
-    return None
+        found = found or record
+    return found
+
+
+def _from(record: dict[str, Any], caller: str, keys: Sequence[PrivateKey]) -> bool:
+    try:
+        personal = open_personal(record, keys)
+    except CallrecError:
+        return False
+    return personal.get("caller_number") == caller
 
 
 async def wait_for_line(

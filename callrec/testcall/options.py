@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import soundfile
 
+from callrec.audio import load_mono
 from callrec.crypto.keys import PrivateKey
 from callrec.errors import AudioFileError, CallrecError
+from callrec.evidence import prompt_seconds
 from callrec.media.signals import speech_like
 from callrec.testcall.harness import RATE, Options
 from callrec.testcall.scenarios import Scenario, builtin_scenarios
@@ -26,7 +27,8 @@ class OptionsError(CallrecError):
     """Missing or contradictory testcall options."""
 
 
-def _config(args: argparse.Namespace) -> Config | None:
+def config_for(args: argparse.Namespace) -> Config | None:
+    """The ``--config`` file, loaded once for the scenarios and the options."""
     if not args.config:
         return None
     from callrec.config import load_config
@@ -34,8 +36,7 @@ def _config(args: argparse.Namespace) -> Config | None:
     return load_config(Path(args.config))
 
 
-def scenarios_for(args: argparse.Namespace) -> dict[str, Scenario]:
-    cfg = _config(args)
+def scenarios_for(args: argparse.Namespace, cfg: Config | None) -> dict[str, Scenario]:
     grace = args.grace
     digit = args.optout_digit
     disclosure = args.disclosure
@@ -43,7 +44,7 @@ def scenarios_for(args: argparse.Namespace) -> dict[str, Scenario]:
         grace = cfg.consent.grace if grace is None else grace
         digit = cfg.consent.optout_digit if digit is None else digit
         if disclosure is None:
-            disclosure = _seconds(cfg.prompt_for(args.exten, "", "disclosure").path_wav)
+            disclosure = prompt_seconds(cfg.prompt_for(args.exten, "", "disclosure").path_wav)
     return builtin_scenarios(
         disclosure=DEFAULT_DISCLOSURE if disclosure is None else disclosure,
         grace=2.0 if grace is None else grace,
@@ -55,17 +56,9 @@ def scenarios_for(args: argparse.Namespace) -> dict[str, Scenario]:
     )
 
 
-def _seconds(wav: Path) -> float | None:
-    try:
-        return float(soundfile.info(str(wav)).duration)
-    except (OSError, RuntimeError):
-        return None
-
-
 def load_options(
-    args: argparse.Namespace, keys: list[PrivateKey], password: str | None
+    args: argparse.Namespace, cfg: Config | None, keys: list[PrivateKey], password: str | None
 ) -> Options:
-    cfg = _config(args)
     spool = Path(args.spool) if args.spool else None
     audit = Path(args.audit) if args.audit else None
     if cfg is not None:
@@ -89,15 +82,7 @@ def load_options(
 
 def load_audio(path: Path) -> npt.NDArray[np.int16]:
     """Any soundfile-readable file as 8 kHz mono int16."""
-    import soxr
-
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError) as exc:
-        raise AudioFileError(str(path), f"cannot read audio: {exc}") from None
-    mono = data.mean(axis=1)
-    if rate != RATE:
-        mono = soxr.resample(mono, rate, RATE)
+    mono = load_mono(path, RATE)
     if len(mono) == 0:
         raise AudioFileError(str(path), "no audio in the file")
-    return np.asarray(np.clip(mono * 32767, -32768, 32767), dtype=np.int16)
+    return mono

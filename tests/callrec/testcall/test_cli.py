@@ -43,7 +43,7 @@ def test_timing_follows_the_config(tmp_path: Path, capsys: pytest.CaptureFixture
     config = write_config(
         tmp_path, "http://127.0.0.1:1", sounds_dir=sounds, destinations={}, grace=1.5
     )
-    from callrec.testcall.options import scenarios_for
+    from callrec.testcall.options import config_for, scenarios_for
 
     args = argparse.Namespace(
         config=str(config),
@@ -56,6 +56,6 @@ def test_timing_follows_the_config(tmp_path: Path, capsys: pytest.CaptureFixture
         talk=5.0,
         long=30.0,
     )
-    scenarios = scenarios_for(args)
+    scenarios = scenarios_for(args, config_for(args))
     assert scenarios["stay"].hold == pytest.approx(2.0 + 1.5 + 5.0, abs=0.05)
     assert scenarios["long"].hold == pytest.approx(2.0 + 1.5 + 30.0, abs=0.05)

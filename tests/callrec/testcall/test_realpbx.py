@@ -18,7 +18,7 @@ import pytest
 
 from callrec.crypto.keys import PrivateKey
 from callrec.testcall import harness
-from callrec.testcall.options import load_options, scenarios_for
+from callrec.testcall.options import config_for, load_options, scenarios_for
 from callrec.testcall.report import table
 
 from .conftest import need_sipp
@@ -58,6 +58,7 @@ async def test_sip_caller_against_the_real_pbx(name: str) -> None:
         local_ip=TARGET.rpartition(":")[0] or "127.0.0.1",
         wait=20.0,
     )
-    opts = load_options(args, [PrivateKey.load(Path(KEY))], None)
-    report = await harness.run_scenario(scenarios_for(args)[name], opts)
+    cfg = config_for(args)
+    opts = load_options(args, cfg, [PrivateKey.load(Path(KEY))], None)
+    report = await harness.run_scenario(scenarios_for(args, cfg)[name], opts)
     assert report.ok, table([report])
