@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
-
+from callrec import evidence
 from callrec.ari.client import AriClient
 from callrec.ari.router import EventRouter
 from callrec.audit import AuditLog
@@ -110,8 +109,5 @@ class CallContext:
 
 def prompt_seconds(path: Path) -> float:
     """The length of a prompt WAV in seconds, or a safe default."""
-    try:
-        info = sf.info(str(path))
-    except (OSError, RuntimeError, sf.LibsndfileError):
-        return DEFAULT_PROMPT_SECONDS
-    return float(info.frames) / float(info.samplerate or 8000)
+    seconds = evidence.prompt_seconds(path)
+    return DEFAULT_PROMPT_SECONDS if seconds is None else seconds

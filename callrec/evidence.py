@@ -32,6 +32,7 @@ from callrec import __version__
 from callrec.clock import iso_utc
 from callrec.consent import ConsentGate, ConsentTimeline, Decision
 from callrec.errors import AudioFileError, KeyError_
+from callrec.spool import file_sha256
 
 if TYPE_CHECKING:
     from callrec.config import PromptRef
@@ -89,14 +90,21 @@ def load_pseudonym_key(path: Path) -> bytes:
 
 def prompt_sha256(path: Path) -> str:
     """SHA-256 (hex) of the prompt file's bytes."""
-    digest = hashlib.sha256()
     try:
-        with Path(path).open("rb") as f:
-            for chunk in iter(lambda: f.read(65536), b""):
-                digest.update(chunk)
+        return file_sha256(Path(path))
     except OSError as exc:
         raise AudioFileError(str(path), f"cannot read prompt: {exc.strerror}") from None
-    return digest.hexdigest()
+
+
+def prompt_seconds(path: Path) -> float | None:
+    """The length of a prompt's audio file in seconds; None when it cannot be read."""
+    import soundfile as sf  # not at import: the agi-bin script never measures prompts
+
+    try:
+        info = sf.info(str(path))
+    except (OSError, RuntimeError, sf.LibsndfileError):
+        return None
+    return float(info.frames) / float(info.samplerate or 8000)
 
 
 def _iso(ts: float | None) -> str | None:
