@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from agi.fastagi import AgiHandler, FastAgiServer
 from agi.gate import AgiConsent
 from agi.protocol import AgiConnection, AgiEnvironment
+from ari_app.demo import write_keys
 from callrec.clock import ManualClock
 from callrec.config import Config, ConsentConfig, PromptsConfig
 from callrec.crypto.keys import PrivateKey
@@ -47,9 +47,7 @@ def write_config_files(
     languages: tuple[str, ...] = ("en", "de"),
     ari: str = 'password = "not-used-by-the-classic-script"',
 ) -> ConfigFiles:
-    key = PrivateKey.generate()
-    (folder / "dpo.pub").write_text(key.public_key().to_text())
-    (folder / "pseudonym.key").write_bytes(os.urandom(32))
+    pub, key_path, pseudo = write_keys(folder)
     (folder / "spool").mkdir(exist_ok=True)
     audit = folder / "audit.jsonl"
     config = folder / "callrec.toml"
@@ -59,9 +57,9 @@ def write_config_files(
 {ari}
 [recording]
 spool = "{folder / "spool"}"
-recipients = ["{folder / "dpo.pub"}"]
+recipients = ["{pub}"]
 [privacy]
-pseudonym_key = "{folder / "pseudonym.key"}"
+pseudonym_key = "{pseudo}"
 audit_log = "{audit}"
 [consent]
 grace = {grace}
@@ -70,7 +68,7 @@ sounds_dir = "{sounds}"
 languages = {json.dumps(list(languages))}
 """
     )
-    return ConfigFiles(config, audit, key)
+    return ConfigFiles(config, audit, PrivateKey.load(key_path))
 
 
 def sound_name(sounds: Path, lang: str) -> str:
