@@ -321,7 +321,7 @@ class RecordingTap:
         if self._stream is not None and not self._stopped:
             self._stream.resume(self._clock.wall() if at is None else at)
             # A full timeout again from here: the pause was not a silence.
-            self._seen_packets = self._stream.stats.packets
+            self._seen_packets = self._stream.packets
             self._moved_at = time.monotonic()
 
     @property
@@ -354,7 +354,7 @@ class RecordingTap:
         if stream.paused:
             return
         now = time.monotonic()
-        count = stream.stats.packets
+        count = stream.packets
         if count != self._seen_packets:
             self._seen_packets = count
             self._moved_at = now
