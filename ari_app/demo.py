@@ -17,7 +17,7 @@ from typing import Any
 import soundfile as sf
 
 from ari_app.app import App
-from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, CallerScenario, EndpointBehaviour
 from callrec.audio import AudioSink
 from callrec.audit import read_audit
 from callrec.config import load_config

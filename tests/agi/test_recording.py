@@ -26,7 +26,7 @@ from agi.fastagi import AgiService
 from ari_app.app import App
 from ari_app.demo import SIM_PASSWORD, SIM_USER, write_config, write_keys
 from ari_app.demo import write_prompts as write_demo_prompts
-from callrec.ari.simulator import AriSimulator, DialplanStep, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, DialplanStep, EndpointBehaviour
 from callrec.config import AgiConfig, Config, load_config
 from callrec.crypto.keys import PrivateKey
 from callrec.decode import decode_recording

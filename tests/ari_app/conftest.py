@@ -26,7 +26,7 @@ from ari_app.demo import (
     write_keys,
     write_prompts,
 )
-from callrec.ari.simulator import AriSimulator, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, EndpointBehaviour
 from callrec.audit import read_audit
 from callrec.config import Config, load_config
 from callrec.crypto.keys import PrivateKey

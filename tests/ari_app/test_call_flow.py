@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from callrec.ari.simulator import CallerScenario, EndpointBehaviour
+from callrec.ari.sim import CallerScenario, EndpointBehaviour
 from callrec.audio import envelope_correlation
 from callrec.config import Config, ConsentMode, DeclineAction, Destination, FailurePolicy
 from callrec.decode import decode_recording

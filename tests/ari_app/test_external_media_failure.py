@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, CallerScenario, EndpointBehaviour
 from callrec.config import FailurePolicy
 from callrec.recording import verify
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from callrec.ari.simulator import CallerScenario
+from callrec.ari.sim import CallerScenario
 from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig
 
 ROOT = Path(__file__).resolve().parents[2]

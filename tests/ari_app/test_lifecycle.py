@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from callrec.ari.simulator import CallerScenario
+from callrec.ari.sim import CallerScenario
 from callrec.config import FailurePolicy
 from callrec.crypto.keys import PublicKey
 from callrec.decode import decode_recording

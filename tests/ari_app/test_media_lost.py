@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from callrec.ari.simulator import CallerScenario
+from callrec.ari.sim import CallerScenario
 from callrec.config import FailurePolicy
 from callrec.decode import decode_recording
 from callrec.recording import GapFrame, MetadataFrame, RecordingReader, verify

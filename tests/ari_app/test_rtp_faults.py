@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callrec.ari.simulator import CallerScenario
+from callrec.ari.sim import CallerScenario
 from callrec.recording import AudioFrame, GapFrame, RecordingReader, verify
 from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig
 

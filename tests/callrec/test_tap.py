@@ -20,7 +20,7 @@ from ari_app.demo import write_keys
 from callrec.ari.client import AriClient
 from callrec.ari.events import Connected, Event
 from callrec.ari.router import EventRouter
-from callrec.ari.simulator import AriSimulator, CallerScenario
+from callrec.ari.sim import AriSimulator, CallerScenario
 from callrec.crypto.keys import PrivateKey, PublicKey
 from callrec.decode import decode_recording
 from callrec.errors import RecordingUnavailable

@@ -13,7 +13,7 @@ import pytest
 
 from callrec.ari import events as ev
 from callrec.ari.client import AriClient, Backoff
-from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, CallerScenario, EndpointBehaviour
 from callrec.crypto.keys import PrivateKey
 from callrec.errors import AriAuthError, AriConflict, AriError, AriNotFound
 from callrec.media.recorder import MediaRecorder

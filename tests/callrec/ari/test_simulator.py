@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from callrec.ari.sim_model import sound_duration
-from callrec.ari.simulator import AriSimulator, CallerScenario, DialplanStep, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, CallerScenario, DialplanStep, EndpointBehaviour
+from callrec.ari.sim.model import sound_duration
 
 TRACES = Path(__file__).resolve().parents[2] / "fixtures" / "ari-traces"
 USER, PASSWORD = "callrec", "callrec-secret"

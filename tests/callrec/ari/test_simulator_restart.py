@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from callrec.ari.simulator import AriSimulator, CallerScenario
+from callrec.ari.sim import AriSimulator, CallerScenario
 from tests.callrec.ari.test_simulator import BASIC, RawAri, of
 
 

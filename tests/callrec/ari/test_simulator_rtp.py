@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, CallerScenario, EndpointBehaviour
 from callrec.media.g711 import ulaw_decode
 from tests.callrec.ari.test_simulator import RawAri, of
 

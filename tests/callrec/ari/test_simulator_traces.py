@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from callrec.ari.sim_model import builtin_dialplans
-from callrec.ari.simulator import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.sim import AriSimulator, CallerScenario, EndpointBehaviour
+from callrec.ari.sim.model import builtin_dialplans
 from tests.callrec.ari.test_simulator import BASIC, Json, RawAri, trace_lines
 
 

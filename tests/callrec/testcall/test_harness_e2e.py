@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from callrec.ari.simulator import CallerScenario
+from callrec.ari.sim import CallerScenario
 from callrec.media.signals import speech_like
 from callrec.testcall import harness, sipp
 from callrec.testcall.report import table, write_junit

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from callrec.ari.sim_dial import AllocationFailed
-from callrec.ari.sim_engine import SimEngine
-from callrec.ari.sim_media import AUDIOSOCKET_RATES
-from callrec.ari.sim_model import (
+from callrec.ari.sim.dial import AllocationFailed
+from callrec.ari.sim.engine import SimEngine
+from callrec.ari.sim.media import AUDIOSOCKET_RATES
+from callrec.ari.sim.model import (
     ASTERISK_ID,
     HANGUP_REASONS,
     Json,
@@ -32,7 +32,7 @@ from callrec.ari.sim_model import (
 )
 
 if TYPE_CHECKING:
-    from callrec.ari.simulator import AriSimulator
+    from callrec.ari.sim import AriSimulator
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,9 +20,9 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
-from callrec.ari import sim_media
-from callrec.ari.sim_dial import Dialer
-from callrec.ari.sim_model import (
+from callrec.ari.sim import media
+from callrec.ari.sim.dial import Dialer
+from callrec.ari.sim.model import (
     CallerScenario,
     DialplanStep,
     EndpointBehaviour,
@@ -72,12 +72,12 @@ class SimEngine:
         self.known_apps: set[str] = set()
         # ExternalMedia formats this PBX can produce (one built without a codec
         # answers 500, as Asterisk does for format=nosuchcodec in trace 06).
-        self.media_formats: set[str] = set(sim_media.FORMATS)
+        self.media_formats: set[str] = set(media.FORMATS)
         self.events: list[Json] = []
         self.rtp_stats: dict[str, RtpSendStats] = {}
         self.default_faults = RtpFaults()
         self.dialer = Dialer(self)
-        self.mixer = sim_media.Mixer(self)
+        self.mixer = media.Mixer(self)
         self.reset()
 
     def reset(self) -> None:
@@ -85,7 +85,7 @@ class SimEngine:
         self.channels: dict[str, SimChannel] = {}
         self.bridges: dict[str, SimBridge] = {}
         self.playbacks: dict[str, SimPlayback] = {}
-        self.rtp: dict[str, sim_media.MediaSender] = {}
+        self.rtp: dict[str, media.MediaSender] = {}
         self.scenarios: dict[str, CallerScenario] = {}
         self.startup_time = asterisk_time()
         self._ids = 0
@@ -158,7 +158,7 @@ class SimEngine:
         )
         args = [sc.exten] if sc.app_args is None else list(sc.app_args)
         ch.set_dialplan(sc.context, sc.exten, 2, "Stasis", ",".join([sc.app, *args]))
-        ch.audio = sim_media.load_audio(sc.audio, sc.audio_rate)
+        ch.audio = media.load_audio(sc.audio, sc.audio_rate)
         self.channels[ch.id] = ch
         self.scenarios[ch.id] = sc
         if not self.app_active(sc.app):

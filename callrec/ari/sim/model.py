@@ -2,7 +2,7 @@
 
 Everything here is plain data plus the small pure helpers that render it the
 way the traces in ``tests/fixtures/ari-traces`` show it. Behaviour (who emits
-which event when) lives in :mod:`callrec.ari.sim_engine`.
+which event when) lives in :mod:`callrec.ari.sim.engine`.
 """
 
 from __future__ import annotations

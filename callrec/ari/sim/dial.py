@@ -14,9 +14,9 @@ import random
 import uuid
 from typing import TYPE_CHECKING
 
-from callrec.ari import sim_media
 from callrec.ari.events import UNICASTRTP_LOCAL_ADDRESS, UNICASTRTP_LOCAL_PORT
-from callrec.ari.sim_model import (
+from callrec.ari.sim import media
+from callrec.ari.sim.model import (
     EndpointBehaviour,
     Json,
     SimChannel,
@@ -25,7 +25,7 @@ from callrec.ari.sim_model import (
 )
 
 if TYPE_CHECKING:
-    from callrec.ari.sim_engine import SimEngine
+    from callrec.ari.sim.engine import SimEngine
 
 
 class AllocationFailed(Exception):
@@ -62,7 +62,7 @@ class Dialer:
             (peer.caller_name, peer.caller_number) if peer is not None else (name, number)
         )
         ch.app, ch.sends_destroyed = app or None, bool(app)
-        ch.audio = sim_media.load_audio(behaviour.audio, behaviour.audio_rate)
+        ch.audio = media.load_audio(behaviour.audio, behaviour.audio_rate)
         self.eng.channels[ch.id] = ch
         reply = ch.to_json()
         # Without an app the call runs this dialplan extension once answered (trace 05).
@@ -199,7 +199,7 @@ class Dialer:
     def external_media(self, app: str, host: str, port: int, fmt: str, channel_id: str) -> Json:
         """An RTP ExternalMedia channel (UnicastRTP) sending from its own UDP socket."""
         cid = channel_id or self.eng.new_id()
-        sender = sim_media.RtpSender(
+        sender = media.RtpSender(
             cid,
             fmt,
             (host, port),
@@ -224,12 +224,12 @@ class Dialer:
     ) -> Json:
         """An AudioSocket ExternalMedia channel (trace 08): TCP to host:port."""
         cid = channel_id or self.eng.new_id()
-        sender = sim_media.AudioSocketSender(
+        sender = media.AudioSocketSender(
             cid,
             (host, port),
             stream.bytes,
             lambda start, n, rate: self.eng.mixer.ext_hears(cid, start, n, rate),
-            rate=sim_media.AUDIOSOCKET_RATES[fmt],
+            rate=media.AUDIOSOCKET_RATES[fmt],
             keep_payloads=self.eng.keep_payloads,
         )
         service = f"{host}:{port}"
@@ -252,7 +252,7 @@ class Dialer:
         return ch
 
     def _start_external(
-        self, ch: SimChannel, app: str, sender: sim_media.MediaSender, args: list[str]
+        self, ch: SimChannel, app: str, sender: media.MediaSender, args: list[str]
     ) -> Json:
         ch.app, ch.sends_destroyed = app, True
         self.eng.channels[ch.id] = ch

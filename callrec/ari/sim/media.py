@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from callrec.ari.sim_model import AudioInput, Int16Array, RtpFaults, RtpSendStats, SimChannel
+from callrec.ari.sim.model import AudioInput, Int16Array, RtpFaults, RtpSendStats, SimChannel
 from callrec.audio import encode_payload, encode_pcm16le, load_mono, resample
 from callrec.media.rtp import RTP_HEADER_LENGTH, pack_rtp
 
 if TYPE_CHECKING:
-    from callrec.ari.sim_engine import SimEngine
+    from callrec.ari.sim.engine import SimEngine
 
 logger = logging.getLogger(__name__)
 

@@ -3,10 +3,11 @@
 It behaves like the PBX recorded in ``tests/fixtures/ari-traces`` and
 computes every answer from its state (channels, bridges, playbacks, snoops,
 ExternalMedia), so requests with other ids or in another order get what
-Asterisk would give. Layers: :mod:`sim_model` (state, JSON), :mod:`sim_media`
-(audio, mixing, RTP/AudioSocket senders), :mod:`sim_engine` (transitions and
-events), :mod:`sim_dial` (originate, dialplan, snoop, ExternalMedia),
-:mod:`sim_rest` (HTTP, auth, websocket); this module is the stable facade.
+Asterisk would give. Layers: :mod:`.model` (state, JSON), :mod:`.media`
+(audio, mixing, RTP/AudioSocket senders), :mod:`.engine` (transitions and
+events), :mod:`.dial` (originate, dialplan, snoop, ExternalMedia),
+:mod:`.rest` (HTTP, auth, websocket); this module is the stable facade,
+re-exported by :mod:`callrec.ari.sim`.
 
 Usage::
 
@@ -44,7 +45,7 @@ Facade API (stable):
   ``events`` (every event emitted), ``request_log`` (method, path, query, status).
 - ``await wait_for(predicate, timeout)``, ``await wait_idle(timeout)`` (no channels left).
 
-Run ``python -m callrec.ari.simulator --port 8088`` for manual testing.
+Run ``python -m callrec.ari.sim --port 8088`` for manual testing.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ from typing import Any
 
 from aiohttp import web
 
-from callrec.ari import sim_rest
-from callrec.ari.sim_engine import SimEngine
-from callrec.ari.sim_media import faults_from
-from callrec.ari.sim_model import (
+from callrec.ari.sim import rest
+from callrec.ari.sim.engine import SimEngine
+from callrec.ari.sim.media import faults_from
+from callrec.ari.sim.model import (
     CallerScenario,
     DialplanStep,
     EndpointBehaviour,
@@ -120,7 +121,7 @@ class AriSimulator:
         self.engine.known_apps.update(self._initial_apps)
         self.booting = False
         self.request_log: list[tuple[str, str, dict[str, str], int]] = []
-        self.ws_sinks: set[sim_rest.WsSink] = set()
+        self.ws_sinks: set[rest.WsSink] = set()
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -135,9 +136,7 @@ class AriSimulator:
         return self.url + "/ari"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(
-            sim_rest.build_app(self), handle_signals=False, access_log=None
-        )
+        self._runner = web.AppRunner(rest.build_app(self), handle_signals=False, access_log=None)
         await self._runner.setup()
         await self._listen()
         self.port = int(self._runner.addresses[0][1])
@@ -332,7 +331,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m callrec.ari.simulator``: a simulator on a fixed port for manual tests."""
+    """``python -m callrec.ari.sim``: a simulator on a fixed port for manual tests."""
     parser = argparse.ArgumentParser(description="Run the callrec ARI simulator")
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument("--sounds", type=Path, default=None, help="sounds_dir/<lang>/NAME.wav")
@@ -352,7 +351,3 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
