@@ -1,14 +1,13 @@
 """Audio helpers shared by ``seal``, ``decrypt``, the app and the tests.
 
-Payloads inside a sealed recording are in one of four codecs (see
-``callrec.recording.Codec``): ``ulaw``, ``alaw``, ``slin16`` (16-bit
+Payloads inside a sealed recording are in one of four codecs (the table is
+``callrec.media.codecs``): ``ulaw``, ``alaw``, ``slin16`` (16-bit
 big-endian, as Asterisk sends it over RTP) and ``pcm16le`` (16-bit
 little-endian interleaved, any rate; what ``seal`` stores for WAV/FLAC).
 Samples leave this module as ``int16`` numpy arrays: 1-D for mono,
 ``frames x channels`` otherwise, which is what ``soundfile`` reads and writes.
 
-Codecs are compared by their string values, so this module works with the
-``Codec`` StrEnum without importing the crypto layer.
+Functions take a codec by name (``Codec`` is a StrEnum, so either works).
 """
 
 from __future__ import annotations
@@ -27,6 +26,13 @@ import numpy.typing as npt
 import soundfile as sf
 
 from callrec.errors import AudioFileError, MediaError
+from callrec.media.codecs import (
+    EXACT_SUBTYPES,
+    PCM16_SUBTYPE,
+    RAW_FORMATS,
+    Codec,
+    bytes_per_sample,
+)
 from callrec.media.g711 import (
     ALAW_SILENCE,
     ULAW_SILENCE,
@@ -38,45 +44,9 @@ from callrec.media.g711 import (
 
 Int16Array = npt.NDArray[np.int16]
 
-ULAW = "ulaw"
-ALAW = "alaw"
-SLIN16 = "slin16"
-PCM16 = "pcm16le"
-
-# Raw headerless files as Asterisk names them (main/formats: format_pcm.c,
-# format_sln.c): extension -> (codec, sample rate).
-RAW_FORMATS: dict[str, tuple[str, int]] = {
-    ".ulaw": (ULAW, 8000),
-    ".ul": (ULAW, 8000),
-    ".mu": (ULAW, 8000),
-    ".ulw": (ULAW, 8000),
-    ".alaw": (ALAW, 8000),
-    ".al": (ALAW, 8000),
-    ".alw": (ALAW, 8000),
-    ".sln": (PCM16, 8000),
-    ".raw": (PCM16, 8000),
-    ".sln12": (PCM16, 12000),
-    ".sln16": (PCM16, 16000),
-    ".sln24": (PCM16, 24000),
-    ".sln32": (PCM16, 32000),
-    ".sln44": (PCM16, 44100),
-    ".sln48": (PCM16, 48000),
-    ".sln96": (PCM16, 96000),
-    ".sln192": (PCM16, 192000),
-}
-
 # Output formats by extension: lossless 16-bit only, so decrypt never alters
 # a sample.
 SINK_FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC"}
-
-
-def bytes_per_sample(codec: str) -> int:
-    """Bytes one sample of one channel takes in ``codec``."""
-    if codec in (ULAW, ALAW):
-        return 1
-    if codec in (SLIN16, PCM16):
-        return 2
-    raise MediaError(f"unknown codec {codec!r}")
 
 
 def decode_payload(codec: str, payload: bytes, channels: int) -> Int16Array:
@@ -90,11 +60,11 @@ def decode_payload(codec: str, payload: bytes, channels: int) -> Int16Array:
             f"{codec} payload of {len(payload)} bytes is not a whole number "
             f"of {channels}-channel sample frames"
         )
-    if codec == ULAW:
+    if codec == Codec.ULAW:
         samples = ulaw_decode(payload)
-    elif codec == ALAW:
+    elif codec == Codec.ALAW:
         samples = alaw_decode(payload)
-    elif codec == SLIN16:
+    elif codec == Codec.SLIN16:
         samples = np.frombuffer(payload, dtype=">i2").astype(np.int16)
     else:
         samples = np.frombuffer(payload, dtype="<i2").astype(np.int16)
@@ -105,13 +75,13 @@ def encode_payload(codec: str, samples: Int16Array) -> bytes:
     """The inverse of :func:`decode_payload`: ``int16`` samples (1-D, or
     frames x channels, interleaved) as a ``codec`` payload."""
     flat = np.ascontiguousarray(samples, dtype=np.int16).reshape(-1)
-    if codec == ULAW:
+    if codec == Codec.ULAW:
         return ulaw_encode(flat)
-    if codec == ALAW:
+    if codec == Codec.ALAW:
         return alaw_encode(flat)
-    if codec == SLIN16:
+    if codec == Codec.SLIN16:
         return flat.astype(">i2").tobytes()
-    if codec == PCM16:
+    if codec == Codec.PCM16:
         return encode_pcm16le(flat)
     raise MediaError(f"unknown codec {codec!r}")
 
@@ -157,9 +127,9 @@ def silence(codec: str, samples: int, channels: int) -> Int16Array:
 def silence_payload(codec: str, samples: int, channels: int) -> bytes:
     """Encoded silence in ``codec`` (what a writer may store for a short gap)."""
     n = samples * channels
-    if codec == ULAW:
+    if codec == Codec.ULAW:
         return bytes([ULAW_SILENCE]) * n
-    if codec == ALAW:
+    if codec == Codec.ALAW:
         return bytes([ALAW_SILENCE]) * n
     return b"\x00\x00" * n * (bytes_per_sample(codec) // 2)
 
@@ -188,7 +158,7 @@ class AudioInfo:
     """
 
     path: Path
-    codec: str
+    codec: Codec
     sample_rate: int
     channels: int
     frames: int
@@ -198,7 +168,7 @@ class AudioInfo:
     @property
     def exact(self) -> bool:
         """True when the payload holds the source's samples unchanged (no rounding)."""
-        return self.kind == "raw" or self.subtype in ("PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW")
+        return self.kind == "raw" or self.subtype in EXACT_SUBTYPES
 
 
 def read_audio_blocks(
@@ -216,12 +186,12 @@ def read_audio_blocks(
         raise MediaError(f"block size must be positive, not {blocksize}")
     raw = RAW_FORMATS.get(p.suffix.lower())
     if raw is not None:
-        return _read_raw(p, raw[0], raw[1], blocksize)
+        return _read_raw(p, raw.codec, raw.sample_rate, blocksize)
     return _read_soundfile(p, blocksize)
 
 
 def _read_raw(
-    path: Path, codec: str, rate: int, blocksize: int
+    path: Path, codec: Codec, rate: int, blocksize: int
 ) -> tuple[AudioInfo, Iterator[bytes]]:
     try:
         size = path.stat().st_size
@@ -246,7 +216,7 @@ def _read_soundfile(path: Path, blocksize: int) -> tuple[AudioInfo, Iterator[byt
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioFileError(str(path), f"not a readable audio file ({_sf_reason(exc)})") from exc
     info = AudioInfo(
-        path, PCM16, int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
+        path, Codec.PCM16, int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
     )
     return info, _sf_blocks(f, blocksize)
 
@@ -318,7 +288,7 @@ class AudioSink:
                 "w",
                 samplerate=sample_rate,
                 channels=channels,
-                subtype="PCM_16",
+                subtype=PCM16_SUBTYPE,
                 format=kind,
                 closefd=True,
             )

@@ -47,11 +47,11 @@ from callrec.consent import ConsentMode, ConsentPolicy, DeclineAction
 from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, ConfigError
 from callrec.logutil import safe
+from callrec.media.codecs import MediaFormatName
 from callrec.spool import os_reason
 
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
-AudioFormat = Literal["ulaw", "alaw", "slin16"]
 FailurePolicy = Literal["best-effort", "strict"]
 PromptKind = Literal["disclosure", "not_available", "recording_unavailable"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -83,7 +83,7 @@ class AriConfig:
 class RecordingConfig:
     spool: Path = Path("/var/spool/callrec")
     recipients: tuple[Path, ...] = (Path("/etc/callrec/dpo.pub"),)
-    format: AudioFormat = "ulaw"
+    format: MediaFormatName = "ulaw"
     fsync_interval: float = 1.0
     on_failure: FailurePolicy = "best-effort"
     media_host: str = "127.0.0.1"
@@ -375,7 +375,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
     return RecordingConfig(
         spool=r.path_value(r.take(t, ("recording", "spool"), str(d.spool), string_value)),
         recipients=tuple(r.path_value(p) for p in recipients),
-        format=r.choice(t, ("recording", "format"), d.format, AudioFormat),
+        format=r.choice(t, ("recording", "format"), d.format, MediaFormatName),
         fsync_interval=r.take(
             t, ("recording", "fsync_interval"), d.fsync_interval, number_value(0.0, above=True)
         ),

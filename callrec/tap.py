@@ -34,8 +34,9 @@ from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.evidence import Evidence
 from callrec.logutil import safe
+from callrec.media.codecs import MEDIA_FORMATS, Codec
 from callrec.media.recorder import MediaRecorder, RtpStream
-from callrec.recording import Codec, RecordingWriter, SealInfo
+from callrec.recording import RecordingWriter, SealInfo
 from callrec.spool import Spool
 
 logger = logging.getLogger(__name__)
@@ -44,13 +45,6 @@ LogLike = logging.Logger | logging.LoggerAdapter[Any]
 
 # appArgs of the snoop channel, so the Stasis app never mistakes it for a call.
 SNOOP_APP_ARG = "callrec-snoop"
-
-# ExternalMedia format name -> (codec in the recording, sample rate).
-FORMATS: dict[str, tuple[Codec, int]] = {
-    "ulaw": (Codec.ULAW, 8000),
-    "alaw": (Codec.ALAW, 8000),
-    "slin16": (Codec.SLIN16, 16000),
-}
 
 # Removing PBX objects must not hold up sealing: a recording is closed within
 # one second of the hang-up even when the PBX has gone away.
@@ -187,7 +181,8 @@ class RecordingTap:
         log: LogLike = logger,
         on_failure: Callable[[str], None] | None = None,
     ) -> None:
-        if settings.media_format not in FORMATS:
+        media_format = MEDIA_FORMATS.get(settings.media_format)
+        if media_format is None:
             raise RecordingUnavailable(f"unsupported media format {settings.media_format!r}")
         self._client = client
         self._router = router
@@ -204,7 +199,7 @@ class RecordingTap:
         self._writer: RecordingWriter | None = None
         self._stream: RtpStream | None = None
         self._created_at = 0.0
-        self._codec, self._rate = FORMATS[settings.media_format]
+        self._codec, self._rate = media_format.codec, media_format.sample_rate
         self._stopped = False
         self.started_at: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None

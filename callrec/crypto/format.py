@@ -6,7 +6,7 @@
     0    8     magic         89 43 52 45 43 0d 0a 1a  ("\\x89CREC\\r\\n\\x1a")
     8    1     version       01
     9    16    recording_id  random
-    25   1     codec         01 ulaw, 02 alaw, 03 slin16, 04 pcm16le
+    25   1     codec         01 ulaw, 02 alaw, 03 slin16, 04 pcm16le (callrec.media.codecs)
     26   4     sample_rate   uint32 BE, > 0
     30   1     channels      uint8, > 0
     31   8     created_at    uint64 BE, milliseconds since the Unix epoch
@@ -27,7 +27,6 @@ import os
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -42,6 +41,7 @@ from callrec.crypto.keys import (
     unique_keys,
 )
 from callrec.errors import FormatError, NoMatchingKeyError, RecordingUnavailable, TruncatedError
+from callrec.media.codecs import CODECS, CODECS_BY_HEADER_ID, Codec
 
 MAGIC = b"\x89CREC\r\n\x1a"
 VERSION = 1
@@ -68,25 +68,6 @@ FIELDS: tuple[tuple[str, int, int | None], ...] = (
     ("created_at", 31, 39),
     ("recipients", 39, None),
 )
-
-
-class Codec(StrEnum):
-    """Audio payload encoding inside audio frames."""
-
-    ULAW = "ulaw"
-    ALAW = "alaw"
-    SLIN16 = "slin16"  # 16-bit signed big-endian, as Asterisk sends in RTP
-    PCM16 = "pcm16le"  # 16-bit signed little-endian, interleaved channels
-
-    @property
-    def sample_width(self) -> int:
-        """Bytes per sample of one channel."""
-        return 1 if self in (Codec.ULAW, Codec.ALAW) else 2
-
-
-CODEC_IDS: dict[Codec, int] = {Codec.ULAW: 1, Codec.ALAW: 2, Codec.SLIN16: 3, Codec.PCM16: 4}
-CODECS_BY_ID: dict[int, Codec] = {v: k for k, v in CODEC_IDS.items()}
-CODECS_BY_NAME: dict[str, Codec] = {c.value: c for c in Codec}
 
 
 @dataclass(frozen=True)
@@ -150,7 +131,7 @@ def build_header(
         MAGIC,
         VERSION,
         recording_id,
-        CODEC_IDS[codec],
+        codec.spec.header_id,
         sample_rate,
         channels,
         created_at_ms,
@@ -186,13 +167,13 @@ def checked_params(
         raise RecordingUnavailable("no recipient public key")
     if len(keys) > MAX_RECIPIENTS:
         raise RecordingUnavailable(f"{len(keys)} recipients, at most {MAX_RECIPIENTS}")
-    if codec not in CODECS_BY_NAME:
+    if codec not in CODECS:  # a Codec is its name, so names look up too
         raise RecordingUnavailable(f"unknown codec {codec!r}")
     if not 0 < sample_rate < (1 << 32):
         raise RecordingUnavailable(f"sample rate {sample_rate} out of range")
     if not 0 < channels < 256:
         raise RecordingUnavailable(f"channel count {channels} out of range")
-    return keys, CODECS_BY_NAME[codec], _recording_id(recording_id)
+    return keys, Codec(codec), _recording_id(recording_id)
 
 
 def _recording_id(text: str | None) -> bytes:
@@ -245,7 +226,8 @@ def parse_header(read: Callable[[int], bytes]) -> ParsedHeader:
         raw += wrapped
         stanzas.append(Stanza(kem_id, key_id, wrapped))
     raw += _read_exact(read, TRAILER_SIZE, len(raw), "header_mac")
-    header = _header(rid, CODECS_BY_ID[codec_id], rate, channels, created_ms, stanzas, len(raw))
+    codec = CODECS_BY_HEADER_ID[codec_id]
+    header = _header(rid, codec, rate, channels, created_ms, stanzas, len(raw))
     return ParsedHeader(header, bytes(raw), rid, tuple(stanzas))
 
 
@@ -282,7 +264,7 @@ def _check_fixed(
             f"unsupported version {version} (this callrec reads version {VERSION})",
             field="version",
         )
-    if codec_id not in CODECS_BY_ID:
+    if codec_id not in CODECS_BY_HEADER_ID:
         raise FormatError(f"unknown codec id {codec_id}", field="codec")
     if rate == 0:
         raise FormatError("sample rate is 0", field="sample_rate")

@@ -94,32 +94,39 @@ def bytes_per_sample(codec: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class MediaFormat:
-    """An Asterisk format name as a channel sends it: payload codec and rate.
-
-    ``rtp_payload_type`` is the type Asterisk puts in the RTP header (None:
-    not sent as RTP).
-    """
+    """An Asterisk format name as a channel sends it: payload codec and rate."""
 
     name: str
     codec: Codec
     sample_rate: int
-    rtp_payload_type: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RtpFormat(MediaFormat):
+    """A format sent as RTP, with the payload type Asterisk puts in its header."""
+
+    payload_type: int
 
 
 # The dynamic payload type Asterisk 22 gave slin16 on ExternalMedia (trace 08).
 ASTERISK_SLIN16_PAYLOAD_TYPE = 118
 
-# The formats ``recording.format`` accepts: what ExternalMedia sends as RTP.
+# The formats ``recording.format`` accepts: what ExternalMedia sends as RTP
+# (G.711 with its static RFC 3551 type, as in CODECS).
 MediaFormatName = Literal["ulaw", "alaw", "slin16"]
-MEDIA_FORMATS: dict[str, MediaFormat] = {
+MEDIA_FORMATS: dict[str, RtpFormat] = {
     fmt.name: fmt
     for fmt in (
-        MediaFormat("ulaw", Codec.ULAW, 8000, CODECS[Codec.ULAW].rtp_payload_type),
-        MediaFormat("alaw", Codec.ALAW, 8000, CODECS[Codec.ALAW].rtp_payload_type),
-        MediaFormat("slin16", Codec.SLIN16, 16000, ASTERISK_SLIN16_PAYLOAD_TYPE),
+        RtpFormat("ulaw", Codec.ULAW, 8000, payload_type=0),
+        RtpFormat("alaw", Codec.ALAW, 8000, payload_type=8),
+        RtpFormat("slin16", Codec.SLIN16, 16000, payload_type=ASTERISK_SLIN16_PAYLOAD_TYPE),
     )
 }
-assert tuple(MEDIA_FORMATS) == get_args(MediaFormatName)  # one list of names, two spellings
+# One list of names, spelled twice (a Literal for the config's type checking).
+assert tuple(MEDIA_FORMATS) == get_args(MediaFormatName)
+assert all(
+    CODECS[f.codec].rtp_payload_type in (None, f.payload_type) for f in MEDIA_FORMATS.values()
+)
 
 # AudioSocket (TCP) carries signed linear little-endian audio, never RTP.
 AUDIOSOCKET_FORMATS: dict[str, MediaFormat] = {

@@ -29,16 +29,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from callrec.audio import bytes_per_sample
 from callrec.errors import MediaError, RtpError, SpoolError
 from callrec.logutil import safe
+from callrec.media.codecs import codec_of
 from callrec.media.rtp import RTP_HEADER_LENGTH, ReorderBuffer, RtpPacket
 
 logger = logging.getLogger(__name__)
 
-# Static payload types (RFC 3551); slin16 uses whatever dynamic type
-# Asterisk picked (118 in trace 08), so any type is accepted for it.
-PAYLOAD_TYPES: dict[str, int | None] = {"ulaw": 0, "alaw": 8, "slin16": None, "pcm16le": None}
 # In-order payloads joined into one audio frame (5 x 20 ms); see _Coalescer.
 COALESCE = 5
 # How often held packets are checked for having waited too long.
@@ -103,8 +100,10 @@ class RtpStream:
         on_error: Callable[[RtpStream, Exception], None] | None = None,
         coalesce: int = COALESCE,
     ) -> None:
-        if str(codec) not in PAYLOAD_TYPES:
-            raise MediaError(f"codec {codec!r} cannot be recorded from RTP")
+        try:
+            spec = codec_of(codec).spec
+        except MediaError:
+            raise MediaError(f"codec {codec!r} cannot be recorded from RTP") from None
         self.call_id = call_id
         self.codec = str(codec)
         self.writer = writer
@@ -112,12 +111,14 @@ class RtpStream:
         self.error: Exception | None = None
         self.on_error = on_error
         self._recorder = recorder
-        pt = PAYLOAD_TYPES[self.codec]
+        # A static payload type (RFC 3551) is checked; for a dynamic one
+        # (slin16: 118 in trace 08) any type is accepted.
+        pt = spec.rtp_payload_type
         # Precomputed so the hot path tests each with one operation:
         # ``m_pt & mask != pt`` (mask 0 accepts any type) and ``size & odd``.
         self._pt = pt or 0
         self._pt_mask = 0 if pt is None else 0x7F
-        width = bytes_per_sample(self.codec)
+        width = spec.sample_width
         self._odd = 1 if width == 2 else 0
         self._paused = False
         self._out = _Coalescer(writer, max(coalesce, 1))

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from callrec.audio import encode_pcm16le
 from callrec.evidence import prompt_sha256
+from callrec.media.codecs import PCM16_SUBTYPE, RAW_FORMATS
 from callrec.media.g711 import alaw_encode, ulaw_encode
 from callrec.prompts.convert import RATE_NARROW, PromptAudio
 from callrec.prompts.names import (
@@ -58,7 +59,7 @@ class PromptEntry:
 def wav_bytes(samples: PromptAudio) -> bytes:
     """The canonical 8 kHz 16-bit mono WAV: a 44-byte header, no timestamps."""
     buf = io.BytesIO()
-    sf.write(buf, samples.narrow, RATE_NARROW, format="WAV", subtype="PCM_16")
+    sf.write(buf, samples.narrow, RATE_NARROW, format="WAV", subtype=PCM16_SUBTYPE)
     return buf.getvalue()
 
 
@@ -127,8 +128,9 @@ def _entry(sounds_dir: Path, lang: str, stem: str, exts: list[str]) -> PromptEnt
 
 def _raw_seconds(sounds_dir: Path, lang: str, sound: str) -> float | None:
     """Duration from a raw file's size when there is no WAV to ask."""
-    for ext, bytes_per_second in (("sln16", 32000), ("ulaw", 8000), ("alaw", 8000)):
+    for ext in ("sln16", "ulaw", "alaw"):
         path = sound_path(sounds_dir, lang, sound, ext)
         if path.is_file():
-            return path.stat().st_size / bytes_per_second
+            raw = RAW_FORMATS[f".{ext}"]
+            return path.stat().st_size / (raw.sample_rate * raw.codec.sample_width)
     return None

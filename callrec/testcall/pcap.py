@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from callrec.audio import ALAW, ULAW, encode_payload
+from callrec.audio import encode_payload
+from callrec.media.codecs import MEDIA_FORMATS
 from callrec.media.rtp import pack_rtp
 
 PCAP_MAGIC = 0xA1B2C3D4
 LINKTYPE_ETHERNET = 1
-PT_PCMU = 0
-PT_PCMA = 8
 PT_EVENT = 101
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 _DTMF_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
@@ -97,8 +96,9 @@ def build_stream(
     samples_8k: npt.NDArray[np.int16], *, alaw: bool = False, dtmf: Sequence[DtmfEvent] = ()
 ) -> list[TimedPacket]:
     """Audio (8 kHz int16) plus digits as one time-ordered RTP stream."""
-    encoded = encode_payload(ALAW if alaw else ULAW, samples_8k)
-    packets = list(audio_packets(encoded, PT_PCMA if alaw else PT_PCMU))
+    fmt = MEDIA_FORMATS["alaw" if alaw else "ulaw"]
+    encoded = encode_payload(fmt.codec, samples_8k)
+    packets = list(audio_packets(encoded, fmt.payload_type))
     for event in dtmf:
         packets.extend(dtmf_packets(event))
     packets.sort(key=lambda p: p.at)

@@ -12,6 +12,7 @@ from callrec.crypto import format as fmt
 from callrec.crypto.keys import KEM_X25519, PrivateKey
 from callrec.crypto.stream import SegmentCipher, derive_segment_key
 from callrec.errors import FormatError, TruncatedError
+from callrec.media.codecs import Codec
 from callrec.recording import AudioFrame, GapFrame, MetadataFrame, RecordingReader, Verdict
 
 # The test key of docs/FORMAT.md: X25519 secret 00 01 .. 1f.
@@ -87,7 +88,7 @@ def test_mac_key_mac_and_field_tags() -> None:
 
 def test_build_header_matches_the_layout() -> None:
     made = fmt.build_header(
-        RECORDING_ID, fmt.Codec.ULAW, 8000, 1, 1795910400000, [KEY.public_key()], DATA_KEY
+        RECORDING_ID, Codec.ULAW, 8000, 1, 1795910400000, [KEY.public_key()], DATA_KEY
     )
     built = made.raw
     # HPKE draws a fresh ephemeral key, so only the wrapped bytes differ.

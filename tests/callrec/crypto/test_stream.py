@@ -15,6 +15,7 @@ from tink import secret_key_access, streaming_aead
 from callrec.crypto import format as fmt
 from callrec.crypto import stream
 from callrec.crypto.keys import PrivateKey
+from callrec.media.codecs import Codec
 from callrec.recording import (
     AudioFrame,
     MetadataFrame,
@@ -123,7 +124,7 @@ def test_tink_decrypts_our_stream(tmp_path: Path, size: int) -> None:
 def test_we_read_a_stream_tink_wrote(tmp_path: Path, size: int) -> None:
     data_key = os.urandom(32)
     header = fmt.build_header(
-        os.urandom(16), fmt.Codec.ULAW, 8000, 1, 0, [KEY.public_key()], data_key
+        os.urandom(16), Codec.ULAW, 8000, 1, 0, [KEY.public_key()], data_key
     ).raw
     meta = b"\x05\x00\x00\x00\x02{}"
     audio = os.urandom(max(size - len(meta) - 5, 0))
