@@ -29,13 +29,14 @@ from agi.protocol import AgiCommands, AgiEnvironment, AgiResponse
 from callrec.audit import audit_record
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.config import Config, PromptRef
-from callrec.consent import ConsentGate, Decision, DisclosureFailed, is_strict
+from callrec.consent import ConsentGate, Decision, DisclosureFailed
 from callrec.errors import (
     AgiDeadChannel,
     AgiError,
     AgiHangup,
 )
 from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
+from callrec.failure_policy import is_strict
 from callrec.logutil import CallLogAdapter, mask_number, safe
 
 logger = logging.getLogger(__name__)

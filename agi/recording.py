@@ -36,11 +36,11 @@ from callrec.ari.events import Event
 from callrec.ari.router import EventRouter
 from callrec.audit import audit_record
 from callrec.clock import Clock
-from callrec.consent import is_strict, records
+from callrec.consent import records
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
+from callrec.failure_policy import BEST_EFFORT, is_strict
 from callrec.logutil import CallLogAdapter, safe
 from callrec.tap import (
-    BEST_EFFORT,
     MEDIA_LOST,
     RECORDING_FAILED,
     LogLike,

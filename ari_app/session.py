@@ -32,7 +32,7 @@ from callrec.ari.events import (
 )
 from callrec.audit import audit_record
 from callrec.config import PromptKind, PromptRef
-from callrec.consent import ConsentGate, Decision, DisclosureFailed, is_strict, records
+from callrec.consent import ConsentGate, Decision, DisclosureFailed, records
 from callrec.errors import (
     AriError,
     AriNotFound,
@@ -42,6 +42,7 @@ from callrec.errors import (
     RecordingUnavailable,
 )
 from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
+from callrec.failure_policy import is_strict
 from callrec.logutil import CallLogAdapter, mask_number, safe
 from callrec.tap import RecordingTap, TapResult, new_id
 

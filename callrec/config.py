@@ -46,13 +46,13 @@ from callrec.config_checks import (
 from callrec.consent import ConsentMode, ConsentPolicy, DeclineAction
 from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, ConfigError
+from callrec.failure_policy import BEST_EFFORT, FailurePolicy
 from callrec.logutil import safe
 from callrec.media.codecs import MediaFormatName
 from callrec.spool import os_reason
 
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
-FailurePolicy = Literal["best-effort", "strict"]
 PromptKind = Literal["disclosure", "not_available", "recording_unavailable"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -85,7 +85,7 @@ class RecordingConfig:
     recipients: tuple[Path, ...] = (Path("/etc/callrec/dpo.pub"),)
     format: MediaFormatName = "ulaw"
     fsync_interval: float = 1.0
-    on_failure: FailurePolicy = "best-effort"
+    on_failure: FailurePolicy = BEST_EFFORT
     media_host: str = "127.0.0.1"
     media_port: int = 0
 

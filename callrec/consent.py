@@ -30,9 +30,10 @@ begun to hear.
 A disclosure that could not be played (``prompt_failed``) means nobody was
 told, so nobody consented. This is not a sixth row of the table: the gate
 raises :class:`DisclosureFailed` (a :class:`RecordingUnavailable`) and the
-front end applies ``recording.on_failure`` exactly as for any other reason
-recording cannot run: best-effort connects the call unrecorded and alerts,
-strict refuses the call. Nothing is recorded in either case.
+front end applies ``recording.on_failure`` (:mod:`callrec.failure_policy`)
+exactly as for any other reason recording cannot run: best-effort connects
+the call unrecorded and alerts, strict refuses the call. Nothing is recorded
+in either case.
 """
 
 from __future__ import annotations
@@ -59,12 +60,6 @@ class Decision(StrEnum):
 
 
 _RECORDS = frozenset({Decision.IMPLIED, Decision.GRANTED_DTMF})
-
-
-def is_strict(on_failure: str) -> bool:
-    """Whether ``recording.on_failure`` refuses calls that cannot be recorded
-    (``strict``); ``best-effort`` lets them go on unrecorded."""
-    return on_failure == "strict"
 
 
 def records(decision: Decision) -> bool:

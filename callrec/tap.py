@@ -29,10 +29,10 @@ from typing import Any
 from callrec.ari.client import AriClient
 from callrec.ari.router import EventRouter
 from callrec.clock import SYSTEM_CLOCK, Clock
-from callrec.consent import is_strict
 from callrec.crypto.keys import PublicKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.evidence import Evidence
+from callrec.failure_policy import is_strict
 from callrec.logutil import safe
 from callrec.media.codecs import MEDIA_FORMATS, Codec
 from callrec.media.recorder import MediaRecorder, RtpStream
@@ -59,7 +59,6 @@ MEDIA_CHECK_INTERVAL = 0.5
 MEDIA_LOST = "media stream lost"
 # The end reason of a tap whose start failed (the evidence is sealed, no audio).
 RECORDING_FAILED = "recording-failed"
-BEST_EFFORT = "best-effort"
 
 
 def ends_recording(reason: str, on_failure: str) -> bool:

@@ -11,8 +11,9 @@ import pytest
 
 from callrec.ari.sim import CallerScenario, EndpointBehaviour
 from callrec.audio import envelope_correlation
-from callrec.config import Config, ConsentMode, DeclineAction, Destination, FailurePolicy
+from callrec.config import Config, ConsentMode, DeclineAction, Destination
 from callrec.decode import decode_recording
+from callrec.failure_policy import FailurePolicy
 from callrec.recording import verify
 from tests.ari_app.conftest import DISCLOSURE, GRACE, RATE, Rig, noise, wait_until
 

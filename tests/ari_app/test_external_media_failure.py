@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from callrec.ari.sim import AriSimulator, CallerScenario, EndpointBehaviour
-from callrec.config import FailurePolicy
+from callrec.failure_policy import FailurePolicy
 from callrec.recording import verify
 
 from .conftest import DISCLOSURE, GRACE, Rig, make_rig_files

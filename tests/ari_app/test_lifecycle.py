@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from callrec.ari.sim import CallerScenario
-from callrec.config import FailurePolicy
 from callrec.crypto.keys import PublicKey
 from callrec.decode import decode_recording
+from callrec.failure_policy import FailurePolicy
 from callrec.recording import Codec, RecordingWriter, verify
 from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, wait_until
 

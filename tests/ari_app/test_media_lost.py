@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from callrec.ari.sim import CallerScenario
-from callrec.config import FailurePolicy
 from callrec.decode import decode_recording
+from callrec.failure_policy import FailurePolicy
 from callrec.recording import GapFrame, MetadataFrame, RecordingReader, verify
 from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, wait_until
 
