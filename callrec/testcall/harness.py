@@ -20,7 +20,7 @@ from callrec.errors import CallrecError
 from callrec.testcall import pcap
 from callrec.testcall.checks import Check, check_call
 from callrec.testcall.scenarios import Scenario
-from callrec.testcall.sipp import SippCall, SippResult, place_call
+from callrec.testcall.sipp import DEFAULT_DISPLAY, SippCall, SippResult, place_call
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +47,34 @@ class Options:
     wait: float = 20.0
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who a test caller says it is: its From header's user part and display name.
+
+    ``reported`` is the caller number the PBX is expected to hand on for
+    ``user`` (Asterisk drops URI parameters, percent-decodes and cuts it to 79
+    characters, trace 09); the call's audit line is found by it.
+    """
+
+    user: str
+    display: str | None = DEFAULT_DISPLAY
+    quoted: bool = True
+    reported: str | None = None
+
+    @property
+    def number(self) -> str:
+        return self.user if self.reported is None else self.reported
+
+
 @dataclass
 class CallReport:
     scenario: str
     caller: str
     seconds: float
     checks: list[Check] = field(default_factory=list)
+    # The audit line the call left (None when none was found).
+    record: dict[str, Any] | None = None
+    sipp: SippResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -123,21 +145,42 @@ def _from(record: dict[str, Any], caller: str, keys: Sequence[PrivateKey]) -> bo
 
 
 async def wait_for_line(
-    opts: Options, offset: int, caller: str, clock: Clock = SYSTEM_CLOCK
+    opts: Options,
+    offset: int,
+    caller: str,
+    clock: Clock = SYSTEM_CLOCK,
+    *,
+    recorded: bool = False,
 ) -> dict[str, Any] | None:
+    """The call's audit line, once there is one.
+
+    When the call should be ``recorded``, an AGI consent-stage line (written
+    as soon as consent is decided) is only the answer if no recording line
+    follows in time: the recording's own line comes when it is sealed, a
+    moment after the caller hung up.
+    """
     deadline = clock.monotonic() + opts.wait
     while True:
         found = matching_line(opts.audit_log, offset, caller, opts.keys)
-        if found is not None or clock.monotonic() >= deadline:
+        final = found is not None and not (recorded and found.get("stage") == "consent")
+        if final or clock.monotonic() >= deadline:
             return found
         await clock.sleep(0.2)
 
 
 async def run_scenario(
-    scenario: Scenario, opts: Options, placer: Placer = sipp_placer
+    scenario: Scenario,
+    opts: Options,
+    placer: Placer = sipp_placer,
+    identity: Identity | None = None,
 ) -> CallReport:
-    """Place one scripted call and check everything it should have left."""
-    caller = test_caller_id()
+    """Place one scripted call and check everything it should have left.
+
+    The caller is a fresh :func:`test_caller_id` unless ``identity`` says who
+    it is (hostile caller IDs).
+    """
+    identity = identity or Identity(test_caller_id())
+    caller = identity.user
     report = CallReport(scenario.name, caller, scenario.hold)
     with tempfile.TemporaryDirectory(prefix="callrec-testcall-") as tmp:
         work = Path(tmp)
@@ -152,11 +195,15 @@ async def run_scenario(
             local_ip=opts.local_ip,
             user=opts.user,
             password=opts.password,
+            display=identity.display,
+            quoted=identity.quoted,
         )
         offset = audit_offset(opts.audit_log)
         result = await placer(call, scenario, work)
+    report.sipp = result
     report.checks.append(Check("call answered", result.answered, f"sipp exit {result.returncode}"))
-    record = await wait_for_line(opts, offset, caller)
+    record = await wait_for_line(opts, offset, identity.number, recorded=scenario.expect_recording)
+    report.record = record
     if record is None:
         report.checks.append(
             Check("audit line", False, f"no audit line for caller {caller} within {opts.wait} s")

@@ -22,6 +22,7 @@ from callrec.errors import CallrecError
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_DISPLAY = "callrec test"
 CAP_NET_RAW = 13
 _FIELD = re.compile(r"\{\{(\w+)\}\}")
 NEEDS_RAW = (
@@ -36,6 +37,14 @@ class SippError(CallrecError):
 
 @dataclass(frozen=True)
 class SippCall:
+    """One call: ``caller`` is the SIP user part of its From header, ``display``
+    the display name before it (quoted unless ``quoted`` is false; None: none).
+
+    Both reach the wire exactly as given, hostile ones included (trace 09); a
+    display name with surrogate escapes (``bytes.decode("utf-8",
+    "surrogateescape")``) is sent as the original, undecodable bytes.
+    """
+
     target: str
     exten: str
     caller: str
@@ -46,6 +55,16 @@ class SippCall:
     user: str | None = None
     password: str | None = None
     timeout: float = 120.0
+    display: str | None = DEFAULT_DISPLAY
+    quoted: bool = True
+
+    def from_header(self) -> str:
+        """The From name-addr (sipp fills in its own address and port)."""
+        uri = f"<sip:{self.caller}@[local_ip]:[local_port]>"
+        if self.display is None:
+            return uri
+        name = f'"{self.display}"' if self.quoted else self.display
+        return f"{name} {uri}"
 
 
 @dataclass(frozen=True)
@@ -134,13 +153,13 @@ async def place_call(call: SippCall, workdir: Path) -> SippResult:
     if not has_net_raw(binary):
         raise SippError(NEEDS_RAW)
     fields = {
-        "caller": call.caller,
+        "from": call.from_header(),
         "pcap": str(call.pcap.resolve()),
         "hold_ms": str(round(call.hold * 1000)),
         "name": call.name,
     }
     scenario_file = workdir / f"{call.name}.xml"
-    scenario_file.write_text(render(fields))
+    scenario_file.write_bytes(render(fields).encode("utf-8", "surrogateescape"))
     proc = await asyncio.create_subprocess_exec(
         *command(call, scenario_file, binary),
         cwd=workdir,

@@ -25,7 +25,9 @@ SCENARIOS = builtin_scenarios(
 
 
 def test_template_fills_every_field() -> None:
-    text = sipp.render({"caller": "991", "pcap": "/x.pcap", "hold_ms": "100", "name": "stay"})
+    text = sipp.render(
+        {"from": "<sip:991@[local_ip]>", "pcap": "/x.pcap", "hold_ms": "100", "name": "stay"}
+    )
     assert "{{" not in text and "sip:991@" in text and 'play_pcap_audio="/x.pcap"' in text
     with pytest.raises(sipp.SippError, match="unfilled"):
         sipp.render({"caller": "991"})
