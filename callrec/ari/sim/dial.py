@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from typing import TYPE_CHECKING
 
 from callrec.ari.events import UNICASTRTP_LOCAL_ADDRESS, UNICASTRTP_LOCAL_PORT
 from callrec.ari.sim import media
+from callrec.ari.sim.engine import SimEngine
 from callrec.ari.sim.model import (
     EndpointBehaviour,
     Json,
@@ -24,16 +24,17 @@ from callrec.ari.sim.model import (
     parse_caller_id,
 )
 
-if TYPE_CHECKING:
-    from callrec.ari.sim.engine import SimEngine
-
 
 class AllocationFailed(Exception):
     """Originate to an endpoint that cannot be reached (500 {"error":"Allocation failed"})."""
 
 
 class Dialer:
-    """Creates channels on the simulator's own initiative; state lives in the engine."""
+    """Creates channels on the simulator's own initiative; state lives in the engine.
+
+    The engine never calls back here: the REST layer asks the dialer, the
+    dialer drives the engine.
+    """
 
     def __init__(self, eng: SimEngine) -> None:
         self.eng = eng

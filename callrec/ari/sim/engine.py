@@ -1,56 +1,42 @@
-"""The ARI simulator's state machine: channels, bridges, playbacks and their events.
+"""The ARI simulator's state machine: channels, bridges and their events.
 
 Every method computes its outcome from the current state (never from a
 recorded trace) and emits events in the order Asterisk 22 does (see
 ``tests/fixtures/ari-traces/README.md``). Methods are synchronous where
 Asterisk answers synchronously, so a REST handler that calls them and then
 flushes the event queues delivers the events before its reply, as the
-traces show for answer and DELETE.
+traces show for answer and DELETE. The boot's state and event plumbing are
+in :mod:`.core`, playbacks in :mod:`.playback`, the media mix in :mod:`.mixer`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
-import time
-import uuid
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Protocol
 
 from callrec.ari.sim import media
-from callrec.ari.sim.dial import Dialer
+from callrec.ari.sim.core import SimCore
+from callrec.ari.sim.mixer import Mixer
 from callrec.ari.sim.model import (
     CallerScenario,
-    DialplanStep,
-    EndpointBehaviour,
     Json,
-    RtpFaults,
-    RtpSendStats,
     SimBridge,
     SimChannel,
-    SimPlayback,
     asterisk_time,
-    builtin_dialplans,
     callerid_name,
     callerid_number,
     make_event,
-    media_duration,
 )
+from callrec.ari.sim.playback import Playbacks
 
 logger = logging.getLogger(__name__)
 
 _QOS = ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT", "RTPAUDIOQOSMES")
 
 
-class EventSink(Protocol):
-    def put(self, event: Json) -> None: ...
-
-
-class SimEngine:
-    """State of one simulated Asterisk boot; :meth:`reset` is a restart."""
+class SimEngine(SimCore):
+    """The transitions of one simulated Asterisk: calls, hang-ups, bridges, restart."""
 
     def __init__(
         self,
@@ -61,81 +47,15 @@ class SimEngine:
         external_media_delay: float,
         keep_payloads: bool,
     ) -> None:
-        self.rng = random.Random(seed)
-        self.sounds_dir = sounds_dir
-        self.external_media_start = external_media_start
-        self.external_media_delay = external_media_delay
-        self.keep_payloads = keep_payloads
-        self.endpoints: dict[str, EndpointBehaviour] = {}
-        self.dialplans: dict[tuple[str, str], list[DialplanStep]] = builtin_dialplans()
-        self.sinks: dict[str, set[EventSink]] = {}
-        self.known_apps: set[str] = set()
-        # ExternalMedia formats this PBX can produce (one built without a codec
-        # answers 500, as Asterisk does for format=nosuchcodec in trace 06).
-        self.media_formats: set[str] = set(media.FORMATS)
-        self.events: list[Json] = []
-        self.rtp_stats: dict[str, RtpSendStats] = {}
-        self.default_faults = RtpFaults()
-        self.dialer = Dialer(self)
-        self.mixer = media.Mixer(self)
-        self.reset()
-
-    def reset(self) -> None:
-        """A fresh boot: no channels, id counters from 0, a new startup time."""
-        self.channels: dict[str, SimChannel] = {}
-        self.bridges: dict[str, SimBridge] = {}
-        self.playbacks: dict[str, SimPlayback] = {}
-        self.rtp: dict[str, media.MediaSender] = {}
-        self.scenarios: dict[str, CallerScenario] = {}
-        self.startup_time = asterisk_time()
-        self._ids = 0
-        self._names = {"pjsip": 0, "local": 0, "snoop": 0}
-        self._callid = 16834
-
-    # --- plumbing --------------------------------------------------------
-
-    def emit(self, app: str | None, event: Json) -> None:
-        if app is None:
-            return
-        self.events.append(event)
-        for sink in list(self.sinks.get(app, ())):
-            sink.put(event)
-
-    def chan_event(self, ch: SimChannel, kind: str, pre: Json | None = None, **kw: Any) -> None:
-        if ch.app is not None:
-            self.emit(ch.app, make_event(kind, ch.app, pre=pre, **kw, channel=ch.to_json()))
-
-    def varset(self, ch: SimChannel, variable: str, value: str) -> None:
-        self.chan_event(ch, "ChannelVarset", pre={"variable": variable, "value": value})
-
-    def dial(self, ch: SimChannel, status: str) -> None:
-        if ch.app is not None:
-            event = make_event(
-                "Dial",
-                ch.app,
-                dialstatus=status,
-                forward="",
-                dialstring=ch.dialstring,
-                peer=ch.to_json(),
-            )
-            self.emit(ch.app, event)
-
-    def new_id(self) -> str:
-        self._ids += 1
-        return f"{int(time.time())}.{self._ids - 1}"
-
-    def name_counter(self, kind: str) -> int:
-        self._names[kind] += 1
-        return self._names[kind] - 1
-
-    def new_uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
-    def spawn(self, ch: SimChannel, coro: Coroutine[Any, Any, None]) -> None:
-        ch.tasks.append(asyncio.get_running_loop().create_task(coro))
-
-    def app_active(self, app: str) -> bool:
-        return bool(self.sinks.get(app))
+        super().__init__(
+            sounds_dir=sounds_dir,
+            seed=seed,
+            external_media_start=external_media_start,
+            external_media_delay=external_media_delay,
+            keep_payloads=keep_payloads,
+        )
+        self.mixer = Mixer(self)
+        self.player = Playbacks(self)
 
     # --- callers ---------------------------------------------------------
 
@@ -144,13 +64,12 @@ class SimEngine:
         if number is None:
             logger.warning("simulated caller dropped: From user part is not valid SIP")
             return ""
-        self._callid += 1
         ch = SimChannel(
             id=self.new_id(),
             name=f"PJSIP/{sc.endpoint}-{self.name_counter('pjsip'):08x}",
             kind="caller",
             state="Ring",
-            protocol_id=f"1-{self._callid}@127.0.0.1",
+            protocol_id=f"1-{self.next_sip_call_id()}@127.0.0.1",
             caller_name=callerid_name(sc.caller_name),
             caller_number=number,
             creationtime=asterisk_time(),
@@ -248,7 +167,7 @@ class SimEngine:
             self._qos_report(ch)
         if request is not None:
             self.chan_event(ch, "ChannelHangupRequest", pre=request)
-        self._fail_playbacks(ch)
+        self.player.fail_all(ch)
         if ch.bridge_id is not None:
             self._leave(self.bridges[ch.bridge_id], ch)
         for snoop in [c for c in self.channels.values() if c.snoop_target == ch.id]:
@@ -333,83 +252,6 @@ class SimEngine:
         if name in special:
             return special[name]
         return ch.variables.get(name)
-
-    # --- playbacks -------------------------------------------------------
-
-    def play(self, ch: SimChannel, media: list[str], playback_id: str | None, lang: str) -> Json:
-        pb = SimPlayback(playback_id or self.new_uuid(), media, ch.id, lang or ch.language)
-        self.playbacks.setdefault(pb.id, pb)
-        reply = pb.to_json()
-        ch.playbacks.append(pb)
-        ch.control_idle.clear()
-        if ch.playback_task is None or ch.playback_task.done():
-            ch.playback_task = asyncio.get_running_loop().create_task(self._run_playbacks(ch))
-        return reply
-
-    async def _run_playbacks(self, ch: SimChannel) -> None:
-        while ch.alive and ch.playbacks:
-            pb = ch.playbacks.popleft()
-            if pb.over:
-                continue
-            ch.current_playback = pb
-            await self._play_one(ch, pb)
-            ch.current_playback = None
-        ch.control_idle.set()
-
-    async def _play_one(self, ch: SimChannel, pb: SimPlayback) -> None:
-        self.playbacks[pb.id] = pb
-        for i, uri in enumerate(pb.media):
-            pb.index, pb.state = i, "playing"
-            self._pb_event(ch, "PlaybackStarted", pb)
-            length = media_duration(self.sounds_dir, uri, pb.language)
-            last = i == len(pb.media) - 1
-            if length == "never":
-                # Unknown scheme: Started, never Finished, gone at once (trace 06).
-                pb.over = True
-                self._unregister(pb)
-                return
-            if isinstance(length, float):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(pb.stop.wait(), length)
-                if pb.over:
-                    return
-            if last:
-                self._finish(ch, pb, "done" if isinstance(length, float) else "failed")
-                return
-            pb.state = "continuing"
-            self._pb_event(ch, "PlaybackContinuing", pb)
-
-    def _pb_event(self, ch: SimChannel, kind: str, pb: SimPlayback) -> None:
-        if ch.app is not None:
-            self.emit(ch.app, make_event(kind, ch.app, playback=pb.to_json()))
-
-    def _finish(self, ch: SimChannel, pb: SimPlayback, state: str) -> None:
-        pb.over, pb.state = True, state
-        self._pb_event(ch, "PlaybackFinished", pb)
-        self._unregister(pb)
-
-    def _unregister(self, pb: SimPlayback) -> None:
-        if self.playbacks.get(pb.id) is pb:
-            del self.playbacks[pb.id]
-
-    def stop_playback(self, pb: SimPlayback) -> None:
-        """``DELETE /playbacks/{id}``: PlaybackFinished ``done`` before the 204 (trace 03)."""
-        ch = self.channels.get(pb.channel_id)
-        if ch is None or ch.current_playback is not pb:
-            pb.over = True
-            self._unregister(pb)
-            return
-        self._finish(ch, pb, "done")
-        pb.stop.set()
-
-    def _fail_playbacks(self, ch: SimChannel) -> None:
-        pb = ch.current_playback
-        if pb is not None and not pb.over:
-            self._finish(ch, pb, "failed")
-        for queued in ch.playbacks:
-            queued.over = True
-            self._unregister(queued)
-        ch.playbacks.clear()
 
     # --- bridges ---------------------------------------------------------
 

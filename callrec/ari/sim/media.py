@@ -14,22 +14,17 @@ import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from callrec.ari.sim.model import AudioInput, Int16Array, RtpFaults, RtpSendStats, SimChannel
+from callrec.ari.sim.model import AudioInput, Int16Array, RtpFaults, RtpSendStats
 from callrec.audio import encode_payload, encode_pcm16le, load_mono, resample
 from callrec.media.rtp import RTP_HEADER_LENGTH, pack_rtp
-
-if TYPE_CHECKING:
-    from callrec.ari.sim.engine import SimEngine
 
 logger = logging.getLogger(__name__)
 
 PTIME = 0.02
-# Channel kinds whose far end talks (SIP callers, agents, Local destinations).
-MEDIA_KINDS = ("caller", "pjsip", "local")
 # format -> (payload type, sample rate); slin16 uses the dynamic PT Asterisk picked (trace 08).
 FORMATS: dict[str, tuple[int, int]] = {
     "ulaw": (0, 8000),
@@ -318,70 +313,3 @@ def faults_from(
         return float(v) if isinstance(v, float) else frozenset(int(i) for i in v)
 
     return RtpFaults(norm(drop), norm(duplicate), norm(reorder), norm(foreign))
-
-
-class Mixer:
-    """What each channel says and hears, and which ExternalMedia streams run.
-
-    An ExternalMedia channel hears the mix of its bridge peers; a caller or
-    agent says its scenario audio (silence after the end); a Snoop with
-    ``spy=both`` says its target's own audio plus what the target hears.
-    """
-
-    def __init__(self, eng: SimEngine) -> None:
-        self.eng = eng
-
-    def produces(self, ch: SimChannel) -> bool:
-        if not ch.alive:
-            return False
-        if ch.kind == "snoop":
-            return ch.snoop_target in self.eng.channels
-        return ch.kind in MEDIA_KINDS and ch.state == "Up"
-
-    def update(self) -> None:
-        for cid, sender in self.eng.rtp.items():
-            ch = self.eng.channels.get(cid)
-            br = self.eng.bridges.get(ch.bridge_id or "") if ch is not None else None
-            live = (
-                ch is not None
-                and ch.state == "Up"
-                and br is not None
-                and any(self.produces(self.eng.channels[m]) for m in br.channels if m != cid)
-            )
-            if live:
-                sender.start()
-            else:
-                sender.stop()
-
-    def ext_hears(self, cid: str, start: int, count: int, rate: int) -> Int16Array:
-        ch = self.eng.channels.get(cid)
-        if ch is None:
-            return np.zeros(count, dtype=np.int16)
-        return self._hears(ch, start, count, rate, 0)
-
-    def _hears(self, ch: SimChannel, start: int, count: int, rate: int, depth: int) -> Int16Array:
-        br = self.eng.bridges.get(ch.bridge_id or "")
-        if br is None or depth > 3:
-            return np.zeros(count, dtype=np.int16)
-        parts = [
-            self._says(self.eng.channels[m], start, count, rate, depth + 1)
-            for m in br.channels
-            if m != ch.id and m in self.eng.channels
-        ]
-        return mix(parts, count)
-
-    def _says(self, ch: SimChannel, start: int, count: int, rate: int, depth: int) -> Int16Array:
-        if ch.kind == "snoop":
-            target = self.eng.channels.get(ch.snoop_target or "")
-            if target is None or depth > 3:
-                return np.zeros(count, dtype=np.int16)
-            parts = []
-            if ch.snoop_spy in ("both", "in"):
-                parts.append(self._says(target, start, count, rate, depth + 1))
-            if ch.snoop_spy in ("both", "out"):
-                parts.append(self._hears(target, start, count, rate, depth + 1))
-            return mix(parts, count)
-        if ch.media_start is None or ch.kind not in MEDIA_KINDS:
-            return np.zeros(count, dtype=np.int16)
-        offset = start - round(ch.media_start * rate)
-        return slice_audio(ch.audio, offset, count, rate)

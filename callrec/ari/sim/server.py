@@ -6,7 +6,8 @@ ExternalMedia), so requests with other ids or in another order get what
 Asterisk would give. Layers: :mod:`.model` (state, JSON), :mod:`.media`
 (audio, mixing, RTP/AudioSocket senders), :mod:`.engine` (transitions and
 events), :mod:`.dial` (originate, dialplan, snoop, ExternalMedia),
-:mod:`.rest` (HTTP, auth, websocket); this module is the stable facade,
+:mod:`.rest` (REST resources), :mod:`.wire` (auth, JSON, errors),
+:mod:`.websocket` (events); this module is the stable facade,
 re-exported by :mod:`callrec.ari.sim`.
 
 Usage::
@@ -62,6 +63,7 @@ from typing import Any
 from aiohttp import web
 
 from callrec.ari.sim import rest
+from callrec.ari.sim.dial import Dialer
 from callrec.ari.sim.engine import SimEngine
 from callrec.ari.sim.media import faults_from
 from callrec.ari.sim.model import (
@@ -73,6 +75,8 @@ from callrec.ari.sim.model import (
     SimBridge,
     SimChannel,
 )
+from callrec.ari.sim.websocket import EventSockets
+from callrec.ari.sim.wire import Gate, RequestLogEntry
 
 __all__ = [
     "AriSimulator",
@@ -106,7 +110,7 @@ class AriSimulator:
         keep_payloads: bool = True,
         media_formats: Iterable[str] | None = None,
     ) -> None:
-        self.user, self.password = user, password
+        self.gate = Gate(user, password)
         self.host, self.port = host, port
         self.engine = SimEngine(
             sounds_dir=sounds_dir,
@@ -117,15 +121,27 @@ class AriSimulator:
         )
         if media_formats is not None:
             self.engine.media_formats = set(media_formats)
+        self.dialer = Dialer(self.engine)
+        self.sockets = EventSockets(self.engine)
         self._initial_apps = set(apps or ())
         self.engine.known_apps.update(self._initial_apps)
-        self.booting = False
-        self.request_log: list[tuple[str, str, dict[str, str], int]] = []
-        self.ws_sinks: set[rest.WsSink] = set()
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
     # --- life cycle ------------------------------------------------------
+
+    @property
+    def user(self) -> str:
+        return self.gate.user
+
+    @property
+    def password(self) -> str:
+        return self.gate.password
+
+    @property
+    def request_log(self) -> list[RequestLogEntry]:
+        """Every request so far: method, path, query (``api_key`` masked), status."""
+        return self.gate.request_log
 
     @property
     def url(self) -> str:
@@ -136,7 +152,8 @@ class AriSimulator:
         return self.url + "/ari"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(rest.build_app(self), handle_signals=False, access_log=None)
+        app = rest.build_app(self.engine, self.dialer, self.gate, self.sockets)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         await self._listen()
         self.port = int(self._runner.addresses[0][1])
@@ -168,22 +185,10 @@ class AriSimulator:
 
     async def flush(self, limit: float = 0.5) -> None:
         """Wait until queued events are on the websockets (events before REST replies)."""
-        joins = [s.queue.join() for s in list(self.ws_sinks)]
-        if joins:
-            try:
-                await asyncio.wait_for(asyncio.gather(*joins), limit)
-            except TimeoutError:
-                logger.debug("event flush timed out (a slow websocket reader)")
-
-    def _drop_sinks(self) -> None:
-        """Every events websocket drops without a close frame; no event is queued after."""
-        for sink in list(self.ws_sinks):
-            sink.abort()
-        self.ws_sinks.clear()
-        self.engine.sinks.clear()
+        await self.sockets.flush(limit)
 
     def _abort_connections(self) -> None:
-        self._drop_sinks()
+        self.sockets.drop()
         if self._runner is not None and self._runner.server is not None:
             for handler in self._runner.server.connections:
                 if handler.transport is not None:
@@ -191,7 +196,7 @@ class AriSimulator:
 
     async def drop_websockets(self) -> None:
         """Websockets drop without a close frame; calls and RTP carry on."""
-        self._drop_sinks()
+        self.sockets.drop()
         await asyncio.sleep(0)
 
     async def restart(self, downtime: float = 1.0, drop_after: float = 0.1) -> None:
@@ -209,12 +214,12 @@ class AriSimulator:
         if self._site is not None:
             await self._site.stop()
         await asyncio.sleep(downtime / 2)
-        self.booting = True
+        self.gate.booting = True
         await self._listen()
         await asyncio.sleep(downtime / 2)
         self.engine.reset()  # the fresh boot: ids from .0, a new startup time
         self.engine.known_apps = set(self._initial_apps)
-        self.booting = False
+        self.gate.booting = False
 
     # --- scenario control ------------------------------------------------
 
