@@ -232,6 +232,10 @@ class AriClient:
             await self.request("POST", f"/channels/{channel_id}/play", params)
         )
 
+    async def get_playback(self, playback_id: str) -> Playback:
+        """The playback while it is queued or playing; AriNotFound once it has ended."""
+        return Playback.from_json(await self.request("GET", f"/playbacks/{playback_id}"))
+
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{playback_id}")
 

@@ -243,8 +243,8 @@ class ChannelConnectedLine(ChannelEvent):
 
 @dataclass(frozen=True, slots=True)
 class ChannelHangupRequest(ChannelEvent):
-    """``soft`` true: ``cause`` is Asterisk's flag (32 ARI hangup, 4 shutdown);
-    otherwise Q.850; both absent for a remote BYE."""
+    """``soft`` true: ``cause`` is Asterisk's flag (:class:`~callrec.ari.causes.SoftHangup`);
+    otherwise Q.850 (:class:`~callrec.ari.causes.HangupCause`); both absent for a remote BYE."""
 
     cause: int | None
     soft: bool

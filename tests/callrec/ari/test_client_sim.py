@@ -181,6 +181,25 @@ async def test_not_in_stasis_is_a_conflict(sim: AriSimulator, client: AriClient)
     assert add.value.status == 422
 
 
+async def test_get_playback_while_it_plays_not_found_once_stopped(
+    sim: AriSimulator, client: AriClient
+) -> None:
+    events = Events(client)
+    await events.wait(lambda i: isinstance(i, ev.Connected))
+    caller = sim.place_call(CallerScenario())
+    await events.wait(stasis_start(caller))
+    await client.answer(caller)
+    await client.play(caller, "sound:demo-congrats", playback_id="disclosure")
+    await events.wait(lambda i: isinstance(i, ev.PlaybackStarted))
+    playing = await client.get_playback("disclosure")
+    assert (playing.id, playing.state, playing.channel_id) == ("disclosure", "playing", caller)
+    await client.stop_playback("disclosure")
+    with pytest.raises(AriNotFound) as gone:
+        await client.get_playback("disclosure")
+    assert gone.value.message == "Playback not found"
+    await events.close()
+
+
 async def test_wrong_password_against_the_simulator(sim: AriSimulator) -> None:
     async with AriClient(sim.url, "callrec", "wrong", "callrec") as bad:
         with pytest.raises(AriAuthError):
