@@ -31,6 +31,7 @@ from callrec.ari.sim.model import (
     builtin_dialplans,
     make_event,
 )
+from callrec.media.codecs import MEDIA_FORMATS
 
 
 class EventSink(Protocol):
@@ -62,7 +63,7 @@ class SimCore:
         self.known_apps: set[str] = set()
         # ExternalMedia formats this PBX can produce (one built without a codec
         # answers 500, as Asterisk does for format=nosuchcodec in trace 06).
-        self.media_formats: set[str] = set(media.FORMATS)
+        self.media_formats: set[str] = set(MEDIA_FORMATS)
         self.events: list[Json] = []
         self.rtp_stats: dict[str, RtpSendStats] = {}
         self.default_faults = RtpFaults()

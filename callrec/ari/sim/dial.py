@@ -13,6 +13,7 @@ import asyncio
 import random
 import uuid
 
+from callrec.ari.causes import HangupCause
 from callrec.ari.events import UNICASTRTP_LOCAL_ADDRESS, UNICASTRTP_LOCAL_PORT
 from callrec.ari.sim import media
 from callrec.ari.sim.engine import SimEngine
@@ -23,6 +24,11 @@ from callrec.ari.sim.model import (
     asterisk_time,
     parse_caller_id,
 )
+from callrec.media.codecs import AUDIOSOCKET_FORMATS
+
+# SIP responses of an unreachable destination (tech_cause; traces 04a, 04b).
+SIP_BUSY_HERE = 486
+SIP_UNAVAILABLE = 480
 
 
 class AllocationFailed(Exception):
@@ -123,13 +129,15 @@ class Dialer:
         self.eng.dial(ch, "")
         if bh.kind == "busy":
             await asyncio.sleep(bh.answer_after)
-            request = {"cause": 17, "tech_cause": 486}
-            self.eng.end_unanswered(ch, request, "BUSY", 17, "User busy", 486)
+            busy = HangupCause.USER_BUSY
+            request = {"cause": busy.value, "tech_cause": SIP_BUSY_HERE}
+            self.eng.end_unanswered(ch, request, "BUSY", busy, "User busy", SIP_BUSY_HERE)
             return
         if bh.kind == "no-answer" or bh.answer_after >= ring_limit:
             await asyncio.sleep(ring_limit)
             ch.alive = False
-            self.eng.destroyed(ch, 19, "User alerting, no answer", 480)
+            no_answer = HangupCause.NO_ANSWER
+            self.eng.destroyed(ch, no_answer, "User alerting, no answer", SIP_UNAVAILABLE)
             self.eng.dispose(ch)
             return
         ch.state = "Ringing"
@@ -230,7 +238,7 @@ class Dialer:
             (host, port),
             stream.bytes,
             lambda start, n, rate: self.eng.mixer.ext_hears(cid, start, n, rate),
-            rate=media.AUDIOSOCKET_RATES[fmt],
+            rate=AUDIOSOCKET_FORMATS[fmt].sample_rate,
             keep_payloads=self.eng.keep_payloads,
         )
         service = f"{host}:{port}"

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from callrec.ari.causes import HangupCause, SoftHangup
 from callrec.ari.sim import media
 from callrec.ari.sim.core import SimCore
 from callrec.ari.sim.mixer import Mixer
@@ -32,6 +33,9 @@ from callrec.ari.sim.playback import Playbacks
 
 logger = logging.getLogger(__name__)
 
+# ChannelHangupRequest of DELETE /channels/{id} and of a PBX shutdown (traces 01, 07).
+_ARI_HANGUP: Json = {"cause": SoftHangup.EXPLICIT.value, "soft": True}
+_SHUTDOWN: Json = {"cause": SoftHangup.SHUTDOWN.value, "soft": True}
 _QOS = ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT", "RTPAUDIOQOSMES")
 
 
@@ -135,9 +139,10 @@ class SimEngine(SimCore):
     def hangup_ari(self, ch: SimChannel) -> None:
         """``DELETE /channels/{id}``: soft hang-up flag 32, whatever reason was given."""
         if ch.kind in ("pjsip", "local") and ch.state != "Up":
-            self.end_unanswered(ch, {"cause": 32, "soft": True}, "CANCEL", 16, "Normal Clearing")
+            cancel = HangupCause.NORMAL_CLEARING
+            self.end_unanswered(ch, _ARI_HANGUP, "CANCEL", cancel, "Normal Clearing")
             return
-        self.teardown(ch, {"cause": 32, "soft": True}, qos=True)
+        self.teardown(ch, _ARI_HANGUP, qos=True)
 
     def end_unanswered(
         self,
@@ -173,8 +178,8 @@ class SimEngine(SimCore):
         for snoop in [c for c in self.channels.values() if c.snoop_target == ch.id]:
             self._end_snoop(snoop)
         self._stasis_end(ch)
-        if request is not None and request.get("cause") != 4:
-            self.destroyed(ch, 16, "Normal Clearing")
+        if request is not None and request.get("cause") != SoftHangup.SHUTDOWN:
+            self.destroyed(ch, HangupCause.NORMAL_CLEARING, "Normal Clearing")
         self.dispose(ch)
 
     def _qos_report(self, ch: SimChannel) -> None:
@@ -198,7 +203,7 @@ class SimEngine(SimCore):
         if not ch.sends_destroyed:
             return
         ch.set_dialplan(*ch.saved_dialplan)
-        fields: Json = {"cause": cause, "cause_txt": text}
+        fields: Json = {"cause": int(cause), "cause_txt": text}
         if tech is not None:
             fields["tech_cause"] = tech
         self.chan_event(ch, "ChannelDestroyed", **fields)
@@ -352,7 +357,7 @@ class SimEngine(SimCore):
         """
         for ch in list(self.channels.values()):
             if ch.alive and ch.in_stasis and ch.kind != "snoop":
-                self.teardown(ch, {"cause": 4, "soft": True}, qos=False)
+                self.teardown(ch, _SHUTDOWN, qos=False)
         for ch in list(self.channels.values()):
             ch.app = None
             self.dispose(ch)

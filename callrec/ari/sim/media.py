@@ -20,20 +20,17 @@ import numpy as np
 
 from callrec.ari.sim.model import AudioInput, Int16Array, RtpFaults, RtpSendStats
 from callrec.audio import encode_payload, encode_pcm16le, load_mono, resample
+from callrec.media.codecs import AUDIOSOCKET_FORMATS, MEDIA_FORMATS
 from callrec.media.rtp import RTP_HEADER_LENGTH, pack_rtp
 
 logger = logging.getLogger(__name__)
 
 PTIME = 0.02
-# format -> (payload type, sample rate); slin16 uses the dynamic PT Asterisk picked (trace 08).
-FORMATS: dict[str, tuple[int, int]] = {
-    "ulaw": (0, 8000),
-    "alaw": (8, 8000),
-    "slin16": (118, 16000),
-}
-AUDIOSOCKET_RATES: dict[str, int] = {"slin": 8000, "slin16": 16000}
-# Every rate a channel's audio is needed at (FORMATS and AUDIOSOCKET_RATES).
-SAMPLE_RATES = (8000, 16000)
+# Every rate a channel's audio is needed at: what ExternalMedia may ask for,
+# over RTP or AudioSocket (payload types and rates from callrec.media.codecs).
+SAMPLE_RATES = tuple(
+    sorted({f.sample_rate for f in (*MEDIA_FORMATS.values(), *AUDIOSOCKET_FORMATS.values())})
+)
 
 # (start sample at `rate`, sample count, rate) -> int16 samples
 AudioSource = Callable[[int, int, int], Int16Array]
@@ -145,7 +142,8 @@ class RtpSender(_Paced):
         keep_payloads: bool = True,
     ) -> None:
         self.fmt = fmt
-        self.payload_type, self.rate = FORMATS[fmt]
+        spec = MEDIA_FORMATS[fmt]
+        self.payload_type, self.rate = spec.payload_type, spec.sample_rate
         self.spp = int(self.rate * PTIME)
         self.remote = remote
         self._source = source

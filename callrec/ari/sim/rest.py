@@ -16,7 +16,6 @@ from aiohttp import web
 
 from callrec.ari.sim.dial import AllocationFailed, Dialer
 from callrec.ari.sim.engine import SimEngine
-from callrec.ari.sim.media import AUDIOSOCKET_RATES
 from callrec.ari.sim.model import (
     ASTERISK_ID,
     HANGUP_REASONS,
@@ -37,6 +36,7 @@ from callrec.ari.sim.wire import (
     no_content,
     param,
 )
+from callrec.media.codecs import AUDIOSOCKET_FORMATS
 
 T = TypeVar("T")
 
@@ -265,7 +265,7 @@ def _new_channel_id(eng: SimEngine, channel_id: str) -> str:
 def _audiosocket_uuid(request: web.Request, fmt: str) -> uuid.UUID:
     if param(request, "transport", "tcp") != "tcp":
         raise HttpError(400, "AudioSocket requires transport tcp")
-    if fmt not in AUDIOSOCKET_RATES:
+    if fmt not in AUDIOSOCKET_FORMATS:
         raise HttpError(500, "An internal error prevented this request from being handled")
     try:
         return uuid.UUID(param(request, "data"))
