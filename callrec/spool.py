@@ -31,8 +31,12 @@ from callrec.logutil import safe
 
 logger = logging.getLogger(__name__)
 
-PART_SUFFIX = ".crec.part"
+# The one definition of the recording file names (the writer, the reader's
+# sealed-or-not rule, start-up adoption and the CLI all read these).
 SEALED_SUFFIX = ".crec"
+# Marks a recording never sealed: its writer runs, or a crash left it.
+UNSEALED_MARK = ".part"
+PART_SUFFIX = SEALED_SUFFIX + UNSEALED_MARK
 _RECORDING_ID = re.compile(r"^[0-9a-f]{8,128}$")
 _PROBE_BYTES = b"callrec spool probe\n" * 205  # about one 4 KiB segment
 _REASONS = {

@@ -203,10 +203,29 @@ def test_writer_refuses_after_close(tmp_path: Path) -> None:
         lambda: writer.write_gap(1),
         lambda: writer.write_metadata({}),
         writer.flush,
-        writer.close,
     ):
         with pytest.raises(WriterClosedError, match="is closed"):
             call()
+
+
+def test_closing_twice_is_harmless(tmp_path: Path) -> None:
+    writer = RecordingWriter.create(tmp_path, [KEY.public_key()], codec="ulaw", sample_rate=8000)
+    writer.write_audio(b"\x55" * 100)
+    first = writer.close()
+    assert writer.closed
+    assert writer.close() == first
+    assert verify(first.path, [KEY]).verdict is Verdict.COMPLETE
+    assert [p.name for p in tmp_path.iterdir()] == [first.path.name]
+
+
+def test_closing_an_aborted_writer_says_it_is_closed(tmp_path: Path) -> None:
+    writer = RecordingWriter.create(tmp_path, [KEY.public_key()], codec="ulaw", sample_rate=8000)
+    writer.abort()
+    writer.abort()
+    assert writer.closed
+    with pytest.raises(WriterClosedError, match="is closed"):
+        writer.close()
+    assert writer.path.name.endswith(".crec.part")
 
 
 def test_writer_refuses_in_forked_child(tmp_path: Path) -> None:

@@ -1,14 +1,12 @@
-"""Sealed recordings: the writer the recorders feed and the reader the CLI uses.
+"""Writing sealed recordings: framed audio in, encrypted segments out.
 
-The writer is a file object in spirit (Tink ``_encrypting_stream.py``): each
-4 KiB segment is encrypted and written the moment it fills, so a crash loses
-at most one partial segment plus what the fsync policy had not flushed, and
-no plaintext audio ever reaches the disk. ``close()`` writes the final
-segment and renames ``<id>.crec.part`` to ``<id>.crec`` atomically.
-
-The reader verifies segment by segment and releases frames only from
-verified segments; how a failure is judged (TRUNCATED or INVALID) depends on
-whether the file was sealed (docs/FORMAT.md, "Verdicts").
+The writer is a file object (Tink ``_encrypting_stream.py``): each 4 KiB
+segment is encrypted and written the moment it fills, so a crash loses at
+most one partial segment plus what the fsync policy had not flushed, and no
+plaintext audio ever reaches the disk. ``close()`` writes the final segment
+and renames ``<id>.crec.part`` to ``<id>.crec`` atomically; closing again is
+harmless and returns the same :class:`SealInfo`. Writing after close, after
+a write failed, or from a forked child raises.
 """
 
 from __future__ import annotations
@@ -16,40 +14,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 from callrec.clock import SYSTEM_CLOCK, Clock
-from callrec.crypto.format import (
-    FIELDS,
-    RECORDING_ID_SIZE,
-    Codec,
-    Header,
-    Recipient,
-    build_header,
-    checked_params,
-    open_header,
-    parse_header,
-)
+from callrec.crypto.format import Header, build_header, checked_params
 from callrec.crypto.frames import (
-    AudioFrame,
-    Frame,
-    FrameParser,
-    GapFrame,
-    MetadataFrame,
-    PauseFrame,
-    ResumeFrame,
     audio_prefix,
     encode_gap,
     encode_metadata,
     encode_pause,
     encode_resume,
 )
-from callrec.crypto.keys import DATA_KEY_SIZE, PrivateKey, PublicKey
+from callrec.crypto.keys import DATA_KEY_SIZE, PublicKey
 from callrec.crypto.stream import (
     FIRST_PLAINTEXT_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
@@ -57,53 +37,27 @@ from callrec.crypto.stream import (
     STREAM_HEADER_SIZE,
     TAG_SIZE,
     SegmentCipher,
-    open_stream,
-    read_segments,
-    tink_keyset_json,
 )
-from callrec.errors import (
-    FormatError,
-    RecordingUnavailable,
-    SpoolError,
-    TruncatedError,
-    WriterClosedError,
+from callrec.errors import RecordingUnavailable, SpoolError, WriterClosedError
+from callrec.media.codecs import Codec
+from callrec.spool import (
+    PART_SUFFIX,
+    SEALED_SUFFIX,
+    fsync_dir,
+    make_private_dirs,
+    move_no_replace,
+    os_reason,
+    write_all,
 )
-from callrec.spool import fsync_dir, make_private_dirs, move_no_replace, os_reason, write_all
-
-__all__ = [
-    "AudioFrame",
-    "Codec",
-    "Frame",
-    "GapFrame",
-    "Header",
-    "MetadataFrame",
-    "PauseFrame",
-    "Recipient",
-    "RecordingReader",
-    "RecordingWriter",
-    "ResumeFrame",
-    "SealInfo",
-    "TinkExport",
-    "Verdict",
-    "VerifyResult",
-    "export_tink",
-    "is_sealed_name",
-    "judge",
-    "read_header",
-    "verify",
-]
 
 logger = logging.getLogger(__name__)
 
-PART_SUFFIX = ".crec.part"
-SEALED_SUFFIX = ".crec"
-_ID_START = {name: start for name, start, _end in FIELDS}["recording_id"]
-_ID_END = _ID_START + RECORDING_ID_SIZE
 _IOV_BATCH = 512  # below IOV_MAX (1024 on Linux)
 
 # Updated in a forked child so every writer inherited from the parent refuses
 # to write: two processes appending to one stream would corrupt it.
 _PID = [os.getpid()]
+_CLOSED = 0  # never a process id
 
 
 def _after_fork_in_child() -> None:
@@ -111,14 +65,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class Verdict(StrEnum):
-    """How a recording reads (docs/FORMAT.md, "Verdicts"); CLI exit codes 0, 3, 4."""
-
-    COMPLETE = "complete"
-    TRUNCATED = "truncated"
-    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -153,9 +99,12 @@ class RecordingWriter:
         self.header = header
         self._fsync_interval = fsync_interval
         self._clock = clock
-        self._pid = _PID[0]
-        self.closed = False
+        # The one guard: the process that may write, or _CLOSED. Closing,
+        # aborting and a failed write set _CLOSED, and a forked child has
+        # another pid, so each entry point tests this one field.
+        self._owner = _PID[0]
         self._failure: SpoolError | None = None
+        self._sealed: SealInfo | None = None
         self._buf = bytearray()
         self._index = 0
         self._need = FIRST_PLAINTEXT_SEGMENT_SIZE
@@ -201,6 +150,11 @@ class RecordingWriter:
         return cls(fd, path, rid, cipher, header, fsync_interval, clock)
 
     @property
+    def closed(self) -> bool:
+        """True once sealed, aborted, or stopped by a failed write."""
+        return self._owner == _CLOSED
+
+    @property
     def audio_seconds(self) -> float:
         """Seconds of audio and gaps written so far."""
         samples = self._audio_bytes / self._frame_bytes + self._gap_samples
@@ -213,8 +167,8 @@ class RecordingWriter:
 
     def write(self, data: bytes) -> int:
         """Append raw framed plaintext; full segments are encrypted and written at once."""
-        if self.closed or self._pid != _PID[0]:
-            self._refuse()
+        if self._owner != _PID[0]:
+            raise self._refusal()
         if len(self._buf) + len(data) < self._need:
             self._buf += data
         else:
@@ -223,8 +177,8 @@ class RecordingWriter:
 
     def write_audio(self, payload: bytes) -> None:
         """One audio frame (e.g. one RTP payload); empty payloads are skipped."""
-        if self.closed or self._pid != _PID[0]:
-            self._refuse()
+        if self._owner != _PID[0]:
+            raise self._refusal()
         if not payload:
             return
         buf = self._buf
@@ -252,14 +206,20 @@ class RecordingWriter:
 
     def flush(self) -> None:
         """fsync what is written; a partial segment stays in memory until it fills."""
-        if self.closed or self._pid != _PID[0]:
-            self._refuse()
+        if self._owner != _PID[0]:
+            raise self._refusal()
         self._sync(self._clock.monotonic())
 
     def close(self, final_path: Path | None = None) -> SealInfo:
-        """Write the final segment, fsync, rename to ``final_path`` (default ``<id>.crec``)."""
-        if self.closed or self._pid != _PID[0]:
-            self._refuse()
+        """Write the final segment, fsync, rename to ``final_path`` (default ``<id>.crec``).
+
+        Closing a sealed writer again returns the same :class:`SealInfo`; a
+        writer that was aborted or failed has nothing sealed, so that raises.
+        """
+        if self._sealed is not None:
+            return self._sealed
+        if self._owner != _PID[0]:
+            raise self._refusal()
         self._write_out([self._cipher.encrypt(self._index, bytes(self._buf), True)])
         self._index += 1
         self._buf.clear()
@@ -287,11 +247,12 @@ class RecordingWriter:
             info.segments,
             info.audio_seconds,
         )
+        self._sealed = info
         return info
 
     def abort(self) -> None:
         """Stop without a final segment: the ``.part`` stays and reads as TRUNCATED."""
-        if not self.closed and self._pid == _PID[0]:
+        if self._owner == _PID[0]:
             self._close_fd()
 
     def __enter__(self) -> RecordingWriter:
@@ -308,14 +269,15 @@ class RecordingWriter:
         else:
             self.abort()
 
-    def _refuse(self) -> None:
-        if self._pid != _PID[0]:
-            raise WriterClosedError(
+    def _refusal(self) -> Exception:
+        """Why this process may not write (the guard failed): forked, failed or closed."""
+        if self._owner != _CLOSED:
+            return WriterClosedError(
                 f"recording {self.recording_id}: writer used in a forked child"
             )
         if self._failure is not None:
-            raise SpoolError(self._failure.path, self._failure.message)
-        raise WriterClosedError(f"recording {self.recording_id} is closed")
+            return SpoolError(self._failure.path, self._failure.message)
+        return WriterClosedError(f"recording {self.recording_id} is closed")
 
     def _emit(self, data: memoryview) -> None:
         """Seal every full segment of buffer + ``data``, write them at once, buffer the rest.
@@ -376,7 +338,7 @@ class RecordingWriter:
         raise self._failure from exc
 
     def _close_fd(self) -> None:
-        self.closed = True
+        self._owner = _CLOSED
         try:
             os.close(self._fd)
         except OSError:
@@ -413,176 +375,3 @@ def _seal_rename(part: Path, final: Path) -> None:
         raise SpoolError(
             exc.path, f"cannot seal: {exc.message}; the recording stays at {part}"
         ) from None
-
-
-# --- reading ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """One file's verdict; ``error`` names the segment or header field when not COMPLETE."""
-
-    path: Path
-    verdict: Verdict
-    error: FormatError | None
-    segments: int
-    audio_seconds: float
-    recording_id: str
-
-
-@dataclass(frozen=True)
-class TinkExport:
-    """What any Tink implementation needs to decrypt the stream part of a ``.crec``."""
-
-    keyset_json: str
-    stream_offset: int  # stream bytes are file[stream_offset : stream_offset + stream_length]
-    stream_length: int
-    associated_data: bytes  # the container header, file[0 : stream_offset]
-
-
-def is_sealed_name(path: Path) -> bool:
-    """Whether a file's name says it was sealed: a ``.part`` file never was."""
-    return not Path(path).name.endswith(".part")
-
-
-def judge(error: FormatError, sealed: bool) -> Verdict:
-    """A cut is TRUNCATED only in a file never sealed (a crash); anything else is INVALID."""
-    if isinstance(error, TruncatedError) and not sealed:
-        return Verdict.TRUNCATED
-    return Verdict.INVALID
-
-
-def read_header(path: Path) -> Header:
-    """The public header, without a key and therefore NOT authenticated."""
-    with _open(Path(path)) as f:
-        return parse_header(f.read).header
-
-
-class RecordingReader:
-    """Decrypts and verifies a ``.crec`` (or ``.crec.part``) segment by segment.
-
-    ``sealed`` defaults from the name: a ``.part`` file was never sealed, so a
-    bad ending there is a crash (TRUNCATED), not tampering (INVALID).
-    """
-
-    def __init__(
-        self, path: Path, keys: Sequence[PrivateKey], *, sealed: bool | None = None
-    ) -> None:
-        self.path = Path(path)
-        self.sealed = is_sealed_name(self.path) if sealed is None else sealed
-        self._file = _open(self.path)
-        try:
-            parsed = parse_header(self._file.read)
-            self._data_key = open_header(parsed, keys)
-        except BaseException:
-            self._file.close()
-            raise
-        self.header = parsed.header
-        self._ad = parsed.raw
-        self._stream_size = os.fstat(self._file.fileno()).st_size - self.header.header_size
-        self.verdict: Verdict | None = None
-        self.error: FormatError | None = None
-        self.segments_verified = 0
-        self.audio_seconds = 0.0
-
-    def __enter__(self) -> RecordingReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def frames(self) -> Iterator[Frame]:
-        """Frames from verified segments only; on failure stop and set verdict/error."""
-        parser = FrameParser()
-        width = self.header.codec.sample_width * self.header.channels
-        samples = 0.0
-        index = -1
-        try:
-            for index, plaintext in self.chunks():
-                for frame in parser.feed(plaintext, index):
-                    if isinstance(frame, AudioFrame):
-                        samples += len(frame.payload) / width
-                    elif isinstance(frame, GapFrame):
-                        samples += frame.samples
-                    self.audio_seconds = samples / self.header.sample_rate
-                    yield frame
-            if self.verdict is Verdict.COMPLETE:
-                parser.finish(index)
-        except FormatError as exc:
-            self._settle(exc)
-
-    def chunks(self) -> Iterator[tuple[int, bytes]]:
-        """(segment index, plaintext) of each verified segment: the raw layer under frames()."""
-        try:
-            self._file.seek(self.header.header_size)
-            cipher = open_stream(self._file, self._data_key, self._ad)
-            for index, plaintext in read_segments(self._file, cipher, self._stream_size):
-                self.segments_verified = index + 1
-                yield index, plaintext
-        except FormatError as exc:
-            self._settle(exc)
-            return
-        self.verdict = Verdict.COMPLETE
-
-    def _settle(self, error: FormatError) -> None:
-        self.verdict = judge(error, self.sealed)
-        self.error = error
-        logger.info("recording %s: %s: %s", self.header.recording_id, self.verdict, error)
-
-
-def verify(path: Path, keys: Sequence[PrivateKey], *, sealed: bool | None = None) -> VerifyResult:
-    """Read a whole recording and judge it; header problems become a verdict too."""
-    path = Path(path)
-    is_sealed = is_sealed_name(path) if sealed is None else sealed
-    try:
-        reader = RecordingReader(path, keys, sealed=is_sealed)
-    except FormatError as exc:
-        return VerifyResult(path, judge(exc, is_sealed), exc, 0, 0.0, _peek_id(path))
-    with reader:
-        for _frame in reader.frames():
-            pass
-    assert reader.verdict is not None
-    return VerifyResult(
-        path,
-        reader.verdict,
-        reader.error,
-        reader.segments_verified,
-        reader.audio_seconds,
-        reader.header.recording_id,
-    )
-
-
-def export_tink(path: Path, keys: Sequence[PrivateKey]) -> TinkExport:
-    """The Tink keyset, stream slice and associated data of a recording (no stream check)."""
-    path = Path(path)
-    with _open(path) as f:
-        parsed = parse_header(f.read)
-        data_key = open_header(parsed, keys)
-        size = f.seek(0, os.SEEK_END)
-    key_id = int.from_bytes(bytes.fromhex(parsed.header.recording_id)[:4], "big") & 0x7FFFFFFF
-    offset = parsed.header.header_size
-    return TinkExport(tink_keyset_json(data_key, key_id or 1), offset, size - offset, parsed.raw)
-
-
-def _open(path: Path) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise FormatError(f"cannot read {path}: {os_reason(exc)}") from exc
-
-
-def _peek_id(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_ID_END)
-    except OSError:
-        return ""
-    return head[_ID_START:_ID_END].hex() if len(head) == _ID_END else ""
