@@ -23,6 +23,7 @@ from callrec.crypto.keys import PrivateKey
 from callrec.decode import Decoded, decode_recording
 from callrec.errors import CallrecError
 from callrec.recording import Verdict
+from callrec.spool import SEALED_SUFFIX
 from callrec.testcall.scenarios import Scenario
 
 MIN_CORRELATION = 0.6
@@ -41,7 +42,8 @@ def find_recording(spool: Path, recording_id: str) -> Path | None:
     """The sealed (or crash-left) file of ``recording_id`` anywhere in the spool."""
     if not _HEX_ID.match(recording_id):
         return None
-    for pattern in (f"*/*/*/{recording_id}.crec", f"**/{recording_id}.crec*"):
+    sealed = f"{recording_id}{SEALED_SUFFIX}"
+    for pattern in (f"*/*/*/{sealed}", f"**/{sealed}*"):
         found = sorted(spool.glob(pattern))
         if found:
             return found[0]
