@@ -1,12 +1,15 @@
 """The ``callrec`` command: the composition root.
 
 Each subcommand group lives in its own module with a ``register(subparsers)``
-function; handlers take the parsed arguments and return the exit code.
+function; handlers take the parsed arguments and return the exit code. What
+the groups share (exit codes, errors, key loading) is in
+:mod:`callrec.cli.common`; they never import this package back.
 Only this package may import the front ends (``ari_app``, ``agi``), and only
 inside a handler, so ``callrec --help`` stays fast.
 
-Exit codes (DESIGN.md): 0 complete, 3 truncated, 4 invalid, 2 usage,
-1 other errors; over several files the worst wins (4 > 3 > 1 > 0).
+Exit codes (``docs/DESIGN.md``, defined in :mod:`callrec.cli.common`):
+0 complete, 3 truncated, 4 invalid, 2 usage, 1 other errors; over several
+files the worst wins (4 > 3 > 1 > 0).
 """
 
 from __future__ import annotations
@@ -17,18 +20,11 @@ import importlib
 import logging
 import resource
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
 from callrec import __version__
+from callrec.cli.common import EXIT_ERROR, Handler
 from callrec.errors import CallrecError
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_TRUNCATED = 3
-EXIT_INVALID = 4
-
-_SEVERITY = {EXIT_OK: 0, EXIT_ERROR: 1, EXIT_TRUNCATED: 2, EXIT_INVALID: 3, EXIT_USAGE: 4}
 
 _COMMAND_MODULES = (
     "callrec.cli.crypto_cmds",
@@ -36,13 +32,6 @@ _COMMAND_MODULES = (
     "callrec.cli.prompts_cmds",
     "callrec.cli.testcall_cmds",
 )
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def worst(codes: Iterable[int]) -> int:
-    """The exit code that wins over several files: 4 > 3 > 1 > 0."""
-    return max(codes, key=lambda c: _SEVERITY.get(c, 1), default=EXIT_OK)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from callrec.cli import EXIT_ERROR, EXIT_OK
+from callrec.cli.common import EXIT_ERROR, EXIT_OK, private_dir
 
 if TYPE_CHECKING:
     from ari_app.app import App, Service
@@ -71,7 +71,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from ari_app.demo import run_demo
-    from callrec.cli.crypto_cmds import private_dir
 
     result = run_event_loop(run_demo(private_dir(Path(args.out))))
     for line in result.lines():

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callrec import logutil
-from callrec.cli import EXIT_ERROR, EXIT_INVALID, EXIT_TRUNCATED, worst
-from callrec.cli.crypto_cmds import (
+from callrec.cli.common import (
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_TRUNCATED,
     CliError,
     add_key_options,
     escape,
@@ -26,6 +28,7 @@ from callrec.cli.crypto_cmds import (
     private_dir,
     recording_stem,
     warn,
+    worst,
     write_private,
 )
 from callrec.clock import iso_utc

@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callrec import __version__
-from callrec.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_USAGE, worst
-from callrec.cli.crypto_cmds import (
+from callrec.cli.common import (
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
     CliError,
     escape,
     load_private_keys,
     private_dir,
     warn,
+    worst,
 )
 from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError

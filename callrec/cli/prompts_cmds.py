@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from callrec.cli import EXIT_ERROR, EXIT_OK
+from callrec.cli.common import EXIT_ERROR, EXIT_OK
 from callrec.config import PromptsConfig
 from callrec.prompts import (
     DEFAULT_MAX_SECONDS,

@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callrec.cli import EXIT_ERROR, EXIT_OK
-from callrec.cli.crypto_cmds import (
+from callrec.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
     CliError,
     add_key_options,
     load_private_keys,

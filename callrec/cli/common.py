@@ -1,0 +1,170 @@
+"""What every ``callrec`` subcommand shares: exit codes, errors, key loading, output.
+
+The command modules import this, never the package ``callrec.cli`` itself:
+the package loads them, so they must not need it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from callrec import logutil
+from callrec.errors import CallrecError, KeyError_
+from callrec.spool import os_reason
+
+if TYPE_CHECKING:
+    from callrec.crypto.keys import PrivateKey
+    from callrec.recording import Verdict
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TRUNCATED = 3
+EXIT_INVALID = 4
+
+_SEVERITY = {EXIT_OK: 0, EXIT_ERROR: 1, EXIT_TRUNCATED: 2, EXIT_INVALID: 3, EXIT_USAGE: 4}
+
+PASSPHRASE_ENV = "CALLREC_KEY_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def worst(codes: Iterable[int]) -> int:
+    """The exit code that wins over several files: 4 > 3 > 1 > 0."""
+    return max(codes, key=lambda c: _SEVERITY.get(c, 1), default=EXIT_OK)
+
+
+class CliError(CallrecError):
+    """A command-line problem with one file or option, printed as one line."""
+
+
+# --- shared helpers ----------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """``text`` safe for a terminal: backslash and non-printables escaped, repr-style.
+
+    Strings from inside a recording (a caller ID, a file name) may be hostile:
+    an escape sequence must not reach the terminal, a newline must not forge
+    an output line, a bidi override must not reorder it. Quotes stay as they
+    are: the CLI prints paths and messages unquoted.
+    """
+    return logutil.escape(text, quotes="")
+
+
+def exit_code(verdict: Verdict | str | None) -> int:
+    """The exit code of one recording's verdict (no verdict yet counts as invalid)."""
+    return {"complete": EXIT_OK, "truncated": EXIT_TRUNCATED}.get(str(verdict), EXIT_INVALID)
+
+
+def warn(command: str, message: str) -> None:
+    print(f"callrec {command}: {message}", file=sys.stderr)
+
+
+def read_passphrase_file(path: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"passphrase file {path}: {os_reason(exc)}") from exc
+    # Editors and `echo` add a final newline that is not part of the passphrase.
+    data = data.removesuffix(b"\n").removesuffix(b"\r")
+    if not data:
+        raise CliError(f"passphrase file {path} is empty")
+    return data
+
+
+def given_passphrase(args: argparse.Namespace) -> bytes | None:
+    """The passphrase from --passphrase-file or the environment, if any."""
+    if getattr(args, "passphrase_file", None):
+        return read_passphrase_file(args.passphrase_file)
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env.encode()
+    return None
+
+
+def load_private_keys(paths: Sequence[str], args: argparse.Namespace) -> list[PrivateKey]:
+    """Load every --key, asking for a passphrase only when a key needs one."""
+    from callrec.crypto.keys import PrivateKey
+
+    keys = []
+    passphrase: bytes | None = None
+    for name in paths:
+        data = _read_key_file(name)
+        if PrivateKey.is_encrypted(data):
+            if passphrase is None:
+                passphrase = given_passphrase(args) or _prompt_passphrase(name)
+            keys.append(PrivateKey.from_bytes(data, name, passphrase))
+        else:
+            keys.append(PrivateKey.from_bytes(data, name))
+    return keys
+
+
+def _read_key_file(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise KeyError_(name, "no such key file") from None
+    except OSError as exc:
+        raise KeyError_(name, f"cannot read private key: {os_reason(exc)}") from exc
+
+
+def _prompt_passphrase(path: str) -> bytes:
+    if not sys.stdin.isatty():
+        raise KeyError_(
+            path,
+            f"the key is passphrase-protected: give --passphrase-file or set {PASSPHRASE_ENV}",
+        )
+    return getpass.getpass(f"Passphrase for {path}: ").encode()
+
+
+def add_key_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument(
+        "--key",
+        action="append",
+        required=required,
+        metavar="KEY",
+        help="private key file (repeat to try several recipients' keys)",
+    )
+    parser.add_argument(
+        "--passphrase-file",
+        metavar="F",
+        help=f"file holding the key's passphrase (else ${PASSPHRASE_ENV}, else a prompt)",
+    )
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (0700) if missing; refuse a non-folder."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{escape(str(path))} exists and is not a folder")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create folder {escape(str(path))}: {os_reason(exc)}") from None
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, mode 0600 from the first byte on."""
+    from callrec.audio import open_private
+
+    try:
+        with os.fdopen(open_private(path), "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {os_reason(exc)}") from exc
+
+
+def recording_stem(path: Path) -> str:
+    """``call.crec`` and ``call.crec.part`` both give ``call``."""
+    name = path.name
+    for suffix in (".crec.part", ".crec"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return path.stem
