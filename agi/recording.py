@@ -55,7 +55,6 @@ RECORDING_VARIABLE = "CALLREC_RECORDING"
 # How often to look for snoops that vanished while the events websocket was down.
 SWEEP_INTERVAL = 5.0
 PAUSED_VARIABLE = "CALLREC_PAUSED"
-FAILED = RECORDING_FAILED
 
 
 class CoreServices(Protocol):
@@ -228,7 +227,7 @@ class AgiRecordings:
             recording_id = await tap.start(consent.uniqueid, consent.evidence, consent.call_id)
         except CallrecError as exc:
             reason = safe(str(exc), 200)
-            await self._abandon(core, active, on_snoop_event, FAILED, reason)
+            await self._abandon(core, active, on_snoop_event, RECORDING_FAILED, reason)
             if isinstance(exc, RecordingUnavailable):
                 raise
             raise RecordingUnavailable(reason) from exc
@@ -253,7 +252,7 @@ class AgiRecordings:
             return
         active.log.error("%s", safe(reason, 200))
         if ends_recording(reason, self._on_failure):
-            active.end(FAILED)
+            active.end(RECORDING_FAILED)
             return
         core = self._core()
         if core is not None and reason == MEDIA_LOST:
@@ -325,7 +324,7 @@ class AgiRecordings:
         return active
 
     def _audit_sealed(self, core: CoreServices, active: ActiveRecording, reason: str) -> None:
-        event = "call" if active.result is not None and reason != FAILED else "failure"
+        event = "call" if active.result is not None and reason != RECORDING_FAILED else "failure"
         _audit(core, active.consent, active.result, event, reason)
 
 
