@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from callrec.crypto.keys import PrivateKey  # noqa: E402
-from callrec.media.recorder import MediaRecorder, RtpStream  # noqa: E402
+from callrec.media.recorder import MediaRecorder  # noqa: E402
 from callrec.media.rtp import RTP_HEADER_LENGTH, pack_rtp  # noqa: E402
+from callrec.media.rtp_stream import RtpStream  # noqa: E402
 from callrec.recording import RecordingWriter  # noqa: E402
 
 PPS = 50

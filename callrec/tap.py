@@ -35,7 +35,8 @@ from callrec.evidence import Evidence
 from callrec.failure_policy import is_strict
 from callrec.logutil import safe
 from callrec.media.codecs import MEDIA_FORMATS, Codec
-from callrec.media.recorder import MediaRecorder, RtpStream
+from callrec.media.recorder import MediaRecorder
+from callrec.media.rtp_stream import RtpStream
 from callrec.recording import RecordingWriter, SealInfo
 from callrec.spool import Spool
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from callrec.errors import MediaError, SpoolError
-from callrec.media.recorder import MediaRecorder, RtpStats, RtpStream
+from callrec.media.recorder import MediaRecorder
 from callrec.media.rtp import RtpPacket
+from callrec.media.rtp_stream import RtpStats, RtpStream
 
 
 @dataclass

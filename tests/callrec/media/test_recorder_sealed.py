@@ -16,8 +16,9 @@ import pytest
 
 from callrec.crypto.keys import PrivateKey
 from callrec.errors import WriterClosedError
-from callrec.media.recorder import MediaRecorder, RtpStream
+from callrec.media.recorder import MediaRecorder
 from callrec.media.rtp import pack_rtp
+from callrec.media.rtp_stream import RtpStream
 from callrec.recording import (
     AudioFrame,
     Frame,
