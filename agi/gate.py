@@ -28,7 +28,7 @@ from typing import Any
 from agi.protocol import AgiCommands, AgiEnvironment, AgiResponse
 from callrec.audit import audit_record
 from callrec.clock import SYSTEM_CLOCK, Clock
-from callrec.config import Config, PromptRef
+from callrec.config import Config
 from callrec.consent import ConsentGate, Decision, DisclosureFailed
 from callrec.errors import (
     AgiDeadChannel,
@@ -38,6 +38,7 @@ from callrec.errors import (
 from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
 from callrec.failure_policy import is_strict
 from callrec.logutil import CallLogAdapter, mask_number, safe
+from callrec.prompts.names import PromptRef
 
 logger = logging.getLogger(__name__)
 

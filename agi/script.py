@@ -39,8 +39,8 @@ from agi.protocol import (
 from callrec.audit import AuditLog
 from callrec.clock import SYSTEM_CLOCK
 from callrec.config import Config, load_config
+from callrec.crypto.keys import load_pseudonym_key
 from callrec.errors import AgiHangup, CallrecError
-from callrec.evidence import load_pseudonym_key
 from callrec.logutil import safe
 
 logger = logging.getLogger("callrec.agi")

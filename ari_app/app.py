@@ -27,9 +27,8 @@ from callrec.ari.router import EventRouter
 from callrec.audit import AuditLog, audit_record
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.config import Config
-from callrec.crypto.keys import PublicKey
-from callrec.errors import AriError, AriUnavailable, CallrecError, KeyError_
-from callrec.evidence import load_pseudonym_key
+from callrec.crypto.keys import PublicKey, load_pseudonym_key
+from callrec.errors import AriError, AriUnavailable, CallrecError, KeyFileError
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import PART_SUFFIX, Spool
@@ -311,7 +310,7 @@ def _load_recipients(config: Config) -> tuple[list[PublicKey], str | None]:
     """The recipients' keys, or why recording cannot run (the app still serves calls)."""
     try:
         keys = config.recipient_keys()
-    except KeyError_ as exc:
+    except KeyFileError as exc:
         logger.error("recipient key %s unusable: %s", exc.path, safe(exc.message, 200))
         return [], f"recipient key {exc.path} unusable"
     except (CallrecError, OSError) as exc:

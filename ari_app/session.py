@@ -31,7 +31,7 @@ from callrec.ari.events import (
     StasisStart,
 )
 from callrec.audit import audit_record
-from callrec.config import PromptKind, PromptRef
+from callrec.config import PromptKind
 from callrec.consent import ConsentGate, Decision, DisclosureFailed, records
 from callrec.errors import (
     AriError,
@@ -44,6 +44,7 @@ from callrec.errors import (
 from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
 from callrec.failure_policy import is_strict
 from callrec.logutil import CallLogAdapter, mask_number, safe
+from callrec.prompts.names import PromptRef
 from callrec.tap import RecordingTap, TapResult, new_id
 
 logger = logging.getLogger(__name__)

@@ -49,6 +49,7 @@ from callrec.errors import CallrecError, ConfigError
 from callrec.failure_policy import BEST_EFFORT, FailurePolicy
 from callrec.logutil import safe
 from callrec.media.codecs import MediaFormatName
+from callrec.prompts.names import PromptRef
 from callrec.spool import os_reason
 
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
@@ -111,19 +112,6 @@ class PromptNames:
 
 
 @dataclass(frozen=True)
-class PromptRef:
-    """One prompt to play: ``sound:<name>`` in ``language``; ``path_wav`` is hashed."""
-
-    name: str
-    language: str
-    path_wav: Path
-
-    @property
-    def media(self) -> str:
-        return f"sound:{self.name}"
-
-
-@dataclass(frozen=True)
 class PromptsConfig:
     sounds_dir: Path = Path("/var/lib/asterisk/sounds")
     languages: tuple[str, ...] = ("en",)
@@ -179,7 +167,7 @@ class Config:
         return PromptRef(name, lang, self.prompts.sounds_dir / lang / f"{name}.wav")
 
     def recipient_keys(self) -> list[PublicKey]:
-        """The recipients' public keys; raises ``KeyError_`` naming a bad file."""
+        """The recipients' public keys; raises ``KeyFileError`` naming a bad file."""
         return [PublicKey.load(path) for path in self.recording.recipients]
 
     def destination_for(self, number: str) -> Destination | None:

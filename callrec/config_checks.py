@@ -16,20 +16,14 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from callrec.crypto.keys import PublicKey
-from callrec.errors import ConfigError, KeyError_
-from callrec.evidence import load_pseudonym_key
+from callrec.crypto.keys import PublicKey, load_pseudonym_key
+from callrec.errors import ConfigError, KeyFileError
+from callrec.prompts.names import LANGUAGE, SOUND
 
 if TYPE_CHECKING:
     from callrec.config import Config
 
 DIGITS = frozenset("0123456789*#")
-# The one definition of a language code and a sound name; callrec.prompts.names
-# checks prompt files with the same patterns (use fullmatch).
-LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?")  # en, de, pt_BR
-# Sound names become paths under sounds_dir: no "..", no absolute names, no extension.
-SOUND_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
-SOUND = re.compile(rf"{SOUND_PART.pattern}(?:/{SOUND_PART.pattern})*")
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _PSEUDONYM_HINT = "create one with: head -c32 /dev/urandom > FILE && chmod 600 FILE"
@@ -231,7 +225,7 @@ def _check_recipient(r: Reader, key: str, path: Path) -> None:
         return
     try:
         PublicKey.load(path)
-    except KeyError_ as exc:
+    except KeyFileError as exc:
         r.problem(
             key,
             f"not a callrec public key: {exc.message}",
@@ -262,5 +256,5 @@ def _check_folder(r: Reader, key: str, path: Path) -> None:
 def _check_pseudonym_key(r: Reader, path: Path) -> None:
     try:
         load_pseudonym_key(path)
-    except KeyError_ as exc:
+    except KeyFileError as exc:
         r.problem("privacy.pseudonym_key", f"{path}: {exc.message}", _PSEUDONYM_HINT)

@@ -33,7 +33,7 @@ class ConfigError(CallrecError):
 # --- keys and sealed recordings -----------------------------------------
 
 
-class KeyError_(CallrecError):
+class KeyFileError(CallrecError):
     """A key file that cannot be used (unreadable, wrong type, bad passphrase)."""
 
     def __init__(self, path: str, message: str) -> None:
@@ -42,7 +42,7 @@ class KeyError_(CallrecError):
         super().__init__(f"{path}: {message}")
 
 
-class WrongPassphraseError(KeyError_):
+class WrongPassphraseError(KeyFileError):
     """The passphrase does not open this private key."""
 
 

@@ -11,7 +11,7 @@ number). Normalising removes spaces and the separators ``-.()/`` and turns a
 leading ``00`` into ``+``; national formats stay as they are. The key lives
 on the PBX: it decrypts nothing, but whoever holds it can re-identify a
 number by trying every possible number, so it must be guarded like the
-recordings' metadata.
+recordings' metadata (:func:`callrec.crypto.keys.load_pseudonym_key` reads it).
 
 The prompt hash is the SHA-256 of the exact bytes of the prompt's canonical
 WAV file, ``<sounds_dir>/<language>/<name>.wav`` (8 kHz, 16-bit), which is
@@ -26,22 +26,18 @@ import hmac
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from callrec import __version__
 from callrec.clock import iso_utc
 from callrec.consent import ConsentGate, ConsentTimeline, Decision
-from callrec.errors import AudioFileError, KeyError_
+from callrec.errors import AudioFileError
+from callrec.prompts.names import PromptRef
 from callrec.spool import file_sha256
 
-if TYPE_CHECKING:
-    from callrec.config import PromptRef
-
-PSEUDONYM_KEY_BYTES = 32
 _PSEUDONYM_PREFIX = "p1:"
 _PSEUDONYM_DOMAIN = b"callrec-pseudonym-v1\x00"
 _SEPARATORS = re.compile(r"[\s\-.()/]")
-_HEX_KEY = re.compile(rb"^[0-9a-fA-F]{64}$")
 # What a dialled number may look like; anything else (a hostile extension
 # such as "../x") is no number and never reaches a config lookup.
 _NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
@@ -66,26 +62,6 @@ def pseudonymise(number: str, key: bytes) -> str:
     """The keyed pseudonym of a caller number, e.g. ``p1:3f…`` (35 characters)."""
     data = _PSEUDONYM_DOMAIN + normalise_number(number).encode("utf-8", "surrogatepass")
     return _PSEUDONYM_PREFIX + hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
-
-
-def load_pseudonym_key(path: Path) -> bytes:
-    """The 32-byte pseudonym key: raw bytes, or 64 hex digits (whitespace ignored)."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyError_(str(path), "pseudonym key file does not exist") from None
-    except OSError as exc:
-        raise KeyError_(str(path), f"cannot read pseudonym key: {exc.strerror}") from None
-    if len(data) == PSEUDONYM_KEY_BYTES:
-        return data
-    text = data.strip()
-    if _HEX_KEY.match(text):
-        return bytes.fromhex(text.decode("ascii"))
-    raise KeyError_(
-        str(path),
-        f"pseudonym key must be {PSEUDONYM_KEY_BYTES} bytes or 64 hex digits, "
-        f"found {len(data)} bytes",
-    )
 
 
 def prompt_sha256(path: Path) -> str:

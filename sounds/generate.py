@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from callrec.prompts import Target, convert_file, install
+from callrec.prompts.convert import Target, convert_file
+from callrec.prompts.store import install
 
 HERE = Path(__file__).resolve().parent
 SPEED_WPM = "175"

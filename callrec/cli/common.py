@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callrec import logutil
-from callrec.errors import CallrecError, KeyError_
+from callrec.errors import CallrecError, KeyFileError
 from callrec.spool import os_reason
 
 if TYPE_CHECKING:
@@ -110,14 +110,14 @@ def _read_key_file(name: str) -> bytes:
     try:
         return Path(name).read_bytes()
     except (FileNotFoundError, IsADirectoryError):
-        raise KeyError_(name, "no such key file") from None
+        raise KeyFileError(name, "no such key file") from None
     except OSError as exc:
-        raise KeyError_(name, f"cannot read private key: {os_reason(exc)}") from exc
+        raise KeyFileError(name, f"cannot read private key: {os_reason(exc)}") from exc
 
 
 def _prompt_passphrase(path: str) -> bytes:
     if not sys.stdin.isatty():
-        raise KeyError_(
+        raise KeyFileError(
             path,
             f"the key is passphrase-protected: give --passphrase-file or set {PASSPHRASE_ENV}",
         )

@@ -10,25 +10,24 @@ from pathlib import Path
 
 from callrec.cli.common import EXIT_ERROR, EXIT_OK
 from callrec.config import PromptsConfig
-from callrec.prompts import (
+from callrec.prompts.check import missing_prompts, read_prompts_config
+from callrec.prompts.convert import (
+    CEILING_DBFS,
     DEFAULT_MAX_SECONDS,
-    DEFAULT_SOUNDS_DIR,
     DEFAULT_TARGET_LUFS,
-    FORMATS,
-    InstalledPrompt,
+    TRIM_THRESHOLD_DB,
     PromptAudio,
-    PromptEntry,
-    PromptError,
     Target,
+    convert_file,
+)
+from callrec.prompts.names import (
+    DEFAULT_SOUNDS_DIR,
+    FORMATS,
+    PromptError,
     check_language,
     check_name,
-    convert_file,
-    install,
-    list_prompts,
-    missing_prompts,
-    read_prompts_config,
 )
-from callrec.prompts.convert import CEILING_DBFS, TRIM_THRESHOLD_DB
+from callrec.prompts.store import InstalledPrompt, PromptEntry, install, list_prompts
 
 
 def _finite(text: str) -> float:

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from callrec.errors import FormatError, KeyError_, WrongPassphraseError
+from callrec.errors import FormatError, KeyFileError, WrongPassphraseError
 from callrec.spool import os_reason, write_file_atomic
 
 KEM_X25519 = "x25519"
@@ -43,6 +44,9 @@ SCRYPT_P = 1
 _SCRYPT_SALT_SIZE = 16
 # AES-GCM nonce for keys used exactly once (a fresh KEK or data key per message).
 ZERO_NONCE = bytes(12)
+# The pseudonym key (callrec.evidence): 32 raw bytes or 64 hex digits.
+PSEUDONYM_KEY_BYTES = 32
+_HEX_KEY = re.compile(rb"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
@@ -125,26 +129,28 @@ class PublicKey:
 
     @classmethod
     def from_text(cls, text: str, source: str = "<text>") -> PublicKey:
-        """Parse ``to_text`` output; raises ``KeyError_(source, reason)``."""
+        """Parse ``to_text`` output; raises ``KeyFileError(source, reason)``."""
         lines = text.strip().splitlines()
         if len(lines) > 1:
-            raise KeyError_(source, f"expected one line, found {len(lines)}")
+            raise KeyFileError(source, f"expected one line, found {len(lines)}")
         parts = lines[0].split(maxsplit=2) if lines else []
         if len(parts) < 2 or not parts[0].startswith(PUBLIC_PREFIX):
-            raise KeyError_(source, "not a callrec public key (expected 'callrec-<kem> <base64>')")
+            raise KeyFileError(
+                source, "not a callrec public key (expected 'callrec-<kem> <base64>')"
+            )
         kem = parts[0][len(PUBLIC_PREFIX) :]
         if kem not in KEMS:
-            raise KeyError_(source, f"unknown key type {parts[0]!r}")
+            raise KeyFileError(source, f"unknown key type {parts[0]!r}")
         raw = _b64decode(parts[1], source, "public key")
         if len(raw) != KEMS[kem].public_size:
-            raise KeyError_(
+            raise KeyFileError(
                 source,
                 f"{kem} public key is {len(raw)} bytes, expected {KEMS[kem].public_size}",
             )
         try:
             return cls(kem, raw, parts[2] if len(parts) > 2 else "")
         except ValueError as exc:
-            raise KeyError_(source, f"invalid {kem} public key: {exc}") from exc
+            raise KeyFileError(source, f"invalid {kem} public key: {exc}") from exc
 
     @classmethod
     def load(cls, path: Path) -> PublicKey:
@@ -152,9 +158,9 @@ class PublicKey:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise KeyError_(str(path), f"cannot read public key: {os_reason(exc)}") from exc
+            raise KeyFileError(str(path), f"cannot read public key: {os_reason(exc)}") from exc
         except UnicodeDecodeError as exc:
-            raise KeyError_(str(path), f"cannot read public key: {exc}") from exc
+            raise KeyFileError(str(path), f"cannot read public key: {exc}") from exc
         return cls.from_text(text, str(path))
 
     def wrap(self, data_key: bytes, label: bytes, binding: bytes) -> bytes:
@@ -243,7 +249,7 @@ class PrivateKey:
             return cls._checked(kem, _b64decode(fields[2], source, "private key"), source)
         if len(fields) == 8 and fields[0] == ENCRYPTED_TAG and fields[2] == "scrypt":
             return cls._decrypt_fields(fields, source, passphrase)
-        raise KeyError_(source, "not a callrec private key")
+        raise KeyFileError(source, "not a callrec private key")
 
     @classmethod
     def _decrypt_fields(
@@ -251,14 +257,16 @@ class PrivateKey:
     ) -> PrivateKey:
         kem = _known_kem(fields[1], source)
         if passphrase is None:
-            raise KeyError_(source, "private key is protected by a passphrase, but none was given")
+            raise KeyFileError(
+                source, "private key is protected by a passphrase, but none was given"
+            )
         try:
             log2_n, r, p = (int(x) for x in fields[3:6])
         except ValueError:
-            raise KeyError_(source, "bad scrypt parameters") from None
+            raise KeyFileError(source, "bad scrypt parameters") from None
         # Bounded so a hostile key file cannot make us allocate gigabytes.
         if not (10 <= log2_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16 and r << log2_n <= 1 << 23):
-            raise KeyError_(source, f"scrypt parameters out of range: {log2_n} {r} {p}")
+            raise KeyFileError(source, f"scrypt parameters out of range: {log2_n} {r} {p}")
         salt = _b64decode(fields[6], source, "salt")
         sealed = _b64decode(fields[7], source, "encrypted key")
         prefix = " ".join(fields[:7]).encode("ascii")
@@ -272,14 +280,14 @@ class PrivateKey:
     @classmethod
     def _checked(cls, kem: str, secret: bytes, source: str) -> PrivateKey:
         if len(secret) != KEMS[kem].secret_size:
-            raise KeyError_(
+            raise KeyFileError(
                 source,
                 f"{kem} private key is {len(secret)} bytes, expected {KEMS[kem].secret_size}",
             )
         try:
             return cls(kem, secret)
         except ValueError as exc:
-            raise KeyError_(source, f"invalid {kem} private key: {exc}") from exc
+            raise KeyFileError(source, f"invalid {kem} private key: {exc}") from exc
 
     def save(
         self, path: Path, passphrase: bytes | None = None, *, overwrite: bool = False
@@ -289,11 +297,11 @@ class PrivateKey:
 
     @classmethod
     def load(cls, path: Path, passphrase: bytes | None = None) -> PrivateKey:
-        """Read a key file; ``WrongPassphraseError`` or ``KeyError_`` with the reason."""
+        """Read a key file; ``WrongPassphraseError`` or ``KeyFileError`` with the reason."""
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise KeyError_(str(path), f"cannot read private key: {os_reason(exc)}") from exc
+            raise KeyFileError(str(path), f"cannot read private key: {os_reason(exc)}") from exc
         return cls.from_bytes(data, str(path), passphrase)
 
     @staticmethod
@@ -308,7 +316,7 @@ class PrivateKey:
             with open(path, "rb") as f:
                 head = f.read(len(ENCRYPTED_TAG) + 1)
         except OSError as exc:
-            raise KeyError_(str(path), f"cannot read private key: {os_reason(exc)}") from exc
+            raise KeyFileError(str(path), f"cannot read private key: {os_reason(exc)}") from exc
         return cls.is_encrypted(head)
 
 
@@ -339,18 +347,20 @@ def _scrypt(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> byte
 
 def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise KeyError_(str(path), "already exists; refusing to overwrite a private key")
+        raise KeyFileError(str(path), "already exists; refusing to overwrite a private key")
     try:
         write_file_atomic(path, data, 0o600, replace=overwrite)
     except FileExistsError:  # appeared since the check above
-        raise KeyError_(str(path), "already exists; refusing to overwrite a private key") from None
+        raise KeyFileError(
+            str(path), "already exists; refusing to overwrite a private key"
+        ) from None
     except OSError as exc:
-        raise KeyError_(str(path), f"cannot write private key: {os_reason(exc)}") from exc
+        raise KeyFileError(str(path), f"cannot write private key: {os_reason(exc)}") from exc
 
 
 def _known_kem(name: str, source: str) -> str:
     if name not in KEMS:
-        raise KeyError_(source, f"unknown key type {name!r}")
+        raise KeyFileError(source, f"unknown key type {name!r}")
     return name
 
 
@@ -372,8 +382,32 @@ def unique_keys(recipients: Iterable[PublicKey]) -> list[PublicKey]:
     return list({key.key_id: key for key in recipients}.values())
 
 
+def load_pseudonym_key(path: Path) -> bytes:
+    """The 32-byte pseudonym key: raw bytes, or 64 hex digits (whitespace ignored).
+
+    Not a recipient key: it decrypts nothing, but it re-identifies numbers
+    by brute force, so it is read and refused as carefully (callrec.evidence).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(str(path), "pseudonym key file does not exist") from None
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read pseudonym key: {exc.strerror}") from None
+    if len(data) == PSEUDONYM_KEY_BYTES:
+        return data
+    text = data.strip()
+    if _HEX_KEY.match(text):
+        return bytes.fromhex(text.decode("ascii"))
+    raise KeyFileError(
+        str(path),
+        f"pseudonym key must be {PSEUDONYM_KEY_BYTES} bytes or 64 hex digits, "
+        f"found {len(data)} bytes",
+    )
+
+
 def _b64decode(text: str, source: str, what: str) -> bytes:
     try:
         return b64decode_strict(text)
     except ValueError:
-        raise KeyError_(source, f"{what} is not valid base64") from None
+        raise KeyFileError(source, f"{what} is not valid base64") from None

@@ -11,57 +11,14 @@ The prompt hash: the SHA-256 of the bytes of the canonical 8 kHz WAV file,
 The WAV is written deterministically (soundfile PCM_16: a plain 44-byte RIFF
 header, no timestamps or tool names; samples rounded without dither), so the
 same source and settings always give the same hash.
+
+The package imports nothing itself: the config and the evidence need only
+:mod:`callrec.prompts.names` (names, patterns, :class:`PromptRef`), never
+the converter's numeric libraries nor :mod:`callrec.prompts.check`, which
+reads the config. Import the submodule you need:
+
+- :mod:`callrec.prompts.names`: sound names, languages, file paths, PromptRef
+- :mod:`callrec.prompts.convert`: any audio file to a loudness-normalised prompt
+- :mod:`callrec.prompts.store`: install and list prompts in a sounds tree
+- :mod:`callrec.prompts.check`: which prompts the config names are missing
 """
-
-from __future__ import annotations
-
-from callrec.prompts.check import MissingPrompt, missing_prompts, read_prompts_config, references
-from callrec.prompts.convert import (
-    DEFAULT_MAX_SECONDS,
-    DEFAULT_TARGET_LUFS,
-    PromptAudio,
-    Target,
-    convert_file,
-    convert_samples,
-)
-from callrec.prompts.names import (
-    DEFAULT_SOUNDS_DIR,
-    FORMATS,
-    PromptError,
-    check_language,
-    check_name,
-    sound_of,
-    sound_path,
-)
-from callrec.prompts.store import (
-    InstalledPrompt,
-    PromptEntry,
-    encode_all,
-    install,
-    list_prompts,
-)
-
-__all__ = [
-    "DEFAULT_MAX_SECONDS",
-    "DEFAULT_SOUNDS_DIR",
-    "DEFAULT_TARGET_LUFS",
-    "FORMATS",
-    "InstalledPrompt",
-    "MissingPrompt",
-    "PromptAudio",
-    "PromptEntry",
-    "PromptError",
-    "Target",
-    "check_language",
-    "check_name",
-    "convert_file",
-    "convert_samples",
-    "encode_all",
-    "install",
-    "list_prompts",
-    "missing_prompts",
-    "read_prompts_config",
-    "references",
-    "sound_of",
-    "sound_path",
-]

@@ -7,11 +7,18 @@ callrec are always ``callrec/<NAME>``; the config may name any sound.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
-# The same patterns the config is checked with: one definition of each.
-from callrec.config_checks import LANGUAGE, SOUND, SOUND_PART
 from callrec.errors import CallrecError
+
+# The one definition of a language code and a sound name; the config is
+# checked with the same patterns (callrec.config_checks; use fullmatch).
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?")  # en, de, pt_BR
+# Sound names become paths under sounds_dir: no "..", no absolute names, no extension.
+SOUND_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SOUND = re.compile(rf"{SOUND_PART.pattern}(?:/{SOUND_PART.pattern})*")
 
 DEFAULT_SOUNDS_DIR = Path("/var/lib/asterisk/sounds")
 PROMPT_FOLDER = "callrec"
@@ -29,6 +36,23 @@ CANONICAL_FORMAT = "wav"
 
 class PromptError(CallrecError):
     """A prompt name, language or sound tree that cannot be used."""
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    """One prompt to play: ``sound:<name>`` in ``language``; ``path_wav`` is hashed.
+
+    ``Config.prompt_for`` picks it (by dialled number and language); the
+    consent evidence records the SHA-256 of ``path_wav``.
+    """
+
+    name: str
+    language: str
+    path_wav: Path
+
+    @property
+    def media(self) -> str:
+        return f"sound:{self.name}"
 
 
 def is_name(name: str) -> bool:

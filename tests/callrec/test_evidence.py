@@ -12,10 +12,10 @@ import pytest
 from callrec import __version__
 from callrec.clock import ManualClock
 from callrec.consent import ConsentGate, ConsentPolicy
-from callrec.errors import AudioFileError, KeyError_
+from callrec.crypto.keys import load_pseudonym_key
+from callrec.errors import AudioFileError, KeyFileError
 from callrec.evidence import (
     Evidence,
-    load_pseudonym_key,
     normalise_number,
     prompt_sha256,
     pseudonymise,
@@ -64,12 +64,12 @@ def test_pseudonym_key_raw_or_hex(tmp_path: Path) -> None:
 def test_pseudonym_key_that_cannot_be_used(tmp_path: Path) -> None:
     short = tmp_path / "short.key"
     short.write_bytes(b"\x01" * 16)
-    with pytest.raises(KeyError_) as err:
+    with pytest.raises(KeyFileError) as err:
         load_pseudonym_key(short)
     assert str(err.value) == (
         f"{short}: pseudonym key must be 32 bytes or 64 hex digits, found 16 bytes"
     )
-    with pytest.raises(KeyError_, match="pseudonym key file does not exist"):
+    with pytest.raises(KeyFileError, match="pseudonym key file does not exist"):
         load_pseudonym_key(tmp_path / "missing.key")
 
 

@@ -18,17 +18,9 @@ from callrec.config import Config, PromptsConfig
 from callrec.errors import AudioFileError
 from callrec.evidence import prompt_sha256
 from callrec.media.g711 import alaw_decode, ulaw_decode
-from callrec.prompts import (
-    FORMATS,
-    PromptAudio,
-    PromptError,
-    Target,
-    check_name,
-    convert_file,
-    install,
-    list_prompts,
-    sound_path,
-)
+from callrec.prompts.convert import PromptAudio, Target, convert_file
+from callrec.prompts.names import FORMATS, PromptError, check_name, sound_path
+from callrec.prompts.store import install, list_prompts
 
 Floats = npt.NDArray[np.float64]
 

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from callrec.cli import main
 from callrec.config import PromptNames
-from callrec.prompts import read_prompts_config, references
+from callrec.prompts.check import read_prompts_config, references
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "sounds"

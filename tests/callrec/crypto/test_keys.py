@@ -11,7 +11,7 @@ import pytest
 
 from callrec.crypto.format import WRAP_LABEL
 from callrec.crypto.keys import KEM_MLKEM768_X25519, KEM_X25519, PrivateKey, PublicKey
-from callrec.errors import FormatError, KeyError_, WrongPassphraseError
+from callrec.errors import FormatError, KeyFileError, WrongPassphraseError
 
 X_SECRET = bytes(range(32))
 X_PUBLIC = bytes.fromhex("8f40c5adb68f25624ae5b214ea767a6ec94d829d3d7b5e1ad1ba6f3e2138285f")
@@ -130,13 +130,13 @@ def test_comment_survives(tmp_path: Path) -> None:
     ],
 )
 def test_bad_public_key_text(text: str, message: str) -> None:
-    with pytest.raises(KeyError_) as info:
+    with pytest.raises(KeyFileError) as info:
         PublicKey.from_text(text, "dpo.pub")
     assert (info.value.path, info.value.message) == ("dpo.pub", message)
 
 
 def test_missing_public_key_file(tmp_path: Path) -> None:
-    with pytest.raises(KeyError_, match="cannot read public key: No such file or directory"):
+    with pytest.raises(KeyFileError, match="cannot read public key: No such file or directory"):
         PublicKey.load(tmp_path / "nope.pub")
 
 
@@ -154,7 +154,7 @@ def test_save_refuses_to_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "archive.key"
     first, second = PrivateKey.generate(), PrivateKey.generate()
     first.save(path)
-    with pytest.raises(KeyError_, match="refusing to overwrite"):
+    with pytest.raises(KeyFileError, match="refusing to overwrite"):
         second.save(path)
     assert PrivateKey.load(path).fingerprint == first.fingerprint
     second.save(path, overwrite=True)
@@ -173,7 +173,7 @@ def test_passphrase_protected_key(tmp_path: Path) -> None:
         PrivateKey.load(path, b"battery staple")
     assert wrong.value.message == "wrong passphrase (or damaged key file)"
     assert wrong.value.path == str(path)
-    with pytest.raises(KeyError_) as missing:
+    with pytest.raises(KeyFileError) as missing:
         PrivateKey.load(path)
     assert not isinstance(missing.value, WrongPassphraseError)
     assert missing.value.message == "private key is protected by a passphrase, but none was given"
@@ -186,7 +186,7 @@ def test_scrypt_cost_out_of_range(tmp_path: Path, params: tuple[str, str, str]) 
     fields = path.read_text().split()
     fields[3:6] = params
     path.write_text(" ".join(fields) + "\n")
-    with pytest.raises(KeyError_, match="scrypt parameters out of range"):
+    with pytest.raises(KeyFileError, match="scrypt parameters out of range"):
         PrivateKey.load(path, b"pw")
 
 
@@ -216,8 +216,8 @@ def test_edited_encrypted_key_file_fails(tmp_path: Path) -> None:
 def test_bad_private_key_files(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.key"
     path.write_bytes(content)
-    with pytest.raises(KeyError_) as info:
+    with pytest.raises(KeyFileError) as info:
         PrivateKey.load(path)
     assert (info.value.path, info.value.message) == (str(path), message)
-    with pytest.raises(KeyError_, match="No such file"):
+    with pytest.raises(KeyFileError, match="No such file"):
         PrivateKey.load(tmp_path / "missing.key")
