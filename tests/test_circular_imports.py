@@ -194,6 +194,26 @@ def test_no_import_cycles_in_the_static_graph() -> None:
     assert [describe(c) for c in find_cycles(ROOT, PACKAGES)] == []
 
 
+SIMULATOR = "callrec.ari.sim"
+# Who may import the simulator besides itself: the demo (the tests are not in the graph).
+SIMULATOR_USERS = {"ari_app.demo"}
+
+
+def test_only_the_demo_imports_the_simulator() -> None:
+    """Production code talks to a PBX through the client, never to the simulator."""
+    graph = import_graph(ROOT, PACKAGES)
+    users = [
+        f"{edge.source} (line {edge.line})"
+        for edges in graph.values()
+        for edge in edges
+        if (edge.target == SIMULATOR or edge.target.startswith(SIMULATOR + "."))
+        and not edge.source.startswith(SIMULATOR)
+        and edge.source not in SIMULATOR_USERS
+    ]
+    assert users == []
+    assert any(e.target.startswith(SIMULATOR) for e in graph["ari_app.demo"])
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = root / name
