@@ -19,10 +19,9 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, cast, get_args
+from typing import Any, cast, get_args
 from urllib.parse import urlsplit
 
 from callrec.config_checks import (
@@ -43,21 +42,53 @@ from callrec.config_checks import (
 from callrec.config_checks import (
     check_files as check_config_files,
 )
-from callrec.consent import ConsentMode, ConsentPolicy, DeclineAction
-from callrec.crypto.keys import PublicKey
+from callrec.config_model import (
+    PROMPT_KINDS,
+    AgiConfig,
+    AriConfig,
+    Config,
+    ConsentConfig,
+    Destination,
+    LoggingConfig,
+    LogLevel,
+    PrivacyConfig,
+    PromptKind,
+    PromptNames,
+    PromptsConfig,
+    RecordingConfig,
+)
+from callrec.consent import ConsentMode, DeclineAction
 from callrec.errors import CallrecError, ConfigError
-from callrec.failure_policy import BEST_EFFORT, FailurePolicy
+from callrec.failure_policy import FailurePolicy
 from callrec.logutil import safe
 from callrec.media.codecs import MediaFormatName
-from callrec.prompts.names import PromptRef
 from callrec.spool import os_reason
+
+# The typed config is defined in callrec.config_model; this module is where
+# callers get it, with the loader.
+__all__ = [
+    "PASSWORD_ENV",
+    "PROMPT_KINDS",
+    "SECTIONS",
+    "AgiConfig",
+    "AriConfig",
+    "Config",
+    "ConfigProblems",
+    "ConsentConfig",
+    "Destination",
+    "LogLevel",
+    "LoggingConfig",
+    "PrivacyConfig",
+    "PromptKind",
+    "PromptNames",
+    "PromptsConfig",
+    "RecordingConfig",
+    "check_config",
+    "load_config",
+]
 
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
-PromptKind = Literal["disclosure", "not_available", "recording_unavailable"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-PROMPT_KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
 _ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[^\s,()]+$")
 _DEFAULT_RECIPIENTS: tuple[str, ...] = ("/etc/callrec/dpo.pub",)
 
@@ -69,110 +100,6 @@ class ConfigProblems(CallrecError):
         self.problems = problems
         lines = "\n".join(str(p) for p in problems)
         super().__init__(f"{len(problems)} configuration problem(s):\n{lines}")
-
-
-@dataclass(frozen=True)
-class AriConfig:
-    url: str = "http://127.0.0.1:8088"
-    user: str = "callrec"
-    password: str = field(default="", repr=False)
-    app: str = "callrec"
-    password_from_env: bool = False
-
-
-@dataclass(frozen=True)
-class RecordingConfig:
-    spool: Path = Path("/var/spool/callrec")
-    recipients: tuple[Path, ...] = (Path("/etc/callrec/dpo.pub"),)
-    format: MediaFormatName = "ulaw"
-    fsync_interval: float = 1.0
-    on_failure: FailurePolicy = BEST_EFFORT
-    media_host: str = "127.0.0.1"
-    media_port: int = 0
-
-
-@dataclass(frozen=True)
-class PrivacyConfig:
-    pseudonym_key: Path = Path("/etc/callrec/pseudonym.key")
-    audit_log: Path = Path("/var/log/callrec/audit.jsonl")
-
-
-# The consent section is the policy itself: one definition of its fields.
-ConsentConfig = ConsentPolicy
-
-
-@dataclass(frozen=True)
-class PromptNames:
-    disclosure: str = "callrec/disclosure"
-    not_available: str = "callrec/not-available"
-    recording_unavailable: str = "callrec/recording-unavailable"
-
-    def name(self, kind: PromptKind) -> str:
-        return cast(str, getattr(self, kind))
-
-
-@dataclass(frozen=True)
-class PromptsConfig:
-    sounds_dir: Path = Path("/var/lib/asterisk/sounds")
-    languages: tuple[str, ...] = ("en",)
-    default_language: str = "en"
-    names: PromptNames = PromptNames()
-    numbers: Mapping[str, PromptNames] = field(default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True)
-class Destination:
-    endpoint: str
-    timeout: float = 30.0
-
-
-@dataclass(frozen=True)
-class AgiConfig:
-    host: str = "127.0.0.1"
-    port: int = 4573
-    record_after_consent: bool = False
-
-
-@dataclass(frozen=True)
-class LoggingConfig:
-    level: LogLevel = "INFO"
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path = Path("callrec.toml")
-    ari: AriConfig = AriConfig()
-    recording: RecordingConfig = RecordingConfig()
-    privacy: PrivacyConfig = PrivacyConfig()
-    consent: ConsentPolicy = field(default_factory=ConsentPolicy)
-    prompts: PromptsConfig = PromptsConfig()
-    destinations: Mapping[str, Destination] = field(default_factory=lambda: MappingProxyType({}))
-    agi: AgiConfig = AgiConfig()
-    logging: LoggingConfig = LoggingConfig()
-
-    @property
-    def ari_password(self) -> str:
-        """The ARI password (the environment's when it was set at load time)."""
-        return self.ari.password
-
-    def prompt_for(self, number: str, language: str, kind: PromptKind) -> PromptRef:
-        """The prompt of ``kind`` for a dialled number and a channel language.
-
-        A language that is not configured falls back to ``default_language``,
-        so a caller-controlled channel language never reaches a path.
-        """
-        lang = language if language in self.prompts.languages else self.prompts.default_language
-        names = self.prompts.numbers.get(number, self.prompts.names)
-        name = names.name(kind)
-        return PromptRef(name, lang, self.prompts.sounds_dir / lang / f"{name}.wav")
-
-    def recipient_keys(self) -> list[PublicKey]:
-        """The recipients' public keys; raises ``KeyFileError`` naming a bad file."""
-        return [PublicKey.load(path) for path in self.recording.recipients]
-
-    def destination_for(self, number: str) -> Destination | None:
-        """The destination for a dialled number, else ``default``, else None."""
-        return self.destinations.get(number, self.destinations.get("default"))
 
 
 SECTIONS: tuple[str, ...] = (
@@ -262,8 +189,6 @@ def _load(
     config = Config(path=path, **parts)
     if check_files:
         check_config_files(r, config, sections)
-        if "prompts" in sections:
-            _check_prompts(r, config)
     return config, r.problems
 
 
@@ -499,33 +424,3 @@ def _logging(r: Reader, t: dict[str, Any]) -> LoggingConfig:
         )
         level = "INFO"
     return LoggingConfig(level=cast(LogLevel, level))
-
-
-def _check_prompts(r: Reader, c: Config) -> None:
-    if not c.prompts.sounds_dir.is_dir():
-        r.problem(
-            "prompts.sounds_dir",
-            f"{c.prompts.sounds_dir} is not a folder",
-            "point it at Asterisk's sounds folder",
-        )
-        return
-    numbers = ["", *c.prompts.numbers]
-    seen: set[Path] = set()
-    for number in numbers:
-        for lang in c.prompts.languages:
-            for kind in PROMPT_KINDS:
-                ref = c.prompt_for(number, lang, kind)
-                if ref.path_wav in seen:
-                    continue
-                seen.add(ref.path_wav)
-                if not ref.path_wav.is_file():
-                    key = (
-                        dotted("prompts", kind)
-                        if not number
-                        else dotted("prompts", "numbers", number, kind)
-                    )
-                    r.problem(
-                        key,
-                        f"{ref.path_wav}: file does not exist",
-                        f"install the {lang} prompt as 8 kHz 16-bit WAV",
-                    )

@@ -14,14 +14,12 @@ import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, get_args
+from typing import Any, TypeVar, get_args
 
+from callrec.config_model import PROMPT_KINDS, Config
 from callrec.crypto.keys import PublicKey, load_pseudonym_key
 from callrec.errors import ConfigError, KeyFileError
 from callrec.prompts.names import LANGUAGE, SOUND
-
-if TYPE_CHECKING:
-    from callrec.config import Config
 
 DIGITS = frozenset("0123456789*#")
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -201,18 +199,23 @@ def is_host(host: str) -> bool:
 
 
 def check_files(r: Reader, c: Config, sections: Collection[str]) -> None:
-    """Recipient keys and spool, pseudonym key and audit log folder (prompts: config.py).
+    """Recipient keys and spool, pseudonym key and audit log folder, prompt files.
 
-    Only the files of the chosen ``sections`` (``recording``, ``privacy``).
+    Only the files of the chosen ``sections`` (``recording``, ``privacy``,
+    ``prompts``).
     """
     if "recording" in sections:
         for i, path in enumerate(c.recording.recipients):
             _check_recipient(r, f"recording.recipients[{i}]", path)
         _check_folder(r, "recording.spool", c.recording.spool)
-    if "privacy" not in sections:
-        return
-    _check_pseudonym_key(r, c.privacy.pseudonym_key)
-    audit = c.privacy.audit_log
+    if "privacy" in sections:
+        _check_pseudonym_key(r, c.privacy.pseudonym_key)
+        _check_audit_log(r, c.privacy.audit_log)
+    if "prompts" in sections:
+        _check_prompts(r, c)
+
+
+def _check_audit_log(r: Reader, audit: Path) -> None:
     if audit.is_dir():
         r.problem("privacy.audit_log", f"{audit} is a folder", "name a file inside it")
     else:
@@ -258,3 +261,33 @@ def _check_pseudonym_key(r: Reader, path: Path) -> None:
         load_pseudonym_key(path)
     except KeyFileError as exc:
         r.problem("privacy.pseudonym_key", f"{path}: {exc.message}", _PSEUDONYM_HINT)
+
+
+def _check_prompts(r: Reader, c: Config) -> None:
+    if not c.prompts.sounds_dir.is_dir():
+        r.problem(
+            "prompts.sounds_dir",
+            f"{c.prompts.sounds_dir} is not a folder",
+            "point it at Asterisk's sounds folder",
+        )
+        return
+    numbers = ["", *c.prompts.numbers]
+    seen: set[Path] = set()
+    for number in numbers:
+        for lang in c.prompts.languages:
+            for kind in PROMPT_KINDS:
+                ref = c.prompt_for(number, lang, kind)
+                if ref.path_wav in seen:
+                    continue
+                seen.add(ref.path_wav)
+                if not ref.path_wav.is_file():
+                    key = (
+                        dotted("prompts", kind)
+                        if not number
+                        else dotted("prompts", "numbers", number, kind)
+                    )
+                    r.problem(
+                        key,
+                        f"{ref.path_wav}: file does not exist",
+                        f"install the {lang} prompt as 8 kHz 16-bit WAV",
+                    )

@@ -15,9 +15,9 @@ from callrec.config import (
     ConfigProblems,
     Destination,
     check_config,
-    dotted,
     load_config,
 )
+from callrec.config_checks import dotted
 from callrec.crypto.keys import PrivateKey
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callrec.toml"

@@ -1,0 +1,131 @@
+"""The callrec configuration as frozen, typed dataclasses.
+
+What :func:`callrec.config.load_config` returns, with the defaults of every
+key (``config/callrec.toml`` is the commented reference). Kept apart from the
+reading and checking so the checks of the files the config names
+(:mod:`callrec.config_checks`) can take a :class:`Config` without importing
+the loader that calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, cast, get_args
+
+from callrec.consent import ConsentPolicy
+from callrec.crypto.keys import PublicKey
+from callrec.failure_policy import BEST_EFFORT, FailurePolicy
+from callrec.media.codecs import MediaFormatName
+from callrec.prompts.names import PromptRef
+
+PromptKind = Literal["disclosure", "not_available", "recording_unavailable"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+PROMPT_KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    url: str = "http://127.0.0.1:8088"
+    user: str = "callrec"
+    password: str = field(default="", repr=False)
+    app: str = "callrec"
+    password_from_env: bool = False
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    spool: Path = Path("/var/spool/callrec")
+    recipients: tuple[Path, ...] = (Path("/etc/callrec/dpo.pub"),)
+    format: MediaFormatName = "ulaw"
+    fsync_interval: float = 1.0
+    on_failure: FailurePolicy = BEST_EFFORT
+    media_host: str = "127.0.0.1"
+    media_port: int = 0
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    pseudonym_key: Path = Path("/etc/callrec/pseudonym.key")
+    audit_log: Path = Path("/var/log/callrec/audit.jsonl")
+
+
+# The consent section is the policy itself: one definition of its fields.
+ConsentConfig = ConsentPolicy
+
+
+@dataclass(frozen=True)
+class PromptNames:
+    disclosure: str = "callrec/disclosure"
+    not_available: str = "callrec/not-available"
+    recording_unavailable: str = "callrec/recording-unavailable"
+
+    def name(self, kind: PromptKind) -> str:
+        return cast(str, getattr(self, kind))
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    sounds_dir: Path = Path("/var/lib/asterisk/sounds")
+    languages: tuple[str, ...] = ("en",)
+    default_language: str = "en"
+    names: PromptNames = PromptNames()
+    numbers: Mapping[str, PromptNames] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Destination:
+    endpoint: str
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    host: str = "127.0.0.1"
+    port: int = 4573
+    record_after_consent: bool = False
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: LogLevel = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path = Path("callrec.toml")
+    ari: AriConfig = AriConfig()
+    recording: RecordingConfig = RecordingConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    consent: ConsentPolicy = field(default_factory=ConsentPolicy)
+    prompts: PromptsConfig = PromptsConfig()
+    destinations: Mapping[str, Destination] = field(default_factory=lambda: MappingProxyType({}))
+    agi: AgiConfig = AgiConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def ari_password(self) -> str:
+        """The ARI password (the environment's when it was set at load time)."""
+        return self.ari.password
+
+    def prompt_for(self, number: str, language: str, kind: PromptKind) -> PromptRef:
+        """The prompt of ``kind`` for a dialled number and a channel language.
+
+        A language that is not configured falls back to ``default_language``,
+        so a caller-controlled channel language never reaches a path.
+        """
+        lang = language if language in self.prompts.languages else self.prompts.default_language
+        names = self.prompts.numbers.get(number, self.prompts.names)
+        name = names.name(kind)
+        return PromptRef(name, lang, self.prompts.sounds_dir / lang / f"{name}.wav")
+
+    def recipient_keys(self) -> list[PublicKey]:
+        """The recipients' public keys; raises ``KeyFileError`` naming a bad file."""
+        return [PublicKey.load(path) for path in self.recording.recipients]
+
+    def destination_for(self, number: str) -> Destination | None:
+        """The destination for a dialled number, else ``default``, else None."""
+        return self.destinations.get(number, self.destinations.get("default"))
