@@ -2,7 +2,7 @@
 
 The front ends (the ARI app and the AGI gate) only translate their events into
 calls on a :class:`ConsentGate` and await :meth:`ConsentGate.decision`; the
-table of DESIGN.md lives here, once:
+table of docs/DESIGN.md lives here, once:
 
 =============================================================  ==================
 caller does                                                    decision

@@ -5,7 +5,7 @@ never touches the call's own bridge: it snoops the caller (spy both ways, so
 both parties are heard) into a bridge of its own with an ExternalMedia
 channel. Measured on a real Asterisk 22, that costs the PBX less than adding
 ExternalMedia to the call's bridge, which would turn a two-party simple
-bridge into a softmix (DESIGN.md).
+bridge into a softmix (docs/DESIGN.md).
 
 Every PBX object gets an id chosen here before it is requested, so the
 router knows it before its StasisStart arrives (trace 05: that event can come
@@ -54,7 +54,7 @@ CLEANUP_TIMEOUT = 0.5
 # Asterisk sends 50 packets/s while the snoop is in the tap's bridge, silence
 # included (traces 01, 05), so this long without one means the media is gone.
 MEDIA_TIMEOUT = 3.0
-# The watchdog is one timer per tap, never work per packet (DESIGN.md: the
+# The watchdog is one timer per tap, never work per packet (docs/DESIGN.md: the
 # per-packet path decides whether callrec scales).
 MEDIA_CHECK_INTERVAL = 0.5
 MEDIA_LOST = "media stream lost"
