@@ -1,10 +1,11 @@
-# callrec: `make demo` (the main job, on the built-in ARI simulator) and `make test`.
+# callrec: `make demo` (the main job, on the built-in ARI simulator) and `make test`;
+# `make test-pbx` runs `make test` with the real test PBX up (tests/pbx/run), as CI does.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean venv
+.PHONY: demo test test-pbx lint typecheck pytest bench clean venv
 
 venv: $(STAMP)
 
@@ -34,6 +35,9 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+test-pbx: $(STAMP)
+	tests/pbx/run $(MAKE) --no-print-directory test
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

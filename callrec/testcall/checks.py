@@ -135,7 +135,7 @@ def _recording_checks(
             f"first metadata record kind {first.get('kind')!r}",
         )
     )
-    corr = _follows(sent[_offset(record, sent_rate) :], sent_rate, decoded)
+    corr = _follows(sent[sent_before_recording(record, sent_rate) :], sent_rate, decoded)
     checks.append(
         Check(
             "audio follows what was sent",
@@ -146,7 +146,7 @@ def _recording_checks(
     return checks
 
 
-def _offset(record: dict[str, Any], rate: int) -> int:
+def sent_before_recording(record: dict[str, Any], rate: int) -> int:
     """Samples of the caller's audio sent before recording began (the disclosure)."""
     times = (record.get("evidence") or {}).get("times") or {}
     try:

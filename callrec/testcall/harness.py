@@ -25,6 +25,8 @@ from callrec.testcall.sipp import DEFAULT_DISPLAY, SippCall, SippResult, place_c
 logger = logging.getLogger(__name__)
 
 RATE = 8000
+# Audit events that end a call: a call's line, or its failure line instead.
+CALL_EVENTS = ("call", "failure")
 
 
 class Placer(Protocol):
@@ -115,7 +117,8 @@ def audit_offset(path: Path) -> int:
 def matching_line(
     path: Path, offset: int, caller: str, keys: Sequence[PrivateKey]
 ) -> dict[str, Any] | None:
-    """The ``call`` line after the first ``offset`` lines whose sealed caller is ``caller``.
+    """The call's line (``call``, or ``failure`` when recording failed) after the
+    first ``offset`` lines whose sealed caller is ``caller``.
 
     Lines before ``offset`` are skipped unopened (only new lines are
     decrypted). A recording's line is preferred to an AGI consent-stage line,
@@ -126,7 +129,7 @@ def matching_line(
         return None
     found: dict[str, Any] | None = None
     for number, record in enumerate(read_audit(path)):
-        if number < offset or record.get("event") != "call":
+        if number < offset or record.get("event") not in CALL_EVENTS:
             continue
         if not record.get("personal_sealed") or not _from(record, caller, keys):
             continue
