@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ari_app.context import AGENT_APP_ARG, CallContext
-from ari_app.session import CallSession, End
+from ari_app.ending import End
+from ari_app.session import CallSession
 from callrec.ari.client import AriClient
 from callrec.ari.events import Connected, Disconnected, Event, StasisStart
 from callrec.ari.router import EventRouter

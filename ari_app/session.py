@@ -5,8 +5,9 @@ arrive through the router into ``on_<EventType>`` methods, which only update
 state (and feed the consent gate); the call flow in :meth:`CallSession.run`
 awaits those states. Every way a call can end while the flow waits (caller or
 destination hangs up, the app shuts down, the PBX restarted) arrives in the
-flow as one :class:`~callrec.errors.CallHangup`, handled in one place:
-:meth:`CallSession.run` (asyncari ``state.py``).
+flow as one :class:`~callrec.errors.CallHangup` (:mod:`ari_app.ending`),
+handled in one place: :meth:`CallSession.run` (asyncari ``state.py``). The
+destination's own channel is followed by :mod:`ari_app.destination`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Mapping
-from enum import StrEnum
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from enum import Enum, StrEnum
+from typing import Any
 
-from ari_app.context import AGENT_APP_ARG, CallContext, prompt_seconds
+from ari_app.context import CallContext, prompt_seconds
+from ari_app.destination import UNROUTED, DestinationLeg, DestinationResult
+from ari_app.ending import CallEnding, End, hangup_reason
 from callrec.ari.events import (
     Channel,
-    ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelHangupRequest,
     Event,
@@ -38,7 +40,6 @@ from callrec.errors import (
     AriNotFound,
     AriUnavailable,
     CallHangup,
-    CallrecError,
     RecordingUnavailable,
 )
 from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
@@ -49,14 +50,14 @@ from callrec.tap import RecordingTap, TapResult, new_id
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 # Waiting longer than this for a stopped playback to report its end would
 # only delay the call: Asterisk answers a DELETE /playbacks in milliseconds.
 PLAYBACK_STOP_TIMEOUT = 2.0
 
 
 class State(StrEnum):
+    """Where the call's flow is (logged with every interruption)."""
+
     NEW = "new"
     DISCLOSING = "disclosing"
     CONNECTING = "connecting"
@@ -65,18 +66,12 @@ class State(StrEnum):
     ENDED = "ended"
 
 
-class End(StrEnum):
-    """Why a call ended; goes into the audit line and the recording's summary."""
+class Admission(Enum):
+    """What the consent decision and the failure policy let the call do next."""
 
-    CALLER_HANGUP = "caller-hangup"
-    DESTINATION_HANGUP = "destination-hangup"
-    DECLINED = "declined"
-    DESTINATION_UNAVAILABLE = "destination-unavailable"
-    RECORDING_UNAVAILABLE = "recording-unavailable"
-    SHUTDOWN = "shutdown"
-    PBX_RESTART = "ended-by-pbx-restart"
-    CHANNEL_GONE = "channel-gone"
-    ERROR = "error"
+    RECORDED = "connect and record"
+    UNRECORDED = "connect unrecorded"
+    REFUSED = "end here"  # declined with on_decline = hangup, or strict without a recording
 
 
 class CallSession:
@@ -103,11 +98,10 @@ class CallSession:
             pseudonym_key=ctx.pseudonym_key,
             frontend="ari",
         )
-        self.end_reason: End | None = None
-        self.cause: int | None = None
+        self.ending = CallEnding(self.id)
         self.failure: str | None = None
-        self.destination_outcome: str | None = None
-        self.agent_id: str | None = None
+        self.destination: DestinationResult | None = None
+        self.leg: DestinationLeg | None = None
         self.bridge_id: str | None = None
         self.tap: RecordingTap | None = None
         self.tap_result: TapResult | None = None
@@ -116,11 +110,7 @@ class CallSession:
         self._playback_id: str | None = None
         self._playback_done = asyncio.Event()
         self._background: set[asyncio.Future[None]] = set()
-        self._ended = asyncio.Event()
         self._caller_alive = True
-        # None: not called yet; "ringing", "up", then "gone".
-        self._agent: str | None = None
-        self._agent_outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         ctx.router.subscribe(self.id, self.on_event)
 
     # --- events -------------------------------------------------------------
@@ -159,27 +149,16 @@ class CallSession:
         return self.gate.decided is not None
 
     def on_ChannelHangupRequest(self, event: ChannelHangupRequest) -> None:
-        self._caller_gone(_hangup_reason(event, End.CALLER_HANGUP), event.cause)
+        self._caller_gone(hangup_reason(event, End.CALLER_HANGUP), event.cause)
 
     def on_StasisEnd(self, event: StasisEnd) -> None:
         self._caller_gone(End.CALLER_HANGUP, None)
 
-    def on_agent_event(self, event: Event) -> None:
-        """Events of the destination leg (trace 01: StasisStart = answered;
-        traces 04a/04b: ChannelDestroyed without StasisStart = failed)."""
-        if isinstance(event, StasisStart):
-            self._agent = "up"
-            if not self._agent_outcome.done():
-                self._agent_outcome.set_result("answered")
-        elif isinstance(event, ChannelDestroyed) and not self._agent_outcome.done():
-            self._agent = "gone"
-            self._agent_outcome.set_result(event.cause_txt or f"cause {event.cause}")
-        elif isinstance(event, ChannelHangupRequest | StasisEnd | ChannelDestroyed):
-            if self._agent == "up":
-                cause = event.cause if isinstance(event, ChannelHangupRequest) else None
-                self.end(_hangup_reason(event, End.DESTINATION_HANGUP), cause)
-            if not isinstance(event, ChannelHangupRequest):
-                self._agent = "gone"
+    def on_destination_event(self, event: Event) -> None:
+        """Events of the destination leg; the call ends when an answered leg hangs up."""
+        if self.leg is not None and self.leg.on_event(event):
+            cause = event.cause if isinstance(event, ChannelHangupRequest) else None
+            self.end(hangup_reason(event, End.DESTINATION_HANGUP), cause)
 
     def _caller_gone(self, reason: End, cause: int | None) -> None:
         if not self._caller_alive:
@@ -190,16 +169,7 @@ class CallSession:
 
     def end(self, reason: End, cause: int | None = None) -> None:
         """End the call from outside the flow; the first reason wins."""
-        self._conclude(reason)
-        if self.cause is None:
-            self.cause = cause
-        self._ended.set()
-
-    def _conclude(self, reason: End) -> None:
-        # The flow's own conclusions (declined, unavailable) name the end
-        # without interrupting what the flow still has to do (an announcement).
-        if self.end_reason is None:
-            self.end_reason = reason
+        self.ending.end(reason, cause)
 
     def channel_gone(self) -> None:
         """The caller's channel vanished while the app was not listening (reconnect)."""
@@ -213,15 +183,14 @@ class CallSession:
         period starts now, which only ever gives the caller more time to
         decline.
         """
-        agent = channels.get(self.agent_id or "")
-        if agent is not None and agent.state == "Up" and not self._agent_outcome.done():
-            self._agent = "up"
-            self._agent_outcome.set_result("answered")
+        live_leg = channels.get(self.agent_id or "")
+        if self.leg is not None and live_leg is not None and live_leg.state == "Up":
+            self.leg.seen_up()
         playback = self._playback_id
         if self.state is not State.DISCLOSING or self._playback_done.is_set() or not playback:
             return
         try:
-            await self.ctx.client.request("GET", f"/playbacks/{playback}")
+            await self.ctx.client.get_playback(playback)
         except AriNotFound:
             self.log.info("the disclosure ended while the events websocket was down")
             self.gate.prompt_finished()
@@ -229,13 +198,15 @@ class CallSession:
         except (AriError, AriUnavailable) as exc:
             self.log.warning("disclosure state unknown: %s", safe(str(exc), 200))
 
+    @property
+    def agent_id(self) -> str | None:
+        """The destination leg's channel id, once it is called."""
+        return None if self.leg is None else self.leg.id
+
     def agent_gone(self) -> None:
         """The destination's channel vanished while the app was not listening."""
-        if self._agent == "up":
+        if self.leg is not None and self.leg.vanished():
             self.end(End.DESTINATION_HANGUP)
-        self._agent = "gone"
-        if not self._agent_outcome.done():
-            self._agent_outcome.set_result("gone while the events websocket was down")
 
     def _recording_broke(self, reason: str) -> None:
         """The recording failed mid-call (writer failed, media stream lost):
@@ -260,8 +231,9 @@ class CallSession:
         try:
             await self._flow()
         except CallHangup as exc:
-            self.log.info("call ended while %s: %s", self.state, self.end_reason)
-            self.cause = self.cause if self.cause is not None else exc.cause
+            self.log.info("call ended while %s: %s", self.state, self.ending.reason)
+            if self.ending.cause is None:
+                self.ending.cause = exc.cause
         except (AriError, AriUnavailable) as exc:
             self.log.warning("ARI failed while %s: %s", self.state, safe(str(exc), 200))
             self.end(End.ERROR)
@@ -274,36 +246,36 @@ class CallSession:
             self._audit()
 
     async def _flow(self) -> None:
-        await self._until(self.ctx.client.answer(self.id))
+        await self.ending.until(self.ctx.client.answer(self.id))
         self.gate.answered()
         decision = await self._disclose()
         self.evidence.decision = decision
         self.log.info("consent decision: %s", decision)
         if decision is Decision.DECLINED_HANGUP:
-            self._conclude(End.DECLINED)
+            self.ending.conclude(End.DECLINED)
             return
         if not self._playback_done.is_set():
-            await self._until(self._wait_playback_end())
-        recording = await self._admit(decision)
-        if recording is None or not await self._connect():
+            await self.ending.until(self._wait_playback_end())
+        admission = await self._admit(decision)
+        if admission is Admission.REFUSED or not await self._connect():
             return
-        if recording:
+        if admission is Admission.RECORDED:
             await self._start_recording()
-        await self._until(self._ended.wait())
+        await self.ending.until(self.ending.wait())
 
-    async def _admit(self, decision: Decision | None) -> bool | None:
-        """After the decision: None ends the call here, else whether it is recorded."""
+    async def _admit(self, decision: Decision | None) -> Admission:
+        """After the decision (None: the disclosure could not be played)."""
         if decision is not None and not self.gate.policy.connects(decision):
-            self._conclude(End.DECLINED)
-            return None
+            self.ending.conclude(End.DECLINED)
+            return Admission.REFUSED
         if decision is not None and not records(decision):
-            return False
+            return Admission.UNRECORDED
         # Without a disclosure nobody consented; either way the policy decides.
         if decision is not None and self._recording_possible():
-            return True
+            return Admission.RECORDED
         if await self._recording_failed(self.failure, connected=False):
-            return False
-        return None
+            return Admission.UNRECORDED
+        return Admission.REFUSED
 
     async def _disclose(self) -> Decision | None:
         """The consent decision; None when the disclosure could not be played."""
@@ -317,7 +289,7 @@ class CallSession:
         else:
             await self._play_disclosure(prompt)
         try:
-            return await self._until(self.gate.decision())
+            return await self.ending.until(self.gate.decision())
         except CallHangup:
             # A hang-up during the disclosure or the grace is the caller's
             # answer, not an interruption of the flow.
@@ -331,7 +303,7 @@ class CallSession:
     async def _play_disclosure(self, prompt: PromptRef) -> None:
         self._playback_id = new_id("playback")
         try:
-            await self._until(
+            await self.ending.until(
                 self.ctx.client.play(
                     self.id, prompt.media, playback_id=self._playback_id, lang=prompt.language
                 )
@@ -355,14 +327,14 @@ class CallSession:
         self.log.error("recording unavailable (%s): %s", policy, safe(reason, 200))
         if not is_strict(policy):
             return True
-        if connected and self.agent_id is not None:
+        if connected and self.leg is not None:
             # Our own hang-up of the destination must not read as the
             # destination ending the call: the caller still hears why.
-            self._conclude(End.RECORDING_UNAVAILABLE)
-            self._agent = "dropped"
+            self.ending.conclude(End.RECORDING_UNAVAILABLE)
+            self.leg.drop()
             with contextlib.suppress(AriError, AriUnavailable):
-                await self.ctx.client.hangup(self.agent_id)
-        self._conclude(End.RECORDING_UNAVAILABLE)
+                await self.ctx.client.hangup(self.leg.id)
+        self.ending.conclude(End.RECORDING_UNAVAILABLE)
         await self._announce("recording_unavailable")
         return False
 
@@ -370,41 +342,27 @@ class CallSession:
         dest = self.ctx.config.destination_for(self.number)
         if dest is None:
             self.log.warning("no destination configured for %s", safe(self.number))
-            return await self._unavailable("no destination")
+            return await self._unavailable(UNROUTED)
         self.state = State.CONNECTING
-        self.agent_id = new_id("dest")
-        self._agent = "ringing"
-        self.evidence.channels["destination"] = self.agent_id
-        self.ctx.router.subscribe(self.agent_id, self.on_agent_event)
-        try:
-            await self._until(
-                self.ctx.client.originate(
-                    dest.endpoint,
-                    app=self.ctx.app,
-                    app_args=AGENT_APP_ARG,
-                    timeout=max(1, round(dest.timeout)),
-                    originator=self.id,
-                    channel_id=self.agent_id,
-                )
-            )
-        except AriError as exc:
-            return await self._unavailable(f"originate failed: {exc.message}")
-        outcome = await self._until(self._agent_outcome)
-        self.destination_outcome = outcome
-        if outcome != "answered":
-            return await self._unavailable(outcome)
+        leg = self.leg = DestinationLeg(new_id("dest"))
+        self.evidence.channels["destination"] = leg.id
+        self.ctx.router.subscribe(leg.id, self.on_destination_event)
+        dialled = leg.dial(self.ctx.client, dest, app=self.ctx.app, originator=self.id)
+        self.destination = await self.ending.until(dialled)
+        if not self.destination.answered:
+            return await self._unavailable(self.destination)
         self.bridge_id = new_id("call")
-        await self._until(self.ctx.client.create_bridge("mixing", bridge_id=self.bridge_id))
-        await self._until(self.ctx.client.add_channels(self.bridge_id, [self.id, self.agent_id]))
+        await self.ending.until(self.ctx.client.create_bridge("mixing", bridge_id=self.bridge_id))
+        await self.ending.until(self.ctx.client.add_channels(self.bridge_id, [self.id, leg.id]))
         self.state = State.BRIDGED
         self.bridged_at = self.ctx.clock.wall()
         self.log.info("connected to %s", safe(dest.endpoint))
         return True
 
-    async def _unavailable(self, why: str) -> bool:
-        self.log.info("destination unavailable: %s", safe(why))
-        self._conclude(End.DESTINATION_UNAVAILABLE)
-        self.destination_outcome = why
+    async def _unavailable(self, result: DestinationResult) -> bool:
+        self.log.info("destination unavailable (%s): %s", result.outcome, safe(result.detail))
+        self.ending.conclude(End.DESTINATION_UNAVAILABLE)
+        self.destination = result
         await self._announce("not_available")
         return False
 
@@ -415,19 +373,19 @@ class CallSession:
         self._playback_done.clear()
         if self._caller_alive:
             with contextlib.suppress(AriError):
-                await self._until(
+                await self.ending.until(
                     self.ctx.client.play(
                         self.id, prompt.media, playback_id=self._playback_id, lang=prompt.language
                     )
                 )
                 with contextlib.suppress(TimeoutError):
                     limit = prompt_seconds(prompt.path_wav) + 2.0
-                    await self._until(asyncio.wait_for(self._playback_done.wait(), limit))
+                    await self.ending.until(asyncio.wait_for(self._playback_done.wait(), limit))
 
     async def _start_recording(self) -> None:
         try:
             self.tap = self.ctx.new_tap(self.log, self._recording_broke)
-            await self._until(self.tap.start(self.id, self.evidence, self.id))
+            await self.ending.until(self.tap.start(self.id, self.evidence, self.id))
         except RecordingUnavailable as exc:
             if self.tap is not None:
                 self.tap_result = await self.tap.abandon(str(exc))
@@ -436,26 +394,6 @@ class CallSession:
                 raise CallHangup(self.id) from exc
 
     # --- waiting --------------------------------------------------------------
-
-    async def _until(self, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable`` unless the call ends first; then raise CallHangup."""
-        task = asyncio.ensure_future(awaitable)
-        if self._ended.is_set():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CallrecError):
-                await task
-            raise CallHangup(self.id, self.cause)
-        ended = asyncio.ensure_future(self._ended.wait())
-        try:
-            await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ended.cancel()
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, CallrecError):
-            await task
-        raise CallHangup(self.id, self.cause)
 
     async def _wait_playback_end(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -472,14 +410,14 @@ class CallSession:
     async def _teardown(self) -> None:
         """Hang up the other side, remove the tap, seal the recording."""
         self.state = State.ENDING
-        reason = self.end_reason or End.CALLER_HANGUP
+        reason = self.ending.reason or End.CALLER_HANGUP
         leave_calls = reason in (End.SHUTDOWN, End.PBX_RESTART)
         client = self.ctx.client
         if reason is End.SHUTDOWN and self.bridge_id is None:
             await self._hand_back_to_dialplan()
         elif not leave_calls:
             legs = (
-                (self.agent_id, self._agent in ("ringing", "up")),
+                (self.agent_id, self.leg is not None and self.leg.alive),
                 (self.id, self._caller_alive),
             )
             for channel_id, alive in legs:
@@ -496,7 +434,7 @@ class CallSession:
                 await client.destroy_bridge(self.bridge_id)
         self.ctx.router.unsubscribe(self.id, self.on_event)
         if self.agent_id is not None:
-            self.ctx.router.unsubscribe(self.agent_id, self.on_agent_event)
+            self.ctx.router.unsubscribe(self.agent_id, self.on_destination_event)
         self.state = State.ENDED
 
     async def _hand_back_to_dialplan(self) -> None:
@@ -504,9 +442,9 @@ class CallSession:
         so it goes on in the admin's dialplan (the line after ``Stasis()``)
         instead of waiting in silence; a destination still ringing is dropped."""
         client = self.ctx.client
-        if self.agent_id is not None and self._agent in ("ringing", "up"):
+        if self.leg is not None and self.leg.alive:
             with contextlib.suppress(AriError, AriUnavailable):
-                await client.hangup(self.agent_id)
+                await client.hangup(self.leg.id)
         if not self._caller_alive:
             return
         # A playing disclosure would hold the continue back until it ends.
@@ -532,15 +470,8 @@ class CallSession:
             durations=durations,
             reason=reason,
             channel=self.id,
-            end=str(self.end_reason or End.CALLER_HANGUP),
-            destination=self.destination_outcome,
+            end=str(self.ending.reason or End.CALLER_HANGUP),
+            destination=None if self.destination is None else self.destination.detail,
             **fields,
         )
         self.ctx.append_audit(record, dict(self.evidence.personal))
-
-
-def _hangup_reason(event: Event, default: End) -> End:
-    """A soft hang-up with flag 4 is Asterisk shutting down (trace 07)."""
-    if isinstance(event, ChannelHangupRequest) and event.soft and event.cause == 4:
-        return End.PBX_RESTART
-    return default

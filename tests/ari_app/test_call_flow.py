@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -116,21 +117,36 @@ async def test_opt_out_digit_stops_the_disclosure_and_connects_unrecorded(runnin
     assert not any(ch.kind in ("snoop", "unicast") for ch in rig.sim.channels)
 
 
-async def test_busy_destination_hears_not_available_and_is_hung_up(running: Rig) -> None:
+def _unavailable_lines(caplog: pytest.LogCaptureFixture, caller: str) -> list[str]:
+    """The app's log lines saying why the destination was not connected."""
+    prefix = f"[{caller}] destination unavailable"
+    return [m for m in (r.getMessage() for r in caplog.records) if m.startswith(prefix)]
+
+
+async def test_busy_destination_hears_not_available_and_is_hung_up(
+    running: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ari_app")
     rig = running
     caller = rig.sim.place_call(CallerScenario(exten="200", audio=rig.voice_path))
     line = await rig.wait_audit(caller)
     assert line["decision"] == "implied"
     assert line["end"] == "destination-unavailable"
     assert line["destination"] == "User busy"
+    assert _unavailable_lines(caplog, caller) == [
+        f"[{caller}] destination unavailable (busy): User busy"
+    ]
     assert line["recording_id"] is None
     assert _played(rig, caller) == ["sound:callrec/disclosure", "sound:callrec/not-available"]
     await wait_until(lambda: rig.sim.channel(caller) is None)
     assert rig.sealed() == []
 
 
-async def test_unanswered_destination_times_out_into_not_available(running: Rig) -> None:
+async def test_unanswered_destination_times_out_into_not_available(
+    running: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     """Trace 04a: only a ChannelDestroyed (19/480) after the ring timeout."""
+    caplog.set_level(logging.INFO, logger="ari_app")
     rig = running
     config = rig.config
     assert rig.app is not None
@@ -142,6 +158,8 @@ async def test_unanswered_destination_times_out_into_not_available(running: Rig)
     assert line["decision"] == "implied"
     assert line["end"] == "destination-unavailable"
     assert line["destination"] == "User alerting, no answer"
+    expected = f"[{caller}] destination unavailable (no-answer): User alerting, no answer"
+    assert _unavailable_lines(caplog, caller) == [expected]
     assert line["recording_id"] is None
     assert _played(rig, caller) == ["sound:callrec/disclosure", "sound:callrec/not-available"]
     await wait_until(lambda: rig.sim.channel(caller) is None)
