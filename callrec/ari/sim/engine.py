@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
+from functools import cached_property
 
 from callrec.ari.causes import HangupCause, SoftHangup
 from callrec.ari.sim import media
@@ -42,24 +42,14 @@ _QOS = ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT",
 class SimEngine(SimCore):
     """The transitions of one simulated Asterisk: calls, hang-ups, bridges, restart."""
 
-    def __init__(
-        self,
-        *,
-        sounds_dir: Path | None,
-        seed: int,
-        external_media_start: str,
-        external_media_delay: float,
-        keep_payloads: bool,
-    ) -> None:
-        super().__init__(
-            sounds_dir=sounds_dir,
-            seed=seed,
-            external_media_start=external_media_start,
-            external_media_delay=external_media_delay,
-            keep_payloads=keep_payloads,
-        )
-        self.mixer = Mixer(self)
-        self.player = Playbacks(self)
+    # The core cannot build these (they import it): each is made on first use.
+    @cached_property
+    def mixer(self) -> Mixer:
+        return Mixer(self)
+
+    @cached_property
+    def player(self) -> Playbacks:
+        return Playbacks(self)
 
     # --- callers ---------------------------------------------------------
 

@@ -54,6 +54,15 @@ def stasis_start(channel_id: str) -> Callable[[ev.StreamItem], bool]:
     return lambda i: isinstance(i, ev.StasisStart) and i.channel.id == channel_id
 
 
+async def caller_in_stasis(sim: AriSimulator, client: AriClient) -> tuple[Events, str]:
+    """The client's events connected and one silent caller in Stasis."""
+    events = Events(client)
+    await events.wait(lambda i: isinstance(i, ev.Connected))
+    caller = sim.place_call(CallerScenario())
+    await events.wait(stasis_start(caller))
+    return events, caller
+
+
 def tone(seconds: float = 5.0) -> np.ndarray:
     t = np.arange(int(seconds * 8000)) / 8000
     return (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
@@ -184,10 +193,7 @@ async def test_not_in_stasis_is_a_conflict(sim: AriSimulator, client: AriClient)
 async def test_get_playback_while_it_plays_not_found_once_stopped(
     sim: AriSimulator, client: AriClient
 ) -> None:
-    events = Events(client)
-    await events.wait(lambda i: isinstance(i, ev.Connected))
-    caller = sim.place_call(CallerScenario())
-    await events.wait(stasis_start(caller))
+    events, caller = await caller_in_stasis(sim, client)
     await client.answer(caller)
     await client.play(caller, "sound:demo-congrats", playback_id="disclosure")
     await events.wait(lambda i: isinstance(i, ev.PlaybackStarted))
@@ -212,10 +218,7 @@ async def test_wrong_password_against_the_simulator(sim: AriSimulator) -> None:
 async def test_websocket_drop_reconnects_and_calls_live_on(
     sim: AriSimulator, client: AriClient
 ) -> None:
-    events = Events(client)
-    await events.wait(lambda i: isinstance(i, ev.Connected))
-    caller = sim.place_call(CallerScenario())
-    await events.wait(stasis_start(caller))
+    events, caller = await caller_in_stasis(sim, client)
     info = await client.asterisk_info()
     mark = len(events.items)
     await sim.drop_websockets()
@@ -230,10 +233,7 @@ async def test_websocket_drop_reconnects_and_calls_live_on(
 async def test_pbx_restart_reconnects_and_shows_the_new_boot(
     sim: AriSimulator, client: AriClient
 ) -> None:
-    events = Events(client)
-    await events.wait(lambda i: isinstance(i, ev.Connected))
-    caller = sim.place_call(CallerScenario())
-    await events.wait(stasis_start(caller))
+    events, _caller = await caller_in_stasis(sim, client)
     before = await client.asterisk_info()
     mark = len(events.items)
     await sim.restart(downtime=0.4)
