@@ -63,14 +63,14 @@ async def test_sigterm_during_the_disclosure_hands_the_caller_back_to_the_dialpl
     assert recorder.sealed() == []
 
 
-async def test_a_pbx_restart_mid_call_seals_the_recording_and_calls_are_taken_again(
+async def test_a_pbx_restart_mid_call_seals_the_recording_with_its_reason(
     recorder: Recorder,
 ) -> None:
     """Trace 07: a soft hang-up with cause 4, the websocket drops (1006), Asterisk
     refuses and then answers 503 until it has booted; nothing is replayed."""
     pbx = recorder.pbx
-    scenarios = recorder.scenarios()
-    caller = replace(scenarios["stay"], hold=scenarios["stay"].hold + 20.0)
+    stay = recorder.scenarios()["stay"]
+    caller = replace(stay, hold=stay.hold + 20.0)
     call = asyncio.create_task(run_scenario(caller, recorder.options(STASIS_EXTEN)))
     await wait_until(recorder.open_recordings, 30, "the recording to start")
     await asyncio.sleep(2.0)
@@ -82,10 +82,34 @@ async def test_a_pbx_restart_mid_call_seals_the_recording_and_calls_are_taken_ag
     assert report.sipp is not None and report.sipp.remote_hangup
     path = next(p for p in recorder.sealed() if line["recording_id"] in p.name)
     assert decode_recording(path, recorder.keys).metadata[-1]["reason"] == "ended-by-pbx-restart"
+    await wait_until(pbx.up, 60, "Asterisk to boot again")
 
-    # The same recorder reconnects by itself and serves the next caller.
+
+ARI_404 = (
+    "callrec/ari/client.py AriClient._connect: any websocket handshake status but "
+    "401/503 is fatal, so `callrec serve` exits ('ARI GET /events: 404 websocket "
+    "refused'). Asterisk answers 404 (an HTML page) for about 130 ms of every boot, "
+    "between 'connection refused' and '503 Asterisk not booted', while res_ari is "
+    "not yet loaded; a reconnect attempt after `core restart now` that falls into "
+    "that window ends the recorder (trace 07 shows no 404: its attempts missed it)."
+)
+
+
+@pytest.mark.xfail(strict=True, reason=ARI_404)
+async def test_the_recorder_reconnects_when_ari_comes_back_and_after_a_restart(
+    recorder: Recorder,
+) -> None:
+    pbx = recorder.pbx
+    # What a boot looks like to a reconnecting client: ARI's websocket 404s.
+    pbx.cli("module unload res_ari_events.so")
+    try:
+        pbx.cli("ari shutdown websocket sessions")
+        await asyncio.sleep(1.0)
+    finally:
+        pbx.cli("module load res_ari_events.so")
+    await recorder.wait_ready(30)
+    pbx.restart()
     await wait_until(pbx.up, 60, "Asterisk to boot again")
     await recorder.wait_ready(30)
-    again = await run_scenario(scenarios["stay"], recorder.options(STASIS_EXTEN))
-    assert_ok(again)
-    assert recorder.running
+    report = await run_scenario(recorder.scenarios()["stay"], recorder.options(STASIS_EXTEN))
+    assert_ok(report)
