@@ -91,11 +91,11 @@ ARI_404 = (
     "refused'). Asterisk answers 404 (an HTML page) for about 130 ms of every boot, "
     "between 'connection refused' and '503 Asterisk not booted', while res_ari is "
     "not yet loaded; a reconnect attempt after `core restart now` that falls into "
-    "that window ends the recorder (trace 07 shows no 404: its attempts missed it)."
+    "that window ends the recorder (trace 07 has none: its attempts missed it)."
 )
 
 
-@pytest.mark.xfail(strict=True, reason=ARI_404)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ARI_404)
 async def test_the_recorder_reconnects_when_ari_comes_back_and_after_a_restart(
     recorder: Recorder,
 ) -> None:
