@@ -1,4 +1,4 @@
-"""The consent table of DESIGN.md, driven by a manual clock (no test sleeps)."""
+"""The consent table of docs/DESIGN.md, driven by a manual clock (no test sleeps)."""
 
 from __future__ import annotations
 
