@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from callrec import logutil
 from callrec.errors import CallrecError, KeyFileError
-from callrec.spool import os_reason
+from callrec.spool import PART_SUFFIX, SEALED_SUFFIX, os_reason
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
@@ -164,7 +164,7 @@ def write_private(path: Path, data: bytes) -> None:
 def recording_stem(path: Path) -> str:
     """``call.crec`` and ``call.crec.part`` both give ``call``."""
     name = path.name
-    for suffix in (".crec.part", ".crec"):
+    for suffix in (PART_SUFFIX, SEALED_SUFFIX):
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return path.stem

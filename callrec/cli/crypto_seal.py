@@ -34,7 +34,7 @@ from callrec.cli.common import (
 )
 from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError
-from callrec.spool import file_sha256, os_reason
+from callrec.spool import SEALED_SUFFIX, file_sha256, os_reason
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey, PublicKey
@@ -141,7 +141,7 @@ def seal_file(src: Path, recipients: list[PublicKey], directory: Path) -> _Seale
     from callrec.audio import read_audio_blocks
     from callrec.recording import Codec, RecordingWriter
 
-    final = directory / f"{src.stem}.crec"
+    final = directory / f"{src.stem}{SEALED_SUFFIX}"
     if final.exists():
         raise CliError(f"refusing to overwrite {final}")
     source_sha = file_sha256(src)
