@@ -228,12 +228,7 @@ class PrivateKey:
         if passphrase is None:
             line = f"{PRIVATE_TAG} {self.kem} {b64(self._secret)}"
             return line.encode("ascii") + b"\n"
-        salt = os.urandom(_SCRYPT_SALT_SIZE)
-        prefix = f"{ENCRYPTED_TAG} {self.kem} scrypt {SCRYPT_LOG2_N} {SCRYPT_R} {SCRYPT_P} "
-        prefix += b64(salt)
-        kek = _scrypt(passphrase, salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
-        sealed = AESGCM(kek).encrypt(ZERO_NONCE, self._secret, prefix.encode("ascii"))
-        return f"{prefix} {b64(sealed)}\n".encode("ascii")
+        return protect_secret(ENCRYPTED_TAG, self.kem, self._secret, passphrase)
 
     @classmethod
     def from_bytes(
@@ -256,26 +251,7 @@ class PrivateKey:
         cls, fields: list[str], source: str, passphrase: bytes | None
     ) -> PrivateKey:
         kem = _known_kem(fields[1], source)
-        if passphrase is None:
-            raise KeyFileError(
-                source, "private key is protected by a passphrase, but none was given"
-            )
-        try:
-            log2_n, r, p = (int(x) for x in fields[3:6])
-        except ValueError:
-            raise KeyFileError(source, "bad scrypt parameters") from None
-        # Bounded so a hostile key file cannot make us allocate gigabytes.
-        if not (10 <= log2_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16 and r << log2_n <= 1 << 23):
-            raise KeyFileError(source, f"scrypt parameters out of range: {log2_n} {r} {p}")
-        salt = _b64decode(fields[6], source, "salt")
-        sealed = _b64decode(fields[7], source, "encrypted key")
-        prefix = " ".join(fields[:7]).encode("ascii")
-        kek = _scrypt(passphrase, salt, log2_n, r, p)
-        try:
-            secret = AESGCM(kek).decrypt(ZERO_NONCE, sealed, prefix)
-        except InvalidTag:
-            raise WrongPassphraseError(source, "wrong passphrase (or damaged key file)") from None
-        return cls._checked(kem, secret, source)
+        return cls._checked(kem, open_secret(fields, source, passphrase), source)
 
     @classmethod
     def _checked(cls, kem: str, secret: bytes, source: str) -> PrivateKey:
@@ -318,6 +294,40 @@ class PrivateKey:
         except OSError as exc:
             raise KeyFileError(str(path), f"cannot read private key: {os_reason(exc)}") from exc
         return cls.is_encrypted(head)
+
+
+def protect_secret(tag: str, kind: str, secret: bytes, passphrase: bytes) -> bytes:
+    """A passphrase-protected key-file line: scrypt + AES-256-GCM (docs/FORMAT.md).
+
+    ``tag kind scrypt log2N r p salt sealed``; recipient keys and recorder
+    signing keys share it, so both are protected (and bounded) alike.
+    """
+    salt = os.urandom(_SCRYPT_SALT_SIZE)
+    prefix = f"{tag} {kind} scrypt {SCRYPT_LOG2_N} {SCRYPT_R} {SCRYPT_P} {b64(salt)}"
+    kek = _scrypt(passphrase, salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
+    sealed = AESGCM(kek).encrypt(ZERO_NONCE, secret, prefix.encode("ascii"))
+    return f"{prefix} {b64(sealed)}\n".encode("ascii")
+
+
+def open_secret(fields: list[str], source: str, passphrase: bytes | None) -> bytes:
+    """The secret of a :func:`protect_secret` line split into its 8 fields."""
+    if passphrase is None:
+        raise KeyFileError(source, "private key is protected by a passphrase, but none was given")
+    try:
+        log2_n, r, p = (int(x) for x in fields[3:6])
+    except ValueError:
+        raise KeyFileError(source, "bad scrypt parameters") from None
+    # Bounded so a hostile key file cannot make us allocate gigabytes.
+    if not (10 <= log2_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16 and r << log2_n <= 1 << 23):
+        raise KeyFileError(source, f"scrypt parameters out of range: {log2_n} {r} {p}")
+    salt = _b64decode(fields[6], source, "salt")
+    sealed = _b64decode(fields[7], source, "encrypted key")
+    prefix = " ".join(fields[:7]).encode("ascii")
+    kek = _scrypt(passphrase, salt, log2_n, r, p)
+    try:
+        return AESGCM(kek).decrypt(ZERO_NONCE, sealed, prefix)
+    except InvalidTag:
+        raise WrongPassphraseError(source, "wrong passphrase (or damaged key file)") from None
 
 
 def _hpke_public(kem: str, raw: bytes) -> x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey:
