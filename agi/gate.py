@@ -35,7 +35,7 @@ from callrec.errors import (
     AgiError,
     AgiHangup,
 )
-from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
+from callrec.evidence import PLAYBACK_FAILED, PROMPT_UNHASHED, Evidence, dialled_number
 from callrec.failure_policy import is_strict
 from callrec.logutil import CallLogAdapter, mask_number, safe
 from callrec.prompts.names import PromptRef
@@ -246,7 +246,7 @@ class AgiConsent:
         except AgiHangup:
             if not await _still_up(agi):
                 raise
-            gate.prompt_failed("playback failed")
+            gate.prompt_failed(PLAYBACK_FAILED)
             return None
 
     async def _wait(self, agi: AgiCommands, gate: ConsentGate) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -34,7 +34,7 @@ from callrec.ari.events import (
 )
 from callrec.audit import audit_record
 from callrec.config import PromptKind
-from callrec.consent import ConsentGate, Decision, DisclosureFailed, records
+from callrec.consent import ConsentGate, Decision, DisclosureFailed, Interruption, records
 from callrec.errors import (
     AriError,
     AriNotFound,
@@ -42,7 +42,7 @@ from callrec.errors import (
     CallHangup,
     RecordingUnavailable,
 )
-from callrec.evidence import PROMPT_UNHASHED, Evidence, dialled_number
+from callrec.evidence import PLAYBACK_FAILED, PROMPT_UNHASHED, Evidence, dialled_number
 from callrec.failure_policy import is_strict
 from callrec.logutil import CallLogAdapter, mask_number, safe
 from callrec.prompts.names import PromptRef
@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 # Waiting longer than this for a stopped playback to report its end would
 # only delay the call: Asterisk answers a DELETE /playbacks in milliseconds.
 PLAYBACK_STOP_TIMEOUT = 2.0
+# How long a failed disclosure waits for the hang-up that may have caused it.
+HANGUP_SETTLE = 0.5
 
 
 class State(StrEnum):
@@ -128,11 +130,30 @@ class CallSession:
         if event.playback.id != self._playback_id:
             return
         if self.state is State.DISCLOSING:
-            if event.playback.state == "failed":
-                self.gate.prompt_failed("playback failed")
-            else:
+            if event.playback.state != "failed":
                 self.gate.prompt_finished()
+            elif self._caller_alive:
+                self._in_background(self._judge_failed_disclosure())
         self._playback_done.set()
+
+    async def _judge_failed_disclosure(self) -> None:
+        """A hang-up ends a playback as failed too (trace 02), with or without its events."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ending.wait(), HANGUP_SETTLE)
+        try:
+            if self._caller_alive:
+                await self.ctx.client.get_channel(self.id)
+        except AriNotFound:
+            self.channel_gone()  # gone with no hang-up event seen
+        except (AriError, AriUnavailable) as exc:
+            self.log.warning("channel state unknown: %s", safe(str(exc), 200))
+        # The gate ignores it once a hang-up has marked the prompt interrupted.
+        self.gate.prompt_failed(PLAYBACK_FAILED)
+
+    def _in_background(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def on_ChannelDtmfReceived(self, event: ChannelDtmfReceived) -> None:
         if self.state is not State.DISCLOSING or self._decided():
@@ -141,9 +162,7 @@ class CallSession:
         if self._decided() and not self._playback_done.is_set():
             # A decision made by a digit ends the disclosure: the caller should
             # not sit through the rest of it (trace 03).
-            task = asyncio.ensure_future(self._stop_playback())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._stop_playback())
 
     def _decided(self) -> bool:
         return self.gate.decided is not None
@@ -295,6 +314,7 @@ class CallSession:
             # answer, not an interruption of the flow.
             if self.gate.decided is Decision.DECLINED_HANGUP:
                 return Decision.DECLINED_HANGUP
+            self.gate.prompt_interrupted(Interruption.CALL_ENDED)  # `end` says why
             raise
         except DisclosureFailed as exc:
             self.failure = str(exc)

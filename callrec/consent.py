@@ -34,6 +34,14 @@ front end applies ``recording.on_failure`` (:mod:`callrec.failure_policy`)
 exactly as for any other reason recording cannot run: best-effort connects
 the call unrecorded and alerts, strict refuses the call. Nothing is recorded
 in either case.
+
+A disclosure cut short is not one that could not be played: the caller heard
+its beginning. The timeline says when and by what (:class:`Interruption`): a
+hang-up or a deciding digit while it plays marks it at once; a front end
+names any other cut (the recorder or the PBX ending the call) with
+:meth:`ConsentGate.prompt_interrupted`. Asterisk reports a playback cut by a
+hang-up as ``failed`` (trace 02); once the prompt is marked interrupted, a
+later ``prompt_failed`` is that same cut and is not kept as a failure.
 """
 
 from __future__ import annotations
@@ -65,6 +73,14 @@ _RECORDS = frozenset({Decision.IMPLIED, Decision.GRANTED_DTMF})
 def records(decision: Decision) -> bool:
     """Whether this decision allows the call to be recorded."""
     return decision in _RECORDS
+
+
+class Interruption(StrEnum):
+    """What cut the disclosure short, for the evidence."""
+
+    CALLER_HANGUP = "caller-hangup"
+    DIGIT = "digit"  # the opt-out or accept digit, which stops the prompt
+    CALL_ENDED = "call-ended"  # by the recorder or the PBX (shutdown, restart, error)
 
 
 class DisclosureFailed(RecordingUnavailable):
@@ -119,6 +135,8 @@ class ConsentTimeline:
     prompt_finished_at: float | None = None
     prompt_failed_at: float | None = None
     prompt_failure: str | None = None
+    prompt_interrupted_at: float | None = None
+    prompt_interrupted_by: Interruption | None = None
     decided_at: float | None = None
     hangup_at: float | None = None
     digits: list[tuple[str, float]] = field(default_factory=list)
@@ -171,11 +189,22 @@ class ConsentGate:
 
     def prompt_failed(self, reason: str) -> None:
         """The disclosure could not be played; see the module docstring."""
+        if self.timeline.prompt_interrupted_at is not None:
+            return  # the playback ended because it was cut short: no failure
         self.timeline.prompt_failed_at = self._clock.wall()
         self.timeline.prompt_failure = reason
         if self._open():
             self._failure = DisclosureFailed(reason)
         self._changed.set()
+
+    def prompt_interrupted(self, by: Interruption) -> None:
+        """The disclosure was cut short while it played; only the first cut counts."""
+        t = self.timeline
+        ended = (t.prompt_finished_at, t.prompt_failed_at, t.prompt_interrupted_at)
+        if t.prompt_started_at is None or any(at is not None for at in ended):
+            return
+        t.prompt_interrupted_at = self._clock.wall()
+        t.prompt_interrupted_by = by
 
     def digit(self, digit: str) -> None:
         """A DTMF digit from the caller."""
@@ -186,6 +215,10 @@ class ConsentGate:
             self._decide(Decision.DECLINED_DTMF)
         elif self._started and self._accepts(digit):
             self._decide(Decision.GRANTED_DTMF)
+        else:
+            return
+        # A deciding digit is an escape digit: it stops the prompt.
+        self.prompt_interrupted(Interruption.DIGIT)
 
     def _accepts(self, digit: str) -> bool:
         return self.policy.mode == "explicit" and digit == self.policy.accept_digit
@@ -193,6 +226,7 @@ class ConsentGate:
     def hangup(self) -> None:
         """The caller hung up."""
         self.timeline.hangup_at = self._clock.wall()
+        self.prompt_interrupted(Interruption.CALLER_HANGUP)
         if self._open():
             self._decide(Decision.DECLINED_HANGUP)
 

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ _SEPARATORS = re.compile(r"[\s\-.()/]")
 # What a dialled number may look like; anything else (a hostile extension
 # such as "../x") is no number and never reaches a config lookup.
 _NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
-# The disclosure failure when the prompt file cannot be hashed.
+# The disclosure failures: the prompt file cannot be hashed, or the PBX could
+# not play it on a live channel (one cut short by a hang-up is no failure).
 PROMPT_UNHASHED = "prompt file missing"
+PLAYBACK_FAILED = "playback failed"
 
 
 def dialled_number(*candidates: str) -> str:
@@ -85,6 +88,10 @@ def prompt_seconds(path: Path) -> float | None:
 
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else iso_utc(ts)
+
+
+def _str(value: StrEnum | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass
@@ -189,19 +196,21 @@ class Evidence:
             "language": self.language,
             "frontend": self.frontend,
             "prompt": {"id": self.prompt_id, "sha256": self.prompt_sha256},
-            "decision": None if self.decision is None else str(self.decision),
+            "decision": _str(self.decision),
             "policy": dict(self.policy),
             "times": {
                 "answer": _iso(t.answered_at),
                 "prompt_start": _iso(t.prompt_started_at),
                 "prompt_end": _iso(t.prompt_finished_at),
                 "prompt_failed": _iso(t.prompt_failed_at),
+                "prompt_interrupted": _iso(t.prompt_interrupted_at),
                 "decision": _iso(t.decided_at),
                 "hangup": _iso(t.hangup_at),
                 "recording_start": _iso(self.recording_started_at),
                 "recording_end": _iso(self.recording_ended_at),
             },
             "prompt_failure": t.prompt_failure,
+            "prompt_interrupted_by": _str(t.prompt_interrupted_by),
             "digits": [{"digit": d, "at": iso_utc(at)} for d, at in t.digits],
             "channels": dict(self.channels),
             "software": f"callrec {self.software_version}",

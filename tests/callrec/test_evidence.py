@@ -121,12 +121,14 @@ async def test_audit_view_has_every_field_and_nothing_personal() -> None:
         "prompt_start": "2026-11-29T00:00:00.250+00:00",
         "prompt_end": "2026-11-29T00:00:04.250+00:00",
         "prompt_failed": None,
+        "prompt_interrupted": None,
         "decision": "2026-11-29T00:00:06.250+00:00",
         "hangup": None,
         "recording_start": "2026-11-29T00:00:07.250+00:00",
         "recording_end": None,
     }
     assert audit["digits"] == [{"digit": "5", "at": "2026-11-29T00:00:04.250+00:00"}]
+    assert (audit["prompt_failure"], audit["prompt_interrupted_by"]) == (None, None)
     assert audit["prompt"] == {"id": "callrec/disclosure", "sha256": "ab" * 32}
     assert audit["policy"]["grace"] == 2.0
     assert audit["software"] == f"callrec {__version__}"
