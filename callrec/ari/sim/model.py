@@ -311,7 +311,7 @@ def parse_caller_id(value: str) -> tuple[str, str]:
 
 
 def sound_duration(sounds_dir: Path | None, name: str, language: str) -> float | None:
-    """Length of ``sound:NAME`` in seconds, or None when no such file exists.
+    """Length of ``sound:NAME`` in seconds, or None when no such file can be played.
 
     NAME is looked up as ``sounds_dir/<language>/NAME.wav``, then under ``en``,
     then among the built-in trace sounds; an absolute NAME is a file path
@@ -327,7 +327,10 @@ def sound_duration(sounds_dir: Path | None, name: str, language: str) -> float |
         if path.is_file():
             import soundfile
 
-            info = soundfile.info(str(path))
+            try:
+                info = soundfile.info(str(path))
+            except (OSError, RuntimeError):  # unreadable: Asterisk cannot play it either
+                return None
             return float(info.frames) / float(info.samplerate)
     return None if name.startswith("/") else BUILTIN_SOUNDS.get(name)
 

@@ -3,7 +3,9 @@
 A channel plays its queue in order; commands wait behind it (trace README,
 "Playback"). Each media URI gets PlaybackStarted, then PlaybackContinuing
 or, for the last one, PlaybackFinished ``done`` (or ``failed`` for missing
-media); an unknown scheme starts and never finishes (trace 06).
+or unreadable media); an unknown scheme starts and never finishes (trace 06).
+A hang-up fails the playing one between ChannelHangupRequest and StasisEnd
+(trace 02).
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ class Playbacks:
             return
         self._finish(ch, pb, "done")
         pb.stop.set()
+
+    def fail(self, ch: SimChannel) -> None:
+        """The current playback fails while the channel stays; the queue plays on."""
+        pb = ch.current_playback
+        if pb is not None and not pb.over:
+            self._finish(ch, pb, "failed")
+            pb.stop.set()
 
     def fail_all(self, ch: SimChannel) -> None:
         """The channel hung up: the current playback fails, the queued ones vanish."""

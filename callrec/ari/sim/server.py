@@ -242,6 +242,13 @@ class AriSimulator:
         if ch is not None:
             self.engine.hangup_remote(ch)
 
+    def fail_playback(self, channel_id: str) -> None:
+        """The channel's playback ends ``failed`` and the channel stays: what a
+        hang-up whose events come late looks like at first (order is no contract)."""
+        ch = self.engine.channels.get(channel_id)
+        if ch is not None:
+            self.engine.player.fail(ch)
+
     def send_dtmf(self, channel_id: str, digit: str, duration_ms: int = 280) -> None:
         ch = self.engine.channels.get(channel_id)
         if ch is not None:
