@@ -77,7 +77,18 @@ class ManualClock:
 
 SYSTEM_CLOCK = SystemClock()
 
+# 9999-12-31T23:59:59.999Z: the last instant an ISO 8601 date can show, and so
+# the latest time a file may claim (a header's created_at, a pause).
+LATEST_WALL = 253_402_300_799.999
+
 
 def iso_utc(ts: float) -> str:
-    """``ts`` (Unix seconds) as ISO 8601 UTC with milliseconds."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    """``ts`` (Unix seconds) as ISO 8601 UTC with milliseconds.
+
+    A time no date can show (after LATEST_WALL, NaN) is a ValueError naming
+    it, never datetime's OverflowError: times come from files and logs.
+    """
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"time {ts!r} is not a date between the years 1 and 9999") from None

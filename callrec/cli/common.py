@@ -91,12 +91,12 @@ def given_passphrase(args: argparse.Namespace) -> bytes | None:
 
 def load_private_keys(paths: Sequence[str], args: argparse.Namespace) -> list[PrivateKey]:
     """Load every --key, asking for a passphrase only when a key needs one."""
-    from callrec.crypto.keys import PrivateKey
+    from callrec.crypto.keys import PrivateKey, read_key_file
 
     keys = []
     passphrase: bytes | None = None
     for name in paths:
-        data = _read_key_file(name)
+        data = read_key_file(name, missing="no such key file")
         if PrivateKey.is_encrypted(data):
             if passphrase is None:
                 passphrase = given_passphrase(args) or _prompt_passphrase(name)
@@ -104,15 +104,6 @@ def load_private_keys(paths: Sequence[str], args: argparse.Namespace) -> list[Pr
         else:
             keys.append(PrivateKey.from_bytes(data, name))
     return keys
-
-
-def _read_key_file(name: str) -> bytes:
-    try:
-        return Path(name).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise KeyFileError(name, "no such key file") from None
-    except OSError as exc:
-        raise KeyFileError(name, f"cannot read private key: {os_reason(exc)}") from exc
 
 
 def _prompt_passphrase(path: str) -> bytes:

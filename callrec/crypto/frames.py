@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from callrec.clock import LATEST_WALL
+from callrec.crypto.limits import MAX_AUDIO_FRAME, MAX_METADATA_DEPTH, MAX_METADATA_FRAME
 from callrec.errors import FormatError
 
 AUDIO = 0x01
@@ -27,6 +29,10 @@ FRAME_HEADER = struct.Struct(">BI")
 FRAME_HEADER_SIZE = FRAME_HEADER.size  # 5
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
+_NAMES = {AUDIO: "audio", GAP: "gap", PAUSE: "pause", RESUME: "resume", METADATA: "metadata"}
+# The largest body each frame type may have: checked from the frame header,
+# before a byte of the body is collected (docs/FORMAT.md, "Limits").
+MAX_BODY = {AUDIO: MAX_AUDIO_FRAME, GAP: 8, PAUSE: 8, RESUME: 8, METADATA: MAX_METADATA_FRAME}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +74,9 @@ Frame = AudioFrame | GapFrame | PauseFrame | ResumeFrame | MetadataFrame
 
 
 def audio_prefix(length: int) -> bytes:
-    """Frame header of an audio frame whose payload follows."""
+    """Frame header of an audio frame whose payload follows (at most MAX_AUDIO_FRAME)."""
+    if length > MAX_AUDIO_FRAME:
+        raise ValueError(f"audio frame of {length} bytes, at most {MAX_AUDIO_FRAME}")
     return FRAME_HEADER.pack(AUDIO, length)
 
 
@@ -87,9 +95,13 @@ def encode_resume(at: float) -> bytes:
 
 
 def encode_metadata(record: Mapping[str, Any]) -> bytes:
-    """UTF-8 JSON object, compact; NaN and infinities are refused (not JSON)."""
+    """UTF-8 JSON object, compact; NaN, infinities and what a reader refuses are refused."""
     body = json.dumps(dict(record), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     data = body.encode("utf-8")
+    if len(data) > MAX_METADATA_FRAME:
+        raise ValueError(f"metadata of {len(data)} bytes, at most {MAX_METADATA_FRAME}")
+    if json_depth(record) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata nested deeper than {MAX_METADATA_DEPTH} levels")
     return FRAME_HEADER.pack(METADATA, len(data)) + data
 
 
@@ -109,7 +121,22 @@ def encode(frame: Frame) -> bytes:
 def _finite(at: float) -> float:
     if not math.isfinite(at):
         raise ValueError(f"time {at!r} is not finite")
+    if not 0 <= at <= LATEST_WALL:
+        raise ValueError(f"time {at!r} is out of range (1970..9999)")
     return float(at)
+
+
+def json_depth(value: object) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar is 0); no recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list | tuple):
+            deepest = max(deepest, depth)
+            todo.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 class FrameParser:
@@ -143,11 +170,14 @@ class FrameParser:
         while end - pos >= FRAME_HEADER_SIZE:
             kind, length = unpack(data, pos)
             stop = pos + FRAME_HEADER_SIZE + length
-            if stop > end:
-                break
-            if kind == AUDIO:  # the common case, kept inline
+            if kind == AUDIO and length <= MAX_AUDIO_FRAME:  # the common case, kept inline
+                if stop > end:
+                    break
                 yield AudioFrame(data[pos + FRAME_HEADER_SIZE : stop])
             else:
+                _check_header(kind, length, segment)  # before waiting for the body
+                if stop > end:
+                    break
                 yield _decode(kind, data[pos + FRAME_HEADER_SIZE : stop], segment)
             pos = stop
         if pos < end:
@@ -164,28 +194,59 @@ class FrameParser:
             )
 
 
+def _check_header(kind: int, length: int, segment: int) -> None:
+    """A frame header's type and length, judged before its body is read."""
+    limit = MAX_BODY.get(kind)
+    if limit is None:
+        raise FormatError(f"unknown frame type 0x{kind:02x}", segment=segment)
+    if limit == 8 and length != 8:
+        raise FormatError(f"frame type {kind} has {length} bytes, expected 8", segment=segment)
+    if length > limit:
+        raise FormatError(
+            f"{_NAMES[kind]} frame of {length} bytes, at most {limit}", segment=segment
+        )
+
+
 def _decode(kind: int, body: bytes, segment: int) -> Frame:
     if kind == AUDIO:
         return AudioFrame(body)
     if kind == METADATA:
         return MetadataFrame(_decode_json(body, segment))
-    if kind in (GAP, PAUSE, RESUME):
-        if len(body) != 8:
-            raise FormatError(
-                f"frame type {kind} has {len(body)} bytes, expected 8", segment=segment
-            )
-        if kind == GAP:
-            return GapFrame(_U64.unpack(body)[0])
-        at = _F64.unpack(body)[0]
-        return PauseFrame(at) if kind == PAUSE else ResumeFrame(at)
-    raise FormatError(f"unknown frame type 0x{kind:02x}", segment=segment)
+    if kind == GAP:
+        return GapFrame(_U64.unpack(body)[0])
+    at = _F64.unpack(body)[0]
+    if not (math.isfinite(at) and 0 <= at <= LATEST_WALL):
+        raise FormatError(f"{_NAMES[kind]} time {at!r} is not a date", segment=segment)
+    return PauseFrame(at) if kind == PAUSE else ResumeFrame(at)
 
 
 def _decode_json(body: bytes, segment: int) -> dict[str, Any]:
+    too_deep = False
+    record: object = None
     try:
-        record = json.loads(body.decode("utf-8"))
+        record = json.loads(
+            body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float
+        )
+    except RecursionError:  # nested far deeper than the limit
+        too_deep = True
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"metadata frame is not JSON: {exc}", segment=segment) from None
+    if too_deep or json_depth(record) > MAX_METADATA_DEPTH:
+        raise FormatError(
+            f"metadata nested deeper than {MAX_METADATA_DEPTH} levels", segment=segment
+        )
     if not isinstance(record, dict):
         raise FormatError("metadata frame is not a JSON object", segment=segment)
     return record
+
+
+def _no_constant(name: str) -> float:
+    # json accepts NaN and Infinity; FORMAT.md and RFC 8259 do not.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value

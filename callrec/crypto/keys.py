@@ -25,8 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from callrec.crypto.limits import MAX_KEY_FILE, MAX_SCRYPT_WORK
 from callrec.errors import FormatError, KeyFileError, WrongPassphraseError
 from callrec.spool import os_reason, write_file_atomic
+from callrec.user_files import read_bounded
 
 KEM_X25519 = "x25519"
 KEM_MLKEM768_X25519 = "mlkem768-x25519"
@@ -155,10 +157,9 @@ class PublicKey:
     @classmethod
     def load(cls, path: Path) -> PublicKey:
         """Read a ``.pub`` file."""
+        data = read_key_file(path, "public key")
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KeyFileError(str(path), f"cannot read public key: {os_reason(exc)}") from exc
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise KeyFileError(str(path), f"cannot read public key: {exc}") from exc
         return cls.from_text(text, str(path))
@@ -274,11 +275,7 @@ class PrivateKey:
     @classmethod
     def load(cls, path: Path, passphrase: bytes | None = None) -> PrivateKey:
         """Read a key file; ``WrongPassphraseError`` or ``KeyFileError`` with the reason."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise KeyFileError(str(path), f"cannot read private key: {os_reason(exc)}") from exc
-        return cls.from_bytes(data, str(path), passphrase)
+        return cls.from_bytes(read_key_file(path), str(path), passphrase)
 
     @staticmethod
     def is_encrypted(data: bytes) -> bool:
@@ -288,12 +285,7 @@ class PrivateKey:
     @classmethod
     def needs_passphrase(cls, path: Path) -> bool:
         """True when the key file at ``path`` is passphrase-protected."""
-        try:
-            with open(path, "rb") as f:
-                head = f.read(len(ENCRYPTED_TAG) + 1)
-        except OSError as exc:
-            raise KeyFileError(str(path), f"cannot read private key: {os_reason(exc)}") from exc
-        return cls.is_encrypted(head)
+        return cls.is_encrypted(read_key_file(path))
 
 
 def protect_secret(tag: str, kind: str, secret: bytes, passphrase: bytes) -> bytes:
@@ -317,9 +309,17 @@ def open_secret(fields: list[str], source: str, passphrase: bytes | None) -> byt
         log2_n, r, p = (int(x) for x in fields[3:6])
     except ValueError:
         raise KeyFileError(source, "bad scrypt parameters") from None
-    # Bounded so a hostile key file cannot make us allocate gigabytes.
-    if not (10 <= log2_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16 and r << log2_n <= 1 << 23):
+    # Bounded so a hostile key file cannot cost a minute and gigabytes
+    # before a wrong passphrase shows (docs/FORMAT.md, "Limits").
+    if not (10 <= log2_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
         raise KeyFileError(source, f"scrypt parameters out of range: {log2_n} {r} {p}")
+    work = (r * p) << log2_n
+    if work > MAX_SCRYPT_WORK:
+        raise KeyFileError(
+            source,
+            f"scrypt parameters out of range: {log2_n} {r} {p} cost N·r·p = {work:,}; "
+            f"callrec accepts at most {MAX_SCRYPT_WORK:,} (about a second on a laptop)",
+        )
     salt = _b64decode(fields[6], source, "salt")
     sealed = _b64decode(fields[7], source, "encrypted key")
     prefix = " ".join(fields[:7]).encode("ascii")
@@ -398,12 +398,7 @@ def load_pseudonym_key(path: Path) -> bytes:
     Not a recipient key: it decrypts nothing, but it re-identifies numbers
     by brute force, so it is read and refused as carefully (callrec.evidence).
     """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(str(path), "pseudonym key file does not exist") from None
-    except OSError as exc:
-        raise KeyFileError(str(path), f"cannot read pseudonym key: {exc.strerror}") from None
+    data = read_key_file(path, "pseudonym key", missing="pseudonym key file does not exist")
     if len(data) == PSEUDONYM_KEY_BYTES:
         return data
     text = data.strip()
@@ -414,6 +409,25 @@ def load_pseudonym_key(path: Path) -> bytes:
         f"pseudonym key must be {PSEUDONYM_KEY_BYTES} bytes or 64 hex digits, "
         f"found {len(data)} bytes",
     )
+
+
+def read_key_file(
+    path: str | os.PathLike[str], what: str = "private key", *, missing: str = ""
+) -> bytes:
+    """The bytes of a key file: a regular file of at most MAX_KEY_FILE bytes.
+
+    ``KeyFileError`` names what is wrong: ``missing`` (or "cannot read WHAT:
+    No such file or directory"), a directory, a FIFO or device (never waited
+    on or read without end), a file too large to be a key, permission denied.
+    """
+    try:
+        return read_bounded(path, MAX_KEY_FILE)
+    except FileNotFoundError:
+        if not missing:
+            missing = f"cannot read {what}: No such file or directory"
+        raise KeyFileError(str(path), missing) from None
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read {what}: {os_reason(exc)}") from None
 
 
 def _b64decode(text: str, source: str, what: str) -> bytes:
