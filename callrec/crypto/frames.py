@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from callrec.clock import LATEST_WALL
-from callrec.crypto.limits import MAX_AUDIO_FRAME, MAX_METADATA_DEPTH, MAX_METADATA_FRAME
+from callrec.crypto.limits import (
+    MAX_AUDIO_FRAME,
+    MAX_METADATA_DEPTH,
+    MAX_METADATA_FRAME,
+    MAX_METADATA_TOTAL,
+)
 from callrec.errors import FormatError
 
 AUDIO = 0x01
@@ -150,6 +155,7 @@ class FrameParser:
         self._parts: list[bytes] = []
         self._have = 0
         self._want = 0
+        self._metadata = 0  # bytes of metadata so far, bounded in total
 
     @property
     def pending(self) -> int:
@@ -178,6 +184,8 @@ class FrameParser:
                 _check_header(kind, length, segment)  # before waiting for the body
                 if stop > end:
                     break
+                if kind == METADATA:
+                    self._count_metadata(length, segment)
                 yield _decode(kind, data[pos + FRAME_HEADER_SIZE : stop], segment)
             pos = stop
         if pos < end:
@@ -185,6 +193,14 @@ class FrameParser:
             self._parts, self._have = [rest], len(rest)
             known = len(rest) >= FRAME_HEADER_SIZE
             self._want = FRAME_HEADER_SIZE + length if known else FRAME_HEADER_SIZE
+
+    def _count_metadata(self, length: int, segment: int) -> None:
+        self._metadata += length
+        if self._metadata > MAX_METADATA_TOTAL:
+            raise FormatError(
+                f"more than {MAX_METADATA_TOTAL} bytes of metadata in one recording",
+                segment=segment,
+            )
 
     def finish(self, segment: int) -> None:
         """End of a complete stream: bytes left over mean a cut frame."""

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from callrec.crypto.limits import DIAGNOSE_DISTANCE
 from callrec.errors import FormatError, TruncatedError
 
 STREAM_HEADER_SIZE = 40  # also the header's own first byte
@@ -126,13 +127,15 @@ class SegmentCipher:
         except InvalidTag:
             return None
 
-    def identify(self, ciphertext: bytes | memoryview, max_index: int) -> tuple[int, bool] | None:
-        """Which (index, last) this segment was sealed as, searching 0..max_index.
+    def identify(
+        self, ciphertext: bytes | memoryview, candidates: range
+    ) -> tuple[int, bool] | None:
+        """Which (index, last) of ``candidates`` this segment was sealed as.
 
         Only called after a failure, to tell a reordered or duplicated segment
-        from a corrupted or foreign one; costs one decryption per candidate.
+        from a corrupted or foreign one; costs two decryptions per candidate.
         """
-        for index in range(max_index + 1):
+        for index in candidates:
             for last in (False, True):
                 if self.decrypt(index, ciphertext, last) is not None:
                     return index, last
@@ -262,8 +265,14 @@ def _last_segment(
 def diagnose(
     cipher: SegmentCipher, data: bytes, index: int, stream_size: int, at_end: bool
 ) -> FormatError:
-    """Name what happened to the segment at ``index`` (only on the failure path)."""
-    found = cipher.identify(data, stream_size // CIPHERTEXT_SEGMENT_SIZE + 1)
+    """Name what happened to the segment at ``index`` (only on the failure path).
+
+    Only indices near ``index`` are tried: a file's size (a sparse one can
+    claim gigabytes it does not hold) must not set the work.
+    """
+    highest = min(stream_size // CIPHERTEXT_SEGMENT_SIZE + 1, index + DIAGNOSE_DISTANCE)
+    candidates = range(max(0, index - DIAGNOSE_DISTANCE), highest + 1)
+    found = cipher.identify(data, candidates)
     if found is None:
         kind = TruncatedError if at_end else FormatError
         why = "authentication failed (corrupted, cut, or spliced from another recording)"
