@@ -8,7 +8,10 @@ true length; pause/resume and gap positions are noted as events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,9 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from callrec.audio import PayloadStream, silence
+from callrec.audio import AudioSink, PayloadStream, silence
 from callrec.crypto.keys import PrivateKey
-from callrec.errors import FormatError
+from callrec.errors import AudioFileError, FormatError
 from callrec.recording import (
     AudioFrame,
     Frame,
@@ -81,6 +84,27 @@ def render(frames: Iterable[Frame], header: Header, sink: SampleSink) -> Rendere
             out.metadata.append(frame.record)
     out.leftover = stream.leftover
     return out
+
+
+@contextmanager
+def audio_output(path: Path, rate: int, channels: int) -> Iterator[AudioSink]:
+    """An :class:`AudioSink` that makes ``path`` whole or not at all.
+
+    The audio goes to a hidden file beside ``path``, renamed into place when
+    the block ends and removed when it raises: a decrypt that fails (a full
+    disk, a rate the format cannot take) never leaves an empty or partial
+    file. An invalid recording's verified part is no failure: it is kept.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.part{path.suffix}")
+    try:
+        with AudioSink(temporary, rate, channels) as sink:
+            yield sink
+        os.replace(temporary, path)
+    except AudioFileError as exc:  # named after the file the user asked for
+        raise AudioFileError(str(path), exc.message) from exc.__cause__
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class MemorySink:

@@ -147,8 +147,7 @@ def _targets(inputs: list[Path], output: str | None) -> list[Path]:
 
 
 def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> int:
-    from callrec.audio import AudioSink
-    from callrec.decode import render
+    from callrec.decode import audio_output, render
     from callrec.recording import RecordingReader
 
     meta_path = dst.with_suffix(".json")
@@ -158,7 +157,7 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
                 raise CliError(f"refusing to overwrite {path} (use --force)")
     with RecordingReader(_existing(src), keys) as reader:
         header = reader.header
-        with AudioSink(dst, header.sample_rate, header.channels) as sink:
+        with audio_output(dst, header.sample_rate, header.channels) as sink:
             decoded = render(reader.frames(), header, sink)
         seconds = sink.frames_written / header.sample_rate
         record = {

@@ -170,3 +170,5 @@ def test_a_full_disk_while_decrypting_is_one_clear_error_line(
         f"callrec decrypt: {crec}: {crec.with_suffix('.wav')}: "
         "cannot write audio (disk full?): System error."
     ]
+    # Nothing half-written is left: neither the WAV nor its hidden temporary file.
+    assert sorted(p.name for p in crec.parent.iterdir()) == [crec.name]
