@@ -4,20 +4,23 @@
 
     off  size  field
     0    8     magic         89 43 52 45 43 0d 0a 1a  ("\\x89CREC\\r\\n\\x1a")
-    8    1     version       01
+    8    1     version       02 (01 is still read: no signer field, 8 field tags)
     9    16    recording_id  random
     25   1     codec         01 ulaw, 02 alaw, 03 slin16, 04 pcm16le (callrec.media.codecs)
     26   4     sample_rate   uint32 BE, > 0
     30   1     channels      uint8, > 0
     31   8     created_at    uint64 BE, milliseconds since the Unix epoch
-    39   1     recipients    count n, 1..255
-    40   ...   n stanzas     kem (1) || key_id (16) || length (uint16 BE) || enc || ct
-    H-64 32    header_mac    HMAC-SHA256(mac_key, bytes 0 .. H-64)
-    H-32 32    field_tags    8 x 4 bytes: truncated HMAC per field, to name an edited field
+    39   32    signer        the recorder's Ed25519 public key; 32 zero bytes = unsigned
+    71   1     recipients    count n, 1..255
+    72   ...   n stanzas     kem (1) || key_id (16) || length (uint16 BE) || enc || ct
+    H-68 32    header_mac    HMAC-SHA256(mac_key, bytes 0 .. H-68)
+    H-36 36    field_tags    9 x 4 bytes: truncated HMAC per field, to name an edited field
 
 The whole header (bytes 0 .. H) is the associated data of the Tink stream
 that follows, so an edit also breaks every segment. The field tags are a
 diagnosis aid only; security rests on header_mac and the stream binding.
+A header that names a signer promises a signature record at the end of the
+file (:mod:`callrec.crypto.signing`), which covers every byte before it.
 """
 
 from __future__ import annotations
@@ -40,25 +43,31 @@ from callrec.crypto.keys import (
     fingerprint_text,
     unique_keys,
 )
+from callrec.crypto.signing import fingerprint_of
 from callrec.errors import FormatError, NoMatchingKeyError, RecordingUnavailable, TruncatedError
 from callrec.media.codecs import CODECS, CODECS_BY_HEADER_ID, Codec
 
 MAGIC = b"\x89CREC\r\n\x1a"
-VERSION = 1
+VERSION = 2  # what the writer writes
+VERSION_1 = 1  # still read: recordings made before signatures
+VERSIONS = (VERSION_1, VERSION)
 RECORDING_ID_SIZE = 16
-FIXED = struct.Struct(">8sB16sBIBQB")  # magic .. recipient count
-FIXED_SIZE = FIXED.size  # 40
+SIGNER_SIZE = 32  # an Ed25519 public key
+NO_SIGNER = bytes(SIGNER_SIZE)
+LEAD = struct.Struct(">8sB")  # magic, version: read first, the rest depends on the version
+FIXED_V1 = struct.Struct(">16sBIBQB")  # recording id .. recipient count
+FIXED_V2 = struct.Struct(">16sBIBQ32sB")  # recording id .. created_at, signer, count
+FIXED = {VERSION_1: FIXED_V1, VERSION: FIXED_V2}
 STANZA_HEAD = struct.Struct(">B16sH")  # kem, key id, wrapped length
 MAC_SIZE = 32
 FIELD_TAG_SIZE = 4
-TRAILER_SIZE = MAC_SIZE + 8 * FIELD_TAG_SIZE  # 64
 MAX_RECIPIENTS = 255
 WRAP_LABEL = b"callrec v1 recording"
 MAC_INFO = b"callrec v1 header mac"
 _FIELD_TAG_PREFIX = b"field\x00"
 
 # (name, start, end) of each field tag; ``None`` end = up to header_mac.
-FIELDS: tuple[tuple[str, int, int | None], ...] = (
+FIELDS_V1: tuple[tuple[str, int, int | None], ...] = (
     ("magic", 0, 8),
     ("version", 8, 9),
     ("recording_id", 9, 25),
@@ -68,6 +77,17 @@ FIELDS: tuple[tuple[str, int, int | None], ...] = (
     ("created_at", 31, 39),
     ("recipients", 39, None),
 )
+FIELDS: tuple[tuple[str, int, int | None], ...] = (
+    *FIELDS_V1[:-1],
+    ("signer", 39, 71),
+    ("recipients", 71, None),
+)
+FIELDS_BY_VERSION = {VERSION_1: FIELDS_V1, VERSION: FIELDS}
+
+
+def trailer_size(version: int) -> int:
+    """Bytes of header_mac and field tags at the end of a header of ``version``."""
+    return MAC_SIZE + FIELD_TAG_SIZE * len(FIELDS_BY_VERSION[version])
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,12 @@ class Header:
     created_at: float  # Unix seconds (millisecond precision)
     recipients: tuple[Recipient, ...]
     header_size: int
+    signer: str | None = None  # fingerprint of the signing key the header names
+
+    @property
+    def signed(self) -> bool:
+        """Whether the header promises a signature record at the end of the file."""
+        return self.signer is not None
 
     @property
     def bytes_per_second(self) -> int:
@@ -112,6 +138,28 @@ class ParsedHeader:
     raw: bytes = field(repr=False)
     recording_id: bytes
     stanzas: tuple[Stanza, ...]
+    signer: bytes | None = None  # the raw Ed25519 public key the header names
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """The fixed fields of a header, version 1 or 2."""
+
+    version: int
+    recording_id: bytes
+    codec: Codec
+    sample_rate: int
+    channels: int
+    created_ms: int
+    signer: bytes | None
+
+    def pack(self, recipients: int) -> bytes:
+        """Version-2 bytes after magic and version, up to the recipient count."""
+        signer = self.signer or NO_SIGNER
+        return FIXED_V2.pack(
+            self.recording_id, self.codec.spec.header_id, self.sample_rate, self.channels,
+            self.created_ms, signer, recipients,
+        )  # fmt: skip
 
 
 def build_header(
@@ -122,22 +170,19 @@ def build_header(
     created_at_ms: int,
     recipients: Sequence[PublicKey],
     data_key: bytes,
+    signer: bytes | None = None,
 ) -> ParsedHeader:
-    """The complete header with wrapped keys, MAC and field tags, as parse_header sees it."""
+    """The complete version-2 header with wrapped keys, MAC and field tags, as parsed.
+
+    ``signer`` is the raw Ed25519 public key of the recorder that will sign
+    the file when it is sealed, or None for an unsigned recording.
+    """
     assert len(recording_id) == RECORDING_ID_SIZE
     assert len(data_key) == DATA_KEY_SIZE
     assert 1 <= len(recipients) <= MAX_RECIPIENTS
-    fixed = (
-        MAGIC,
-        VERSION,
-        recording_id,
-        codec.spec.header_id,
-        sample_rate,
-        channels,
-        created_at_ms,
-        len(recipients),
-    )
-    body = bytearray(FIXED.pack(*fixed))
+    assert signer is None or (len(signer) == SIGNER_SIZE and signer != NO_SIGNER)
+    fixed = _Fixed(VERSION, recording_id, codec, sample_rate, channels, created_at_ms, signer)
+    body = bytearray(LEAD.pack(MAGIC, VERSION) + fixed.pack(len(recipients)))
     stanzas = []
     for pub in recipients:
         wrapped = pub.wrap(data_key, WRAP_LABEL, recording_id)
@@ -146,8 +191,8 @@ def build_header(
     mac_key = derive_mac_key(data_key, recording_id)
     mac = hmac.digest(mac_key, bytes(body), "sha256")
     raw = bytes(body) + mac + field_tags(mac_key, bytes(body))
-    header = _header(recording_id, codec, sample_rate, channels, created_at_ms, stanzas, len(raw))
-    return ParsedHeader(header, raw, recording_id, tuple(stanzas))
+    header = _header(fixed, stanzas, len(raw))
+    return ParsedHeader(header, raw, recording_id, tuple(stanzas), signer)
 
 
 def checked_params(
@@ -195,9 +240,12 @@ def derive_mac_key(data_key: bytes, recording_id: bytes) -> bytes:
 
 
 def field_tags(mac_key: bytes, body: bytes) -> bytes:
-    """One 4-byte tag per field: HMAC-SHA256(mac_key, "field" 00 name 00 value)[:4]."""
+    """One 4-byte tag per field: HMAC-SHA256(mac_key, "field" 00 name 00 value)[:4].
+
+    The fields are those of the version in ``body`` (byte 8).
+    """
     out = bytearray()
-    for name, start, end in FIELDS:
+    for name, start, end in FIELDS_BY_VERSION[body[8]]:
         value = body[start:end]
         msg = _FIELD_TAG_PREFIX + name.encode("ascii") + b"\x00" + value
         out += hmac.digest(mac_key, msg, "sha256")[:FIELD_TAG_SIZE]
@@ -206,9 +254,11 @@ def field_tags(mac_key: bytes, body: bytes) -> bytes:
 
 def parse_header(read: Callable[[int], bytes]) -> ParsedHeader:
     """Parse from a ``read(n)`` callable; raises FormatError or TruncatedError naming the field."""
-    raw = bytearray(_read_exact(read, FIXED_SIZE, 0, "magic"))
-    magic, version, rid, codec_id, rate, channels, created_ms, count = FIXED.unpack(raw)
-    _check_fixed(magic, version, codec_id, rate, channels, count)
+    raw = bytearray(_read_exact(read, LEAD.size, 0, "magic"))
+    magic, version = LEAD.unpack(raw)
+    _check_lead(magic, version)
+    raw += _read_exact(read, FIXED[version].size, len(raw), "magic")
+    fixed, count = _unpack_fixed(version, bytes(raw))
     stanzas = []
     for i in range(count):
         head = _read_exact(read, STANZA_HEAD.size, len(raw), f"recipients[{i}]")
@@ -225,45 +275,50 @@ def parse_header(read: Callable[[int], bytes]) -> ParsedHeader:
         wrapped = _read_exact(read, length, len(raw), f"recipients[{i}].wrapped_key")
         raw += wrapped
         stanzas.append(Stanza(kem_id, key_id, wrapped))
-    raw += _read_exact(read, TRAILER_SIZE, len(raw), "header_mac")
+    raw += _read_exact(read, trailer_size(version), len(raw), "header_mac")
+    header = _header(fixed, stanzas, len(raw))
+    return ParsedHeader(header, bytes(raw), fixed.recording_id, tuple(stanzas), fixed.signer)
+
+
+def _unpack_fixed(version: int, raw: bytes) -> tuple[_Fixed, int]:
+    """The fixed fields after magic and version, checked; and the recipient count."""
+    values = FIXED[version].unpack_from(raw, LEAD.size)
+    if version == VERSION_1:  # no signer field: an unsigned recording
+        values = (*values[:5], NO_SIGNER, values[5])
+    rid, codec_id, rate, channels, created_ms, signer, count = values
+    _check_fixed(codec_id, rate, channels, count)
     codec = CODECS_BY_HEADER_ID[codec_id]
-    header = _header(rid, codec, rate, channels, created_ms, stanzas, len(raw))
-    return ParsedHeader(header, bytes(raw), rid, tuple(stanzas))
+    named = None if signer == NO_SIGNER else signer
+    return _Fixed(version, rid, codec, rate, channels, created_ms, named), count
 
 
-def _header(
-    rid: bytes,
-    codec: Codec,
-    rate: int,
-    channels: int,
-    created_ms: int,
-    stanzas: Sequence[Stanza],
-    size: int,
-) -> Header:
+def _header(fixed: _Fixed, stanzas: Sequence[Stanza], size: int) -> Header:
     return Header(
-        version=VERSION,
-        recording_id=rid.hex(),
-        codec=codec,
-        sample_rate=rate,
-        channels=channels,
-        created_at=created_ms / 1000,
+        version=fixed.version,
+        recording_id=fixed.recording_id.hex(),
+        codec=fixed.codec,
+        sample_rate=fixed.sample_rate,
+        channels=fixed.channels,
+        created_at=fixed.created_ms / 1000,
         recipients=tuple(
             Recipient(fingerprint_text(s.key_id), KEMS_BY_WIRE_ID[s.kem_id].name) for s in stanzas
         ),
         header_size=size,
+        signer=None if fixed.signer is None else fingerprint_of(fixed.signer),
     )
 
 
-def _check_fixed(
-    magic: bytes, version: int, codec_id: int, rate: int, channels: int, count: int
-) -> None:
+def _check_lead(magic: bytes, version: int) -> None:
     if magic != MAGIC:
         raise FormatError("not a callrec recording (bad magic)", field="magic")
-    if version != VERSION:
+    if version not in VERSIONS:
         raise FormatError(
-            f"unsupported version {version} (this callrec reads version {VERSION})",
+            f"unsupported version {version} (this callrec reads versions 1 and 2)",
             field="version",
         )
+
+
+def _check_fixed(codec_id: int, rate: int, channels: int, count: int) -> None:
     if codec_id not in CODECS_BY_HEADER_ID:
         raise FormatError(f"unknown codec id {codec_id}", field="codec")
     if rate == 0:
@@ -306,7 +361,8 @@ def open_header(parsed: ParsedHeader, keys: Sequence[PrivateKey]) -> bytes:
 def authenticate(parsed: ParsedHeader, data_key: bytes) -> None:
     """Check header_mac; on failure the field tags name the edited field."""
     raw = parsed.raw
-    body_end = len(raw) - TRAILER_SIZE
+    fields = FIELDS_BY_VERSION[parsed.header.version]
+    body_end = len(raw) - trailer_size(parsed.header.version)
     body, mac, tags = (
         raw[:body_end],
         raw[body_end : body_end + MAC_SIZE],
@@ -320,7 +376,7 @@ def authenticate(parsed: ParsedHeader, data_key: bytes) -> None:
                 "field tags edited (header authentication failed)", field="field_tags"
             )
         return
-    for i, (name, _start, _end) in enumerate(FIELDS):
+    for i, (name, _start, _end) in enumerate(fields):
         span = slice(i * FIELD_TAG_SIZE, (i + 1) * FIELD_TAG_SIZE)
         if not hmac.compare_digest(expected_tags[span], tags[span]):
             raise FormatError(f"{name} was edited (header authentication failed)", field=name)

@@ -28,6 +28,7 @@ from callrec.crypto.frames import AudioFrame, Frame, FrameParser, GapFrame
 from callrec.crypto.keys import PrivateKey
 from callrec.crypto.stream import open_stream, read_segments, tink_keyset_json
 from callrec.errors import FormatError, TruncatedError
+from callrec.recording.origin import Origin, read_origin, stream_slice
 from callrec.spool import UNSEALED_MARK, os_reason
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class VerifyResult:
     segments: int
     audio_seconds: float
     recording_id: str
+    origin: Origin | None = None  # the signature; None when the header could not be read
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,10 @@ class RecordingReader:
             raise
         self.header = parsed.header
         self._ad = parsed.raw
-        self._stream_size = os.fstat(self._file.fileno()).st_size - self.header.header_size
+        size = os.fstat(self._file.fileno()).st_size
+        # Checked first, without the key: the stream then stops before the record.
+        self.origin = read_origin(self._file, parsed, size)
+        self._stream_size = self.origin.stream_end - self.header.header_size
         self.verdict: Verdict | None = None
         self.error: FormatError | None = None
         self.segments_verified = 0
@@ -147,14 +152,17 @@ class RecordingReader:
 
     def chunks(self) -> Iterator[tuple[int, bytes]]:
         """(segment index, plaintext) of each verified segment: the raw layer under frames()."""
+        stream = stream_slice(self._file, self.header.header_size, self.origin.stream_end)
         try:
-            self._file.seek(self.header.header_size)
-            cipher = open_stream(self._file, self._data_key, self._ad)
-            for index, plaintext in read_segments(self._file, cipher, self._stream_size):
+            cipher = open_stream(stream, self._data_key, self._ad)
+            for index, plaintext in read_segments(stream, cipher, self._stream_size):
                 self.segments_verified = index + 1
                 yield index, plaintext
         except FormatError as exc:
             self._settle(exc)
+            return
+        if self.origin.error is not None:  # a whole stream, but unsigned or signed wrongly
+            self._settle(self.origin.error)
             return
         self.verdict = Verdict.COMPLETE
 
@@ -183,6 +191,7 @@ def verify(path: Path, keys: Sequence[PrivateKey], *, sealed: bool | None = None
         reader.segments_verified,
         reader.audio_seconds,
         reader.header.recording_id,
+        reader.origin,
     )
 
 
@@ -192,7 +201,7 @@ def export_tink(path: Path, keys: Sequence[PrivateKey]) -> TinkExport:
     with _open(path) as f:
         parsed = parse_header(f.read)
         data_key = open_header(parsed, keys)
-        size = f.seek(0, os.SEEK_END)
+        size = read_origin(f, parsed, os.fstat(f.fileno()).st_size).stream_end
     key_id = int.from_bytes(bytes.fromhex(parsed.header.recording_id)[:4], "big") & 0x7FFFFFFF
     offset = parsed.header.header_size
     return TinkExport(tink_keyset_json(data_key, key_id or 1), offset, size - offset, parsed.raw)

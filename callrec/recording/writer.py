@@ -7,6 +7,11 @@ plaintext audio ever reaches the disk. ``close()`` writes the final segment
 and renames ``<id>.crec.part`` to ``<id>.crec`` atomically; closing again is
 harmless and returns the same :class:`SealInfo`. Writing after close, after
 a write failed, or from a forked child raises.
+
+With a signing key, the header names the recorder's public key and
+``close()`` appends the signature record (:mod:`callrec.crypto.signing`)
+after the final segment: it covers the SHA-256 of every byte written
+before it, hashed as the segments go out, so sealing never reads back.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from callrec.crypto.frames import (
     encode_resume,
 )
 from callrec.crypto.keys import DATA_KEY_SIZE, PublicKey
+from callrec.crypto.signing import SigningKey, build_record
 from callrec.crypto.stream import (
     FIRST_PLAINTEXT_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
@@ -77,6 +83,7 @@ class SealInfo:
     last_tag_sha256: str
     size: int
     audio_seconds: float
+    signer: str | None = None  # fingerprint of the recorder key that signed it
 
 
 class RecordingWriter:
@@ -91,6 +98,8 @@ class RecordingWriter:
         header: Header,
         fsync_interval: float,
         clock: Clock,
+        signer: SigningKey | None = None,
+        written: bytes = b"",
     ) -> None:
         self._fd = fd
         self.path = path
@@ -114,6 +123,10 @@ class RecordingWriter:
         self._audio_bytes = 0
         self._gap_samples = 0
         self._frame_bytes = header.codec.sample_width * header.channels
+        self._signer = signer
+        # SHA-256 of every byte in the file so far (``written``: the header
+        # and stream header), for the signature record.
+        self._file_hash = hashlib.sha256(written)
 
     @classmethod
     def create(
@@ -128,11 +141,13 @@ class RecordingWriter:
         created_at: float | None = None,
         fsync_interval: float = 1.0,
         clock: Clock = SYSTEM_CLOCK,
+        signer: SigningKey | None = None,
     ) -> RecordingWriter:
         """Create ``directory/<id>.crec.part`` (0600, folder 0700) and write the header now.
 
-        Raises ``RecordingUnavailable`` for unusable arguments (no recipient)
-        and ``SpoolError`` when the spool cannot be written.
+        With ``signer`` the recording is signed by that recorder key when
+        sealed. Raises ``RecordingUnavailable`` for unusable arguments (no
+        recipient) and ``SpoolError`` when the spool cannot be written.
         """
         keys, the_codec, rid = checked_params(
             recipients, codec, sample_rate, channels, recording_id
@@ -141,13 +156,17 @@ class RecordingWriter:
         if not 0 <= created_ms < (1 << 63):
             raise RecordingUnavailable(f"created_at {created_at} is out of range")
         data_key = os.urandom(DATA_KEY_SIZE)
-        built = build_header(rid, the_codec, sample_rate, channels, created_ms, keys, data_key)
+        signer_raw = None if signer is None else signer.public_key().raw
+        built = build_header(
+            rid, the_codec, sample_rate, channels, created_ms, keys, data_key, signer_raw
+        )
         header, raw = built.header, built.raw
         cipher = SegmentCipher(data_key, os.urandom(SALT_SIZE), os.urandom(NONCE_PREFIX_SIZE), raw)
         path = Path(directory) / f"{rid.hex()}{PART_SUFFIX}"
-        fd = _create_part(Path(directory), path, raw + cipher.header)
+        head = raw + cipher.header
+        fd = _create_part(Path(directory), path, head)
         logger.info("recording %s started in %s for %d recipient(s)", rid.hex(), path, len(keys))
-        return cls(fd, path, rid, cipher, header, fsync_interval, clock)
+        return cls(fd, path, rid, cipher, header, fsync_interval, clock, signer, head)
 
     @property
     def closed(self) -> bool:
@@ -223,6 +242,8 @@ class RecordingWriter:
         self._write_out([self._cipher.encrypt(self._index, bytes(self._buf), True)])
         self._index += 1
         self._buf.clear()
+        if self._signer is not None:
+            self._write_signature(self._signer)
         self._sync(self._clock.monotonic())
         self._close_fd()
         final = (
@@ -239,6 +260,7 @@ class RecordingWriter:
             last_tag_sha256=hashlib.sha256(self._last_tag).hexdigest(),
             size=self._size,
             audio_seconds=self.audio_seconds,
+            signer=None if self._signer is None else self._signer.fingerprint,
         )
         logger.info(
             "recording %s sealed: %s, %d segments, %.1f s",
@@ -313,6 +335,8 @@ class RecordingWriter:
 
     def _write_out(self, sealed: list[bytes]) -> None:
         self._last_tag = sealed[-1][-TAG_SIZE:]
+        for segment in sealed:
+            self._file_hash.update(segment)
         try:
             for start in range(0, len(sealed), _IOV_BATCH):
                 batch = sealed[start : start + _IOV_BATCH]
@@ -323,6 +347,15 @@ class RecordingWriter:
                 self._size += total
         except OSError as exc:
             self._fail(exc)
+
+    def _write_signature(self, signer: SigningKey) -> None:
+        """The signature record, after the final segment: the last bytes of the file."""
+        record = build_record(signer, self._index, self._last_tag, self._file_hash.digest())
+        try:
+            write_all(self._fd, record)
+        except OSError as exc:
+            self._fail(exc)
+        self._size += len(record)
 
     def _sync(self, now: float) -> None:
         try:

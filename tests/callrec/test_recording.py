@@ -178,7 +178,7 @@ def test_post_quantum_recipient(tmp_path: Path) -> None:
     info = writer.close()
     header = read_header(info.path)
     assert [r.kem for r in header.recipients] == ["mlkem768-x25519", "x25519"]
-    assert header.header_size == 40 + (19 + 1168) + (19 + 80) + 64
+    assert header.header_size == 72 + (19 + 1168) + (19 + 80) + 68
     for key in (pq, KEY):
         result = verify(info.path, [key])
         assert (result.verdict, result.audio_seconds) == (Verdict.COMPLETE, 1.0)

@@ -162,7 +162,7 @@ def test_reordered_duplicated_dropped_spliced_segments(tmp_path: Path) -> None:
 
 
 def _expected_field(offset: int) -> str:
-    # Offsets of a one-recipient X25519 header (docs/FORMAT.md).
+    # Offsets of a one-recipient X25519 version-2 header (docs/FORMAT.md).
     spans = [
         (8, "magic"),
         (9, "version"),
@@ -171,13 +171,14 @@ def _expected_field(offset: int) -> str:
         (30, "sample_rate"),
         (31, "channels"),
         (39, "created_at"),
-        (40, "recipients"),
-        (41, "recipients[0].kem"),
-        (57, "recipients"),  # key id no longer matches: no recipient
-        (59, "recipients[0].wrapped_key"),
-        (139, "recipients[0]"),
-        (171, "header_mac"),
-        (203, "field_tags"),
+        (71, "signer"),
+        (72, "recipients"),
+        (73, "recipients[0].kem"),
+        (89, "recipients"),  # key id no longer matches: no recipient
+        (91, "recipients[0].wrapped_key"),
+        (171, "recipients[0]"),
+        (203, "header_mac"),
+        (239, "field_tags"),
     ]
     return next(name for end, name in spans if offset < end)
 
@@ -185,9 +186,9 @@ def _expected_field(offset: int) -> str:
 def test_every_header_byte_edited_names_the_field(tmp_path: Path) -> None:
     sealed, _ = _record(tmp_path, 3)
     data = sealed.read_bytes()
-    assert read_header(sealed).header_size == 203
+    assert read_header(sealed).header_size == 239
     target = tmp_path / "edited.crec"
-    for offset in range(203):
+    for offset in range(239):
         bad = bytearray(data)
         bad[offset] ^= 0x01
         target.write_bytes(bytes(bad))
@@ -211,7 +212,7 @@ def test_stanza_moved_from_another_recording(tmp_path: Path) -> None:
     one, _ = _record(tmp_path, 3, "one.crec")
     two, _ = _record(tmp_path, 3, "two.crec")
     a, b = one.read_bytes(), two.read_bytes()
-    one.write_bytes(a[:40] + b[40:139] + a[139:])
+    one.write_bytes(a[:72] + b[72:171] + a[171:])
     with pytest.raises(FormatError) as info:
         RecordingReader(one, [KEY])
     assert info.value.field == "recipients[0]"

@@ -60,7 +60,8 @@ SEGMENT_0 = bytes.fromhex(
 FILE = HEADER + STREAM_HEADER + SEGMENT_0
 
 
-def test_fixed_fields_at_their_offsets() -> None:
+def test_version_1_fixed_fields_at_their_offsets() -> None:
+    """Files written before signatures (version 1) still read: pinned here byte for byte."""
     assert HEADER[0:8] == fmt.MAGIC == b"\x89CREC\r\n\x1a"
     parsed = fmt.parse_header(_reader(FILE))
     h = parsed.header
@@ -69,6 +70,7 @@ def test_fixed_fields_at_their_offsets() -> None:
     assert h.created_at == 1795910400.0
     assert [(r.key_id, r.kem) for r in h.recipients] == [("l44sn6olrbqmhao6vfft5vzh3y", "x25519")]
     assert h.header_size == len(HEADER) == 203
+    assert h.signer is None
     assert parsed.raw == HEADER
     assert parsed.stanzas[0].wrapped == STANZA[19:]
 
@@ -86,14 +88,18 @@ def test_mac_key_mac_and_field_tags() -> None:
     assert FIELD_TAGS[12:16] == codec_tag
 
 
-def test_build_header_matches_the_layout() -> None:
+def test_build_header_writes_version_2_with_the_same_fields() -> None:
     made = fmt.build_header(
         RECORDING_ID, Codec.ULAW, 8000, 1, 1795910400000, [KEY.public_key()], DATA_KEY
     )
     built = made.raw
-    # HPKE draws a fresh ephemeral key, so only the wrapped bytes differ.
-    assert built[:59] == HEADER[:59]
-    assert len(built) == len(HEADER)
+    # Version 2 (docs/FORMAT.md): the version-1 fields, then 32 signer bytes
+    # (zero: unsigned), then the stanzas, MAC and 9 field tags. HPKE draws a
+    # fresh ephemeral key, so only the wrapped bytes differ.
+    assert built[:8] + built[9:39] == HEADER[:8] + HEADER[9:39]
+    assert (built[8], built[39:71], built[71:91]) == (2, bytes(32), HEADER[39:59])
+    assert len(built) == len(HEADER) + 32 + 4
+    assert made.header.signer is None
     parsed = fmt.parse_header(_reader(built))
     assert fmt.open_header(parsed, [KEY]) == DATA_KEY
     assert parsed == made  # the writer's Header is what every reader will see
@@ -129,7 +135,7 @@ def test_pinned_file_reads(tmp_path: Path) -> None:
     ("offset", "value", "field", "message"),
     [
         (0, 0x88, "magic", "not a callrec recording (bad magic)"),
-        (8, 2, "version", "unsupported version 2 (this callrec reads version 1)"),
+        (8, 3, "version", "unsupported version 3 (this callrec reads versions 1 and 2)"),
         (25, 9, "codec", "unknown codec id 9"),
         (26, 0, "sample_rate", None),
         (30, 0, "channels", "channel count is 0"),
