@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast, get_args
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from callrec.config_checks import (
     Reader,
@@ -33,6 +33,7 @@ from callrec.config_checks import (
     kind_of,
     language_value,
     number_value,
+    path_text,
     port_value,
     sound_value,
     string_list,
@@ -63,6 +64,7 @@ from callrec.failure_policy import FailurePolicy
 from callrec.logutil import safe
 from callrec.media.codecs import MediaFormatName
 from callrec.spool import os_reason
+from callrec.user_files import read_bounded
 
 # The typed config is defined in callrec.config_model; this module is where
 # callers get it, with the loader.
@@ -90,6 +92,8 @@ __all__ = [
 PASSWORD_ENV = "CALLREC_ARI_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
 _ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[^\s,()]+$")
+# A config is a page of text; more is not a config (and /dev/zero never ends).
+MAX_CONFIG_BYTES = 1 << 20
 _DEFAULT_RECIPIENTS: tuple[str, ...] = ("/etc/callrec/dpo.pub",)
 
 
@@ -195,8 +199,7 @@ def _load(
 def _read_toml(r: Reader, path: Path) -> dict[str, Any] | None:
     """The parsed file, or None with the reason recorded as a problem."""
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8"))
     except FileNotFoundError:
         r.problem("(file)", "file does not exist", "copy config/callrec.toml and edit it")
     except OSError as exc:
@@ -207,12 +210,24 @@ def _read_toml(r: Reader, path: Path) -> dict[str, Any] | None:
         where = re.search(r"line (\d+)", str(exc))
         key = f"line {where.group(1)}" if where else "(syntax)"
         r.problem(key, f"not valid TOML: {exc}", "see config/callrec.toml for the syntax")
+    except ValueError:  # Python's limit on integer digits (4300)
+        r.problem("(syntax)", "a number has more digits than callrec reads", "e.g. 2.0")
+    except RecursionError:
+        r.problem("(syntax)", "arrays or tables nested too deeply", "no key needs nesting")
     return None
 
 
 def _redacted(url: str) -> str:
     """``url`` without anything that may be credentials (``//user:pass@``)."""
     return re.sub(r"//[^/]*@", "//***@", url)
+
+
+def _has_valid_port(parts: SplitResult) -> bool:
+    """No port (the scheme's own) or one in 1..65535; urlsplit raises on the rest."""
+    try:
+        return parts.port != 0
+    except ValueError:
+        return False
 
 
 def _ari(r: Reader, t: dict[str, Any], env: Mapping[str, str]) -> AriConfig:
@@ -236,6 +251,8 @@ def _ari(r: Reader, t: dict[str, Any], env: Mapping[str, str]) -> AriConfig:
             f"must be an http:// or https:// URL, not {safe(_redacted(url), 60)!r}",
             "e.g. http://127.0.0.1:8088",
         )
+    elif not _has_valid_port(parts):
+        r.problem("ari.url", "has a port outside 1..65535", "e.g. http://127.0.0.1:8088")
     elif parts.path.rstrip("/").endswith("/ari"):
         r.problem("ari.url", "must not end with /ari", "callrec adds /ari itself")
     password = r.take(t, ("ari", "password"), "", string_or_empty)
@@ -270,7 +287,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
     r.unknown(t, keys, "recording")
     d = RecordingConfig()
     recipients = r.take(
-        t, ("recording", "recipients"), _DEFAULT_RECIPIENTS, string_list(string_value)
+        t, ("recording", "recipients"), _DEFAULT_RECIPIENTS, string_list(path_text)
     )
     if not recipients:
         r.problem(
@@ -286,7 +303,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
             "e.g. 127.0.0.1",
         )
     return RecordingConfig(
-        spool=r.path_value(r.take(t, ("recording", "spool"), str(d.spool), string_value)),
+        spool=r.path_key(t, ("recording", "spool"), d.spool),
         recipients=tuple(r.path_value(p) for p in recipients),
         format=r.choice(t, ("recording", "format"), d.format, MediaFormatName),
         fsync_interval=r.take(
@@ -301,9 +318,10 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
 def _privacy(r: Reader, t: dict[str, Any]) -> PrivacyConfig:
     r.unknown(t, ("pseudonym_key", "audit_log"), "privacy")
     d = PrivacyConfig()
-    key = r.take(t, ("privacy", "pseudonym_key"), str(d.pseudonym_key), string_value)
-    audit = r.take(t, ("privacy", "audit_log"), str(d.audit_log), string_value)
-    return PrivacyConfig(pseudonym_key=r.path_value(key), audit_log=r.path_value(audit))
+    return PrivacyConfig(
+        pseudonym_key=r.path_key(t, ("privacy", "pseudonym_key"), d.pseudonym_key),
+        audit_log=r.path_key(t, ("privacy", "audit_log"), d.audit_log),
+    )
 
 
 def _consent(r: Reader, t: dict[str, Any]) -> ConsentConfig:
@@ -361,9 +379,8 @@ def _prompts(r: Reader, t: dict[str, Any]) -> PromptsConfig:
             continue
         r.unknown(sub, PROMPT_KINDS, "prompts", "numbers", number)
         numbers[number] = _prompt_names(r, sub, names, "prompts", "numbers", number)
-    sounds = r.take(t, ("prompts", "sounds_dir"), str(d.sounds_dir), string_value)
     return PromptsConfig(
-        sounds_dir=r.path_value(sounds),
+        sounds_dir=r.path_key(t, ("prompts", "sounds_dir"), d.sounds_dir),
         languages=languages,
         default_language=default,
         names=names,
@@ -398,7 +415,7 @@ def _destinations(r: Reader, t: dict[str, Any]) -> Mapping[str, Destination]:
 
 
 def _agi(r: Reader, t: dict[str, Any]) -> AgiConfig:
-    r.unknown(t, ("listen", "record_after_consent"), "agi")
+    r.unknown(t, ("listen", "record_after_consent", "read_timeout"), "agi")
     d = AgiConfig()
     listen = r.take(t, ("agi", "listen"), f"{d.host}:{d.port}", string_value)
     m = re.match(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$", listen)
@@ -410,7 +427,8 @@ def _agi(r: Reader, t: dict[str, Any]) -> AgiConfig:
     else:
         host, port = m.group(1) or m.group(2), int(m.group(3))
     record = r.take(t, ("agi", "record_after_consent"), d.record_after_consent, bool_value)
-    return AgiConfig(host=host, port=port, record_after_consent=record)
+    timeout = r.take(t, ("agi", "read_timeout"), d.read_timeout, number_value(0.0, above=True))
+    return AgiConfig(host=host, port=port, record_after_consent=record, read_timeout=timeout)
 
 
 def _logging(r: Reader, t: dict[str, Any]) -> LoggingConfig:

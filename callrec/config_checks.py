@@ -12,6 +12,7 @@ import ipaddress
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -20,11 +21,15 @@ from callrec.config_model import PROMPT_KINDS, Config
 from callrec.crypto.keys import PublicKey, load_pseudonym_key
 from callrec.errors import ConfigError, KeyFileError
 from callrec.prompts.names import LANGUAGE, SOUND
+from callrec.user_files import describe
 
 DIGITS = frozenset("0123456789*#")
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _PSEUDONYM_HINT = "create one with: head -c32 /dev/urandom > FILE && chmod 600 FILE"
+# Linux limits: a whole path (NUL included) and one name in it, in bytes.
+PATH_MAX = 4096
+NAME_MAX = 255
 
 
 T = TypeVar("T")
@@ -82,8 +87,15 @@ class Reader:
         """A string out of a ``Literal`` type's values (typed by the caller's field)."""
         return self.take(table, key, default, choice_value(get_args(literal)))
 
+    def path_key(self, table: Mapping[str, Any], key: tuple[str, ...], default: Path) -> Path:
+        """A path key: checked by :func:`path_text`, ``~`` expanded, relative to the file."""
+        return self.path_value(self.take(table, key, str(default), path_text))
+
     def path_value(self, raw: str) -> Path:
-        p = Path(raw).expanduser()
+        try:
+            p = Path(raw).expanduser()
+        except RuntimeError:  # ~nosuchuser: path_text reports it
+            p = Path(raw)
         return p if p.is_absolute() else self.base / p
 
 
@@ -107,12 +119,16 @@ def number_value(
     def check(value: Any) -> tuple[float | None, str, str]:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, f"must be a number, not {kind_of(value)}", "e.g. 2.0"
-        if not math.isfinite(value):
-            return None, f"must be a finite number, not {value}", "e.g. 2.0"
-        ok = value > low if above else value >= low
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            return None, "must be a finite number, not one this large", "e.g. 2.0"
+        if not math.isfinite(number):
+            return None, f"must be a finite number, not {number}", "e.g. 2.0"
+        ok = number > low if above else number >= low
         if not ok:
-            return None, f"must be {'>' if above else '>='} {low:g}, not {value:g}", ""
-        return float(value), "", ""
+            return None, f"must be {'>' if above else '>='} {low:g}, not {number:g}", ""
+        return number, "", ""
 
     return check
 
@@ -181,6 +197,28 @@ def string_list(
     return check
 
 
+def path_text(value: Any) -> tuple[str | None, str, str]:
+    """A string that can name a file: no NUL, not longer than Linux allows, a known ``~user``."""
+    text, message, hint = string_value(value)
+    if text is None:
+        return None, message, hint
+    if "\0" in text:
+        return None, "contains a NUL byte, which no file name can hold", ""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) >= PATH_MAX:
+        return None, f"is {len(data)} bytes long; a path has at most {PATH_MAX - 1}", ""
+    longest = max(len(name) for name in data.split(b"/"))
+    if longest > NAME_MAX:
+        return None, f"has a name of {longest} bytes; a file name has at most {NAME_MAX}", ""
+    if text.startswith("~"):
+        try:
+            Path(text).expanduser()
+        except RuntimeError:
+            user = text[1:].split("/", 1)[0]
+            return None, f"~{user}: no such user", "write the full path"
+    return text, "", ""
+
+
 def string_or_empty(value: Any) -> tuple[str | None, str, str]:
     if isinstance(value, str):
         return value, "", ""
@@ -223,6 +261,10 @@ def _check_audit_log(r: Reader, audit: Path) -> None:
 
 
 def _check_recipient(r: Reader, key: str, path: Path) -> None:
+    what = describe(path)
+    if what:
+        r.problem(key, f"{path} {what}", "name the .pub file written by `callrec keygen`")
+        return
     if not path.is_file():
         r.problem(key, f"{path}: file does not exist", "create it with `callrec keygen`")
         return
@@ -261,6 +303,19 @@ def _check_pseudonym_key(r: Reader, path: Path) -> None:
         load_pseudonym_key(path)
     except KeyFileError as exc:
         r.problem("privacy.pseudonym_key", f"{path}: {exc.message}", _PSEUDONYM_HINT)
+        return
+    # Whoever reads it can re-identify every pseudonymised number by brute
+    # force; the AGI script's group may need it, other users never.
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:  # gone since it was read: the service will say so
+        return
+    if mode & 0o007:
+        r.problem(
+            "privacy.pseudonym_key",
+            f"{path}: other users can read or write it (mode {mode:04o})",
+            f"chmod 600 {path} (or 640 for the group of the callrec user)",
+        )
 
 
 def _check_prompts(r: Reader, c: Config) -> None:

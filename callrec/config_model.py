@@ -87,6 +87,9 @@ class AgiConfig:
     host: str = "127.0.0.1"
     port: int = 4573
     record_after_consent: bool = False
+    # Seconds a FastAGI session may wait for one reply (the disclosure plays
+    # inside one): a peer that goes silent is ended, not held forever.
+    read_timeout: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def make_setup(root: Path) -> dict[str, Path]:
     keys.mkdir()
     (keys / "dpo.pub").write_text(PrivateKey.generate().public_key().to_text())
     (keys / "pseudonym.key").write_bytes(bytes(range(32)))
+    (keys / "pseudonym.key").chmod(0o600)
     for lang in ("en", "de"):
         for name in PROMPT_NAMES:
             wav = root / "sounds" / lang / f"{name}.wav"
