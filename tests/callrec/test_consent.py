@@ -14,6 +14,7 @@ from callrec.consent import (
     ConsentPolicy,
     Decision,
     DisclosureFailed,
+    Interruption,
     records,
 )
 from callrec.errors import RecordingUnavailable
@@ -255,6 +256,85 @@ async def test_prompt_failure_after_a_decision_keeps_the_decision() -> None:
     await call.at(1.0, lambda: call.gate.digit("2"))
     await call.at(1.1, lambda: call.gate.prompt_failed("stopped"))
     assert await call.result() is Decision.DECLINED_DTMF
+    t = call.gate.timeline
+    # The digit stopped the prompt; its "failed" end is that stop, not a failure.
+    assert (t.prompt_interrupted_by, t.prompt_failure) == (Interruption.DIGIT, None)
+    assert t.answered_at is not None
+    assert t.prompt_interrupted_at == t.answered_at + 1.0
+
+
+async def test_a_hang_up_while_the_prompt_plays_interrupts_it_and_is_no_failure() -> None:
+    call = Call(IMPLIED)
+    call.gate.answered()
+    await call.at(0.5, call.gate.prompt_started)
+    await call.at(2.0, call.gate.hangup)
+    # Asterisk then reports the playback as failed (trace 02).
+    await call.at(2.0, lambda: call.gate.prompt_failed("playback failed"))
+    assert await call.result() is Decision.DECLINED_HANGUP
+    t = call.gate.timeline
+    assert t.prompt_interrupted_by is Interruption.CALLER_HANGUP
+    assert t.answered_at is not None
+    assert t.prompt_interrupted_at == t.hangup_at == t.answered_at + 2.0
+    assert (t.prompt_failure, t.prompt_failed_at, t.prompt_finished_at) == (None, None, None)
+
+
+@pytest.mark.parametrize("hangup_at", [0.2, END + 1.0])
+async def test_a_hang_up_when_no_prompt_plays_interrupts_nothing(hangup_at: float) -> None:
+    call = Call(IMPLIED)
+    call.gate.answered()
+    if hangup_at > END:
+        await call.disclosure()
+    await call.at(hangup_at, call.gate.hangup)
+    assert await call.result() is Decision.DECLINED_HANGUP
+    t = call.gate.timeline
+    assert (t.prompt_interrupted_at, t.prompt_interrupted_by) == (None, None)
+
+
+async def test_a_digit_that_does_not_decide_does_not_interrupt() -> None:
+    call = Call(IMPLIED)
+    call.gate.answered()
+    await call.at(0.5, call.gate.prompt_started)
+    await call.at(1.0, lambda: call.gate.digit("1"))  # accept digit: ignored in implied mode
+    await call.at(1.5, lambda: call.gate.digit("7"))
+    assert call.gate.timeline.prompt_interrupted_by is None
+    await call.at(END, call.gate.prompt_finished)
+    await call.at(END + 2.0)
+    assert await call.result() is Decision.IMPLIED
+
+
+async def test_the_accept_digit_interrupts_the_prompt_in_explicit_mode() -> None:
+    call = Call(EXPLICIT)
+    call.gate.answered()
+    await call.at(0.5, call.gate.prompt_started)
+    await call.at(3.0, lambda: call.gate.digit("1"))
+    assert await call.result() is Decision.GRANTED_DTMF
+    assert call.gate.timeline.prompt_interrupted_by is Interruption.DIGIT
+
+
+async def test_a_failure_reported_before_a_hang_up_stays_a_failure() -> None:
+    call = Call(IMPLIED)
+    call.gate.answered()
+    await call.at(0.5, call.gate.prompt_started)
+    await call.at(0.5, lambda: call.gate.prompt_failed("playback failed"))
+    await call.at(1.0, call.gate.hangup)
+    with pytest.raises(DisclosureFailed):
+        await call.result()
+    t = call.gate.timeline
+    assert (t.prompt_failure, t.prompt_interrupted_by) == ("playback failed", None)
+
+
+async def test_only_the_first_cut_counts() -> None:
+    call = Call(IMPLIED)
+    call.gate.answered()
+    call.gate.prompt_interrupted(Interruption.CALL_ENDED)  # not started: nothing to cut
+    assert call.gate.timeline.prompt_interrupted_at is None
+    await call.at(0.5, call.gate.prompt_started)
+    await call.at(1.0, lambda: call.gate.prompt_interrupted(Interruption.CALL_ENDED))
+    await call.at(1.5, call.gate.hangup)
+    t = call.gate.timeline
+    assert t.prompt_interrupted_by is Interruption.CALL_ENDED
+    assert t.answered_at is not None
+    assert t.prompt_interrupted_at == t.answered_at + 1.0
 
 
 async def test_several_waiters_get_the_same_decision() -> None:
