@@ -16,6 +16,29 @@ recordings' metadata (:func:`callrec.crypto.keys.load_pseudonym_key` reads it).
 The prompt hash is the SHA-256 of the exact bytes of the prompt's canonical
 WAV file, ``<sounds_dir>/<language>/<name>.wav`` (8 kHz, 16-bit), which is
 the file ``Config.prompt_for`` names.
+
+What happened to the disclosure, in both views (times ISO 8601 UTC; null
+when it did not happen):
+
+=============================  ================================================
+key                            value
+=============================  ================================================
+``times.prompt_start``         the disclosure began to play
+``times.prompt_end``           it played to its end, or a deciding digit
+                               stopped it (then ``prompt_interrupted`` too)
+``times.prompt_failed``,       it could not be played, so nobody consented:
+``prompt_failure``             ``prompt file missing`` (not hashable, never
+                               played), ``playback failed`` (the PBX could not
+                               play it on a live channel), or the PBX's error
+``times.prompt_interrupted``,  it was cut short while playing:
+``prompt_interrupted_by``      ``caller-hangup``; ``digit`` (the opt-out or
+                               accept digit); ``call-ended`` (the recorder or
+                               the PBX ended the call: the audit line's
+                               ``end`` says why)
+=============================  ================================================
+
+Asterisk reports a playback cut by a hang-up as ``failed`` (trace 02); that
+is an interruption, never a ``prompt_failure``.
 """
 
 from __future__ import annotations
