@@ -2,7 +2,10 @@
 
 Every line is a JSON object (``json.dumps`` with ``ensure_ascii`` and sorted
 keys, so control characters, quotes and non-ASCII in caller data arrive
-escaped and a line can never be split or forged). Schema version 1:
+escaped and a line can never be split). Lines are hash-chained and, with a
+recorder signing key, signed (:mod:`callrec.audit_chain`), so a line edited,
+deleted, moved or forged is found by ``callrec audit verify``. Schema
+version 2 (version 1 was the same without the chain keys):
 
 ==================  =========================================================
 key                 value
@@ -36,16 +39,26 @@ key                 value
                     absent when there are none
 ``personal_error``  only when the personal fields could not be sealed (no
                     usable recipient key): they were dropped, never written
+``seq``             position in the chain: 1, 2, 3 ...
+``prev``            hex digest of the line before (64 zeros for the first)
+``personal_digest`` salted hash of the personal fields (``personal_sealed``,
+                    ``evidence.caller``), or null: erasure removes the fields
+                    and ``personal_salt``, and the chain still verifies
+``personal_salt``   random, hashed with the personal fields
+``signer``, ``sig`` the recorder's Ed25519 public key and the line's
+                    signature (base64), when a signing key is configured
 ==================  =========================================================
 
 Keys that do not apply are null. The front ends fill them through
 :func:`audit_record`; the file is created 0600 in a 0700 folder, opened with
-``O_APPEND`` and every line is fsynced before :meth:`AuditLog.append`
-returns.
+``O_APPEND`` and locked while a line is chained onto the last one (the AGI
+script and the app append to the same file), and every line is fsynced
+before :meth:`AuditLog.append` returns.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -55,16 +68,20 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from callrec.audit_chain import CHAIN_SCHEMA, Head, chain_line, head_of
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.crypto.envelope import open_sealed, seal_for
 from callrec.crypto.keys import PrivateKey, PublicKey
+from callrec.crypto.signing import SigningKey
 from callrec.errors import CallrecError
 from callrec.evidence import Evidence
 from callrec.spool import make_private_dirs, os_reason, spool_error, write_all
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = CHAIN_SCHEMA
+# How much of the end of the log is read, at first, to find the last line.
+_TAIL_BLOCK = 64 * 1024
 _PERSONAL_CONTEXT = b"callrec audit personal v1\x00"
 
 
@@ -121,13 +138,22 @@ def encode_line(record: Mapping[str, Any]) -> bytes:
 
 
 class AuditLog:
-    """Appends audit lines to ``path``; personal fields sealed for ``recipients``."""
+    """Appends audit lines to ``path``; personal fields sealed for ``recipients``.
+
+    With ``signer`` (the recorder's signing key) every line is signed.
+    """
 
     def __init__(
-        self, path: Path, recipients: Sequence[PublicKey], *, clock: Clock = SYSTEM_CLOCK
+        self,
+        path: Path,
+        recipients: Sequence[PublicKey],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        signer: SigningKey | None = None,
     ) -> None:
         self.path = Path(path)
         self.recipients = list(recipients)
+        self.signer = signer
         self._clock = clock
 
     def append(
@@ -154,10 +180,13 @@ class AuditLog:
             except CallrecError as exc:
                 logger.error("audit: personal fields dropped, cannot seal them: %s", exc)
                 line["personal_error"] = f"not sealed: {exc}"
-        self._write(encode_line(line))
+        # JSON values only from here on, exactly as every reader will see them,
+        # so the digest the next line names is the one a verifier computes.
+        line = json.loads(encode_line(line))
+        self._write(line)
         return line
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, line: dict[str, Any]) -> None:
         try:
             fd = self._open()
         except OSError as exc:
@@ -166,7 +195,10 @@ class AuditLog:
             mode = os.fstat(fd).st_mode
             if stat.S_ISREG(mode) and mode & 0o077:
                 os.fchmod(fd, 0o600)  # an admin-created file must not stay readable by others
-            write_all(fd, data)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by close(): one line at a time
+            head, torn = _tail(fd) if stat.S_ISREG(mode) else (Head(), False)
+            data = encode_line(chain_line(line, head, self.signer))
+            write_all(fd, b"\n" + data if torn else data)  # never glued to a torn line
             os.fsync(fd)
         except OSError as exc:
             raise AuditError(str(self.path), spool_error(self.path, exc).message) from None
@@ -174,7 +206,7 @@ class AuditLog:
             os.close(fd)
 
     def _open(self) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             return os.open(self.path, flags, 0o600)
         except FileNotFoundError:
@@ -182,6 +214,38 @@ class AuditLog:
             # create the folders 0700 then, not on every appended line.
             make_private_dirs(self.path.parent)
             return os.open(self.path, flags, 0o600)
+
+
+def _tail(fd: int) -> tuple[Head, bool]:
+    """The chain head the log ends with, and whether it ends inside a torn line.
+
+    Reads back from the end until a whole line parses: a torn last line (a
+    crash mid-write) is stepped over; a schema-1 line means the chain starts
+    now. Only a damaged end costs more than one small read.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return Head(), False
+    torn = os.pread(fd, 1, size - 1) != b"\n"
+    window = _TAIL_BLOCK
+    while True:
+        start = max(0, size - window)
+        lines = os.pread(fd, size - start, start).split(b"\n")
+        for raw in reversed(lines if start == 0 else lines[1:]):  # lines[0] may be cut
+            line = _json_object(raw)
+            if line is not None:
+                return head_of(line) or Head(), torn
+        if start == 0:
+            return Head(), torn
+        window *= 4
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def read_audit(path: Path) -> Iterator[dict[str, Any]]:

@@ -58,7 +58,7 @@ def test_a_call_line_hides_personal_fields_that_the_dpo_can_open(
     assert b"Alice" not in raw
     [line] = read_audit(path)
     assert line == written
-    assert line["schema"] == 1
+    assert line["schema"] == 2
     assert line["time"] == "2026-11-29T00:00:00.000+00:00"
     assert (line["event"], line["decision"], line["recording_id"]) == (
         "call",
