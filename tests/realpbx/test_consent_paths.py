@@ -50,8 +50,15 @@ async def test_hanging_up_during_the_disclosure_records_nothing(recorder: Record
     assert_ok(report)
     line = line_of(report)
     assert line["durations"].get("bridged") is None and line["destination"] is None
-    times = line["evidence"]["times"]
+    evidence = line["evidence"]
+    times = evidence["times"]
     assert times["prompt_start"] is not None and times["prompt_end"] is None
+    # Asterisk ends the cut playback as "failed" (trace 02): the evidence
+    # records a hang-up that interrupted the disclosure, not a broken prompt.
+    assert (line["event"], line["decision"], line["reason"]) == ("call", "declined-hangup", None)
+    assert evidence["prompt_interrupted_by"] == "caller-hangup"
+    assert evidence["prompt_failure"] is None and times["prompt_failed"] is None
+    assert times["prompt_start"] <= times["prompt_interrupted"] <= times["hangup"]
     assert recorder.sealed() == [] and recorder.open_recordings() == []
 
 
