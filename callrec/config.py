@@ -283,6 +283,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
         "on_failure",
         "media_host",
         "media_port",
+        "signing_key",
     )
     r.unknown(t, keys, "recording")
     d = RecordingConfig()
@@ -312,7 +313,12 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
         on_failure=r.choice(t, ("recording", "on_failure"), d.on_failure, FailurePolicy),
         media_host=host,
         media_port=r.take(t, ("recording", "media_port"), d.media_port, port_value),
+        signing_key=_optional_path(r, r.take(t, ("recording", "signing_key"), "", string_value)),
     )
+
+
+def _optional_path(r: Reader, raw: str) -> Path | None:
+    return r.path_value(raw) if raw else None
 
 
 def _privacy(r: Reader, t: dict[str, Any]) -> PrivacyConfig:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 from callrec.config_model import PROMPT_KINDS, Config
-from callrec.crypto.keys import PublicKey, load_pseudonym_key
+from callrec.crypto.keys import PublicKey, load_pseudonym_key, read_key_file
+from callrec.crypto.signing import SigningKey
 from callrec.errors import ConfigError, KeyFileError
 from callrec.prompts.names import LANGUAGE, SOUND
 from callrec.user_files import describe
@@ -26,6 +27,7 @@ from callrec.user_files import describe
 DIGITS = frozenset("0123456789*#")
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_SIGNING_HINT = "create it with `callrec keygen --signing --out DIR --name NAME`"
 _PSEUDONYM_HINT = "create one with: head -c32 /dev/urandom > FILE && chmod 600 FILE"
 # Linux limits: a whole path (NUL included) and one name in it, in bytes.
 PATH_MAX = 4096
@@ -246,6 +248,8 @@ def check_files(r: Reader, c: Config, sections: Collection[str]) -> None:
         for i, path in enumerate(c.recording.recipients):
             _check_recipient(r, f"recording.recipients[{i}]", path)
         _check_folder(r, "recording.spool", c.recording.spool)
+        if c.recording.signing_key is not None:
+            _check_signing_key(r, c.recording.signing_key)
     if "privacy" in sections:
         _check_pseudonym_key(r, c.privacy.pseudonym_key)
         _check_audit_log(r, c.privacy.audit_log)
@@ -275,6 +279,29 @@ def _check_recipient(r: Reader, key: str, path: Path) -> None:
             key,
             f"not a callrec public key: {exc.message}",
             "use the .pub file written by `callrec keygen`",
+        )
+
+
+def _check_signing_key(r: Reader, path: Path) -> None:
+    key = "recording.signing_key"
+    try:
+        data = read_key_file(path, "signing key", missing="file does not exist")
+        if SigningKey.is_encrypted(data):
+            r.problem(
+                key,
+                f"{path}: protected by a passphrase, which the recorder cannot type",
+                "give the recorder a key made without --passphrase-file/--ask-passphrase",
+            )
+            return
+        SigningKey.from_bytes(data, str(path))
+    except KeyFileError as exc:
+        r.problem(key, f"{path}: {exc.message}", _SIGNING_HINT)
+        return
+    if path.stat().st_mode & 0o077:
+        r.problem(
+            key,
+            f"{path}: readable by other users, who could sign as this recorder",
+            f"chmod 600 {path}",
         )
 
 

@@ -17,6 +17,7 @@ from typing import Literal, cast, get_args
 
 from callrec.consent import ConsentPolicy
 from callrec.crypto.keys import PublicKey
+from callrec.crypto.signing import SigningKey
 from callrec.failure_policy import BEST_EFFORT, FailurePolicy
 from callrec.media.codecs import MediaFormatName
 from callrec.prompts.names import PromptRef
@@ -45,6 +46,7 @@ class RecordingConfig:
     on_failure: FailurePolicy = BEST_EFFORT
     media_host: str = "127.0.0.1"
     media_port: int = 0
+    signing_key: Path | None = None  # the recorder's Ed25519 key; None: unsigned
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,15 @@ class Config:
     def recipient_keys(self) -> list[PublicKey]:
         """The recipients' public keys; raises ``KeyFileError`` naming a bad file."""
         return [PublicKey.load(path) for path in self.recording.recipients]
+
+    def recording_signer(self) -> SigningKey | None:
+        """The recorder's signing key, or None when none is configured.
+
+        Raises ``KeyFileError`` naming the file when it cannot be used; a
+        passphrase-protected key cannot be (a service cannot type one).
+        """
+        path = self.recording.signing_key
+        return None if path is None else SigningKey.load(path)
 
     def destination_for(self, number: str) -> Destination | None:
         """The destination for a dialled number, else ``default``, else None."""
