@@ -30,6 +30,7 @@ from callrec.ari.client import AriClient
 from callrec.ari.router import EventRouter
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.crypto.keys import PublicKey
+from callrec.crypto.signing import SigningKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.evidence import Evidence
 from callrec.failure_policy import is_strict
@@ -108,11 +109,12 @@ class TapResult:
         return "failure", NOT_SEALED if not reason else f"{reason}; {NOT_SEALED}"
 
     def audit_fields(self, evidence: Evidence) -> dict[str, Any]:
-        """The recording's part of an audit line (``callrec.audit`` schema 1).
+        """The recording's part of an audit line (``callrec.audit`` schema 2).
 
         The same keys from both front ends: ``recording_id``, ``packets``,
-        ``sealed``, ``path``, ``segments``, ``last_tag_sha256``, ``size`` and
-        ``durations`` (``recording``, ``audio`` recovered, ``gaps`` lost).
+        ``sealed``, ``path``, ``segments``, ``last_tag_sha256``, ``size``,
+        ``signer`` (fingerprint of the recorder key that signed it, or null)
+        and ``durations`` (``recording``, ``audio`` recovered, ``gaps`` lost).
         """
         gaps = int(self.stats.get("gap_samples") or 0) / self.sample_rate
         durations: dict[str, float] = {"gaps": gaps}
@@ -133,6 +135,7 @@ class TapResult:
                 segments=self.seal.segments,
                 last_tag_sha256=self.seal.last_tag_sha256,
                 size=self.seal.size,
+                signer=self.seal.signer,
             )
         return fields
 
@@ -165,7 +168,8 @@ class RecordingTap:
     writer failed, or no RTP arrived for ``settings.media_timeout`` seconds
     while recording and not paused (reason :data:`MEDIA_LOST`, reported once;
     a ``media-lost`` metadata frame marks the spot and the recording stays
-    open, so audio that comes back is recorded after a gap).
+    open, so audio that comes back is recorded after a gap). With ``signer``
+    (the recorder's signing key) the sealed recording is signed.
     """
 
     def __init__(
@@ -180,6 +184,7 @@ class RecordingTap:
         clock: Clock = SYSTEM_CLOCK,
         log: LogLike = logger,
         on_failure: Callable[[str], None] | None = None,
+        signer: SigningKey | None = None,
     ) -> None:
         media_format = MEDIA_FORMATS.get(settings.media_format)
         if media_format is None:
@@ -193,6 +198,7 @@ class RecordingTap:
         self._clock = clock
         self._log = log
         self._on_failure = on_failure
+        self._signer = signer
         self.snoop_id = new_id("snoop")
         self.media_id = new_id("media")
         self.bridge_id = new_id("tap")
@@ -270,6 +276,7 @@ class RecordingTap:
                 created_at=self._created_at,
                 fsync_interval=self._fsync_interval(),
                 clock=self._clock,
+                signer=self._signer,
             )
         except CallrecError as exc:
             raise RecordingUnavailable(f"cannot write the spool: {_reason(exc)}") from exc
