@@ -29,6 +29,7 @@ from callrec.audit import AuditLog, audit_record
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.config import Config
 from callrec.crypto.keys import PublicKey, load_pseudonym_key
+from callrec.crypto.signing import SigningKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, KeyFileError
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
@@ -113,6 +114,8 @@ class App:
         # Everything that can refuse to start comes before any socket is opened.
         pseudonym_key = load_pseudonym_key(config.privacy.pseudonym_key)
         recipients, problem = _load_recipients(config)
+        signer, unsigned = _load_signer(config)
+        problem = problem or unsigned
         spool = Spool(rec.spool)
         try:
             spool.ensure()
@@ -129,7 +132,7 @@ class App:
             router=router,
             recorder=recorder,
             spool=spool,
-            audit=AuditLog(config.privacy.audit_log, recipients),
+            audit=AuditLog(config.privacy.audit_log, recipients, signer=signer),
             recipients=recipients,
             pseudonym_key=pseudonym_key,
             clock=self.clock,
@@ -320,3 +323,16 @@ def _load_recipients(config: Config) -> tuple[list[PublicKey], str | None]:
     if not keys:
         return [], "no recipient public key configured"
     return keys, None
+
+
+def _load_signer(config: Config) -> tuple[SigningKey | None, str | None]:
+    """The recorder's signing key, or why recording cannot run as configured.
+
+    A configured key that cannot be used stops recording (the failure
+    policy applies) rather than leaving recordings silently unsigned.
+    """
+    try:
+        return config.recording_signer(), None
+    except KeyFileError as exc:
+        logger.error("signing key %s unusable: %s", exc.path, safe(exc.message, 200))
+        return None, f"signing key {exc.path} unusable"

@@ -79,6 +79,7 @@ class CallContext:
             clock=self.clock,
             log=log,
             on_failure=on_failure,
+            signer=self.audit.signer,  # the recorder signs recordings and audit lines alike
         )
 
     def check_recording(self) -> None:
