@@ -104,7 +104,9 @@ def _stdio() -> tuple[TextIO, TextIO]:
 
 
 def make_audit(config: Config) -> AuditSink:
-    log = AuditLog(config.privacy.audit_log, config.recipient_keys())
+    log = AuditLog(
+        config.privacy.audit_log, config.recipient_keys(), signer=config.recording_signer()
+    )
 
     def append(record: dict[str, Any], personal: dict[str, str]) -> None:
         # As CallContext.append_audit: a broken audit log never fails the call.
