@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from agi.gate import ERROR_VARIABLE, AgiConsent, ConsentLedger
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
 from agi.recording import SWEEP_INTERVAL, AgiRecordings, CoreProvider
-from callrec.config import Config
+from callrec.config import AgiConfig, Config
 from callrec.consent import records
 from callrec.errors import (
     AgiDeadChannel,
@@ -42,6 +42,8 @@ HandlerFactory = Callable[[AgiEnvironment], AgiHandler | None]
 
 # Asterisk sends the block at once; a peer that does not is not Asterisk.
 ENV_TIMEOUT = 5.0
+# After it, each reply may take as long as a prompt plays (agi.read_timeout).
+READ_TIMEOUT = AgiConfig.read_timeout
 # How long stop() lets running sessions finish before cancelling them, and
 # how long a cancelled one may wait for the reply in flight.
 STOP_GRACE = 2.0
@@ -63,11 +65,13 @@ class FastAgiServer:
         port: int = 4573,
         *,
         env_timeout: float = ENV_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self._factory = handler_factory
         self._host = host
         self._port = port
         self._env_timeout = env_timeout
+        self._read_timeout = read_timeout
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -106,7 +110,7 @@ class FastAgiServer:
         assert task is not None
         self._sessions.add(task)
         task.add_done_callback(self._sessions.discard)
-        agi = AgiConnection(reader, writer)
+        agi = AgiConnection(reader, writer, read_timeout=self._read_timeout)
         try:
             await self._session(agi)
         finally:
@@ -170,7 +174,9 @@ class AgiService:
             on_failure=config.recording.on_failure,
             sweep_interval=sweep_interval,
         )
-        self.server = FastAgiServer(self.route, config.agi.host, config.agi.port)
+        self.server = FastAgiServer(
+            self.route, config.agi.host, config.agi.port, read_timeout=config.agi.read_timeout
+        )
         self._consent: AgiConsent | None = None
 
     @property

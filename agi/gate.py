@@ -53,6 +53,10 @@ _UNIQUEID = re.compile(r"[A-Za-z0-9._-]{1,150}")
 # WAIT FOR DIGIT in slices, so a long explicit-mode timeout still notices a
 # hang-up promptly on PBXs that do not return -1 at once.
 MAX_WAIT_MS = 5000
+# Key presses kept in the evidence. A caller presses a few; a peer answering
+# every WAIT FOR DIGIT at once must not grow the list until the grace ends.
+# A digit that decides (opt-out, accept) always counts.
+MAX_DIGITS = 32
 LEDGER_SIZE = 10000
 LEDGER_TTL = 4 * 3600.0
 
@@ -256,7 +260,9 @@ class AgiConsent:
             if remaining is not None:
                 wait_ms = min(MAX_WAIT_MS, max(1, math.ceil(remaining * 1000)))
             digit = await agi.wait_for_digit(wait_ms)
-            if digit:
+            if digit and (
+                len(gate.timeline.digits) < MAX_DIGITS or digit in self._policy.escape_digits()
+            ):
                 gate.digit(digit)
 
     async def _publish(self, agi: AgiCommands, outcome: GateOutcome) -> None:

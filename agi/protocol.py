@@ -43,18 +43,31 @@ MAX_COMMAND_BYTES = 2047
 MAX_LINE_BYTES = 8192
 MAX_ENV_LINES = 256
 MAX_USAGE_LINES = 64
+# One reply is a 200 line, maybe after a HANGUP line, or a 520 usage block.
+MAX_RESPONSE_LINES = MAX_USAGE_LINES + 8
+# What a result= or endpos= can hold: a digit, an offset in samples.
+_MAX_NUMBER_DIGITS = 18
+# The sixteen DTMF keys (RFC 4733); any other result is not a key press.
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 HANGUP_LINE = "HANGUP"
 ENV_CONTEXT = "(environment)"
 
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
-_RESPONSE_200 = re.compile(r"200 result=(-?\d+)(?: \((.*)\))?((?: [a-z_]+=\S*)*)")
+_RESPONSE_200 = re.compile(
+    rf"200 result=(-?[0-9]{{1,{_MAX_NUMBER_DIGITS}}})(?: \((.*)\))?((?: [a-z_]+=\S*)*)"
+)
+_NUMBER = re.compile(rf"-?[0-9]{{1,{_MAX_NUMBER_DIGITS}}}")
 _KEY_VALUE = re.compile(r" ([a-z_]+)=(\S*)")
 _COMMAND_WORD = re.compile(r"[A-Z]+(?: [A-Z]+)*")
 
 
 class AgiProtocolError(AgiError):
     """The peer sent something that is not AGI (bad line, oversize, unknown code)."""
+
+
+class AgiTimeout(AgiProtocolError):
+    """No reply within the read timeout: the peer went silent, the session ends."""
 
 
 # --- environment ----------------------------------------------------------
@@ -191,14 +204,16 @@ class AgiResponse:
     @property
     def endpos(self) -> int | None:
         value = self.extra.get("endpos")
-        return int(value) if value is not None and value.lstrip("-").isdigit() else None
+        return int(value) if value is not None and _NUMBER.fullmatch(value) else None
 
     @property
     def digit(self) -> str:
-        """The DTMF digit in ``result`` (STREAM FILE, WAIT FOR DIGIT), or ""."""
-        if self.result <= 0:
-            return ""
-        return chr(self.result)
+        """The DTMF key in ``result`` (STREAM FILE, WAIT FOR DIGIT), or "".
+
+        Only the sixteen DTMF keys count: ``result=1`` is not the digit "\\x01".
+        """
+        key = chr(self.result) if 0 < self.result < 128 else ""
+        return key if key in DTMF_DIGITS else ""
 
 
 def parse_200(command: str, line: str) -> AgiResponse:
@@ -228,8 +243,12 @@ class ResponseParser:
         # is news to no one: dead-channel commands still answer normally.
         self._known_dead = hung_up
         self._usage: list[str] | None = None
+        self._lines = 0
 
     def feed(self, line: str) -> AgiResponse | None:
+        self._lines += 1
+        if self._lines > MAX_RESPONSE_LINES:  # e.g. HANGUP lines without end
+            raise AgiProtocolError(self.command, f"no reply in {MAX_RESPONSE_LINES} lines")
         if self._usage is not None:
             return self._feed_usage(line)
         if line == HANGUP_LINE:
@@ -331,9 +350,18 @@ class AgiCommands(abc.ABC):
 class AgiConnection(AgiCommands):
     """One AGI session over asyncio streams (a FastAGI socket)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        read_timeout: float | None = None,
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        # Per line read: a peer that goes silent ends the session (AgiTimeout).
+        self._read_timeout = read_timeout
+        self._silent: str | None = None  # why, once a reply never came
         self._lock = asyncio.Lock()
         self.hung_up = False
         self.closed = False
@@ -351,6 +379,8 @@ class AgiConnection(AgiCommands):
     async def execute(self, command: str, *args: str | int) -> AgiResponse:
         line = format_command(command, *args)
         async with self._lock:
+            if self._silent is not None:  # not a hang-up: the policy's failure
+                raise AgiTimeout(command, self._silent)
             if self.closed:
                 raise AgiHangup(command, "connection closed")
             # Stays set if this task is cancelled mid-command: the stream is
@@ -388,7 +418,12 @@ class AgiConnection(AgiCommands):
 
     async def _readline(self, context: str) -> bytes:
         try:
-            return await self._reader.readuntil(b"\n")
+            async with asyncio.timeout(self._read_timeout):
+                return await self._reader.readuntil(b"\n")
+        except TimeoutError:
+            self._mark_closed()  # a reply may still come: the stream is out of step
+            self._silent = f"no reply within {self._read_timeout:g} s"
+            raise AgiTimeout(context, self._silent) from None
         except asyncio.IncompleteReadError as exc:
             self._mark_closed()
             if exc.partial:

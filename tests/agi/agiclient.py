@@ -129,6 +129,12 @@ class Caller:
     cut_bytes: int = 0
     # AGIEXITONHANGUP=yes: Asterisk closes the socket right after HANGUP.
     exit_on_hangup: bool = False
+    # A peer that goes silent: command number N (1-based) is never answered,
+    # and the socket stays open until the server closes it.
+    stall_at_command: int | None = None
+    # A broken or hostile peer: every WAIT FOR DIGIT answered with result=N
+    # after this many seconds of channel time.
+    wait_answer: tuple[int, float] | None = None
 
 
 @dataclass
@@ -211,6 +217,10 @@ class ChannelModel:
         return self._play(args[0], args[1])
 
     def _wait_for_digit(self, args: list[str]) -> list[str]:
+        if self.caller.wait_answer is not None:
+            result, seconds = self.caller.wait_answer
+            self.spend(seconds)
+            return [f"200 result={result}"]
         timeout = int(args[0]) / 1000
         event, at = self._next_event(self.now + timeout)
         self.spend(max(at - self.now, 0.0))
@@ -300,6 +310,9 @@ class FakeAsterisk:
             count += 1
             argv = parse_args(raw.decode().rstrip("\n"))
             self.model.commands.append(argv)
+            if self.model.caller.stall_at_command == count:
+                self.closed_by_server = not await reader.read()  # EOF: the server gave up
+                return
             before = self.model.now
             lines = self.model.respond(argv)
             if self.model.realtime:

@@ -121,6 +121,7 @@ async def consent_session(
     audit: AuditRecorder,
     env: dict[str, str] | None = None,
     model: ChannelModel | None = None,
+    read_timeout: float = 10.0,
 ) -> tuple[FakeAsterisk, ChannelModel, AgiConsent]:
     """One /consent call from a fake Asterisk to a FastAGI server on 127.0.0.1:0."""
     consent = AgiConsent(config, PSEUDONYM_KEY, clock, audit=audit)
@@ -131,7 +132,7 @@ async def consent_session(
     def factory(env: AgiEnvironment) -> AgiHandler | None:
         return run if env.network_script == "consent" else None
 
-    server = FastAgiServer(factory, "127.0.0.1", 0)
+    server = FastAgiServer(factory, "127.0.0.1", 0, read_timeout=read_timeout)
     await server.start()
     try:
         if model is None:

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from agi.protocol import (
     MAX_COMMAND_BYTES,
+    MAX_RESPONSE_LINES,
     AgiConnection,
     AgiProtocolError,
     AgiResponse,
+    AgiTimeout,
     EnvironmentParser,
     ResponseParser,
     format_command,
@@ -175,9 +177,26 @@ def test_digit_and_endpos() -> None:
 
 
 @pytest.mark.parametrize(
+    ("result", "digit"),
+    [(ord(d), d) for d in "0123456789*#ABCD"]
+    + [(1, ""), (ord("a"), ""), (ord("E"), ""), (0x7F, ""), (0x10FFFF, ""), (10**18 - 1, "")],
+)
+def test_only_the_sixteen_dtmf_keys_are_digits(result: int, digit: str) -> None:
+    assert AgiResponse(result).digit == digit
+
+
+@pytest.mark.parametrize("endpos", ["9" * 19, "\u00b2", "-", "1e3"])
+def test_an_endpos_that_is_no_sample_offset_is_none(endpos: str) -> None:
+    response = ResponseParser("STREAM FILE").feed(f"200 result=0 endpos={endpos}")
+    assert response is not None
+    assert response.endpos is None
+
+
+@pytest.mark.parametrize(
     ("line", "message"),
     [
         ("200 result=", "malformed response: 200 result="),
+        ("200 result=" + "9" * 19, "malformed response: 200 result=" + "9" * 19),
         ("200 result=x", "malformed response: 200 result=x"),
         ("200 result=1 junk", "malformed response: 200 result=1 junk"),
         ("200 result=1 (open", "malformed response: 200 result=1 \\(open"),
@@ -189,6 +208,14 @@ def test_digit_and_endpos() -> None:
 def test_malformed_responses(line: str, message: str) -> None:
     with pytest.raises(AgiProtocolError, match=f"^AGI 'CMD': {message}$"):
         ResponseParser("CMD").feed(line)
+
+
+def test_a_reply_of_endless_hangup_lines_is_refused() -> None:
+    parser = ResponseParser("WAIT FOR DIGIT")
+    for _ in range(MAX_RESPONSE_LINES):
+        assert parser.feed("HANGUP") is None
+    with pytest.raises(AgiProtocolError, match=f"no reply in {MAX_RESPONSE_LINES} lines"):
+        parser.feed("HANGUP")
 
 
 def test_result_minus_one_is_a_hangup() -> None:
@@ -276,6 +303,34 @@ async def test_connection_reads_env_and_a_response() -> None:
     await conn.close()
     server.close()
     await server.wait_closed()
+
+
+async def test_a_silent_peer_times_out_and_the_connection_takes_no_more_commands() -> None:
+    received: list[bytes] = []
+    done = asyncio.Event()
+
+    async def silent_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(ENV)  # the environment, then never a reply
+        received.append(await reader.readline())
+        await done.wait()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(silent_peer, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    conn = AgiConnection(reader, writer, read_timeout=0.05)
+    await conn.read_environment()
+    with pytest.raises(AgiTimeout, match=r"^AGI 'ANSWER': no reply within 0.05 s$"):
+        await conn.answer()
+    # The reply might still come: nothing more may be sent on this stream.
+    with pytest.raises(AgiTimeout, match=r"^AGI 'SET VARIABLE': no reply within 0.05 s$"):
+        await conn.set_variable("CALLREC_ERROR", "x")
+    assert conn.closed
+    await conn.close()
+    done.set()
+    server.close()
+    await server.wait_closed()
+    assert received == [b"ANSWER\n"]
 
 
 async def test_connection_hangup_line_then_response_raises_hangup() -> None:
