@@ -26,10 +26,12 @@ from callrec.crypto.format import (
 )
 from callrec.crypto.frames import AudioFrame, Frame, FrameParser, GapFrame
 from callrec.crypto.keys import PrivateKey
+from callrec.crypto.limits import MAX_CREATED_AT_MS, MAX_RECORDING_SECONDS, MAX_SAMPLE_RATE
 from callrec.crypto.stream import open_stream, read_segments, tink_keyset_json
 from callrec.errors import FormatError, TruncatedError
 from callrec.recording.origin import Origin, read_origin, stream_slice
 from callrec.spool import UNSEALED_MARK, os_reason
+from callrec.user_files import open_regular
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,27 @@ def judge(error: FormatError, sealed: bool) -> Verdict:
 def read_header(path: Path) -> Header:
     """The public header, without a key and therefore NOT authenticated."""
     with _open(Path(path)) as f:
-        return parse_header(f.read).header
+        return check_header(parse_header(f.read).header)
+
+
+def check_header(header: Header) -> Header:
+    """``header`` if its values are within docs/FORMAT.md, "Limits"; else FormatError.
+
+    A header made with a recipient's public key authenticates whatever it
+    says, so a date past the year 9999 or a sample rate no audio file can
+    hold is refused here, before anything prints or renders it.
+    """
+    if header.created_at > MAX_CREATED_AT_MS / 1000:
+        raise FormatError(
+            f"created_at is after the year 9999 ({header.created_at:.0f} s since 1970)",
+            field="created_at",
+        )
+    if header.sample_rate > MAX_SAMPLE_RATE:
+        raise FormatError(
+            f"sample rate {header.sample_rate} Hz is above {MAX_SAMPLE_RATE} Hz",
+            field="sample_rate",
+        )
+    return header
 
 
 class RecordingReader:
@@ -102,6 +124,7 @@ class RecordingReader:
         try:
             parsed = parse_header(self._file.read)
             self._data_key = open_header(parsed, keys)
+            check_header(parsed.header)
         except BaseException:
             self._file.close()
             raise
@@ -131,9 +154,14 @@ class RecordingReader:
         self._file.close()
 
     def frames(self) -> Iterator[Frame]:
-        """Frames from verified segments only; on failure stop and set verdict/error."""
+        """Frames from verified segments only; on failure stop and set verdict/error.
+
+        The length so far is checked before a frame is released, so whoever
+        renders the frames never writes more than MAX_RECORDING_SECONDS.
+        """
         parser = FrameParser()
         width = self.header.codec.sample_width * self.header.channels
+        longest = MAX_RECORDING_SECONDS * self.header.sample_rate
         samples = 0.0
         index = -1
         try:
@@ -143,6 +171,8 @@ class RecordingReader:
                         samples += len(frame.payload) / width
                     elif isinstance(frame, GapFrame):
                         samples += frame.samples
+                    if samples > longest:
+                        raise _too_long(frame, index)
                     self.audio_seconds = samples / self.header.sample_rate
                     yield frame
             if self.verdict is Verdict.COMPLETE:
@@ -207,16 +237,24 @@ def export_tink(path: Path, keys: Sequence[PrivateKey]) -> TinkExport:
     return TinkExport(tink_keyset_json(data_key, key_id or 1), offset, size - offset, parsed.raw)
 
 
+def _too_long(frame: Frame, segment: int) -> FormatError:
+    what = f"a gap of {frame.samples} samples" if isinstance(frame, GapFrame) else "audio"
+    return FormatError(
+        f"{what} makes the recording longer than {MAX_RECORDING_SECONDS // 86400} days",
+        segment=segment,
+    )
+
+
 def _open(path: Path) -> BinaryIO:
     try:
-        return open(path, "rb")
+        return open_regular(path)
     except OSError as exc:
         raise FormatError(f"cannot read {path}: {os_reason(exc)}") from exc
 
 
 def _peek_id(path: Path) -> str:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(_ID_END)
     except OSError:
         return ""
