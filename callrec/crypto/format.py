@@ -43,6 +43,7 @@ from callrec.crypto.keys import (
     fingerprint_text,
     unique_keys,
 )
+from callrec.crypto.limits import MAX_SAMPLE_RATE
 from callrec.crypto.signing import fingerprint_of
 from callrec.errors import FormatError, NoMatchingKeyError, RecordingUnavailable, TruncatedError
 from callrec.media.codecs import CODECS, CODECS_BY_HEADER_ID, Codec
@@ -214,7 +215,7 @@ def checked_params(
         raise RecordingUnavailable(f"{len(keys)} recipients, at most {MAX_RECIPIENTS}")
     if codec not in CODECS:  # a Codec is its name, so names look up too
         raise RecordingUnavailable(f"unknown codec {codec!r}")
-    if not 0 < sample_rate < (1 << 32):
+    if not 0 < sample_rate <= MAX_SAMPLE_RATE:  # what a reader accepts
         raise RecordingUnavailable(f"sample rate {sample_rate} out of range")
     if not 0 < channels < 256:
         raise RecordingUnavailable(f"channel count {channels} out of range")

@@ -35,6 +35,7 @@ from callrec.crypto.frames import (
     encode_resume,
 )
 from callrec.crypto.keys import DATA_KEY_SIZE, PublicKey
+from callrec.crypto.limits import MAX_CREATED_AT_MS
 from callrec.crypto.signing import SigningKey, build_record
 from callrec.crypto.stream import (
     FIRST_PLAINTEXT_SEGMENT_SIZE,
@@ -153,7 +154,7 @@ class RecordingWriter:
             recipients, codec, sample_rate, channels, recording_id
         )
         created_ms = round((clock.wall() if created_at is None else created_at) * 1000)
-        if not 0 <= created_ms < (1 << 63):
+        if not 0 <= created_ms <= MAX_CREATED_AT_MS:  # what a reader accepts
             raise RecordingUnavailable(f"created_at {created_at} is out of range")
         data_key = os.urandom(DATA_KEY_SIZE)
         signer_raw = None if signer is None else signer.public_key().raw
