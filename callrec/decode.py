@@ -30,6 +30,7 @@ from callrec.recording import (
     MetadataFrame,
     PauseFrame,
     RecordingReader,
+    RecordingTooLong,
     ResumeFrame,
     Verdict,
 )
@@ -107,6 +108,29 @@ def audio_output(path: Path, rate: int, channels: int) -> Iterator[AudioSink]:
         temporary.unlink(missing_ok=True)
 
 
+def render_file(reader: RecordingReader, path: Path) -> tuple[Rendered, int]:
+    """Render ``reader``'s recording into the audio file ``path``; (notes, sample frames).
+
+    The whole recording is read once before a byte is written: one that adds
+    up to more than a week (a 400-byte file of gaps can) writes nothing and
+    raises :class:`RecordingTooLong`, instead of gigabytes of silence first.
+    Any other damage still gives the verified audio before it.
+    """
+    check_length(reader)
+    header = reader.header
+    with audio_output(path, header.sample_rate, header.channels) as sink:
+        rendered = render(reader.frames(), header, sink)
+    return rendered, sink.frames_written
+
+
+def check_length(reader: RecordingReader) -> None:
+    """Read the whole recording once; :class:`RecordingTooLong` if it adds up to over a week."""
+    for _frame in reader.frames():
+        pass
+    if isinstance(reader.error, RecordingTooLong):
+        raise reader.error
+
+
 class MemorySink:
     """A :class:`SampleSink` that keeps the samples (for checks, never a file)."""
 
@@ -148,6 +172,7 @@ def decode_recording(path: Path, keys: Sequence[PrivateKey]) -> Decoded:
     """Verify and decode ``path`` into memory, segment by segment."""
     sink = MemorySink()
     with RecordingReader(path, keys) as reader:
+        check_length(reader)  # gaps are rendered as silence: in memory, here
         header = reader.header
         notes = render(reader.frames(), header, sink)
         return Decoded(

@@ -21,6 +21,7 @@ from callrec.crypto.frames import (
 from callrec.media.codecs import Codec
 from callrec.recording.reader import (
     RecordingReader,
+    RecordingTooLong,
     TinkExport,
     Verdict,
     VerifyResult,
@@ -42,6 +43,7 @@ __all__ = [
     "PauseFrame",
     "Recipient",
     "RecordingReader",
+    "RecordingTooLong",
     "RecordingWriter",
     "ResumeFrame",
     "SealInfo",

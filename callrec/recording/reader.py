@@ -39,6 +39,10 @@ _ID_START = {name: start for name, start, _end in FIELDS}["recording_id"]
 _ID_END = _ID_START + RECORDING_ID_SIZE
 
 
+class RecordingTooLong(FormatError):
+    """Audio and gaps add up to more than MAX_RECORDING_SECONDS: no call is that long."""
+
+
 class Verdict(StrEnum):
     """How a recording reads (docs/FORMAT.md, "Verdicts"); CLI exit codes 0, 3, 4."""
 
@@ -237,9 +241,9 @@ def export_tink(path: Path, keys: Sequence[PrivateKey]) -> TinkExport:
     return TinkExport(tink_keyset_json(data_key, key_id or 1), offset, size - offset, parsed.raw)
 
 
-def _too_long(frame: Frame, segment: int) -> FormatError:
+def _too_long(frame: Frame, segment: int) -> RecordingTooLong:
     what = f"a gap of {frame.samples} samples" if isinstance(frame, GapFrame) else "audio"
-    return FormatError(
+    return RecordingTooLong(
         f"{what} makes the recording longer than {MAX_RECORDING_SECONDS // 86400} days",
         segment=segment,
     )
