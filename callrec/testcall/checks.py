@@ -116,7 +116,10 @@ def _recording_checks(
         )
     ]
     seconds = len(decoded.samples) / decoded.rate
-    expected = ((record.get("durations") or {}).get("recording")) or 0.0
+    # "audio" is what was written (gaps as silence, pauses left out), as decoded;
+    # a line without it has only the wall-clock "recording".
+    durations = record.get("durations") or {}
+    expected = durations.get("audio", durations.get("recording")) or 0.0
     checks.append(
         Check(
             "duration fits the call",

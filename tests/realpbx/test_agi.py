@@ -56,8 +56,11 @@ async def test_agi_pause_resume_and_stop(recorder: Recorder) -> None:
     report = await run_scenario(caller, options)
     assert report.record is not None and report.record.get("stage") == "recording"
     line = line_of(report)
+    # Every check but the whole-recording correlation, which a pause shifts:
+    # each recorded part is correlated on its own below.
     checks = {c.name: c for c in report.checks}
-    assert all(checks[n].ok for n in ("decision", "recording present", "verifies")), checks
+    assert [n for n, c in checks.items() if not c.ok] in ([], ["audio follows what was sent"])
+    assert "duration fits the call" in checks, checks
 
     (path,) = recorder.sealed()
     decoded = decode_recording(path, recorder.keys)
