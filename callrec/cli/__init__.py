@@ -28,6 +28,7 @@ from callrec.errors import CallrecError
 
 _COMMAND_MODULES = (
     "callrec.cli.crypto_cmds",
+    "callrec.cli.audit_cmds",
     "callrec.cli.app_cmds",
     "callrec.cli.prompts_cmds",
     "callrec.cli.testcall_cmds",

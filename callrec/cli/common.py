@@ -11,6 +11,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,9 @@ from callrec.spool import PART_SUFFIX, SEALED_SUFFIX, os_reason
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
+    from callrec.crypto.signing import SigningKey
     from callrec.recording import Verdict
+    from callrec.recording.origin import Origin
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -113,6 +116,91 @@ def _prompt_passphrase(path: str) -> bytes:
             f"the key is passphrase-protected: give --passphrase-file or set {PASSPHRASE_ENV}",
         )
     return getpass.getpass(f"Passphrase for {path}: ").encode()
+
+
+def load_signing_key(path: str, args: argparse.Namespace) -> SigningKey:
+    """A recorder signing key (``seal --sign-key``), asking for its passphrase if it has one."""
+    from callrec.crypto.keys import read_key_file
+    from callrec.crypto.signing import SigningKey
+
+    data = read_key_file(path, "signing key", missing="no such key file")
+    if not SigningKey.is_encrypted(data):
+        return SigningKey.from_bytes(data, path)
+    return SigningKey.from_bytes(data, path, given_passphrase(args) or _prompt_passphrase(path))
+
+
+# --- origin: who signed a recording ---------------------------------------------------
+
+NOT_TRUSTED = "not signed by a trusted recorder"
+ORIGIN_NOT_CHECKED = (
+    "origin not checked: a file made by anyone holding a recipient's public key verifies "
+    "too; give --signer PUB (the recorder's NAME.sign.pub) to accept only its files"
+)
+
+
+def add_signer_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signer",
+        action="append",
+        metavar="PUB",
+        help="a trusted recorder's signing public key (NAME.sign.pub; repeat for several): "
+        f"a file not signed by one of them is rejected with exit 4 ({NOT_TRUSTED})",
+    )
+
+
+def load_signers(paths: Sequence[str] | None) -> frozenset[bytes] | None:
+    """Key ids of the trusted recorders, or None without --signer (origin not checked)."""
+    if not paths:
+        return None
+    from callrec.crypto.signing import VerifyKey
+
+    return frozenset(VerifyKey.load(Path(p)).key_id for p in paths)
+
+
+@dataclass(frozen=True)
+class OriginCheck:
+    """What the CLI says about a file's origin: a one-word label and, if rejected, why."""
+
+    label: str  # trusted:<fp>, signed:<fp>, untrusted:<fp>, unsigned, missing, bad, -
+    rejected: str = ""  # "not signed by a trusted recorder (...)" when --signer rejects it
+
+    def apply(self, verdict: str, error: str, code: int) -> tuple[str, str, int]:
+        """A row's verdict, error and exit code once the origin is judged."""
+        if not self.rejected or code == EXIT_INVALID:
+            return verdict, error, code
+        return "untrusted", self.rejected, EXIT_INVALID
+
+
+def check_origin(
+    origin: Origin | None, trusted: frozenset[bytes] | None, sealed: bool
+) -> OriginCheck:
+    """Judge ``origin`` against the ``--signer`` keys (None: not checked).
+
+    A ``.crec.part`` was never sealed, so it cannot carry a signature: when
+    its header names a trusted recorder it stays TRUNCATED (exit 3) rather
+    than rejected.
+    """
+    from callrec.recording.origin import Signature
+
+    if origin is None:
+        return OriginCheck("-")
+    state, fingerprint = origin.signature, origin.fingerprint
+    if state is Signature.SIGNED:
+        kind = "signed" if trusted is None else "untrusted"
+        label = f"{'trusted' if origin.trusted(trusted or ()) else kind}:{fingerprint}"
+    else:
+        label = "bad" if state is Signature.INVALID else str(state)
+    if trusted is None or origin.trusted(trusted):
+        return OriginCheck(label)
+    named = origin.signer is not None and origin.signer.key_id in trusted
+    if state is Signature.MISSING and named and not sealed:
+        return OriginCheck(label)
+    why = {
+        Signature.UNSIGNED: "the file is unsigned",
+        Signature.MISSING: "it has no signature: never sealed",
+        Signature.INVALID: "" if origin.error is None else origin.error.message,
+    }.get(state, f"signed by {fingerprint}")
+    return OriginCheck(label, f"{NOT_TRUSTED} ({why})")
 
 
 def add_key_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

@@ -2,7 +2,10 @@
 
 Everything printed from inside a recording goes through ``escape`` (text) or
 ``json.dumps(ensure_ascii=True)``: a caller ID is attacker-controlled.
-Decrypted files are 0600 and hold only what the reader verified.
+Decrypted files are 0600 and hold only what the reader verified. With
+``--signer`` a file not signed by one of those recorders is rejected (exit 4)
+and ``decrypt`` writes nothing for it; without, every output says the
+origin was not checked.
 """
 
 from __future__ import annotations
@@ -20,11 +23,16 @@ from callrec.cli.common import (
     EXIT_ERROR,
     EXIT_INVALID,
     EXIT_TRUNCATED,
+    ORIGIN_NOT_CHECKED,
     CliError,
+    OriginCheck,
     add_key_options,
+    add_signer_option,
+    check_origin,
     escape,
     exit_code,
     load_private_keys,
+    load_signers,
     private_dir,
     recording_stem,
     warn,
@@ -37,6 +45,9 @@ from callrec.errors import CallrecError, FormatError
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
     from callrec.recording import Header
+    from callrec.recording.origin import Origin
+
+Trusted = frozenset[bytes] | None  # key ids of the --signer recorders; None: not checked
 
 _COPY_CHUNK = 1 << 20
 
@@ -47,10 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify",
         help="check sealed recordings, print a summary table",
         description="Decrypts and checks every segment of each file (nothing is written); "
-        "prints FILE VERDICT SECONDS SEGMENTS ERROR per file. Exit code: the worst verdict.",
+        "prints FILE VERDICT SECONDS SEGMENTS ORIGIN ERROR per file. Exit code: the worst "
+        "verdict. ORIGIN is the signature: signed:KEYID (not checked), trusted:KEYID or "
+        "untrusted:KEYID (with --signer), unsigned, missing (never sealed) or bad.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".crec or .crec.part files")
     add_key_options(p)
+    add_signer_option(p)
     p.set_defaults(func=_verify)
     p = sub.add_parser(
         "inspect",
@@ -59,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("file", metavar="FILE")
     add_key_options(p, required=False)
+    add_signer_option(p)
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=_inspect)
     p = sub.add_parser(
@@ -92,6 +107,7 @@ def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="output file for one input, folder for several (default: beside the input)",
     )
     p.add_argument("--force", action="store_true", help="replace existing output files")
+    add_signer_option(p)
     p.set_defaults(func=_decrypt)
 
 
@@ -100,11 +116,12 @@ def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _decrypt(args: argparse.Namespace) -> int:
     keys = load_private_keys(args.key, args)
+    trusted = load_signers(args.signer)
     inputs = [Path(f) for f in args.files]
     codes = []
     for src, dst in zip(inputs, _targets(inputs, args.output), strict=True):
         try:
-            codes.append(_decrypt_one(src, dst, keys, args.force))
+            codes.append(_decrypt_one(src, dst, keys, args.force, trusted))
         except (CallrecError, OSError) as exc:
             codes.append(_report("decrypt", src, exc))
     return worst(codes)
@@ -146,9 +163,11 @@ def _targets(inputs: list[Path], output: str | None) -> list[Path]:
     return [out / name for name in names]
 
 
-def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> int:
+def _decrypt_one(
+    src: Path, dst: Path, keys: list[PrivateKey], force: bool, trusted: Trusted
+) -> int:
     from callrec.decode import audio_output, render
-    from callrec.recording import RecordingReader
+    from callrec.recording import RecordingReader, is_sealed_name
 
     meta_path = dst.with_suffix(".json")
     if not force:
@@ -157,6 +176,10 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
                 raise CliError(f"refusing to overwrite {path} (use --force)")
     with RecordingReader(_existing(src), keys) as reader:
         header = reader.header
+        origin = check_origin(reader.origin, trusted, is_sealed_name(src))
+        if origin.rejected:  # checked before anything is decrypted or written
+            warn("decrypt", f"{escape(str(src))}: {escape(origin.rejected)}; nothing written")
+            return EXIT_INVALID
         with audio_output(dst, header.sample_rate, header.channels) as sink:
             decoded = render(reader.frames(), header, sink)
         seconds = sink.frames_written / header.sample_rate
@@ -165,6 +188,7 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
             **_header_dict(header),
             "verdict": str(reader.verdict),
             "error": None if reader.error is None else str(reader.error),
+            **_origin_dict(reader.origin, origin, trusted),
             "segments_verified": reader.segments_verified,
             "audio_seconds": reader.audio_seconds,
             "output_seconds": seconds,
@@ -180,7 +204,8 @@ def _decrypt_one(src: Path, dst: Path, keys: list[PrivateKey], force: bool) -> i
                 f"{escape(str(src))}: {reader.verdict}: {escape(str(reader.error))}; "
                 f"wrote the {seconds:.2f} s verified before it",
             )
-    print(f"{escape(str(src))} -> {escape(str(dst))} ({seconds:.2f} s, {reader.verdict})")
+    said = origin.label if trusted is not None else f"origin not checked: {origin.label}"
+    print(f"{escape(str(src))} -> {escape(str(dst))} ({seconds:.2f} s, {reader.verdict}, {said})")
     return code
 
 
@@ -194,6 +219,18 @@ def _header_dict(header: Header) -> dict[str, Any]:
         "created_at": iso_utc(header.created_at),
         "recipients": [{"key_id": r.key_id, "kem": r.kem} for r in header.recipients],
         "header_size": header.header_size,
+        "signer": header.signer,
+    }
+
+
+def _origin_dict(origin: Origin, check: OriginCheck, trusted: Trusted) -> dict[str, Any]:
+    """The signature as the JSON outputs show it."""
+    return {
+        "signature": str(origin.signature),
+        "signature_error": None if origin.error is None else origin.error.message,
+        "origin": check.label,
+        "origin_checked": trusted is not None,
+        "rejected": check.rejected or None,
     }
 
 
@@ -213,25 +250,27 @@ class _Row:
     segments: int | None
     error: str
     code: int
+    origin: str = "-"
 
 
 def _verify(args: argparse.Namespace) -> int:
     keys = load_private_keys(args.key, args)
+    trusted = load_signers(args.signer)
     progress = sys.stderr.isatty()
     rows = []
     total = len(args.files)
     for i, name in enumerate(args.files, 1):
         if progress:
             print(f"\rverifying {i}/{total}", end="", file=sys.stderr, flush=True)
-        rows.append(_verify_row(Path(name), keys))
+        rows.append(_verify_row(Path(name), keys, trusted))
     if progress:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
-    _print_table(rows)
+    _print_table(rows, trusted is not None)
     return worst(row.code for row in rows)
 
 
-def _verify_row(path: Path, keys: list[PrivateKey]) -> _Row:
-    from callrec.recording import verify
+def _verify_row(path: Path, keys: list[PrivateKey], trusted: Trusted) -> _Row:
+    from callrec.recording import is_sealed_name, verify
 
     try:
         result = verify(_existing(path), keys)
@@ -239,29 +278,29 @@ def _verify_row(path: Path, keys: list[PrivateKey]) -> _Row:
         code = _error_code(exc, path)
         verdict = {EXIT_TRUNCATED: "truncated", EXIT_INVALID: "invalid"}.get(code, "error")
         return _Row(str(path), verdict, None, None, str(exc), code)
+    origin = check_origin(result.origin, trusted, is_sealed_name(path))
     error = "" if result.error is None else str(result.error)
+    verdict, error, code = origin.apply(str(result.verdict), error, exit_code(result.verdict))
     return _Row(
-        str(path),
-        str(result.verdict),
-        result.audio_seconds,
-        result.segments,
-        error,
-        exit_code(result.verdict),
+        str(path), verdict, result.audio_seconds, result.segments, error, code, origin.label
     )
 
 
-def _print_table(rows: list[_Row]) -> None:
-    table = [("FILE", "VERDICT", "SECONDS", "SEGMENTS", "ERROR")]
+def _print_table(rows: list[_Row], origin_checked: bool) -> None:
+    table = [("FILE", "VERDICT", "SECONDS", "SEGMENTS", "ORIGIN", "ERROR")]
     for r in rows:
         seconds = "-" if r.seconds is None else f"{r.seconds:.1f}"
         segments = "-" if r.segments is None else str(r.segments)
-        table.append((escape(r.file), r.verdict, seconds, segments, escape(r.error)))
-    widths = [max(len(line[i]) for line in table) for i in range(4)]
+        row = (escape(r.file), r.verdict, seconds, segments, r.origin, escape(r.error))
+        table.append(row)
+    widths = [max(len(line[i]) for line in table) for i in range(5)]
     for line in table:
         cells = [
-            line[i].ljust(widths[i]) if i != 2 else line[i].rjust(widths[i]) for i in range(4)
+            line[i].ljust(widths[i]) if i != 2 else line[i].rjust(widths[i]) for i in range(5)
         ]
-        print("  ".join([*cells, line[4]]).rstrip())
+        print("  ".join([*cells, line[5]]).rstrip())
+    if not origin_checked:
+        print(ORIGIN_NOT_CHECKED)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
@@ -275,8 +314,9 @@ def _print_table(rows: list[_Row]) -> None:
 def _inspect(args: argparse.Namespace) -> int:
     path = Path(args.file)
     keys = load_private_keys(args.key, args) if args.key else []
+    trusted = load_signers(args.signer)
     try:
-        info, code = _inspect_info(path, keys)
+        info, code = _inspect_info(path, keys, trusted)
     except (CallrecError, OSError) as exc:
         return _report("inspect", path, exc)
     if args.json:
@@ -284,23 +324,38 @@ def _inspect(args: argparse.Namespace) -> int:
     else:
         for line in _text_lines(info):
             print(line)
+    if info["rejected"]:
+        warn("inspect", f"{escape(str(path))}: {escape(info['rejected'])}")
+    elif trusted is None:
+        warn("inspect", ORIGIN_NOT_CHECKED)
     return code
 
 
-def _inspect_info(path: Path, keys: list[PrivateKey]) -> tuple[dict[str, Any], int]:
-    from callrec.recording import MetadataFrame, RecordingReader, read_header
+def _inspect_info(
+    path: Path, keys: list[PrivateKey], trusted: Trusted
+) -> tuple[dict[str, Any], int]:
+    """The header, the signature (no key needed) and with keys the metadata; the exit code."""
+    from callrec.recording import MetadataFrame, RecordingReader, is_sealed_name, judge
+    from callrec.recording.origin import origin_of
 
+    sealed = is_sealed_name(path)
     if not keys:
-        return {"file": str(path), **_header_dict(read_header(_existing(path)))}, 0
-    with RecordingReader(_existing(path), keys) as reader:
-        info: dict[str, Any] = {"file": str(path), **_header_dict(reader.header)}
-        records = [f.record for f in reader.frames() if isinstance(f, MetadataFrame)]
-        info["verdict"] = str(reader.verdict)
-        info["error"] = None if reader.error is None else str(reader.error)
-        info["audio_seconds"] = reader.audio_seconds
-        info["segments_verified"] = reader.segments_verified
-        info["metadata"] = records
-        return info, exit_code(reader.verdict)
+        parsed, origin = origin_of(_existing(path))
+        info = {"file": str(path), **_header_dict(parsed.header)}
+        code = 0 if origin.error is None else exit_code(judge(origin.error, sealed))
+    else:
+        with RecordingReader(_existing(path), keys) as reader:
+            info = {"file": str(path), **_header_dict(reader.header)}
+            records = [f.record for f in reader.frames() if isinstance(f, MetadataFrame)]
+            info["verdict"] = str(reader.verdict)
+            info["error"] = None if reader.error is None else str(reader.error)
+            info["audio_seconds"] = reader.audio_seconds
+            info["segments_verified"] = reader.segments_verified
+            info["metadata"] = records
+            origin, code = reader.origin, exit_code(reader.verdict)
+    check = check_origin(origin, trusted, sealed)
+    info.update(_origin_dict(origin, check, trusted))
+    return info, check.apply("", "", code)[2]
 
 
 def _text_lines(value: Any, key: str = "", indent: str = "") -> list[str]:

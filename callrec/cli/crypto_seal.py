@@ -28,6 +28,7 @@ from callrec.cli.common import (
     CliError,
     escape,
     load_private_keys,
+    load_signing_key,
     private_dir,
     warn,
     worst,
@@ -38,6 +39,7 @@ from callrec.spool import SEALED_SUFFIX, file_sha256, os_reason
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey, PublicKey
+    from callrec.crypto.signing import SigningKey
     from callrec.recording import RecordingWriter
 
 SEALED_FROM_FILE = "sealed-from-file"
@@ -88,7 +90,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="KEY",
         help="decrypt each sealed copy with this private key to check it (needed by --shred)",
     )
-    p.add_argument("--passphrase-file", metavar="F", help="passphrase of --verify-key")
+    p.add_argument(
+        "--sign-key",
+        metavar="KEY",
+        help="sign each sealed file with this signing key (NAME.sign.key from "
+        "`callrec keygen --signing`), so `verify --signer` can tell who sealed it",
+    )
+    p.add_argument(
+        "--passphrase-file", metavar="F", help="passphrase of --verify-key and --sign-key"
+    )
     p.set_defaults(func=_seal)
 
 
@@ -99,11 +109,13 @@ def _seal(args: argparse.Namespace) -> int:
         warn("seal", "--shred needs --verify-key KEY (see `callrec seal --help`)")
         return EXIT_USAGE
     recipients = [PublicKey.load(Path(p)) for p in args.to]
+    signer = load_signing_key(args.sign_key, args) if args.sign_key else None
     verify_keys = load_private_keys(args.verify_key, args) if args.verify_key else []
     out_dir = private_dir(Path(args.out)) if args.out else None
     codes = []
     for name in args.files:
-        codes.append(_seal_and_check(Path(name), recipients, out_dir, verify_keys, args.shred))
+        src = Path(name)
+        codes.append(_seal_and_check(src, recipients, out_dir, verify_keys, args.shred, signer))
     return worst(codes)
 
 
@@ -113,16 +125,18 @@ def _seal_and_check(
     out_dir: Path | None,
     verify_keys: list[PrivateKey],
     shred: bool,
+    signer: SigningKey | None = None,
 ) -> int:
     try:
-        sealed = seal_file(src, recipients, out_dir or src.parent)
+        sealed = seal_file(src, recipients, out_dir or src.parent, signer)
     except CallrecError as exc:
         warn("seal", f"{escape(str(src))}: {escape(str(exc))}")
         return EXIT_ERROR
     except OSError as exc:
         warn("seal", f"{escape(str(src))}: {escape(os_reason(exc))}")
         return EXIT_ERROR
-    print(f"sealed {escape(str(src))} -> {escape(str(sealed.sealed))}")
+    signed = f" (signed by {signer.fingerprint})" if signer is not None else ""
+    print(f"sealed {escape(str(src))} -> {escape(str(sealed.sealed))}{signed}")
     if not verify_keys:
         return EXIT_OK
     try:
@@ -136,8 +150,10 @@ def _seal_and_check(
     return EXIT_OK
 
 
-def seal_file(src: Path, recipients: list[PublicKey], directory: Path) -> _Sealed:
-    """Seal one plaintext recording into ``directory/<stem>.crec``."""
+def seal_file(
+    src: Path, recipients: list[PublicKey], directory: Path, signer: SigningKey | None = None
+) -> _Sealed:
+    """Seal one plaintext recording into ``directory/<stem>.crec``, signed by ``signer``."""
     from callrec.audio import read_audio_blocks
     from callrec.recording import Codec, RecordingWriter
 
@@ -166,6 +182,7 @@ def seal_file(src: Path, recipients: list[PublicKey], directory: Path) -> _Seale
         codec=Codec(info.codec),
         sample_rate=info.sample_rate,
         channels=info.channels,
+        signer=signer,
     )
     payload_hash = hashlib.sha256()
     try:

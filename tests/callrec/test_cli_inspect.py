@@ -45,15 +45,16 @@ def test_verify_prints_a_table_and_exits_with_the_worst_verdict(
     result = run(capsys, "verify", good, cut, bad, tmp_path / "missing.crec", "--key", keys.key)
     assert result.code == 4
     lines = result.out.splitlines()
-    assert lines[0].split() == ["FILE", "VERDICT", "SECONDS", "SEGMENTS", "ERROR"]
+    assert lines[0].split() == ["FILE", "VERDICT", "SECONDS", "SEGMENTS", "ORIGIN", "ERROR"]
     rows = {line.split()[0]: line.split() for line in lines[1:5]}
-    assert rows[str(good)][1:4] == ["complete", "2.0", rows[str(good)][3]]
+    assert rows[str(good)][1:5] == ["complete", "2.0", rows[str(good)][3], "unsigned"]
     assert int(rows[str(good)][3]) >= 4
     assert rows[str(cut)][1] == "truncated"
     assert rows[str(bad)][1] == "invalid"
-    assert "segment" in " ".join(rows[str(bad)][4:])
-    assert rows[str(tmp_path / "missing.crec")][1] == "error"
-    assert lines[5] == "4 files: 1 complete, 1 error, 1 invalid, 1 truncated"
+    assert "segment" in " ".join(rows[str(bad)][5:])
+    assert rows[str(tmp_path / "missing.crec")][1:5] == ["error", "-", "-", "-"]
+    assert lines[5].startswith("origin not checked: a file made by anyone holding a recipient")
+    assert lines[6] == "4 files: 1 complete, 1 error, 1 invalid, 1 truncated"
     # stderr is not a terminal here: no progress counter.
     assert "verifying" not in result.err
 
