@@ -43,7 +43,7 @@ from callrec.crypto.keys import (
     fingerprint_text,
     unique_keys,
 )
-from callrec.crypto.limits import MAX_SAMPLE_RATE
+from callrec.crypto.limits import MAX_SAMPLE_RATE, check_header_values
 from callrec.crypto.signing import fingerprint_of
 from callrec.errors import FormatError, NoMatchingKeyError, RecordingUnavailable, TruncatedError
 from callrec.media.codecs import CODECS, CODECS_BY_HEADER_ID, Codec
@@ -288,6 +288,7 @@ def _unpack_fixed(version: int, raw: bytes) -> tuple[_Fixed, int]:
         values = (*values[:5], NO_SIGNER, values[5])
     rid, codec_id, rate, channels, created_ms, signer, count = values
     _check_fixed(codec_id, rate, channels, count)
+    check_header_values(rate, created_ms)  # docs/FORMAT.md, "Limits"
     codec = CODECS_BY_HEADER_ID[codec_id]
     named = None if signer == NO_SIGNER else signer
     return _Fixed(version, rid, codec, rate, channels, created_ms, named), count

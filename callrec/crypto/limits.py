@@ -11,6 +11,7 @@ what the reader would refuse, so a file callrec writes always reads back.
 from __future__ import annotations
 
 from callrec.clock import LATEST_WALL
+from callrec.errors import FormatError
 
 MiB = 1 << 20
 
@@ -39,3 +40,22 @@ MAX_KEY_FILE = 64 * 1024
 # scrypt cost N·r·p of a protected key: 2^21 is about a second on a laptop
 # (8 x what callrec writes, 2^15 · 8 · 1), and at most 256 MiB of memory.
 MAX_SCRYPT_WORK = 1 << 21
+
+
+def check_header_values(sample_rate: int, created_ms: int) -> None:
+    """FormatError naming the header field whose value is beyond these limits.
+
+    Called while the header is parsed, before any key: a header made with a
+    recipient's public key authenticates whatever it says, so a date past
+    the year 9999 or a rate no audio file can hold is refused before
+    anything prints or renders it.
+    """
+    if created_ms > MAX_CREATED_AT_MS:
+        raise FormatError(
+            f"created_at is after the year 9999 ({created_ms // 1000} s since 1970)",
+            field="created_at",
+        )
+    if sample_rate > MAX_SAMPLE_RATE:
+        raise FormatError(
+            f"sample rate {sample_rate} Hz is above {MAX_SAMPLE_RATE} Hz", field="sample_rate"
+        )

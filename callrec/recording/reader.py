@@ -26,7 +26,7 @@ from callrec.crypto.format import (
 )
 from callrec.crypto.frames import AudioFrame, Frame, FrameParser, GapFrame
 from callrec.crypto.keys import PrivateKey
-from callrec.crypto.limits import MAX_CREATED_AT_MS, MAX_RECORDING_SECONDS, MAX_SAMPLE_RATE
+from callrec.crypto.limits import MAX_RECORDING_SECONDS
 from callrec.crypto.stream import open_stream, read_segments, tink_keyset_json
 from callrec.errors import FormatError, TruncatedError
 from callrec.recording.origin import Origin, read_origin, stream_slice
@@ -89,27 +89,7 @@ def judge(error: FormatError, sealed: bool) -> Verdict:
 def read_header(path: Path) -> Header:
     """The public header, without a key and therefore NOT authenticated."""
     with _open(Path(path)) as f:
-        return check_header(parse_header(f.read).header)
-
-
-def check_header(header: Header) -> Header:
-    """``header`` if its values are within docs/FORMAT.md, "Limits"; else FormatError.
-
-    A header made with a recipient's public key authenticates whatever it
-    says, so a date past the year 9999 or a sample rate no audio file can
-    hold is refused here, before anything prints or renders it.
-    """
-    if header.created_at > MAX_CREATED_AT_MS / 1000:
-        raise FormatError(
-            f"created_at is after the year 9999 ({header.created_at:.0f} s since 1970)",
-            field="created_at",
-        )
-    if header.sample_rate > MAX_SAMPLE_RATE:
-        raise FormatError(
-            f"sample rate {header.sample_rate} Hz is above {MAX_SAMPLE_RATE} Hz",
-            field="sample_rate",
-        )
-    return header
+        return parse_header(f.read).header
 
 
 class RecordingReader:
@@ -128,7 +108,6 @@ class RecordingReader:
         try:
             parsed = parse_header(self._file.read)
             self._data_key = open_header(parsed, keys)
-            check_header(parsed.header)
         except BaseException:
             self._file.close()
             raise
