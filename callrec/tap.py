@@ -113,8 +113,8 @@ class TapResult:
 
         The same keys from both front ends: ``recording_id``, ``packets``,
         ``sealed``, ``path``, ``segments``, ``last_tag_sha256``, ``size``,
-        ``signer`` (fingerprint of the recorder key that signed it, or null)
-        and ``durations`` (``recording``, ``audio`` recovered, ``gaps`` lost).
+        ``recording_signer`` (fingerprint of the recorder key that signed it,
+        or null) and ``durations`` (``recording``, ``audio`` recovered, ``gaps`` lost).
         """
         gaps = int(self.stats.get("gap_samples") or 0) / self.sample_rate
         durations: dict[str, float] = {"gaps": gaps}
@@ -135,7 +135,7 @@ class TapResult:
                 segments=self.seal.segments,
                 last_tag_sha256=self.seal.last_tag_sha256,
                 size=self.seal.size,
-                signer=self.seal.signer,
+                recording_signer=self.seal.signer,
             )
         return fields
 
