@@ -166,7 +166,7 @@ def _targets(inputs: list[Path], output: str | None) -> list[Path]:
 def _decrypt_one(
     src: Path, dst: Path, keys: list[PrivateKey], force: bool, trusted: Trusted
 ) -> int:
-    from callrec.decode import audio_output, render
+    from callrec.decode import render_file
     from callrec.recording import RecordingReader, is_sealed_name
 
     meta_path = dst.with_suffix(".json")
@@ -180,9 +180,8 @@ def _decrypt_one(
         if origin.rejected:  # checked before anything is decrypted or written
             warn("decrypt", f"{escape(str(src))}: {escape(origin.rejected)}; nothing written")
             return EXIT_INVALID
-        with audio_output(dst, header.sample_rate, header.channels) as sink:
-            decoded = render(reader.frames(), header, sink)
-        seconds = sink.frames_written / header.sample_rate
+        decoded, frames_written = render_file(reader, dst)
+        seconds = frames_written / header.sample_rate
         record = {
             "file": src.name,
             **_header_dict(header),

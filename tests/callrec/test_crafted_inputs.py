@@ -1,0 +1,196 @@
+"""Issue 11's crafted inputs through the real CLI: one clear line and exit 4, 3 or 1.
+
+Each recording is made with a recipient's public key only (tests/callrec/
+crafted.py), as anyone on a PBX could. None may end in a traceback, a hang,
+or output larger than the audio the file holds; a refused decrypt leaves no
+file behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from callrec.crypto import stream
+from callrec.crypto.keys import PrivateKey
+from callrec.crypto.limits import DIAGNOSE_DISTANCE, MAX_KEY_FILE
+from callrec.recording import Verdict, verify
+from tests.callrec.cli_support import KeyPair, make_keys, run
+from tests.callrec.crafted import CORPUS, Crafted, audio, forge
+
+CORPUS_IDS = [case.name for case in CORPUS]
+
+
+@pytest.fixture
+def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> KeyPair:
+    return make_keys(capsys, tmp_path / "keys")
+
+
+def crafted(case: Crafted, tmp_path: Path, keys: KeyPair) -> Path:
+    folder = tmp_path / "crafted"
+    folder.mkdir(exist_ok=True)
+    return case.make(folder, PrivateKey.load(keys.key).public_key())
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=CORPUS_IDS)
+def test_verify_names_what_is_wrong_and_exits_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair, case: Crafted
+) -> None:
+    path = crafted(case, tmp_path, keys)
+    result = run(capsys, "verify", path, "--key", keys.key)
+    assert result.code == 4
+    [row] = [line for line in result.out.splitlines() if line.startswith(str(path))]
+    assert " invalid " in row
+    assert case.error in row
+    assert result.err == ""
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=CORPUS_IDS)
+def test_decrypt_is_one_line_exit_4_and_no_more_audio_than_verified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair, case: Crafted
+) -> None:
+    path = crafted(case, tmp_path, keys)
+    out = tmp_path / "out" / "call.wav"
+    out.parent.mkdir()
+    result = run(capsys, "decrypt", path, "--key", keys.key, "-o", out)
+    assert result.code == 4
+    [line] = result.err.splitlines()
+    assert line.startswith(f"callrec decrypt: {path}: ")
+    assert case.error in line
+    # Header and length problems write nothing; damage inside the stream
+    # keeps only what came before it (at most the 160 samples of audio()).
+    files = sorted(p.name for p in out.parent.iterdir())
+    assert files in ([], ["call.json", "call.wav"])
+    if files:
+        assert (out.parent / "call.wav").stat().st_size <= 44 + 2 * 255 * 4
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CORPUS if c.name.startswith("created")], ids=lambda c: c.name
+)
+@pytest.mark.parametrize("with_key", [False, True], ids=["no-key", "key"])
+def test_inspect_of_a_date_no_calendar_holds_is_one_line_exit_4(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    keys: KeyPair,
+    case: Crafted,
+    with_key: bool,
+) -> None:
+    path = crafted(case, tmp_path, keys)
+    key_args = ["--key", keys.key] if with_key else []
+    result = run(capsys, "inspect", path, *key_args)
+    assert result.code == 4
+    [line] = result.err.splitlines()
+    assert line.startswith(f"callrec inspect: {path}: {case.error} (")
+    assert line.endswith(" s since 1970)")
+    assert result.out == ""
+
+
+def test_a_crash_cut_of_a_crafted_file_is_still_truncated_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair
+) -> None:
+    gap = next(c for c in CORPUS if c.name == "gaps-add-up")
+    data = crafted(gap, tmp_path, keys).read_bytes()
+    part = tmp_path / "crashed.crec.part"
+    part.write_bytes(data[:-5])
+    result = run(capsys, "verify", part, "--key", keys.key)
+    assert result.code == 3
+    assert "truncated" in result.out
+
+
+def test_sparse_file_diagnosis_is_bounded_by_the_segments_near_the_failure(
+    tmp_path: Path, keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pub = PrivateKey.load(keys.key).public_key()
+    path = forge(tmp_path / "sparse.crec", pub, audio(50_000))
+    data = bytearray(path.read_bytes())
+    data[300] ^= 0x01  # inside segment 0's ciphertext
+    path.write_bytes(bytes(data))
+    os.truncate(path, 8 << 30)  # 8 GiB, nearly all of it a hole
+    tries: list[int] = []
+    real = stream.SegmentCipher.decrypt
+
+    def counted(
+        self: stream.SegmentCipher, index: int, ciphertext: bytes | memoryview, last: bool
+    ) -> bytes | None:
+        tries.append(index)
+        return real(self, index, ciphertext, last)
+
+    monkeypatch.setattr(stream.SegmentCipher, "decrypt", counted)
+    result = verify(path, [PrivateKey.load(keys.key)])
+    assert result.verdict is Verdict.INVALID
+    assert result.error is not None
+    assert str(result.error) == (
+        "segment 0: authentication failed (corrupted, cut, or spliced from another recording)"
+    )
+    assert max(tries) <= DIAGNOSE_DISTANCE
+    assert len(tries) <= 2 * (DIAGNOSE_DISTANCE + 1)
+
+
+# --- key files ----------------------------------------------------------------------
+
+
+def _fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "key.fifo"
+    os.mkfifo(path)
+    return path
+
+
+def _folder(tmp_path: Path) -> Path:
+    path = tmp_path / "keydir"
+    path.mkdir()
+    return path
+
+
+def _huge(tmp_path: Path) -> Path:
+    path = tmp_path / "huge.key"
+    path.write_bytes(b"callrec-private-key-v1 x25519 " + b"A" * MAX_KEY_FILE)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda _tmp: Path("/dev/zero"), "is a device, not a regular file"),
+        (_fifo, "is a FIFO, not a regular file"),
+        (_folder, "is a directory, not a file"),
+        (_huge, f"larger than {MAX_KEY_FILE} bytes"),
+    ],
+    ids=["dev-zero", "fifo", "directory", "huge"],
+)
+def test_a_key_that_is_not_a_small_regular_file_is_one_line_exit_1(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    keys: KeyPair,
+    make: Callable[[Path], Path],
+    reason: str,
+) -> None:
+    key = make(tmp_path)
+    recording = forge(tmp_path / "r.crec", PrivateKey.load(keys.key).public_key(), audio())
+    result = run(capsys, "verify", recording, "--key", key)
+    assert result.code == 1
+    assert result.err.splitlines() == [f"callrec verify: {key}: cannot read private key: {reason}"]
+
+
+def test_a_protected_key_costing_more_than_a_second_is_refused_before_scrypt_runs(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    keys: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    protected = tmp_path / "max.key"
+    PrivateKey.generate().save(protected, b"right")
+    fields = protected.read_text().split()
+    fields[3:6] = ["20", "32", "16"]  # the old documented maximum: a minute and 1.2 GB
+    protected.write_text(" ".join(fields) + "\n")
+    monkeypatch.setenv("CALLREC_KEY_PASSPHRASE", "wrong")
+    recording = forge(tmp_path / "r.crec", PrivateKey.load(keys.key).public_key(), audio())
+    result = run(capsys, "verify", recording, "--key", protected)
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"callrec verify: {protected}: scrypt parameters out of range: 20 32 16 cost "
+        "N·r·p = 536,870,912; callrec accepts at most 2,097,152 (about a second on a laptop)"
+    ]
