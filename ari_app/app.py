@@ -17,10 +17,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
-from ari_app.context import AGENT_APP_ARG, CallContext
+from ari_app.context import AGENT_APP_ARG, TAP_CHANNEL_PREFIXES, CallContext
 from ari_app.ending import End
+from ari_app.recovery import CrashRecovery
 from ari_app.session import CallSession
 from callrec.ari.client import AriClient
 from callrec.ari.events import Connected, Disconnected, Event, StasisStart
@@ -31,9 +33,11 @@ from callrec.config import Config
 from callrec.crypto.keys import PublicKey, load_pseudonym_key
 from callrec.crypto.signing import SigningKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, KeyFileError
+from callrec.live import LiveStore
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import PART_SUFFIX, Spool
+from callrec.systemd import READY, STOPPING, notify
 from callrec.tap import SNOOP_APP_ARG
 
 logger = logging.getLogger(__name__)
@@ -43,8 +47,6 @@ logger = logging.getLogger(__name__)
 # REST call is not allowed to hold the exit up for longer than this.
 SHUTDOWN_TIMEOUT = 3.0
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# Channel names of the tap's own channels (never a call, whatever their args).
-_TAP_CHANNEL_PREFIXES = ("UnicastRTP/", "Snoop/", "AudioSocket/")
 
 
 class Service(Protocol):
@@ -82,6 +84,8 @@ class App:
         self._accepting = False
         self._events: asyncio.Task[None] | None = None
         self._startup_time: str | None = None
+        # Whether the calls of a crashed predecessor have been looked for.
+        self._recovered = False
         self._saved_signals: dict[int, Any] = {}
 
     # --- life cycle ---------------------------------------------------------
@@ -122,6 +126,7 @@ class App:
         except (CallrecError, OSError) as exc:
             problem = problem or f"spool unusable: {exc}"
             logger.error("spool %s is unusable: %s", rec.spool, safe(str(exc), 200))
+        live = _live_store(rec.spool)
         recorder = MediaRecorder(rec.media_host, rec.media_port, sync_interval=rec.fsync_interval)
         await recorder.start()
         router = EventRouter(clock=self.clock)
@@ -137,6 +142,7 @@ class App:
             pseudonym_key=pseudonym_key,
             clock=self.clock,
             recording_problem=problem,
+            live=live,
         )
 
     async def main_loop(self) -> None:
@@ -157,6 +163,7 @@ class App:
     async def shutdown(self) -> None:
         """Stop taking calls, seal every recording, leave the callers connected."""
         self._accepting = False
+        notify(STOPPING)
         logger.info("shutting down: %d call(s) in progress", len(self.sessions))
         for session in list(self.sessions.values()):
             session.end(End.SHUTDOWN)
@@ -229,8 +236,36 @@ class App:
             # Same boot (or its start time unreadable): the channels decide.
             await self._readopt()
         self._startup_time = startup or self._startup_time
+        self.ctx.pbx_boot = self._startup_time
+        if not self._recovered:
+            await self._recover()
         self.connections += 1
         self.connected.set()
+        if self.connections == 1:
+            # Ready means serving calls, not "the app is listed": Asterisk lists
+            # the app of a crashed recorder too (docs/OPERATIONS.md).
+            notify(READY, f"STATUS=connected to {self.ctx.client.base_url}")
+
+    async def _recover(self) -> None:
+        """Take over, audit and clean what a crashed predecessor left (ari_app/recovery.py)."""
+        assert self.ctx is not None
+        recovery = CrashRecovery(self.ctx)
+        survey = await recovery.survey()
+        if survey is None:
+            return  # ARI could not be read: tried again at the next connection
+        self._recovered = True
+        plan = await recovery.plan(survey, skip=set(self.sessions))
+        for session in plan.resumed:
+            self._start(session)
+        if plan.resumed or plan.lost:
+            logger.warning(
+                "found %d call(s) of a previous recorder still up, %d gone",
+                len(plan.resumed),
+                len(plan.lost),
+            )
+        chore = asyncio.create_task(recovery.clean_up(plan), name="recovery-clean-up")
+        self._tasks.add(chore)
+        chore.add_done_callback(self._tasks.discard)
 
     async def _startup_time_now(self) -> str | None:
         assert self.ctx is not None
@@ -264,7 +299,9 @@ class App:
         if not self._accepting:
             logger.info("channel %s: not taken, shutting down", safe(event.channel.id))
             return
-        session = CallSession(self.ctx, event)
+        self._start(CallSession(self.ctx, event))
+
+    def _start(self, session: CallSession) -> None:
         self.sessions[session.id] = session
         task = asyncio.create_task(session.run(), name=f"call-{session.id}")
         self._tasks.add(task)
@@ -283,7 +320,7 @@ class App:
     def _is_new_call(event: StasisStart) -> bool:
         if event.args and event.args[0] in (SNOOP_APP_ARG, AGENT_APP_ARG):
             return False
-        return not event.channel.name.startswith(_TAP_CHANNEL_PREFIXES)
+        return not event.channel.name.startswith(TAP_CHANNEL_PREFIXES)
 
     # --- start-up housekeeping ------------------------------------------------
 
@@ -308,6 +345,17 @@ class App:
                 last_written=iso_utc(when),
             )
             self.ctx.append_audit(record, {})
+
+
+def _live_store(spool: Path) -> LiveStore | None:
+    """Where each live call's crash-safe record goes, or None (logged) when nowhere."""
+    live = LiveStore(spool)
+    try:
+        live.ensure()
+    except (CallrecError, OSError) as exc:
+        logger.error("no crash recovery of calls: %s", safe(str(exc), 200))
+        return None
+    return live
 
 
 def _load_recipients(config: Config) -> tuple[list[PublicKey], str | None]:

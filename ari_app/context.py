@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.config import Config
 from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, RecordingUnavailable
+from callrec.live import LiveStore
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # appArgs of the destination leg, so its StasisStart is never taken for a call.
 AGENT_APP_ARG = "callrec-agent"
+# Channel names of the tap's own channels (never a call, whatever their args).
+TAP_CHANNEL_PREFIXES = ("UnicastRTP/", "Snoop/", "AudioSocket/")
 
 # Fallback when a prompt's WAV cannot be measured: how long to let an
 # announcement run before hanging up regardless.
@@ -52,6 +56,13 @@ class CallContext:
     recording_problem: str | None = None
     # Seconds without RTP before a recorded call's media counts as lost.
     media_timeout: float = MEDIA_TIMEOUT
+    # Each live call's crash-safe record; None when the spool cannot hold them.
+    live: LiveStore | None = None
+    # Asterisk's start time as last read (a live record notes it).
+    pbx_boot: str | None = None
+    # The taps of this process (both front ends), so that recovering a crashed
+    # predecessor's leftovers never touches one of ours.
+    taps: weakref.WeakSet[RecordingTap] = field(default_factory=weakref.WeakSet)
 
     @property
     def app(self) -> str:
@@ -69,7 +80,7 @@ class CallContext:
 
     def new_tap(self, log: LogLike, on_failure: Callable[[str], None]) -> RecordingTap:
         """A recording tap on this app's PBX, recorder, spool and keys."""
-        return RecordingTap(
+        tap = RecordingTap(
             self.client,
             self.router,
             self.recorder,
@@ -81,6 +92,8 @@ class CallContext:
             on_failure=on_failure,
             signer=self.audit.signer,  # the recorder signs recordings and audit lines alike
         )
+        self.taps.add(tap)
+        return tap
 
     def check_recording(self) -> None:
         """Raise :class:`RecordingUnavailable` when a recording could not be written now.

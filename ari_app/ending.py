@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from callrec.ari.causes import SoftHangup
 from callrec.ari.events import ChannelHangupRequest, Event
+from callrec.audit import audit_record
 from callrec.errors import CallHangup, CallrecError
+from callrec.evidence import Evidence
+from callrec.tap import TapResult
 
 T = TypeVar("T")
 
@@ -34,6 +38,9 @@ class End(StrEnum):
     SHUTDOWN = "shutdown"
     PBX_RESTART = "ended-by-pbx-restart"
     CHANNEL_GONE = "channel-gone"
+    # A restarted recorder found the call before it was connected and gave
+    # it back to the dialplan (ari_app/recovery.py).
+    HANDED_BACK = "handed-back"
     ERROR = "error"
 
 
@@ -91,3 +98,41 @@ class CallEnding:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, CallrecError):
             await task
+
+
+@dataclass
+class CallOutcome:
+    """What a finished call did, as its one audit line says it (``callrec.audit``)."""
+
+    channel: str
+    evidence: Evidence
+    started: float
+    end: End
+    bridged_at: float | None = None
+    failure: str | None = None
+    tap_result: TapResult | None = None
+    destination: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def audit_record(self, now: float) -> dict[str, Any]:
+        """The ``call`` line (``failure`` when recording could not run or was not sealed)."""
+        fields: dict[str, Any] = {}
+        durations: dict[str, float] = {"call": now - self.started}
+        if self.bridged_at is not None:
+            durations["bridged"] = now - self.bridged_at
+        event, reason = ("call", None) if self.failure is None else ("failure", self.failure)
+        if self.tap_result is not None:
+            fields = self.tap_result.audit_fields(self.evidence)
+            durations.update(fields.pop("durations"))
+            event, reason = self.tap_result.audit_outcome(event, reason)
+        return audit_record(
+            event,
+            evidence=self.evidence,
+            durations=durations,
+            reason=reason,
+            channel=self.channel,
+            end=str(self.end),
+            destination=self.destination,
+            **fields,
+            **self.extra,
+        )

@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Mapping
-from enum import Enum, StrEnum
 from typing import Any
 
 from ari_app.context import CallContext, prompt_seconds
 from ari_app.destination import UNROUTED, DestinationLeg, DestinationResult
-from ari_app.ending import CallEnding, End, hangup_reason
+from ari_app.ending import CallEnding, CallOutcome, End, hangup_reason
+from ari_app.journal import CallJournal
+from ari_app.states import Admission, State
 from callrec.ari.events import (
     Channel,
     ChannelDtmfReceived,
@@ -32,7 +33,6 @@ from callrec.ari.events import (
     StasisEnd,
     StasisStart,
 )
-from callrec.audit import audit_record
 from callrec.config import PromptKind
 from callrec.consent import ConsentGate, Decision, DisclosureFailed, Interruption, records
 from callrec.errors import (
@@ -44,6 +44,7 @@ from callrec.errors import (
 )
 from callrec.evidence import PLAYBACK_FAILED, PROMPT_UNHASHED, Evidence, dialled_number
 from callrec.failure_policy import is_strict
+from callrec.live import LiveState
 from callrec.logutil import CallLogAdapter, mask_number, safe
 from callrec.prompts.names import PromptRef
 from callrec.tap import RecordingTap, TapResult, new_id
@@ -55,25 +56,6 @@ logger = logging.getLogger(__name__)
 PLAYBACK_STOP_TIMEOUT = 2.0
 # How long a failed disclosure waits for the hang-up that may have caused it.
 HANGUP_SETTLE = 0.5
-
-
-class State(StrEnum):
-    """Where the call's flow is (logged with every interruption)."""
-
-    NEW = "new"
-    DISCLOSING = "disclosing"
-    CONNECTING = "connecting"
-    BRIDGED = "bridged"
-    ENDING = "ending"
-    ENDED = "ended"
-
-
-class Admission(Enum):
-    """What the consent decision and the failure policy let the call do next."""
-
-    RECORDED = "connect and record"
-    UNRECORDED = "connect unrecorded"
-    REFUSED = "end here"  # declined with on_decline = hangup, or strict without a recording
 
 
 class CallSession:
@@ -101,13 +83,16 @@ class CallSession:
             frontend="ari",
         )
         self.ending = CallEnding(self.id)
+        self.started = ctx.clock.wall()
+        self.journal = CallJournal.new(ctx, self.evidence, self.number, self.started, self.log)
+        # More keys for the audit line (a resumed call names what it continues).
+        self.audit_extra: dict[str, Any] = {}
         self.failure: str | None = None
         self.destination: DestinationResult | None = None
         self.leg: DestinationLeg | None = None
         self.bridge_id: str | None = None
         self.tap: RecordingTap | None = None
         self.tap_result: TapResult | None = None
-        self.started = ctx.clock.wall()
         self.bridged_at: float | None = None
         self._playback_id: str | None = None
         self._playback_done = asyncio.Event()
@@ -273,6 +258,8 @@ class CallSession:
         if decision is Decision.DECLINED_HANGUP:
             self.ending.conclude(End.DECLINED)
             return
+        if decision is not None:
+            await self.journal.decided(decision, self.evidence)
         if not self._playback_done.is_set():
             await self.ending.until(self._wait_playback_end())
         admission = await self._admit(decision)
@@ -322,6 +309,7 @@ class CallSession:
 
     async def _play_disclosure(self, prompt: PromptRef) -> None:
         self._playback_id = new_id("playback")
+        await self.journal.save(playback=self._playback_id)
         try:
             await self.ending.until(
                 self.ctx.client.play(
@@ -367,15 +355,18 @@ class CallSession:
         leg = self.leg = DestinationLeg(new_id("dest"))
         self.evidence.channels["destination"] = leg.id
         self.ctx.router.subscribe(leg.id, self.on_destination_event)
+        bridge_id = new_id("call")
+        await self.journal.save(state=LiveState.CONNECTING, destination=leg.id, bridge=bridge_id)
         dialled = leg.dial(self.ctx.client, dest, app=self.ctx.app, originator=self.id)
         self.destination = await self.ending.until(dialled)
         if not self.destination.answered:
             return await self._unavailable(self.destination)
-        self.bridge_id = new_id("call")
+        self.bridge_id = bridge_id
         await self.ending.until(self.ctx.client.create_bridge("mixing", bridge_id=self.bridge_id))
         await self.ending.until(self.ctx.client.add_channels(self.bridge_id, [self.id, leg.id]))
         self.state = State.BRIDGED
         self.bridged_at = self.ctx.clock.wall()
+        await self.journal.save(state=LiveState.BRIDGED, bridged_at=self.bridged_at)
         self.log.info("connected to %s", safe(dest.endpoint))
         return True
 
@@ -404,8 +395,11 @@ class CallSession:
 
     async def _start_recording(self) -> None:
         try:
-            self.tap = self.ctx.new_tap(self.log, self._recording_broke)
-            await self.ending.until(self.tap.start(self.id, self.evidence, self.id))
+            tap = self.tap = self.ctx.new_tap(self.log, self._recording_broke)
+            await self.journal.save(tap=tap.ids)
+            started = tap.start(self.id, self.evidence, self.id, continues=self.journal.continues)
+            recording_id = await self.ending.until(started)
+            await self.journal.recording_started(recording_id, tap.started_at or 0.0)
         except RecordingUnavailable as exc:
             if self.tap is not None:
                 self.tap_result = await self.tap.abandon(str(exc))
@@ -433,7 +427,7 @@ class CallSession:
         reason = self.ending.reason or End.CALLER_HANGUP
         leave_calls = reason in (End.SHUTDOWN, End.PBX_RESTART)
         client = self.ctx.client
-        if reason is End.SHUTDOWN and self.bridge_id is None:
+        if reason in (End.SHUTDOWN, End.HANDED_BACK) and self.bridge_id is None:
             await self._hand_back_to_dialplan()
         elif not leave_calls:
             legs = (
@@ -452,6 +446,9 @@ class CallSession:
         if self.bridge_id is not None and not leave_calls:
             with contextlib.suppress(AriError, AriUnavailable):
                 await client.destroy_bridge(self.bridge_id)
+        # Stopping the recorder leaves a bridged call talking: the next start records the rest.
+        keep = reason is End.SHUTDOWN and self.bridge_id is not None and self._caller_alive
+        await self.journal.close(keep=keep, result=self.tap_result)
         self.ctx.router.unsubscribe(self.id, self.on_event)
         if self.agent_id is not None:
             self.ctx.router.unsubscribe(self.agent_id, self.on_destination_event)
@@ -471,27 +468,21 @@ class CallSession:
         await self._stop_playback()
         with contextlib.suppress(AriError, AriUnavailable):
             await client.continue_in_dialplan(self.id)
-            self.log.info("shutting down before the call was connected: back to the dialplan")
+            self.log.info(
+                "%s before the call was connected: back to the dialplan", self.ending.reason
+            )
 
     def _audit(self) -> None:
-        now = self.ctx.clock.wall()
-        fields: dict[str, Any] = {}
-        durations: dict[str, float] = {"call": now - self.started}
-        if self.bridged_at is not None:
-            durations["bridged"] = now - self.bridged_at
-        event, reason = ("call", None) if self.failure is None else ("failure", self.failure)
-        if self.tap_result is not None:
-            fields = self.tap_result.audit_fields(self.evidence)
-            durations.update(fields.pop("durations"))
-            event, reason = self.tap_result.audit_outcome(event, reason)
-        record = audit_record(
-            event,
-            evidence=self.evidence,
-            durations=durations,
-            reason=reason,
-            channel=self.id,
-            end=str(self.ending.reason or End.CALLER_HANGUP),
+        outcome = CallOutcome(
+            self.id,
+            self.evidence,
+            self.started,
+            self.ending.reason or End.CALLER_HANGUP,
+            bridged_at=self.bridged_at,
+            failure=self.failure,
+            tap_result=self.tap_result,
             destination=None if self.destination is None else self.destination.detail,
-            **fields,
+            extra=self.audit_extra,
         )
+        record = outcome.audit_record(self.ctx.clock.wall())
         self.ctx.append_audit(record, dict(self.evidence.personal))

@@ -176,6 +176,17 @@ class Spool:
         """Where a sealed recording lives: ``root/YYYY/MM/DD/<id>.crec``."""
         return self.dated_dir(ts) / f"{check_recording_id(recording_id, self.root)}{SEALED_SUFFIX}"
 
+    def find(self, recording_id: str) -> Path | None:
+        """Where recording ``recording_id`` is now: sealed, adopted after a crash, or
+        still being written; None when this spool has no such file."""
+        check_recording_id(recording_id, self.root)
+        for name in (recording_id + SEALED_SUFFIX, recording_id + PART_SUFFIX):
+            dated = sorted(self.root.glob(f"[0-9]*/[0-9]*/[0-9]*/{name}"))
+            if dated:
+                return dated[0]
+        part = self.part_path(recording_id)
+        return part if part.exists() else None
+
     def leftovers(self) -> list[Path]:
         """``incoming/*.crec.part`` files, oldest first: recordings a crash left open."""
         try:

@@ -34,6 +34,7 @@ from callrec.crypto.signing import SigningKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.evidence import Evidence
 from callrec.failure_policy import is_strict
+from callrec.live import TapIds
 from callrec.logutil import safe
 from callrec.media.codecs import MEDIA_FORMATS, Codec
 from callrec.media.recorder import MediaRecorder
@@ -222,24 +223,39 @@ class RecordingTap:
         return None if self._writer is None else self._writer.recording_id
 
     @property
+    def ids(self) -> TapIds:
+        """The PBX objects this tap creates (named before any is requested)."""
+        return TapIds(self.snoop_id, self.media_id, self.bridge_id)
+
+    @property
     def recording(self) -> bool:
         return self.started_at is not None and not self._stopped
 
-    async def start(self, channel_id: str, evidence: Evidence, call_id: str) -> str:
+    async def start(
+        self,
+        channel_id: str,
+        evidence: Evidence,
+        call_id: str,
+        *,
+        continues: Mapping[str, Any] | None = None,
+    ) -> str:
         """Start recording ``channel_id``; returns the recording id.
 
         Fills the evidence's tap channels and recording start time, then
         writes it as the first metadata frame (:meth:`stop` fills the end
-        time). Raises :class:`RecordingUnavailable` (with the reason) when the
-        spool, the keys or the PBX refuse; the caller applies the failure
-        policy, and the evidence then names no recording start.
+        time). A continuation (the call's recording before was cut by a
+        recorder crash or stop) carries ``continues`` in that frame: the
+        call and the recording it continues. Raises
+        :class:`RecordingUnavailable` (with the reason) when the spool, the
+        keys or the PBX refuse; the caller applies the failure policy, and
+        the evidence then names no recording start.
         """
         self._evidence = evidence
         evidence.channels.update(snoop=self.snoop_id, external_media=self.media_id)
         # One start time for the evidence, the summary and the audit durations.
         started = evidence.recording_started_at = self._clock.wall()
         try:
-            recording_id = await self._open(channel_id, evidence, call_id)
+            recording_id = await self._open(channel_id, evidence, call_id, continues)
         except BaseException:  # cancelled too: nothing was recorded
             evidence.recording_started_at = None
             raise
@@ -249,11 +265,20 @@ class RecordingTap:
         self._log.info("recording %s started (%s)", recording_id, self._settings.media_format)
         return recording_id
 
-    async def _open(self, channel_id: str, evidence: Evidence, call_id: str) -> str:
+    async def _open(
+        self,
+        channel_id: str,
+        evidence: Evidence,
+        call_id: str,
+        continues: Mapping[str, Any] | None,
+    ) -> str:
         # The writer first: a full or missing spool must fail before the PBX
         # is asked for anything that would then need cleaning up.
         self._writer = self._create_writer(self._codec, self._rate)
-        self._writer.write_metadata(evidence.to_record())
+        first = evidence.to_record()
+        if continues is not None:
+            first["continues"] = dict(continues)
+        self._writer.write_metadata(first)
         self._stream = self._recorder.open_stream(
             self._writer, self._codec, call_id, on_error=self._stream_failed
         )

@@ -8,7 +8,12 @@ websocket, and real UDP RTP into the media recorder.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import os
+import secrets
+import socket
+import sys
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from callrec.media.signals import speech_like
 DISCLOSURE = 0.6
 GRACE = 0.3
 RATE = 8000
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -69,6 +75,10 @@ class Rig:
 
     def sealed(self) -> list[Path]:
         return sorted(self.spool.glob("[0-9]*/*/*/*.crec"))
+
+    def serve_log(self) -> str:
+        path = self.out / "serve.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     async def start_app(self, config: Config | None = None) -> App:
         app = App(config or self.config)
@@ -151,3 +161,73 @@ def noise(seconds: float, seed: int = 3) -> npt.NDArray[np.int16]:
     """The control signal: white noise, unrelated to any voice."""
     rng = np.random.default_rng(seed)
     return (rng.standard_normal(int(seconds * RATE)) * 3000).astype(np.int16)
+
+
+class NotifySocket:
+    """What systemd hands a ``Type=notify`` service: a unix datagram socket
+    (abstract namespace, so no path length limit) named by ``$NOTIFY_SOCKET``."""
+
+    def __init__(self) -> None:
+        self.name = f"@callrec-test-{secrets.token_hex(8)}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        self.sock.setblocking(False)
+        self.received: list[str] = []
+
+    async def expect(self, line: str, within: float = 20.0) -> str:
+        """The next message holding ``line`` (``READY=1``); messages before it are kept."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(within):
+            while True:
+                message = (await loop.sock_recv(self.sock, 4096)).decode()
+                self.received.append(message)
+                if line in message.splitlines():
+                    return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[NotifySocket]:
+    notified = NotifySocket()
+    try:
+        yield notified
+    finally:
+        notified.close()
+
+
+async def serve(rig: Rig, notified: NotifySocket) -> Process:
+    """``callrec serve`` as a child process, once it has told systemd ``READY=1``.
+
+    Its log goes to ``<out>/serve.log`` (a pipe nobody reads would fill up).
+    """
+    env = {**os.environ, "NOTIFY_SOCKET": notified.name}
+    with (rig.out / "serve.log").open("ab") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "callrec",
+            "serve",
+            "--config",
+            str(rig.config_path),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        await notified.expect("READY=1")
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        tail = rig.serve_log()[-3000:]
+        raise AssertionError(f"callrec serve never got ready:\n{tail}") from None
+    return proc
+
+
+async def stop(proc: Process) -> None:
+    """End a child that a test left running."""
+    if proc.returncode is None:
+        proc.kill()
+    await proc.wait()
