@@ -9,6 +9,7 @@ file behind.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from callrec.crypto.limits import DIAGNOSE_DISTANCE, MAX_KEY_FILE
 from callrec.recording import Verdict, verify
 from tests.callrec.cli_support import KeyPair, make_keys, run
 from tests.callrec.crafted import CORPUS, Crafted, audio, forge
+from tests.callrec.test_config import shipped_in
 
 CORPUS_IDS = [case.name for case in CORPUS]
 
@@ -194,3 +196,114 @@ def test_a_protected_key_costing_more_than_a_second_is_refused_before_scrypt_run
         f"callrec verify: {protected}: scrypt parameters out of range: 20 32 16 cost "
         "N·r·p = 536,870,912; callrec accepts at most 2,097,152 (about a second on a laptop)"
     ]
+
+
+# --- config files -------------------------------------------------------------------
+
+
+def _edited_config(tmp_path: Path, key: str, value: str) -> Path:
+    """The shipped config with real files under ``tmp_path``, one ``key = value`` line replaced."""
+    path = shipped_in(tmp_path)
+    text, count = re.subn(
+        rf"(?m)^{re.escape(key)} = .*$", lambda _m: f"{key} = {value}", path.read_text(), count=1
+    )
+    assert count == 1, key
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("grace", "1" + "0" * 310, "consent.grace: must be a finite number, not one this large"),
+        ("grace", "1" + "0" * 310 + ".5", "consent.grace: must be a finite number, not inf"),
+        ("grace", "1" + "0" * 5000, "(syntax): a number has more digits than callrec reads"),
+        ("level", "[" * 3000 + "]" * 3000, "(syntax): arrays or tables nested too deeply"),
+        ("level", "{a=" * 3000 + "1" + "}" * 3000, "(syntax): arrays or tables nested too deeply"),
+        ("spool", '"~nosuchuser/x"', "recording.spool: ~nosuchuser: no such user"),
+        ("spool", '"sp\\u0000ool"', "recording.spool: contains a NUL byte"),
+        ("audit_log", '"a\\u0000.log"', "privacy.audit_log: contains a NUL byte"),
+        (
+            "spool",
+            '"' + "a" * 5000 + '"',
+            "recording.spool: is 5000 bytes long; a path has at most 4095",
+        ),
+        ("url", '"http://127.0.0.1:99999"', "ari.url: has a port outside 1..65535"),
+    ],
+    ids=[
+        "int-310-digits",
+        "float-310-digits",
+        "int-5000-digits",
+        "nested-arrays",
+        "nested-tables",
+        "unknown-user",
+        "nul-in-spool",
+        "nul-in-audit-log",
+        "path-5000-chars",
+        "port-99999",
+    ],
+)
+def test_check_config_names_the_key_instead_of_a_traceback_or_ok(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, problem: str
+) -> None:
+    path = _edited_config(tmp_path, key, value)
+    result = run(capsys, "check-config", path)
+    assert result.code == 1
+    assert any(line.startswith(f"{path}:{problem}") for line in result.out.splitlines()), (
+        result.out
+    )
+    assert "ok" not in result.out.splitlines()
+    assert result.err == ""
+
+
+def test_check_config_refuses_a_world_readable_pseudonym_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = shipped_in(tmp_path)
+    assert run(capsys, "check-config", path).out == "ok\n"
+    key = tmp_path / "keys" / "pseudonym.key"
+    key.chmod(0o644)
+    result = run(capsys, "check-config", path)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        f"{path}:privacy.pseudonym_key: {key}: other users can read or write it (mode 0644) "
+        f"(hint: chmod 600 {key} (or 640 for the group of the callrec user))"
+    ]
+    key.chmod(0o640)  # the AGI script's group may read it
+    assert run(capsys, "check-config", path).out == "ok\n"
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (_folder, "is a directory, not a file"),
+        (lambda _tmp: Path("/dev/zero"), "is a device, not a regular file"),
+        (_fifo, "is a FIFO, not a regular file"),
+    ],
+    ids=["directory", "dev-zero", "fifo"],
+)
+def test_check_config_says_what_a_recipient_key_path_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Callable[[Path], Path], what: str
+) -> None:
+    odd = make(tmp_path)
+    path = _edited_config(tmp_path, "recipients", f'["{odd}"]')
+    result = run(capsys, "check-config", path)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        f"{path}:recording.recipients[0]: {odd} {what} "
+        "(hint: name the .pub file written by `callrec keygen`)"
+    ]
+
+
+@pytest.mark.parametrize("odd", ["/dev/zero", "folder"])
+def test_check_config_of_a_config_that_is_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], odd: str
+) -> None:
+    path = Path(odd)
+    if odd == "folder":
+        path = tmp_path / odd
+        path.mkdir()
+    result = run(capsys, "check-config", path)
+    assert result.code == 1
+    [line] = result.out.splitlines()
+    assert line.startswith(f"{path}:(file): cannot read: is a ")
