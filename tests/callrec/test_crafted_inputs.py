@@ -82,7 +82,7 @@ def test_inspect_of_a_date_no_calendar_holds_is_one_line_exit_4(
     with_key: bool,
 ) -> None:
     path = crafted(case, tmp_path, keys)
-    key_args = ["--key", keys.key] if with_key else []
+    key_args: list[str | Path] = ["--key", keys.key] if with_key else []
     result = run(capsys, "inspect", path, *key_args)
     assert result.code == 4
     [line] = result.err.splitlines()
