@@ -26,6 +26,7 @@ from tests.callrec.crypto.test_format import (
     NONCE_PREFIX,
     SALT,
     STANZA,
+    _reader,
 )
 
 # The signing test key: Ed25519 seed c0 c1 .. df.
@@ -98,7 +99,7 @@ def test_version_2_header_fields_mac_and_tags() -> None:
     assert fmt.field_tags(MAC_KEY, V2_BODY) == V2_TAGS
     signer_tag = hmac.digest(MAC_KEY, b"field\x00signer\x00" + SIGNER_PUB, "sha256")[:4]
     assert V2_TAGS[28:32] == signer_tag
-    parsed = fmt.parse_header(_Read(SIGNED_FILE))
+    parsed = fmt.parse_header(_reader(SIGNED_FILE))
     assert parsed.raw == V2_HEADER
     assert (parsed.header.version, parsed.header.signer) == (2, SIGNER_FINGERPRINT)
     assert parsed.signer == SIGNER_PUB
@@ -185,13 +186,3 @@ def test_the_wrong_kind_of_key_file_is_named(tmp_path: Path) -> None:
         KeyFileError, match="cannot read signing public key: is a directory, not a file"
     ):
         VerifyKey.load(tmp_path)
-
-
-class _Read:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def __call__(self, size: int) -> bytes:
-        out = self.data[self.pos : self.pos + size]
-        self.pos += len(out)
-        return out
