@@ -17,7 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from callrec.crypto.format import ParsedHeader, parse_header
 from callrec.crypto.signing import RECORD_SIZE, SignatureRecord, VerifyKey, parse_record
@@ -29,6 +29,9 @@ from callrec.crypto.stream import (
 )
 from callrec.errors import FormatError, TruncatedError
 from callrec.spool import os_reason
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _HASH_BLOCK = 1 << 20
 
@@ -142,12 +145,13 @@ class _Slice(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._end - self._pos)
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._end - self._pos)
         if want <= 0:
             return 0
         data = os.pread(self._fd, want, self._pos)
-        buffer[: len(data)] = data
+        view[: len(data)] = data
         self._pos += len(data)
         return len(data)
 
