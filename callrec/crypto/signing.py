@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,11 +194,6 @@ class SigningKey:
             raise KeyFileError(str(path), "already exists; refusing to overwrite a key") from None
         except OSError as exc:
             raise KeyFileError(str(path), f"cannot write signing key: {os_reason(exc)}") from exc
-
-
-def trusted_ids(keys: Iterable[VerifyKey]) -> frozenset[bytes]:
-    """The key ids of the recorders whose signatures count."""
-    return frozenset(key.key_id for key in keys)
 
 
 # --- the signature record of a sealed recording ------------------------------------
