@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agi.protocol import (
+    DTMF_DIGITS,
     MAX_COMMAND_BYTES,
     MAX_RESPONSE_LINES,
     AgiConnection,
@@ -389,3 +390,60 @@ def test_any_environment_line_is_taken_or_refused_with_an_agi_error(line: str) -
     except AgiProtocolError as exc:
         error = exc
     assert error is None or error.command == "(environment)"
+
+
+_lines = st.lists(
+    st.sampled_from(["HANGUP", "200 result=49", "520-Usage", "520 End", "510 x", ""])
+    | st.text(max_size=80),
+    max_size=MAX_RESPONSE_LINES + 10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_lines)
+def test_any_reply_ends_in_a_response_or_an_agi_error_within_the_line_limit(
+    lines: list[str],
+) -> None:
+    parser = ResponseParser("WAIT FOR DIGIT")
+    fed = 0
+    error: AgiError | None = None
+    try:
+        for line in lines:
+            fed += 1
+            response = parser.feed(line)
+            if response is not None:
+                assert response.digit in DTMF_DIGITS | {""}
+                assert response.endpos is None or abs(response.endpos) < 10**18
+                break
+    except AgiError as exc:
+        error = exc
+    assert error is None or error.command == "WAIT FOR DIGIT"
+    assert fed <= MAX_RESPONSE_LINES + 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_from_the_peer_give_a_response_or_an_agi_error(peer: bytes) -> None:
+    async def session() -> None:
+        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readline()
+            writer.write(peer)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_server(reply, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=8192)
+        conn = AgiConnection(reader, writer, read_timeout=1.0)
+        try:
+            digit = await conn.wait_for_digit(100)
+            assert digit in DTMF_DIGITS | {""}
+        except AgiError:
+            pass  # the documented refusals: a hang-up, a bad line, a 5xx answer
+        finally:
+            await conn.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(session())
