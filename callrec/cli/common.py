@@ -71,8 +71,11 @@ def warn(command: str, message: str) -> None:
 
 
 def read_passphrase_file(path: str) -> bytes:
+    from callrec.crypto.limits import MAX_KEY_FILE
+    from callrec.user_files import read_bounded
+
     try:
-        data = Path(path).read_bytes()
+        data = read_bounded(path, MAX_KEY_FILE)  # not /dev/zero, not a FIFO
     except OSError as exc:
         raise CliError(f"passphrase file {path}: {os_reason(exc)}") from exc
     # Editors and `echo` add a final newline that is not part of the passphrase.
