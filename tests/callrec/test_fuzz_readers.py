@@ -105,6 +105,15 @@ def sample() -> Sample:
     return Sample(folder, key, folder / "k.key", info.path.read_bytes())
 
 
+def inspect(path: Path, key: Path | None) -> tuple[int, str]:
+    """``callrec inspect PATH [--key KEY]`` in this process: exit code and stderr."""
+    argv = ["inspect", str(path), *(["--key", str(key)] if key else [])]
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue()
+
+
 @FUZZ
 @given(_edits)
 def test_a_mutated_recording_is_never_complete_and_never_crashes_the_reader(
@@ -124,7 +133,7 @@ def test_a_mutated_recording_is_never_complete_and_never_crashes_the_reader(
     assert result.verdict is Verdict.INVALID
     assert isinstance(result.error, FormatError)
     # Never sealed: a cut end is a crash (truncated), never a whole recording.
-    assert unsealed.verdict is not Verdict.COMPLETE or data == s.recording
+    assert unsealed.verdict is not Verdict.COMPLETE
 
 
 @FUZZ
@@ -137,13 +146,10 @@ def test_inspect_of_a_mutated_recording_exits_with_a_verdict_code(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "call.crec"
         path.write_bytes(data)
-        argv = ["inspect", str(path), *(["--key", str(s.key_path)] if with_key else [])]
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(argv)
+        code, err = inspect(path, s.key_path if with_key else None)
     assert code in (0, 4)
     if code:
-        assert len(err.getvalue().splitlines()) == 1
+        assert len(err.splitlines()) == 1
     if with_key and data != s.recording:
         assert code == 4
 
@@ -187,16 +193,13 @@ def test_any_frame_stream_sealed_with_a_public_key_is_read_or_refused_cleanly(
     with tempfile.TemporaryDirectory() as tmp:
         path = forge(Path(tmp) / "forged.crec", s.key.public_key(), bytes(plain))
         result = verify(path, [s.key])
-        argv = ["inspect", str(path), "--key", str(s.key_path)]
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(argv)
+        code, err = inspect(path, s.key_path)
     assert result.verdict in (Verdict.COMPLETE, Verdict.INVALID)
     assert code == (0 if result.verdict is Verdict.COMPLETE else 4)
     assert result.audio_seconds <= MAX_RECORDING_SECONDS
     if result.verdict is Verdict.INVALID:
         assert result.error is not None and result.error.segment is not None
-    assert "Traceback" not in err.getvalue()
+    assert "Traceback" not in err
 
 
 @FUZZ
