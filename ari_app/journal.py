@@ -59,6 +59,10 @@ class CallJournal:
         self.call = self.call.changed(updated=self._ctx.clock.wall(), **changes)
         await self._write()
 
+    async def disclosing(self, playback: str, evidence: Evidence) -> None:
+        """The disclosure is about to play (its evidence so far: answer, prompt)."""
+        await self.save(playback=playback, consent=consent_of(evidence))
+
     async def decided(self, decision: Decision, evidence: Evidence) -> None:
         await self.save(decision=decision, consent=consent_of(evidence))
 

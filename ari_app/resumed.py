@@ -92,8 +92,9 @@ class ResumedSession(CallSession):
 
     def _caller_gone(self, reason: End, cause: int | None) -> None:
         # The gate of this session never heard the disclosure: the hang-up goes
-        # into the restored timeline directly.
-        if self._caller_alive:
+        # into the restored timeline directly (a caller handed back leaves
+        # Stasis without hanging up).
+        if self._caller_alive and self.ending.reason is not End.HANDED_BACK:
             self.evidence.timeline.hangup_at = self.ctx.clock.wall()
         super()._caller_gone(reason, cause)
 

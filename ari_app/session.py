@@ -309,7 +309,7 @@ class CallSession:
 
     async def _play_disclosure(self, prompt: PromptRef) -> None:
         self._playback_id = new_id("playback")
-        await self.journal.save(playback=self._playback_id)
+        await self.journal.disclosing(self._playback_id, self.evidence)
         try:
             await self.ending.until(
                 self.ctx.client.play(

@@ -180,6 +180,9 @@ async def test_kill_9_during_the_disclosure_hands_the_caller_back_or_ends_per_po
     recovered = _line(rig, "call-recovered", caller)
     assert recovered is not None and recovered["found"] == "disclosing"
     assert line["recording_id"] is None and line["decision"] is None
+    # The evidence says what the caller had heard of: answered, which prompt.
+    assert line["evidence"]["times"]["answer"] is not None
+    assert line["evidence"]["prompt"]["sha256"] == recovered["evidence"]["prompt"]["sha256"]
     requests = [(m, p, status) for m, p, _, status in rig.sim.request_log]
     # The disclosure is stopped at once: a continue would wait behind it.
     assert ("DELETE", f"/ari/playbacks/{disclosure}", 204) in requests
@@ -187,6 +190,7 @@ async def test_kill_9_during_the_disclosure_hands_the_caller_back_or_ends_per_po
     if policy == "best-effort":
         assert recovered["recovery"] == "handed-back" and line["end"] == "handed-back"
         assert ("POST", f"/ari/channels/{caller}/continue", 204) in requests
+        assert line["evidence"]["times"]["hangup"] is None  # left Stasis, did not hang up
     else:
         assert recovered["recovery"] == "ended" and line["end"] == "recording-unavailable"
         assert _media(rig, caller)[-1] == "sound:callrec/recording-unavailable"
