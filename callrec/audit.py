@@ -16,8 +16,15 @@ key                 value
 ``event``           ``call`` (every call, recorded or not),
                     ``recording-adopted`` (a ``.crec.part`` left by a crash,
                     moved into the dated spool at start-up), ``failure``
-                    (recording could not run: ``reason`` says why), or
-                    ``service`` (start, stop)
+                    (recording could not run: ``reason`` says why),
+                    ``service`` (start, stop), or what a restarted recorder
+                    found of a crashed one's calls (``ari_app/recovery.py``):
+                    ``call-recovered`` (a call still up, taken over; its
+                    ``call`` line follows at its end), ``call-lost-by-crash``
+                    (its caller hung up while no recorder ran),
+                    ``channel-without-record`` (a channel in the Stasis app
+                    no live record names), ``leftovers-removed`` (stale tap
+                    channels and empty bridges), ``live-record-unreadable``
 ``recording_id``    hex id of the recording, or null when nothing was recorded
 ``decision``        the consent decision (``implied``, ``declined-hangup``...)
                     or null when none was taken (e.g. disclosure failed)
@@ -33,6 +40,17 @@ key                 value
                     recording later cut short from one sealed that way
 ``reason``          for ``failure`` lines: what went wrong, in words
 ``path``            for ``recording-adopted``: where the file now is
+``recovery``        for a call a restarted recorder found: what it did
+                    (``recording-continued``, ``continued-unrecorded``,
+                    ``handed-back``, ``ended``, ``lost``); ``found``: how far
+                    the call had come (``disclosing``, ``connecting``,
+                    ``bridged``); ``removed``: ids of the stale channels and
+                    bridges it removed; ``action`` (``channel-without-record``):
+                    ``left-connected``, ``handed-back``, ``hung-up``
+``continues``       on the lines of a continuation recording: ``call``,
+                    ``recording_id``, ``path`` and ``part`` of the recording
+                    before it (cut by a crash, or sealed by SIGTERM); the
+                    continuation's first metadata record carries the same
 ``personal_sealed`` the personal fields (caller number and name) as an
                     HPKE envelope (:mod:`callrec.crypto.envelope`) for the
                     recording recipients, bound to this line's ``id``;
