@@ -22,9 +22,9 @@ usual ``call`` line at the end.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from ari_app.context import CallContext
 from ari_app.destination import ANSWERED, DestinationLeg
@@ -87,7 +87,6 @@ class ResumedSession(CallSession):
             self.evidence.channels["destination"] = record.destination
         self.journal = CallJournal(ctx, record.changed(continues=continues), self.log)
         self.removed: list[str] = []
-        self.recovery: Recovery | None = None
         self.audit_extra = {"continues": self.journal.continues}
 
     def _caller_gone(self, reason: End, cause: int | None) -> None:
@@ -118,7 +117,8 @@ class ResumedSession(CallSession):
         if tap.bridge in self.found.bridges:
             await self._quietly(client.destroy_bridge(tap.bridge), tap.bridge)
 
-    async def _quietly(self, step: Any, name: str) -> None:
+    async def _quietly(self, step: Awaitable[None], name: str) -> None:
+        """One clean-up request; ``name`` counts as removed when Asterisk agreed."""
         with contextlib.suppress(AriError, AriUnavailable):
             await step
             self.removed.append(name)
@@ -176,7 +176,6 @@ class ResumedSession(CallSession):
 
     def _recovered(self, outcome: Recovery) -> None:
         """The ``call-recovered`` audit line: what was found, done and removed."""
-        self.recovery = outcome
         self.audit_extra["recovery"] = str(outcome)
         self.log.warning("call of a previous recorder taken over: %s", outcome)
         line = audit_record(

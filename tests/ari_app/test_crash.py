@@ -10,6 +10,7 @@ those channels to the next websocket of the same app.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Set
 from datetime import datetime
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from ari_app.demo import write_prompts
+from callrec.ari.client import AriClient
 from callrec.ari.sim import CallerScenario
 from callrec.decode import decode_recording
 from callrec.recording import verify
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.timeout(120)
 # The brief of issue 10: a bridged call is recorded again within this long.
 RECORDED_AGAIN_WITHIN = 2.0
 PACKET = 0.02
+CALLER_NUMBER = "+4930123456789"
 
 
 def _tap_channels(rig: Rig) -> set[str]:
@@ -67,7 +70,8 @@ async def _mid_call(rig: Rig, notified: NotifySocket) -> tuple[str, str, set[str
     first recording id, the tap's channels and bridge left behind)."""
     first = await serve(rig, notified)
     try:
-        caller = rig.sim.place_call(CallerScenario(exten="100", audio=rig.voice_path))
+        scenario = CallerScenario(exten="100", audio=rig.voice_path, caller_number=CALLER_NUMBER)
+        caller = rig.sim.place_call(scenario)
         await wait_until(lambda: _recording_up(rig))
         await asyncio.sleep(1.0)
         (part,) = (rig.spool / "incoming").glob("*.crec.part")
@@ -82,9 +86,21 @@ async def test_kill_9_mid_call_the_next_recorder_records_the_rest_in_a_continuat
     rig: Rig, notify_socket: NotifySocket
 ) -> None:
     caller, first_id, old_tap = await _mid_call(rig, notify_socket)
-    # Asterisk keeps the call: caller and agent still talk in their bridge.
+    # Asterisk keeps the call: caller and agent still talk in their bridge, and
+    # the app stays listed with its channels (no readiness signal, then).
     call_bridge = rig.sim.bridge_of(caller)
     assert call_bridge is not None and len(call_bridge.channels) == 2
+    async with AriClient(rig.sim.url, rig.sim.user, rig.sim.password, "callrec") as client:
+        listed = await client.get_application()
+    assert {caller, *call_bridge.channels} <= set(listed.channel_ids)
+    # What the killed recorder left in its live record: every id, no caller number.
+    (record_path,) = _live_records(rig)
+    record = json.loads(record_path.read_text())
+    assert (record["call"], record["state"], record["decision"]) == (caller, "bridged", "implied")
+    assert record["bridge"] == call_bridge.id
+    assert record["recording"]["id"] == first_id
+    assert set(record["tap"].values()) == old_tap
+    assert CALLER_NUMBER.lstrip("+") not in record_path.read_text()
     second = await serve(rig, notify_socket)
     ready_at = time.time()
     try:
