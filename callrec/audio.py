@@ -12,6 +12,7 @@ Functions take a codec by name (``Codec`` is a StrEnum, so either works).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -293,7 +294,8 @@ class AudioSink:
                 closefd=True,
             )
         except (RuntimeError, ValueError) as exc:
-            os.close(fd)
+            with contextlib.suppress(OSError):  # libsndfile may have closed it already
+                os.close(fd)
             raise AudioFileError(str(self.path), f"cannot write audio: {exc}") from exc
 
     def write(self, samples: Int16Array) -> None:

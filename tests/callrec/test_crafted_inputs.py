@@ -307,3 +307,23 @@ def test_check_config_of_a_config_that_is_no_file(
     assert result.code == 1
     [line] = result.out.splitlines()
     assert line.startswith(f"{path}:(file): cannot read: is a ")
+
+
+def test_audio_the_output_format_cannot_hold_is_one_line_exit_1_and_leaves_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair
+) -> None:
+    # 255 channels at 768 kHz is a valid recording; FLAC holds at most 8 channels.
+    pub = PrivateKey.load(keys.key).public_key()
+    path = forge(
+        tmp_path / "wide.crec", pub, audio(255 * 2 * 10), channels=255, sample_rate=768_000
+    )
+    out = tmp_path / "out" / "wide.flac"
+    out.parent.mkdir()
+    result = run(capsys, "decrypt", path, "--key", keys.key, "-o", out)
+    assert result.code == 1
+    [line] = result.err.splitlines()
+    assert line.startswith(f"callrec decrypt: {path}: {out}: cannot write audio: ")
+    assert list(out.parent.iterdir()) == []
+    wav = out.with_suffix(".wav")
+    assert run(capsys, "decrypt", path, "--key", keys.key, "-o", wav).code == 0
+    assert wav.stat().st_size == 44 + 255 * 2 * 10 * 2
