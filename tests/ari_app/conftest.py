@@ -197,7 +197,9 @@ def notify_socket() -> Iterator[NotifySocket]:
         notified.close()
 
 
-async def serve(rig: Rig, notified: NotifySocket) -> Process:
+async def serve(
+    rig: Rig, notified: NotifySocket, preexec_fn: Callable[[], None] | None = None
+) -> Process:
     """``callrec serve`` as a child process, once it has told systemd ``READY=1``.
 
     Its log goes to ``<out>/serve.log`` (a pipe nobody reads would fill up).
@@ -215,6 +217,7 @@ async def serve(rig: Rig, notified: NotifySocket) -> Process:
             env=env,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=preexec_fn,
         )
     try:
         await notified.expect("READY=1")
@@ -231,3 +234,13 @@ async def stop(proc: Process) -> None:
     if proc.returncode is None:
         proc.kill()
     await proc.wait()
+
+
+def playbacks(rig: Rig, channel_id: str) -> list[dict[str, Any]]:
+    """The playbacks started on a channel, in order (``id``, ``media_uri``, ...)."""
+    target = f"channel:{channel_id}"
+    return [
+        e["playback"]
+        for e in rig.sim.events
+        if e["type"] == "PlaybackStarted" and e["playback"]["target_uri"] == target
+    ]

@@ -16,7 +16,7 @@ from callrec.config import Config, ConsentMode, DeclineAction, Destination
 from callrec.decode import decode_recording
 from callrec.failure_policy import FailurePolicy
 from callrec.recording import verify
-from tests.ari_app.conftest import DISCLOSURE, GRACE, RATE, Rig, noise, wait_until
+from tests.ari_app.conftest import DISCLOSURE, GRACE, RATE, Rig, noise, playbacks, wait_until
 
 PACKET = 0.02
 
@@ -28,12 +28,7 @@ def _seconds_between(times: dict[str, Any], start: str, end: str) -> float:
 
 
 def _played(rig: Rig, channel_id: str) -> list[str]:
-    return [
-        e["playback"]["media_uri"]
-        for e in rig.sim.events
-        if e["type"] == "PlaybackStarted"
-        and e["playback"]["target_uri"] == f"channel:{channel_id}"
-    ]
+    return [playback["media_uri"] for playback in playbacks(rig, channel_id)]
 
 
 async def test_implied_consent_is_recorded_verified_and_audited(running: Rig) -> None:

@@ -24,7 +24,7 @@ from callrec.ari.client import AriClient
 from callrec.ari.sim import CallerScenario
 from callrec.decode import decode_recording
 from callrec.recording import verify
-from tests.ari_app.conftest import NotifySocket, Rig, serve, stop, wait_until
+from tests.ari_app.conftest import NotifySocket, Rig, playbacks, serve, stop, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -182,10 +182,10 @@ async def test_kill_9_during_the_disclosure_hands_the_caller_back_or_ends_per_po
     first = await serve(rig, notify_socket)
     try:
         caller = rig.sim.place_call(CallerScenario(exten="100", audio=rig.voice_path))
-        await wait_until(lambda: _played(rig, caller))
+        await wait_until(lambda: playbacks(rig, caller))
     finally:
         await stop(first)
-    (disclosure,) = _played(rig, caller)
+    (disclosure,) = (p["id"] for p in playbacks(rig, caller))
     second = await serve(rig, notify_socket)
     try:
         line = await _wait_line(rig, "call", caller) if policy != "strict" else None
@@ -209,27 +209,9 @@ async def test_kill_9_during_the_disclosure_hands_the_caller_back_or_ends_per_po
         assert line["evidence"]["times"]["hangup"] is None  # left Stasis, did not hang up
     else:
         assert recovered["recovery"] == "ended" and line["end"] == "recording-unavailable"
-        assert _media(rig, caller)[-1] == "sound:callrec/recording-unavailable"
+        assert playbacks(rig, caller)[-1]["media_uri"] == "sound:callrec/recording-unavailable"
         assert ("DELETE", f"/ari/channels/{caller}", 204) in requests
     assert _live_records(rig) == []
-
-
-def _played(rig: Rig, channel_id: str) -> list[str]:
-    return [
-        e["playback"]["id"]
-        for e in rig.sim.events
-        if e["type"] == "PlaybackStarted"
-        and e["playback"]["target_uri"] == f"channel:{channel_id}"
-    ]
-
-
-def _media(rig: Rig, channel_id: str) -> list[str]:
-    return [
-        e["playback"]["media_uri"]
-        for e in rig.sim.events
-        if e["type"] == "PlaybackStarted"
-        and e["playback"]["target_uri"] == f"channel:{channel_id}"
-    ]
 
 
 async def test_calls_without_a_live_record_are_audited_and_the_tap_removed(

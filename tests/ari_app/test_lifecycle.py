@@ -8,8 +8,6 @@ import hashlib
 import logging
 import resource
 import signal
-import sys
-from asyncio.subprocess import Process
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,9 +19,15 @@ from callrec.crypto.keys import PublicKey
 from callrec.decode import decode_recording
 from callrec.failure_policy import FailurePolicy
 from callrec.recording import Codec, RecordingWriter, verify
-from tests.ari_app.conftest import DISCLOSURE, GRACE, Rig, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ari_app.conftest import (
+    DISCLOSURE,
+    GRACE,
+    NotifySocket,
+    Rig,
+    serve,
+    stop,
+    wait_until,
+)
 
 
 def _recording_up(rig: Rig) -> bool:
@@ -72,39 +76,24 @@ async def test_pbx_restart_seals_the_open_recording_with_its_reason(running: Rig
     assert (await rig.wait_audit(again))["decision"] == "declined-hangup"
 
 
-async def _serve(rig: Rig, preexec_fn: Callable[[], None] | None = None) -> Process:
-    """``callrec serve`` in a child process, once it is connected to the simulator."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "callrec",
-        "serve",
-        "--config",
-        str(rig.config_path),
-        cwd=ROOT,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=preexec_fn,
-    )
-    await wait_until(lambda: rig.sim.engine.app_active("callrec"))
-    return proc
-
-
-async def _sigterm_serve_when(rig: Rig, setup: Callable[[], Awaitable[str]]) -> str:
+async def _sigterm_serve_when(
+    rig: Rig, notified: NotifySocket, setup: Callable[[], Awaitable[str]]
+) -> str:
     """Run ``callrec serve``, let ``setup`` place a call, then SIGTERM; it must exit 0."""
-    proc = await _serve(rig)
+    proc = await serve(rig, notified)
     try:
         caller = await setup()
         proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 10)
+        await asyncio.wait_for(proc.wait(), 10)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
+        await stop(proc)
+    assert proc.returncode == 0, rig.serve_log()[-3000:]
     return caller
 
 
-async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -> None:
+async def test_sigterm_seals_recordings_and_leaves_callers_connected(
+    rig: Rig, notify_socket: NotifySocket
+) -> None:
     async def mid_call() -> str:
         caller = rig.sim.place_call(
             CallerScenario(exten="100", audio=rig.voice_path, hangup_after=60.0)
@@ -113,7 +102,7 @@ async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -
         await asyncio.sleep(0.5)
         return caller
 
-    caller = await _sigterm_serve_when(rig, mid_call)
+    caller = await _sigterm_serve_when(rig, notify_socket, mid_call)
     line = await rig.wait_audit(caller)
     assert line["end"] == "shutdown"
     path = Path(line["path"])
@@ -126,7 +115,7 @@ async def test_sigterm_seals_recordings_and_leaves_callers_connected(rig: Rig) -
 
 
 async def test_sigterm_before_the_call_is_connected_hands_the_caller_to_the_dialplan(
-    rig: Rig,
+    rig: Rig, notify_socket: NotifySocket
 ) -> None:
     """No app will serve a caller still waiting for its destination: it goes on
     in the dialplan after Stasis() instead of hanging in silence."""
@@ -136,7 +125,7 @@ async def test_sigterm_before_the_call_is_connected_hands_the_caller_to_the_dial
         await wait_until(lambda: any(ch.name.startswith("PJSIP/away") for ch in rig.sim.channels))
         return caller
 
-    caller = await _sigterm_serve_when(rig, ringing)
+    caller = await _sigterm_serve_when(rig, notify_socket, ringing)
     line = await rig.wait_audit(caller)
     assert line["end"] == "shutdown"
     assert line["recording_id"] is None
@@ -205,12 +194,14 @@ def _small_files() -> None:
 
 
 @pytest.mark.parametrize("policy", ["best-effort", "strict"])
-async def test_disk_full_mid_call_follows_the_failure_policy(rig: Rig, policy: str) -> None:
+async def test_disk_full_mid_call_follows_the_failure_policy(
+    rig: Rig, notify_socket: NotifySocket, policy: str
+) -> None:
     text = rig.config_path.read_text().replace(
         'on_failure = "best-effort"', f'on_failure = "{policy}"'
     )
     rig.config_path.write_text(text)
-    proc = await _serve(rig, preexec_fn=_small_files)
+    proc = await serve(rig, notify_socket, preexec_fn=_small_files)
     try:
         caller = rig.sim.place_call(
             CallerScenario(
@@ -220,7 +211,7 @@ async def test_disk_full_mid_call_follows_the_failure_policy(rig: Rig, policy: s
         line = await rig.wait_audit(caller)
     finally:
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.communicate(), 10)
+        await asyncio.wait_for(proc.wait(), 10)
     assert line["event"] == "failure" and "recording stopped" in line["reason"]
     assert line["sealed"] is False
     part = Path(line["path"])
