@@ -65,17 +65,21 @@ def test_a_record_is_written_private_and_read_back_unchanged(tmp_path: Path) -> 
     assert store.load() == ([], [])
 
 
-def test_no_personal_field_reaches_the_record(tmp_path: Path) -> None:
-    gate = ConsentGate(ConsentPolicy(), ManualClock())
-    evidence = Evidence.for_call(
+def _evidence(language: str) -> Evidence:
+    return Evidence.for_call(
         uniqueid="1733000000.42",
         linkedid="1733000000.42",
         caller_number="+4930123456",
         caller_name="Erika Mustermann",
         dialled="100",
-        language="en",
+        language=language,
         pseudonym_key=b"k" * 32,
     )
+
+
+def test_no_personal_field_reaches_the_record(tmp_path: Path) -> None:
+    gate = ConsentGate(ConsentPolicy(), ManualClock())
+    evidence = _evidence("en")
     evidence.timeline = gate.timeline
     gate.answered()
     gate.digit("2")
@@ -85,15 +89,7 @@ def test_no_personal_field_reaches_the_record(tmp_path: Path) -> None:
     assert "4930123456" not in text and "Mustermann" not in text
     # What the record keeps is enough to restore the decision's evidence.
     ((call,), _) = store.load()
-    restored = Evidence.for_call(
-        uniqueid="1733000000.42",
-        linkedid="1733000000.42",
-        caller_number="+4930123456",
-        caller_name="Erika Mustermann",
-        dialled="100",
-        language="de",
-        pseudonym_key=b"k" * 32,
-    )
+    restored = _evidence("de")  # a restarted recorder's, from the live channel
     restore_consent(restored, call)
     assert restored.to_audit() == {**evidence.to_audit(), "decision": "implied"}
 
