@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,65 @@ def _query(params: Mapping[str, QueryValue]) -> dict[str, str]:
         else:
             out[key] = str(value)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """A loaded Asterisk module (``GET /asterisk/modules``): ``chan_rtp.so``, ``Running``."""
+
+    name: str
+    description: str
+    status: str
+    support_level: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Module:
+        return cls(
+            name=str(data.get("name", "")),
+            description=str(data.get("description", "")),
+            status=str(data.get("status", "")),
+            support_level=str(data.get("support_level", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sound:
+    """A sound Asterisk finds in its sounds folder (``GET /sounds``), with its languages."""
+
+    id: str
+    formats: tuple[tuple[str, str], ...]  # (language, format): ("en", "slin16")
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(lang for lang, _ in self.formats)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Sound:
+        formats = data.get("formats")
+        return cls(
+            id=str(data.get("id", "")),
+            formats=tuple(
+                (str(f.get("language", "")), str(f.get("format", "")))
+                for f in (formats if isinstance(formats, list) else [])
+                if isinstance(f, dict)
+            ),
+        )
+
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a request got no HTTP answer, in plain words (never the URL's query)."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(os_error, socket.gaierror):
+            return "host name not found"
+        return os_error.strerror or type(os_error).__name__
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed without an answer"
+    return type(exc).__name__
 
 
 def _message(body: Any, text: str) -> str:
@@ -174,7 +234,7 @@ class AriClient:
                 status = resp.status
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise AriUnavailable(
-                f"ARI {method} {path}: {self.base_url} unreachable ({type(exc).__name__})"
+                f"ARI {method} {path}: {self.base_url} unreachable ({_unreachable(exc)})"
             ) from None
         data = self._decode(text)
         if status < 300:
@@ -329,6 +389,18 @@ class AriClient:
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self.request("DELETE", f"/bridges/{bridge_id}")
 
+    async def play_on_bridge(
+        self,
+        bridge_id: str,
+        media: str | list[str],
+        playback_id: str | None = None,
+        lang: str | None = None,
+    ) -> Playback:
+        """Play into a bridge: every member hears it (its ``target_uri`` is ``bridge:<id>``)."""
+        params: dict[str, QueryValue] = {"media": media, "playbackId": playback_id, "lang": lang}
+        data = await self.request("POST", f"/bridges/{bridge_id}/play", params)
+        return Playback.from_json(data)
+
     # --- system ---------------------------------------------------------
 
     async def get_application(self, name: str | None = None) -> Application:
@@ -338,8 +410,23 @@ class AriClient:
     async def asterisk_info(self, only: str | None = "status") -> AsteriskInfo:
         return AsteriskInfo.from_json(await self.request("GET", "/asterisk/info", {"only": only}))
 
-    async def ping(self) -> None:
-        await self.request("GET", "/asterisk/ping")
+    async def ping(self) -> str | None:
+        """Asterisk's wall clock when it answered (``2026-12-07T03:00:07.431+0000``), if given."""
+        data = await self.request("GET", "/asterisk/ping")
+        stamp = data.get("timestamp") if isinstance(data, dict) else None
+        return None if stamp is None else str(stamp)
+
+    async def list_sounds(self) -> list[Sound]:
+        """Every sound Asterisk finds in its own sounds folder, by language and format."""
+        data = await self.request("GET", "/sounds")
+        rows = data if isinstance(data, list) else []
+        return [Sound.from_json(s) for s in rows if isinstance(s, dict)]
+
+    async def list_modules(self) -> list[Module]:
+        """The modules Asterisk has loaded (``res_ari.so``, ``chan_rtp.so``, ...)."""
+        data = await self.request("GET", "/asterisk/modules")
+        rows = data if isinstance(data, list) else []
+        return [Module.from_json(m) for m in rows if isinstance(m, dict)]
 
     # --- events ---------------------------------------------------------
 

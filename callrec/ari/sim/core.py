@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from callrec.ari.sim import media
 from callrec.ari.sim.model import (
+    LOADED_MODULES,
     CallerScenario,
     DialplanStep,
     EndpointBehaviour,
@@ -61,9 +62,13 @@ class SimCore:
         self.dialplans: dict[tuple[str, str], list[DialplanStep]] = builtin_dialplans()
         self.sinks: dict[str, set[EventSink]] = {}
         self.known_apps: set[str] = set()
+        # Apps the simulator was started with: listed even before a websocket holds them.
+        self.declared_apps: set[str] = set()
         # ExternalMedia formats this PBX can produce (one built without a codec
         # answers 500, as Asterisk does for format=nosuchcodec in trace 06).
         self.media_formats: set[str] = set(MEDIA_FORMATS)
+        # Loaded modules (GET /asterisk/modules): name -> (description, support level).
+        self.modules: dict[str, tuple[str, str]] = dict(LOADED_MODULES)
         self.events: list[Json] = []
         self.rtp_stats: dict[str, RtpSendStats] = {}
         self.default_faults = RtpFaults()
@@ -78,7 +83,7 @@ class SimCore:
         self.scenarios: dict[str, CallerScenario] = {}
         self.startup_time = asterisk_time()
         self._ids = 0
-        self._names = {"pjsip": 0, "local": 0, "snoop": 0}
+        self._names = {"pjsip": 0, "local": 0, "snoop": 0, "announcer": 0}
         self._callid = 16834
 
     # --- events ----------------------------------------------------------
@@ -111,6 +116,17 @@ class SimCore:
 
     def app_active(self, app: str) -> bool:
         return bool(self.sinks.get(app))
+
+    def playback_owner(self, pb: SimPlayback) -> SimChannel | None:
+        """The channel playing ``pb``: a channel, or the announcer of a bridge."""
+        ch = self.channels.get(pb.channel_id)
+        if ch is not None:
+            return ch
+        announcers = (b.announcer for b in self.bridges.values() if b.announcer is not None)
+        return next((a for a in announcers if a.id == pb.channel_id), None)
+
+    def update_media(self) -> None:
+        """Re-decide which media streams run (the engine's mixer does; nothing here)."""
 
     # --- ids and tasks ---------------------------------------------------
 

@@ -291,6 +291,10 @@ class SimEngine(SimCore):
         self._bridge_var(ch, "BRIDGEPEER", "")
         self._bridge_var(ch, "BRIDGEPVTCALLID", "")
         self._bridge_event(br, ch, "ChannelLeftBridge")
+        if not br.channels:
+            # The last member left: the announcer goes too. Its playback ends
+            # (GET: 404) unheard: no app is subscribed to the bridge any more.
+            self._dismiss_announcer(br)
         self._after_membership(br)
         if br.bridge_type == "mixing" and len(br.channels) <= 2:
             br.technology = "simple_bridge"
@@ -318,7 +322,42 @@ class SimEngine(SimCore):
             ch.variables[name] = value
             self.varset(ch, name, value)
 
+    def bridge_play(
+        self, br: SimBridge, media: list[str], playback_id: str | None, lang: str
+    ) -> Json:
+        """``POST /bridges/{id}/play``: the bridge's announcer joins (once) and plays.
+
+        The announcer is no member: the bridge lists only its channels, and
+        the members learn of it from BRIDGEPEER (``Announcer/ARI-<n>;2``).
+        """
+        if br.announcer is None:
+            number = self.name_counter("announcer")
+            br.announcer = SimChannel(
+                id=self.new_id(),
+                name=f"Announcer/ARI-{number:08x};2",
+                kind="announcer",
+                state="Down",
+                creationtime=asterisk_time(),
+            )
+            br.announcer.app = br.app
+            members = [self.channels[c] for c in br.channels if c in self.channels]
+            for m in members:
+                others = [o.name for o in members if o is not m]
+                self._bridge_var(m, "BRIDGEPEER", ",".join([*others, br.announcer.name]))
+        return self.player.play(br.announcer, media, playback_id, lang, f"bridge:{br.id}")
+
+    def _dismiss_announcer(self, br: SimBridge) -> None:
+        """The announcer leaves; its playback ends without an event (real PBX)."""
+        announcer, br.announcer = br.announcer, None
+        if announcer is None:
+            return
+        self.player.end_all(announcer, None)
+        announcer.alive = False
+        self.update_media()
+
     def destroy_bridge(self, br: SimBridge) -> None:
+        # Deleted with members in it: their app hears of no playback ending.
+        self._dismiss_announcer(br)
         for cid in list(br.channels):
             ch = self.channels.get(cid)
             if ch is not None:

@@ -10,18 +10,20 @@ import numpy as np
 
 from callrec.ari.sim import media
 from callrec.ari.sim.core import SimCore
-from callrec.ari.sim.model import Int16Array, SimChannel
+from callrec.ari.sim.model import Int16Array, SimBridge, SimChannel
 
-# Channel kinds whose far end talks (SIP callers, agents, Local destinations).
-MEDIA_KINDS = ("caller", "pjsip", "local")
+# Channel kinds whose far end talks (SIP callers, agents, Local destinations),
+# and a bridge's announcer while it plays a bridge playback.
+MEDIA_KINDS = ("caller", "pjsip", "local", "announcer")
 
 
 class Mixer:
     """What each channel says and hears, and which ExternalMedia streams run.
 
     An ExternalMedia channel hears the mix of its bridge peers; a caller or
-    agent says its scenario audio (silence after the end); a Snoop with
-    ``spy=both`` says its target's own audio plus what the target hears.
+    agent says its scenario audio (silence after the end); a bridge's
+    announcer says the sound it plays; a Snoop with ``spy=both`` says its
+    target's own audio plus what the target hears.
     """
 
     def __init__(self, core: SimCore) -> None:
@@ -34,6 +36,12 @@ class Mixer:
             return ch.snoop_target in self.core.channels
         return ch.kind in MEDIA_KINDS and ch.state == "Up"
 
+    def peers(self, br: SimBridge, cid: str) -> list[SimChannel]:
+        """Who ``cid`` hears in ``br``: the other members, and the announcer if any."""
+        channels = self.core.channels
+        found = [channels[m] for m in br.channels if m != cid and m in channels]
+        return found if br.announcer is None else [*found, br.announcer]
+
     def update(self) -> None:
         for cid, sender in self.core.rtp.items():
             ch = self.core.channels.get(cid)
@@ -42,7 +50,7 @@ class Mixer:
                 ch is not None
                 and ch.state == "Up"
                 and br is not None
-                and any(self.produces(self.core.channels[m]) for m in br.channels if m != cid)
+                and any(self.produces(m) for m in self.peers(br, cid))
             )
             if live:
                 sender.start()
@@ -59,11 +67,7 @@ class Mixer:
         br = self.core.bridges.get(ch.bridge_id or "")
         if br is None or depth > 3:
             return np.zeros(count, dtype=np.int16)
-        parts = [
-            self._says(self.core.channels[m], start, count, rate, depth + 1)
-            for m in br.channels
-            if m != ch.id and m in self.core.channels
-        ]
+        parts = [self._says(m, start, count, rate, depth + 1) for m in self.peers(br, ch.id)]
         return media.mix(parts, count)
 
     def _says(self, ch: SimChannel, start: int, count: int, rate: int, depth: int) -> Int16Array:

@@ -30,6 +30,41 @@ BUILTIN_SOUNDS: dict[str, float] = {
     "tt-weasels": 2.95,
 }
 
+# The modules of the trace PBX that callrec and its doctor care about, as
+# ``GET /asterisk/modules`` lists them: name -> (description, support level).
+LOADED_MODULES: dict[str, tuple[str, str]] = {
+    "app_stasis.so": ("Stasis dialplan application", "core"),
+    "bridge_holding.so": ("Holding bridge module", "core"),
+    "bridge_native_rtp.so": ("Native RTP bridging module", "core"),
+    "bridge_simple.so": ("Simple two channel bridging module", "core"),
+    "bridge_softmix.so": ("Multi-party software based channel mixing", "core"),
+    "chan_audiosocket.so": ("AudioSocket Channel", "extended"),
+    "chan_bridge_media.so": ("Bridge Media Channel Driver", "core"),
+    "chan_pjsip.so": ("PJSIP Channel Driver", "core"),
+    "chan_rtp.so": ("RTP Media Channel", "core"),
+    "codec_alaw.so": ("A-law Coder/Decoder", "core"),
+    "codec_resample.so": ("SLIN Resampling Codec", "core"),
+    "codec_ulaw.so": ("mu-Law Coder/Decoder", "core"),
+    "format_pcm.so": ("Raw/Sun uLaw/ALaw 8KHz (PCM,PCMA,AU), G.722 16Khz", "core"),
+    "format_sln.so": ("Raw Signed Linear Audio support (SLN) 8khz-192khz", "core"),
+    "format_wav.so": ("Microsoft WAV/WAV16 format (8kHz/16kHz Signed Linear)", "core"),
+    "res_agi.so": ("Asterisk Gateway Interface (AGI)", "core"),
+    "res_ari.so": ("Asterisk RESTful Interface", "core"),
+    "res_ari_applications.so": ("RESTful API module - Stasis application resources", "core"),
+    "res_ari_asterisk.so": ("RESTful API module - Asterisk resources", "core"),
+    "res_ari_bridges.so": ("RESTful API module - Bridge resources", "core"),
+    "res_ari_channels.so": ("RESTful API module - Channel resources", "core"),
+    "res_ari_events.so": ("RESTful API module - WebSocket resource", "core"),
+    "res_ari_playbacks.so": ("RESTful API module - Playback control resources", "core"),
+    "res_audiosocket.so": ("AudioSocket support", "extended"),
+    "res_http_websocket.so": ("HTTP WebSocket Support", "core"),
+    "res_rtp_asterisk.so": ("Asterisk RTP Stack", "core"),
+    "res_stasis.so": ("Stasis application support", "core"),
+    "res_stasis_answer.so": ("Stasis application answer support", "core"),
+    "res_stasis_playback.so": ("Stasis application playback support", "core"),
+    "res_stasis_snoop.so": ("Stasis application snoop support", "core"),
+}
+
 HANGUP_REASONS = frozenset(
     {
         "normal",
@@ -156,12 +191,14 @@ class SimPlayback:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: bool = False
     over: bool = False
+    # "bridge:<id>" for a bridge's playback (played by its announcer channel).
+    target_uri: str = ""
 
     def to_json(self) -> Json:
         out: Json = {"id": self.id, "media_uri": self.media[self.index]}
         if self.index + 1 < len(self.media):
             out["next_media_uri"] = self.media[self.index + 1]
-        out["target_uri"] = f"channel:{self.channel_id}"
+        out["target_uri"] = self.target_uri or f"channel:{self.channel_id}"
         out["language"] = self.language
         out["state"] = self.state
         return out
@@ -171,7 +208,8 @@ class SimPlayback:
 class SimChannel:
     id: str
     name: str
-    kind: Literal["caller", "pjsip", "local", "unicast", "audiosocket", "snoop"]
+    # "announcer": the hidden channel that plays a bridge's playbacks into it.
+    kind: Literal["caller", "pjsip", "local", "unicast", "audiosocket", "snoop", "announcer"]
     state: str
     protocol_id: str = ""
     caller_name: str = ""
@@ -248,6 +286,9 @@ class SimBridge:
     app: str | None
     technology: str = "simple_bridge"
     channels: list[str] = field(default_factory=list)
+    # Joins with the first bridge playback; never listed among the channels
+    # (real Asterisk: only the members' BRIDGEPEER names it).
+    announcer: SimChannel | None = None
 
     def to_json(self) -> Json:
         return {
@@ -310,12 +351,11 @@ def parse_caller_id(value: str) -> tuple[str, str]:
     return value, ""
 
 
-def sound_duration(sounds_dir: Path | None, name: str, language: str) -> float | None:
-    """Length of ``sound:NAME`` in seconds, or None when no such file can be played.
+def sound_file(sounds_dir: Path | None, name: str, language: str) -> Path | None:
+    """The file ``sound:NAME`` plays: ``sounds_dir/<language>/NAME.wav``, else under ``en``.
 
-    NAME is looked up as ``sounds_dir/<language>/NAME.wav``, then under ``en``,
-    then among the built-in trace sounds; an absolute NAME is a file path
-    (with or without ``.wav``), as Asterisk accepts it.
+    An absolute NAME is a file path (with or without ``.wav``), as Asterisk
+    accepts it. None when there is no such file.
     """
     if name.startswith("/"):
         candidates = [Path(name + ".wav"), Path(name)]
@@ -323,15 +363,23 @@ def sound_duration(sounds_dir: Path | None, name: str, language: str) -> float |
         candidates = [sounds_dir / lang / f"{name}.wav" for lang in (language, "en")]
     else:
         candidates = []
-    for path in candidates:
-        if path.is_file():
-            import soundfile
+    return next((path for path in candidates if path.is_file()), None)
 
-            try:
-                info = soundfile.info(str(path))
-            except (OSError, RuntimeError):  # unreadable: Asterisk cannot play it either
-                return None
-            return float(info.frames) / float(info.samplerate)
+
+def sound_duration(sounds_dir: Path | None, name: str, language: str) -> float | None:
+    """Length of ``sound:NAME`` in seconds, or None when no such file can be played.
+
+    The file is :func:`sound_file`'s, else one of the built-in trace sounds.
+    """
+    path = sound_file(sounds_dir, name, language)
+    if path is not None:
+        import soundfile
+
+        try:
+            info = soundfile.info(str(path))
+        except (OSError, RuntimeError):  # unreadable: Asterisk cannot play it either
+            return None
+        return float(info.frames) / float(info.samplerate)
     return None if name.startswith("/") else BUILTIN_SOUNDS.get(name)
 
 

@@ -5,7 +5,8 @@ A channel plays its queue in order; commands wait behind it (trace README,
 or, for the last one, PlaybackFinished ``done`` (or ``failed`` for missing
 or unreadable media); an unknown scheme starts and never finishes (trace 06).
 A hang-up fails the playing one between ChannelHangupRequest and StasisEnd
-(trace 02).
+(trace 02). A bridge's playbacks are played by its announcer channel, whose
+sound is what the bridge's members hear.
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from callrec.ari.sim import media as sim_media
 from callrec.ari.sim.core import SimCore
-from callrec.ari.sim.model import Json, SimChannel, SimPlayback, make_event, media_duration
+from callrec.ari.sim.model import (
+    Json,
+    SimChannel,
+    SimPlayback,
+    make_event,
+    media_duration,
+    sound_file,
+)
 
 
 class Playbacks:
@@ -23,9 +32,17 @@ class Playbacks:
     def __init__(self, core: SimCore) -> None:
         self.core = core
 
-    def play(self, ch: SimChannel, media: list[str], playback_id: str | None, lang: str) -> Json:
+    def play(
+        self,
+        ch: SimChannel,
+        media: list[str],
+        playback_id: str | None,
+        lang: str,
+        target_uri: str = "",
+    ) -> Json:
         """``POST /channels/{id}/play``: queue ``media``; the reply is the queued playback."""
-        pb = SimPlayback(playback_id or self.core.new_uuid(), media, ch.id, lang or ch.language)
+        pb_id = playback_id or self.core.new_uuid()
+        pb = SimPlayback(pb_id, media, ch.id, lang or ch.language, target_uri=target_uri)
         self.core.playbacks.setdefault(pb.id, pb)
         reply = pb.to_json()
         ch.playbacks.append(pb)
@@ -36,7 +53,7 @@ class Playbacks:
 
     def stop(self, pb: SimPlayback) -> None:
         """``DELETE /playbacks/{id}``: PlaybackFinished ``done`` before the 204 (trace 03)."""
-        ch = self.core.channels.get(pb.channel_id)
+        ch = self.core.playback_owner(pb)
         if ch is None or ch.current_playback is not pb:
             pb.over = True
             self._unregister(pb)
@@ -53,9 +70,18 @@ class Playbacks:
 
     def fail_all(self, ch: SimChannel) -> None:
         """The channel hung up: the current playback fails, the queued ones vanish."""
+        self.end_all(ch, "failed")
+
+    def end_all(self, ch: SimChannel, state: str | None) -> None:
+        """The current playback ends ``state`` (None: without an event); the queue vanishes."""
         pb = ch.current_playback
         if pb is not None and not pb.over:
-            self._finish(ch, pb, "failed")
+            if state is None:
+                pb.over = True
+                self._unregister(pb)
+            else:
+                self._finish(ch, pb, state)
+            pb.stop.set()
         for queued in ch.playbacks:
             queued.over = True
             self._unregister(queued)
@@ -69,12 +95,26 @@ class Playbacks:
             ch.current_playback = pb
             await self._play_one(ch, pb)
             ch.current_playback = None
+            self._sounds(ch, "")
         ch.control_idle.set()
+
+    def _sounds(self, ch: SimChannel, uri: str, language: str = "") -> None:
+        """An announcer now plays ``uri`` ("" for nothing) into its bridge."""
+        if ch.kind != "announcer":
+            return
+        scheme, _, name = uri.partition(":")
+        path = sound_file(self.core.sounds_dir, name, language) if scheme == "sound" else None
+        ch.audio = {} if path is None else sim_media.load_audio(path, 8000)
+        audible = bool(uri) and (scheme != "sound" or path is not None)
+        ch.state = "Up" if audible else "Down"
+        ch.media_start = asyncio.get_running_loop().time()
+        self.core.update_media()
 
     async def _play_one(self, ch: SimChannel, pb: SimPlayback) -> None:
         self.core.playbacks[pb.id] = pb
         for i, uri in enumerate(pb.media):
             pb.index, pb.state = i, "playing"
+            self._sounds(ch, uri, pb.language)
             self._event(ch, "PlaybackStarted", pb)
             length = media_duration(self.core.sounds_dir, uri, pb.language)
             last = i == len(pb.media) - 1

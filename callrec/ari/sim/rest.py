@@ -1,6 +1,7 @@
 """REST resources of the simulated ARI: asterisk, applications, channels, bridges, playbacks.
 
-Status codes and bodies follow trace 06 exactly (including the odd ones: 400
+The Asterisk-wide resources (info, ping, modules, applications) are in
+:mod:`.system`. Status codes and bodies follow trace 06 exactly (including the odd ones: 400
 for an unknown channel in addChannel, 422 vs 409 for "not in Stasis", 500
 ``{"error": "Allocation failed"}``, 500 for play without media). Auth, JSON
 and error conventions are in :mod:`.wire`, the events websocket in
@@ -9,6 +10,7 @@ and error conventions are in :mod:`.wire`, the events websocket in
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import TypeVar
 
@@ -17,14 +19,12 @@ from aiohttp import web
 from callrec.ari.sim.dial import AllocationFailed, Dialer
 from callrec.ari.sim.engine import SimEngine
 from callrec.ari.sim.model import (
-    ASTERISK_ID,
     HANGUP_REASONS,
-    Json,
     SimBridge,
     SimChannel,
     SimPlayback,
-    asterisk_time,
 )
+from callrec.ari.sim.system import ENGINE_KEY, engine_of, system_routes
 from callrec.ari.sim.websocket import SOCKETS_KEY, EventSockets, events_ws
 from callrec.ari.sim.wire import (
     BODY_KEY,
@@ -40,13 +40,8 @@ from callrec.media.codecs import AUDIOSOCKET_FORMATS
 
 T = TypeVar("T")
 
-ENGINE_KEY: web.AppKey[SimEngine] = web.AppKey("ari_engine", SimEngine)
 DIALER_KEY: web.AppKey[Dialer] = web.AppKey("ari_dialer", Dialer)
 NOT_IN_STASIS = "Channel not in Stasis application"
-
-
-def _engine(request: web.Request) -> SimEngine:
-    return request.app[ENGINE_KEY]
 
 
 def _dialer(request: web.Request) -> Dialer:
@@ -62,7 +57,7 @@ async def _flush(request: web.Request) -> None:
 
 
 def _channel(request: web.Request) -> SimChannel:
-    ch = _engine(request).channels.get(request.match_info["channel_id"])
+    ch = engine_of(request).channels.get(request.match_info["channel_id"])
     if ch is None or not ch.alive:
         raise HttpError(404, "Channel not found")
     return ch
@@ -75,55 +70,11 @@ def _stasis_channel(request: web.Request) -> SimChannel:
     return ch
 
 
-# --- asterisk / applications ------------------------------------------------
-
-
-async def asterisk_info(request: web.Request) -> web.Response:
-    eng = _engine(request)
-    full: Json = {
-        "build": {"os": "Linux", "kernel": "", "machine": "x86_64", "options": "", "date": ""},
-        "system": {"version": "22.11.0", "entity_id": ASTERISK_ID},
-        "config": {"name": "", "default_language": "en", "setid": {"user": "", "group": ""}},
-        "status": {"startup_time": eng.startup_time, "last_reload_time": eng.startup_time},
-    }
-    only = [k for k in param(request, "only").split(",") if k]
-    return json_response(200, {k: v for k, v in full.items() if not only or k in only})
-
-
-async def asterisk_ping(request: web.Request) -> web.Response:
-    body = {"ping": "pong", "timestamp": asterisk_time(), "asterisk_id": ASTERISK_ID}
-    return json_response(200, body)
-
-
-def _application(eng: SimEngine, name: str) -> Json:
-    return {
-        "name": name,
-        "channel_ids": [c.id for c in eng.channels.values() if c.app == name and c.in_stasis],
-        "bridge_ids": [b.id for b in eng.bridges.values() if b.app == name],
-        "endpoint_ids": [],
-        "device_names": [],
-        "events_allowed": [],
-        "events_disallowed": [],
-    }
-
-
-async def applications(request: web.Request) -> web.Response:
-    eng = _engine(request)
-    return json_response(200, [_application(eng, a) for a in sorted(eng.known_apps)])
-
-
-async def application(request: web.Request) -> web.Response:
-    eng, name = _engine(request), request.match_info["app"]
-    if name not in eng.known_apps:
-        raise HttpError(404, "Application not found")
-    return json_response(200, _application(eng, name))
-
-
 # --- channels ---------------------------------------------------------------
 
 
 async def list_channels(request: web.Request) -> web.Response:
-    chans = [c.to_json() for c in _engine(request).channels.values() if c.alive]
+    chans = [c.to_json() for c in engine_of(request).channels.values() if c.alive]
     return json_response(200, chans)
 
 
@@ -132,7 +83,7 @@ async def get_channel(request: web.Request) -> web.Response:
 
 
 async def originate(request: web.Request) -> web.Response:
-    eng = _engine(request)
+    eng = engine_of(request)
     endpoint = param(request, "endpoint")
     app, exten = param(request, "app"), param(request, "extension")
     if not endpoint:
@@ -173,16 +124,16 @@ async def hangup(request: web.Request) -> web.Response:
     reason = param(request, "reason")
     if reason and reason not in HANGUP_REASONS:
         raise HttpError(400, "Invalid reason for hangup reason provided")
-    _engine(request).hangup_ari(ch)
+    engine_of(request).hangup_ari(ch)
     await _flush(request)
     return no_content()
 
 
 async def answer(request: web.Request) -> web.Response:
     ch = _stasis_channel(request)
-    await _engine(request).wait_control(ch)
+    await engine_of(request).wait_control(ch)
     if ch.alive:
-        _engine(request).answer(ch)
+        engine_of(request).answer(ch)
     await _flush(request)
     return no_content()
 
@@ -190,14 +141,14 @@ async def answer(request: web.Request) -> web.Response:
 async def control_noop(request: web.Request) -> web.Response:
     """ring, mute, hold, moh, silence, dtmf: queued behind playbacks, no visible effect here."""
     ch = _stasis_channel(request)
-    await _engine(request).wait_control(ch)
+    await engine_of(request).wait_control(ch)
     return no_content()
 
 
 async def continue_(request: web.Request) -> web.Response:
     ch = _stasis_channel(request)
-    await _engine(request).wait_control(ch)
-    _engine(request).continue_in_dialplan(ch)
+    await engine_of(request).wait_control(ch)
+    engine_of(request).continue_in_dialplan(ch)
     await _flush(request)
     return no_content()
 
@@ -209,7 +160,7 @@ async def play(request: web.Request) -> web.Response:
         raise HttpError(500, "Failed to queue media for playback")
     pb_id = request.match_info.get("playback_id") or param(request, "playbackId")
     lang = param(request, "lang")
-    body = _engine(request).player.play(ch, media, pb_id or None, lang)
+    body = engine_of(request).player.play(ch, media, pb_id or None, lang)
     return json_response(201, body)
 
 
@@ -229,7 +180,7 @@ async def snoop(request: web.Request) -> web.Response:
 
 
 async def external_media(request: web.Request) -> web.Response:
-    eng = _engine(request)
+    eng = engine_of(request)
     host_port, fmt, app = (param(request, k) for k in ("external_host", "format", "app"))
     if not host_port:
         raise HttpError(400, "external_host is required for all but websocket server connections")
@@ -278,7 +229,7 @@ async def get_variable(request: web.Request) -> web.Response:
     name = param(request, "variable")
     if not name:
         raise HttpError(400, "Variable name is required")
-    value = _engine(request).get_variable(ch, name)
+    value = engine_of(request).get_variable(ch, name)
     if value is None:
         raise HttpError(404, "Provided variable was not found")
     return json_response(200, {"value": value})
@@ -289,7 +240,7 @@ async def set_variable(request: web.Request) -> web.Response:
     name = param(request, "variable")
     if not name:
         raise HttpError(400, "Variable name is required")
-    _engine(request).set_variable(ch, name, param(request, "value"))
+    engine_of(request).set_variable(ch, name, param(request, "value"))
     await _flush(request)
     return no_content()
 
@@ -305,12 +256,12 @@ def _found(value: T | None, message: str) -> T:
 
 def _bridge_or_404(request: web.Request) -> SimBridge:
     return _found(
-        _engine(request).bridges.get(request.match_info["bridge_id"]), "Bridge not found"
+        engine_of(request).bridges.get(request.match_info["bridge_id"]), "Bridge not found"
     )
 
 
 async def list_bridges(request: web.Request) -> web.Response:
-    return json_response(200, [b.to_json() for b in _engine(request).bridges.values()])
+    return json_response(200, [b.to_json() for b in engine_of(request).bridges.values()])
 
 
 async def get_bridge(request: web.Request) -> web.Response:
@@ -318,7 +269,7 @@ async def get_bridge(request: web.Request) -> web.Response:
 
 
 async def create_bridge(request: web.Request) -> web.Response:
-    eng = _engine(request)
+    eng = engine_of(request)
     bridge_id = request.match_info.get("bridge_id") or param(request, "bridgeId")
     # POST /bridges names no app; with a single app it is the one that gets BridgeDestroyed.
     app = next(iter(eng.known_apps)) if len(eng.known_apps) == 1 else None
@@ -328,8 +279,21 @@ async def create_bridge(request: web.Request) -> web.Response:
     return json_response(200, br.to_json())
 
 
+async def bridge_play(request: web.Request) -> web.Response:
+    br = _bridge_or_404(request)
+    media = [m for raw in request.query.getall("media", []) for m in raw.split(",") if m]
+    if not media:
+        raise HttpError(500, "Failed to queue media for playback")
+    pb_id = request.match_info.get("playback_id") or param(request, "playbackId")
+    body = engine_of(request).bridge_play(br, media, pb_id or None, param(request, "lang"))
+    # The announcer's BRIDGEPEER and PlaybackStarted come before the 201 (real PBX).
+    await asyncio.sleep(0)
+    await _flush(request)
+    return json_response(201, body)
+
+
 async def destroy_bridge(request: web.Request) -> web.Response:
-    _engine(request).destroy_bridge(_bridge_or_404(request))
+    engine_of(request).destroy_bridge(_bridge_or_404(request))
     await _flush(request)
     return no_content()
 
@@ -338,7 +302,7 @@ def _members(request: web.Request) -> list[SimChannel]:
     raw = param(request, "channel")
     if not raw:
         raise HttpError(400, "Missing parameter channel")
-    eng, out = _engine(request), []
+    eng, out = engine_of(request), []
     for cid in raw.split(","):
         ch = eng.channels.get(cid)
         if ch is None or not ch.alive:
@@ -350,7 +314,7 @@ def _members(request: web.Request) -> list[SimChannel]:
 
 
 async def add_channel(request: web.Request) -> web.Response:
-    eng, br = _engine(request), _bridge_or_404(request)
+    eng, br = engine_of(request), _bridge_or_404(request)
     for ch in _members(request):
         await eng.wait_control(ch)
         if ch.alive and br.id in eng.bridges:
@@ -360,7 +324,7 @@ async def add_channel(request: web.Request) -> web.Response:
 
 
 async def remove_channel(request: web.Request) -> web.Response:
-    eng, br = _engine(request), _bridge_or_404(request)
+    eng, br = engine_of(request), _bridge_or_404(request)
     members = _members(request)
     if any(ch.bridge_id != br.id for ch in members):
         raise HttpError(422, "Channel not in this bridge")
@@ -377,7 +341,7 @@ async def remove_channel(request: web.Request) -> web.Response:
 
 def _playback(request: web.Request) -> SimPlayback:
     pb_id = request.match_info["playback_id"]
-    return _found(_engine(request).playbacks.get(pb_id), "Playback not found")
+    return _found(engine_of(request).playbacks.get(pb_id), "Playback not found")
 
 
 async def get_playback(request: web.Request) -> web.Response:
@@ -385,7 +349,7 @@ async def get_playback(request: web.Request) -> web.Response:
 
 
 async def stop_playback(request: web.Request) -> web.Response:
-    _engine(request).player.stop(_playback(request))
+    engine_of(request).player.stop(_playback(request))
     await _flush(request)
     return no_content()
 
@@ -404,10 +368,7 @@ def build_app(
     app[SOCKETS_KEY] = sockets
     r = app.router
     ch, br = "/ari/channels/{channel_id}", "/ari/bridges/{bridge_id}"
-    r.add_get("/ari/asterisk/info", asterisk_info)
-    r.add_get("/ari/asterisk/ping", asterisk_ping)
-    r.add_get("/ari/applications", applications)
-    r.add_get("/ari/applications/{app}", application)
+    system_routes(r)
     r.add_get("/ari/events", events_ws)
     r.add_get("/ari/channels", list_channels)
     r.add_post("/ari/channels", originate)
@@ -434,6 +395,8 @@ def build_app(
     r.add_delete(br, destroy_bridge)
     r.add_post(br + "/addChannel", add_channel)
     r.add_post(br + "/removeChannel", remove_channel)
+    r.add_post(br + "/play", bridge_play)
+    r.add_post(br + "/play/{playback_id}", bridge_play)
     r.add_get("/ari/playbacks/{playback_id}", get_playback)
     r.add_delete("/ari/playbacks/{playback_id}", stop_playback)
     r.add_route("*", "/{tail:.*}", not_found)

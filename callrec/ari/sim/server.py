@@ -6,7 +6,8 @@ ExternalMedia), so requests with other ids or in another order get what
 Asterisk would give. Layers: :mod:`.model` (state, JSON), :mod:`.media`
 (audio, mixing, RTP/AudioSocket senders), :mod:`.engine` (transitions and
 events), :mod:`.dial` (originate, dialplan, snoop, ExternalMedia),
-:mod:`.rest` (REST resources), :mod:`.wire` (auth, JSON, errors),
+:mod:`.rest` (REST resources; :mod:`.system` the Asterisk-wide ones: info,
+ping, modules, applications, sounds), :mod:`.wire` (auth, JSON, errors),
 :mod:`.websocket` (events); this module is the stable facade,
 re-exported by :mod:`callrec.ari.sim`.
 
@@ -29,6 +30,10 @@ Facade API (stable):
   REST reply, the default: clients must wait for it), ``"before"`` or
   ``"random"`` (seeded).
 - ``await start()`` / ``await stop()`` / ``async with``; ``url``, ``ari_url``, ``port``.
+- ``unload_module(name)``: ``GET /asterisk/modules`` lists the trace PBX's
+  callrec-related modules (``model.LOADED_MODULES``) but this one.
+- Bridge playbacks (``POST /bridges/{id}/play``): an announcer the bridge
+  never lists plays into it; its ExternalMedia members hear the sound.
 - ``place_call(CallerScenario) -> channel id`` ("" when the From is invalid
   SIP and the call never appears, trace 09). Needs a websocket connected for
   ``scenario.app`` (see ``app_active(app)``), otherwise Stasis fails and the
@@ -125,6 +130,7 @@ class AriSimulator:
         self.sockets = EventSockets(self.engine)
         self._initial_apps = set(apps or ())
         self.engine.known_apps.update(self._initial_apps)
+        self.engine.declared_apps = set(self._initial_apps)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -248,6 +254,10 @@ class AriSimulator:
         ch = self.engine.channels.get(channel_id)
         if ch is not None:
             self.engine.player.fail(ch)
+
+    def unload_module(self, name: str) -> None:
+        """``module unload NAME``: ``GET /asterisk/modules`` no longer lists it."""
+        self.engine.modules.pop(name, None)
 
     def send_dtmf(self, channel_id: str, digit: str, duration_ms: int = 280) -> None:
         ch = self.engine.channels.get(channel_id)
