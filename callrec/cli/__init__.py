@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "callrec.cli.app_cmds",
     "callrec.cli.prompts_cmds",
     "callrec.cli.testcall_cmds",
+    "callrec.cli.doctor_cmds",
 )
 
 
