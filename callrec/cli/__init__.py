@@ -3,9 +3,20 @@
 Each subcommand group lives in its own module with a ``register(subparsers)``
 function; handlers take the parsed arguments and return the exit code. What
 the groups share (exit codes, errors, key loading) is in
-:mod:`callrec.cli.common`; they never import this package back.
-Only this package may import the front ends (``ari_app``, ``agi``), and only
-inside a handler, so ``callrec --help`` stays fast.
+:mod:`callrec.cli.common`; they never import this package back, nor each
+other. Only this package may import the front ends (``ari_app``, ``agi``),
+and only inside a handler.
+
+Each command loads only what it uses. :data:`COMMANDS` names every command's
+module and its line in ``callrec --help``: a first, small parser (the front
+door) finds the command, or prints that list, without importing any command
+module; then only the chosen command's module registers the real parser.
+Registering imports nothing heavy either: numpy, the prompt converter's
+scipy and pyloudnorm, cryptography and asyncio are imported inside the
+handlers (``tests/callrec/test_cli_imports.py``, ``bench/bench_cli.py``).
+
+``-v``/``-q`` work before and after the subcommand: every parser the
+commands add is a :class:`_CommandParser`, which has them.
 
 Exit codes (``docs/DESIGN.md``, defined in :mod:`callrec.cli.common`):
 0 complete, 3 truncated, 4 invalid, 2 usage, 1 other errors; over several
@@ -17,44 +28,119 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import resource
 import sys
-from collections.abc import Sequence
 
 from callrec import __version__
-from callrec.cli.common import EXIT_ERROR, Handler
-from callrec.errors import CallrecError
 
-_COMMAND_MODULES = (
-    "callrec.cli.crypto_cmds",
-    "callrec.cli.audit_cmds",
-    "callrec.cli.app_cmds",
-    "callrec.cli.prompts_cmds",
-    "callrec.cli.testcall_cmds",
-    "callrec.cli.doctor_cmds",
-)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (for --help)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+# Every command, in the order `callrec --help` lists them: the module (in
+# callrec.cli) whose register() adds it, and its line in that list.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "keygen": (
+        "crypto_cmds",
+        "create a recipient key pair (or with --signing a recorder's signing key)",
+    ),
+    "seal": ("crypto_seal", "encrypt existing plaintext recordings into .crec files"),
+    "decrypt": ("crypto_read", "decrypt recordings (files or folders) to WAV or FLAC + JSON"),
+    "verify": ("verify_cmds", "check sealed recordings (files or folders), print a summary"),
+    "inspect": ("crypto_read", "show a recording's header (and, with --key, its metadata)"),
+    "export-tink": ("crypto_read", "export a recording's stream for any Tink implementation"),
+    "audit": ("audit_cmds", "check the audit log"),
+    "serve": ("app_cmds", "run the Stasis app (and the FastAGI server) against Asterisk"),
+    "check-config": ("app_cmds", "check a config file; print every problem as file:key"),
+    "demo": ("app_cmds", "four calls through the built-in ARI simulator, recorded and verified"),
+    "prompts": ("prompts_cmds", "install, list and check announcement prompts"),
+    "testcall": (
+        "testcall_cmds",
+        "place scripted SIP test calls with sipp and check what was recorded",
+    ),
+    "doctor": (
+        "doctor_cmds",
+        "check the installation: config, ARI, Asterisk, prompts, media, spool, keys",
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+_VERBOSE_HELP = "more log output (-vv: debug)"
+_QUIET_HELP = "log errors only"
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it takes ``-v``/``-q`` too (``callrec verify -v F``).
+
+    They count into their own names: a subcommand's namespace replaces the
+    values the main parser set, so sharing ``verbose`` would drop a ``-v``
+    given before the subcommand. SUPPRESS leaves them unset when not given,
+    so a nested subcommand (``prompts add``) keeps what its parent saw.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            dest="verbose_after",
+            default=argparse.SUPPRESS,
+            help=_VERBOSE_HELP,
+        )
+        self.add_argument(
+            "-q",
+            "--quiet",
+            action="count",
+            dest="quiet_after",
+            default=argparse.SUPPRESS,
+            help=_QUIET_HELP,
+        )
+
+
+def _main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callrec",
         description="GDPR-grade call recording for Asterisk.",
         epilog="exit codes: 0 complete, 3 truncated, 4 invalid, 2 usage, 1 other errors",
     )
     parser.add_argument("--version", action="version", version=f"callrec {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=_VERBOSE_HELP)
+    parser.add_argument("-q", "--quiet", action="count", default=0, help=_QUIET_HELP)
     return parser
+
+
+def _chosen_command(argv: Sequence[str] | None) -> str:
+    """The command ``argv`` names; ``--help``, ``--version`` and slips end here (exit 0/2).
+
+    Each command's parser is a bare stand-in: whatever follows the command
+    is left for the real parser.
+    """
+    parser = _main_parser()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, line) in COMMANDS.items():
+        sub.add_parser(name, help=line, add_help=False)
+    command: str = parser.parse_known_args(argv)[0].command
+    return command
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``command`` (None: of every command), registered by its module."""
+    parser = _main_parser()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
+    sub.required = True
+    wanted = COMMANDS if command is None else {command: COMMANDS[command]}
+    for module in dict.fromkeys(module for module, _ in wanted.values()):
+        importlib.import_module(f"callrec.cli.{module}").register(sub)
+    return parser
+
+
+def _verbosity(args: argparse.Namespace) -> tuple[int, int]:
+    """(-v count, -q count), before and after the subcommand together."""
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
+    quiet = args.quiet + getattr(args, "quiet_after", 0)
+    return verbose, quiet
 
 
 def _no_core_dumps() -> None:
@@ -65,16 +151,14 @@ def _no_core_dumps() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _no_core_dumps()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG
-        if args.verbose > 1
-        else logging.INFO
-        if args.verbose
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    args = build_parser(_chosen_command(argv)).parse_args(argv)
+    args.verbose, args.quiet = _verbosity(args)
+
+    from callrec.cli.common import EXIT_ERROR, Handler
+    from callrec.errors import CallrecError
+    from callrec.logsetup import setup_logging, verbosity_level
+
+    setup_logging(verbosity_level(args.verbose, args.quiet))
     handler: Handler = args.func
     try:
         return handler(args)

@@ -1,19 +1,27 @@
 """``callrec serve``, ``callrec check-config`` and ``callrec demo``.
 
-The front end (``ari_app``) is imported inside the handlers only: this module
-is part of the composition root, and ``callrec --help`` must stay fast.
+The front end (``ari_app``), asyncio and the config loader are imported
+inside the handlers only: this module is part of the composition root, and
+``callrec --help`` must stay fast. Without ``--config`` (or check-config's
+FILE) the config is ``$CALLREC_CONFIG``, else ``/etc/callrec/callrec.toml``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from callrec.cli.common import EXIT_ERROR, EXIT_OK, private_dir
+from callrec.cli.common import (
+    CONFIG_DEFAULT,
+    EXIT_ERROR,
+    EXIT_OK,
+    add_config_option,
+    config_file,
+    private_dir,
+)
 
 if TYPE_CHECKING:
     from ari_app.app import App, Service
@@ -24,6 +32,8 @@ T = TypeVar("T")
 
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop when it is installed (4x cheaper per RTP packet), else asyncio."""
+    import asyncio
+
     try:
         import uvloop
     except ImportError:
@@ -35,7 +45,7 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
 def _check_config(args: argparse.Namespace) -> int:
     from callrec.config import check_config
 
-    problems = check_config(Path(args.file))
+    problems = check_config(config_file(args.file, "FILE"))
     for problem in problems:
         print(problem)
     if problems:
@@ -60,8 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
     from ari_app.app import App
     from callrec.config import load_config
 
-    config = load_config(Path(args.config))
-    if not args.verbose:
+    config = load_config(config_file(args.config))
+    if not (args.verbose or args.quiet):  # -v/-q win over the config's level
         logging.getLogger().setLevel(config.logging.level)
     app = App(config)
     app.extra_services.extend(extra_services(config, app))
@@ -82,25 +92,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add serve, check-config and demo."""
     p = sub.add_parser(
         "serve",
-        help="run the Stasis app (and the FastAGI server) against Asterisk",
         description="Run the callrec ARI application until SIGTERM/SIGINT. "
         "On SIGTERM open recordings are sealed and callers stay connected.",
     )
-    p.add_argument("--config", required=True, metavar="FILE", help="callrec.toml")
+    add_config_option(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser(
         "check-config",
-        help="check a config file; print every problem as file:key",
         description="Print every problem of FILE as file:key: message (hint); "
         "exit 1 if there is any, else print ok.",
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", nargs="?", metavar="FILE", help=f"callrec.toml ({CONFIG_DEFAULT})")
     p.set_defaults(func=_check_config)
 
     p = sub.add_parser(
         "demo",
-        help="four calls through the built-in ARI simulator, recorded and verified",
         description="Start the ARI simulator on loopback, make a throwaway key pair, "
         "run the app, place four calls (implied consent, hang-up during the disclosure, "
         "opt-out digit, destination busy), then verify and decrypt what was recorded.",

@@ -32,7 +32,6 @@ _TAIL_NOTE = "deleting the last lines cannot be seen in the file itself: compare
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit",
-        help="check the audit log",
         description="Commands on the audit log (privacy.audit_log).",
     )
     commands = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")

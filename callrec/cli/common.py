@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callrec import logutil
-from callrec.errors import CallrecError, KeyFileError
+from callrec.errors import CallrecError, FormatError, KeyFileError
 from callrec.spool import PART_SUFFIX, SEALED_SUFFIX, os_reason
 
 if TYPE_CHECKING:
@@ -250,3 +250,165 @@ def recording_stem(path: Path) -> str:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return path.stem
+
+
+# --- the config file ----------------------------------------------------------------
+
+CONFIG_ENV = "CALLREC_CONFIG"
+DEFAULT_CONFIG = Path("/etc/callrec/callrec.toml")
+CONFIG_DEFAULT = f"default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}"
+
+
+def add_config_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--config FILE``, which defaults to ``$CALLREC_CONFIG``, else ``/etc/callrec``."""
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help=f"callrec.toml ({CONFIG_DEFAULT})"
+    )
+
+
+def config_file(given: Path | str | None, how: str = "--config FILE") -> Path:
+    """The config to read: ``given``, else ``$CALLREC_CONFIG``, else the default path.
+
+    A file the user named goes to the config loader as it is, which says
+    what is wrong with it. A default that does not exist is one line naming
+    the path that was tried and how to choose another (``how``: the option).
+    """
+    if given is not None:
+        return Path(given)
+    return _default_config(how)
+
+
+def config_file_if_any(given: Path | str | None) -> Path | None:
+    """Like :func:`config_file` for commands that work without a config.
+
+    The built-in default counts only when it exists; ``$CALLREC_CONFIG``
+    was set on purpose, so a missing file there is still an error.
+    """
+    if given is not None or os.environ.get(CONFIG_ENV):
+        return config_file(given)
+    return DEFAULT_CONFIG if _exists(DEFAULT_CONFIG) else None
+
+
+def _default_config(how: str) -> Path:
+    env = os.environ.get(CONFIG_ENV)
+    path, source = (Path(env), f"from ${CONFIG_ENV}") if env else (DEFAULT_CONFIG, "the default")
+    if not _exists(path):
+        raise CliError(
+            f"no config file at {escape(str(path))} ({source}): give {how} or set {CONFIG_ENV}"
+        )
+    return path
+
+
+def _exists(path: Path) -> bool:
+    """False only when nothing is there: an unreadable file is the loader's to report."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+# --- many recordings at once: folders and a progress counter ---------------------------
+
+RECORDING_SUFFIXES = (SEALED_SUFFIX, PART_SUFFIX)
+_NO_RECORDINGS = f"a folder with no {SEALED_SUFFIX} or {PART_SUFFIX} files in it"
+
+
+@dataclass(frozen=True)
+class Input:
+    """One recording a bulk command works on.
+
+    ``root`` is the folder named on the command line it was found in (None:
+    the file was named itself); ``problem`` says why a folder gave nothing.
+    """
+
+    path: Path
+    root: Path | None = None
+    problem: str = ""
+
+    def file(self) -> Path:
+        """The path to open; CliError when it is no recording file."""
+        if self.problem:
+            raise CliError(f"{escape(str(self.path))}: {self.problem}")
+        return existing_file(self.path)
+
+
+def recordings(names: Sequence[str]) -> list[Input]:
+    """Each name as given, a folder replaced by every recording below it, sorted.
+
+    A folder's sealed ``.crec`` and unfinished ``.crec.part`` files count,
+    nothing else in it. Symbolic links to folders are not followed, so a
+    loop cannot keep the command busy forever. A folder that gives nothing
+    (empty, unreadable) stays in the list with its problem, so it is reported.
+    """
+    found: list[Input] = []
+    for name in names:
+        path = Path(name)
+        found.extend(_in_folder(path) if path.is_dir() else [Input(path)])
+    return found
+
+
+def _in_folder(root: Path) -> list[Input]:
+    found: list[Input] = []
+    errors: list[OSError] = []
+    for folder, subfolders, files in os.walk(root, onerror=errors.append):
+        subfolders.sort()
+        base = Path(folder)
+        found.extend(Input(base / f, root) for f in sorted(files) if is_recording_name(f))
+    found.extend(
+        Input(Path(exc.filename or root), root, f"cannot read the folder: {os_reason(exc)}")
+        for exc in errors
+    )
+    return found or [Input(root, root, _NO_RECORDINGS)]
+
+
+def is_recording_name(name: str) -> bool:
+    """``call.crec`` or ``call.crec.part``, with a stem."""
+    return any(name.endswith(s) and len(name) > len(s) for s in RECORDING_SUFFIXES)
+
+
+def existing_file(path: Path) -> Path:
+    """``path`` if it is a file: a missing input is a usage slip, not a damaged recording."""
+    if not path.exists():
+        raise CliError(f"{escape(str(path))}: no such file")
+    if path.is_dir():
+        raise CliError(f"{escape(str(path))}: a folder, not a recording file")
+    if not path.is_file():
+        raise CliError(f"{escape(str(path))}: not a regular file")
+    return path
+
+
+def error_code(exc: BaseException, src: Path) -> int:
+    """The exit code of a file that could not be read: its verdict if it is damaged, else 1."""
+    if isinstance(exc, FormatError):
+        from callrec.recording import is_sealed_name, judge
+
+        return exit_code(judge(exc, is_sealed_name(src)))
+    return EXIT_ERROR
+
+
+class Progress:
+    """``verifying 3/120`` on stderr while a bulk command works, only on a terminal.
+
+    Piped or redirected, stderr gets nothing extra: a script or a log reads
+    it. Whatever the command prints while the counter shows must call
+    :meth:`clear` first, or the line lands behind the counter.
+    """
+
+    def __init__(self, verb: str, total: int) -> None:
+        self._verb = verb
+        self._total = total
+        self._on = sys.stderr.isatty()
+        self._shown = False
+
+    def show(self, done: int) -> None:
+        if self._on:
+            print(f"\r{self._verb} {done}/{self._total}", end="", file=sys.stderr, flush=True)
+            self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+            self._shown = False

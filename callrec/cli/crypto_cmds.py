@@ -3,9 +3,10 @@
 The recording host only ever needs public keys (``keygen`` and ``seal --to``),
 plus its own signing key (``keygen --signing``), which proves a recording
 or audit line came from it; every command that reads audio or metadata back
-takes the private key with ``--key``. ``keygen`` lives here; ``seal`` in :mod:`.crypto_seal`, the
-readers in :mod:`.crypto_read`. Heavy imports (numpy, soundfile) happen
-inside the handlers so ``callrec --help`` stays quick.
+takes the private key with ``--key``. ``keygen`` lives here; ``seal`` in
+:mod:`.crypto_seal`, ``verify`` in :mod:`.verify_cmds`, the other readers in
+:mod:`.crypto_read`. Heavy imports (numpy, soundfile) happen inside the
+handlers so ``callrec --help`` stays quick.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import getpass
 import re
 from pathlib import Path
 
-from callrec.cli import crypto_read, crypto_seal
 from callrec.cli.common import (
     EXIT_OK,
     PASSPHRASE_ENV,
@@ -102,10 +102,9 @@ def _keygen_passphrase(args: argparse.Namespace) -> bytes | None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add keygen, seal, decrypt, verify, inspect and export-tink."""
+    """Add keygen."""
     p = sub.add_parser(
         "keygen",
-        help="create a recipient key pair (or with --signing a recorder's signing key)",
         description="Create NAME.pub (give it to the recording host) and NAME.key (0600; "
         "keep it elsewhere: it decrypts every recording sealed to NAME.pub). With "
         "--signing: NAME.sign.key (0600, for [recording] signing_key on the recording "
@@ -124,5 +123,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--ask-passphrase", action="store_true", help="prompt for a passphrase")
     p.set_defaults(func=_keygen)
-    crypto_seal.register(sub)
-    crypto_read.register(sub)

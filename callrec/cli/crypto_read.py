@@ -1,4 +1,9 @@
-"""Commands that read sealed recordings back: decrypt, verify, inspect, export-tink.
+"""Commands that read sealed recordings back: decrypt, inspect, export-tink.
+
+(``verify`` is in :mod:`.verify_cmds`.) ``decrypt`` takes folders too: every
+``.crec`` and ``.crec.part`` below one is decrypted into the same place below
+``-o DIR``, and no two inputs, nor (without ``--force``) an earlier run, are
+ever overwritten.
 
 Everything printed from inside a recording goes through ``escape`` (text) or
 ``json.dumps(ensure_ascii=True)``: a caller ID is attacker-controlled.
@@ -13,33 +18,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callrec import logutil
 from callrec.cli.common import (
-    EXIT_ERROR,
     EXIT_INVALID,
-    EXIT_TRUNCATED,
+    EXIT_USAGE,
     ORIGIN_NOT_CHECKED,
     CliError,
+    Input,
     OriginCheck,
+    Progress,
     add_key_options,
     add_signer_option,
     check_origin,
+    error_code,
     escape,
+    existing_file,
     exit_code,
     load_private_keys,
     load_signers,
     private_dir,
     recording_stem,
+    recordings,
     warn,
     worst,
     write_private,
 )
-from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError
 
 if TYPE_CHECKING:
@@ -50,25 +57,16 @@ if TYPE_CHECKING:
 Trusted = frozenset[bytes] | None  # key ids of the --signer recorders; None: not checked
 
 _COPY_CHUNK = 1 << 20
+_MIRRORED = (
+    "the recordings below it are decrypted into the same tree of folders there, "
+    "never beside the encrypted files"
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_decrypt(sub)
     p = sub.add_parser(
-        "verify",
-        help="check sealed recordings, print a summary table",
-        description="Decrypts and checks every segment of each file (nothing is written); "
-        "prints FILE VERDICT SECONDS SEGMENTS ORIGIN ERROR per file. Exit code: the worst "
-        "verdict. ORIGIN is the signature: signed:KEYID (not checked), trusted:KEYID or "
-        "untrusted:KEYID (with --signer), unsigned, missing (never sealed) or bad.",
-    )
-    p.add_argument("files", nargs="+", metavar="FILE", help=".crec or .crec.part files")
-    add_key_options(p)
-    add_signer_option(p)
-    p.set_defaults(func=_verify)
-    p = sub.add_parser(
         "inspect",
-        help="show a recording's header (and, with --key, its metadata)",
         description="The public header needs no key; recipients are shown by key id.",
     )
     p.add_argument("file", metavar="FILE")
@@ -78,7 +76,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_inspect)
     p = sub.add_parser(
         "export-tink",
-        help="export a recording's stream for any Tink implementation",
         description="Writes DIR/keyset.json (a Tink cleartext keyset holding this recording's "
         "data key: guard it like the audio), DIR/stream.bin (the Tink stream, a byte slice "
         "of the .crec) and DIR/associated_data.bin.",
@@ -92,19 +89,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "decrypt",
-        help="decrypt recordings to WAV or FLAC plus a JSON metadata file",
         description="Writes OUT (16-bit WAV or FLAC by its extension) and OUT with .json "
         "(metadata records, pauses, gaps, verdict). A truncated recording still gives "
         "its verified part (exit 3); an invalid one gives only what came before the "
-        "failure (exit 4).",
+        "failure (exit 4). A FOLDER stands for every .crec and .crec.part below it and "
+        f"needs -o DIR: {_MIRRORED}. On a terminal a counter shows progress.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help=".crec or .crec.part files")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help=".crec or .crec.part files, or folders"
+    )
     add_key_options(p)
     p.add_argument(
         "-o",
         "--output",
         metavar="OUT",
-        help="output file for one input, folder for several (default: beside the input)",
+        help="output file for one input, folder for several or for folders "
+        "(default: beside the input)",
     )
     p.add_argument("--force", action="store_true", help="replace existing output files")
     add_signer_option(p)
@@ -115,71 +115,118 @@ def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _decrypt(args: argparse.Namespace) -> int:
+    inputs = recordings(args.files)
+    if args.output is None and any(item.root is not None for item in inputs):
+        warn("decrypt", f"a folder needs -o DIR: {_MIRRORED}")
+        return EXIT_USAGE
     keys = load_private_keys(args.key, args)
     trusted = load_signers(args.signer)
-    inputs = [Path(f) for f in args.files]
+    progress = Progress("decrypting", len(inputs))
     codes = []
-    for src, dst in zip(inputs, _targets(inputs, args.output), strict=True):
+    for i, job in enumerate(_jobs(inputs, args.output), 1):
+        progress.show(i)
         try:
-            codes.append(_decrypt_one(src, dst, keys, args.force, trusted))
+            done = _decrypt_one(job, keys, args.force, trusted)
         except (CallrecError, OSError) as exc:
-            codes.append(_report("decrypt", src, exc))
+            done = _Decrypted(error_code(exc, job.item.path), "", _problem(job.item.path, exc))
+        progress.clear()
+        done.tell()
+        codes.append(done.code)
     return worst(codes)
+
+
+@dataclass(frozen=True)
+class _Decrypted:
+    """One file's outcome: its exit code, the line for stdout, a warning for stderr."""
+
+    code: int
+    said: str = ""
+    warning: str = ""
+
+    def tell(self) -> None:
+        if self.said:
+            print(self.said)
+        if self.warning:
+            warn("decrypt", self.warning)
+
+
+def _problem(src: Path, exc: BaseException) -> str:
+    return f"{escape(str(src))}: {escape(str(exc))}"
 
 
 def _report(command: str, src: Path, exc: BaseException) -> int:
     """One file's error as a line on stderr; its exit code."""
-    warn(command, f"{escape(str(src))}: {escape(str(exc))}")
-    return _error_code(exc, src)
+    warn(command, _problem(src, exc))
+    return error_code(exc, src)
 
 
-def _error_code(exc: BaseException, src: Path) -> int:
-    if isinstance(exc, FormatError):
-        from callrec.recording import is_sealed_name, judge
+@dataclass(frozen=True)
+class _Job:
+    """Decrypt ``item`` into ``dst``, unless ``clash``, an earlier input, writes it already."""
 
-        return exit_code(judge(exc, is_sealed_name(src)))
-    return EXIT_ERROR
+    item: Input
+    dst: Path
+    clash: Path | None = None
+
+    def mkdirs(self) -> None:
+        """The folders that mirror the input's place below its folder, each 0700."""
+        if self.item.root is not None:
+            depth = len(self.item.path.relative_to(self.item.root).parts) - 1
+            for folder in reversed(self.dst.parents[:depth]):
+                private_dir(folder)
 
 
-def _existing(path: Path) -> Path:
-    """``path`` if it is a file: a missing input is a usage slip, not a damaged recording."""
-    if not path.exists():
-        raise CliError(f"{escape(str(path))}: no such file")
-    if not path.is_file():
-        raise CliError(f"{escape(str(path))}: not a regular file")
-    return path
-
-
-def _targets(inputs: list[Path], output: str | None) -> list[Path]:
-    names = [f"{recording_stem(src)}.wav" for src in inputs]
+def _jobs(inputs: list[Input], output: str | None) -> list[_Job]:
     if output is None:
-        return [src.with_name(name) for src, name in zip(inputs, names, strict=True)]
+        return [_Job(item, item.path.with_name(_wav_name(item.path))) for item in inputs]
     out = Path(output)
-    if len(inputs) == 1 and not out.is_dir() and not output.endswith("/"):
-        return [out]
+    single = len(inputs) == 1 and inputs[0].root is None
+    if single and not out.is_dir() and not output.endswith("/"):
+        return [_Job(inputs[0], out)]
     private_dir(out)
-    if len(set(names)) != len(names):
-        raise CliError("two inputs would decrypt to the same file name in the -o folder")
-    return [out / name for name in names]
+    first: dict[Path, Path] = {}
+    jobs = []
+    for item in inputs:
+        dst = out / _mirrored(item)
+        jobs.append(_Job(item, dst, first.get(dst)))
+        first.setdefault(dst, item.path)
+    return jobs
 
 
-def _decrypt_one(
-    src: Path, dst: Path, keys: list[PrivateKey], force: bool, trusted: Trusted
-) -> int:
+def _wav_name(src: Path) -> str:
+    return f"{recording_stem(src)}.wav"
+
+
+def _mirrored(item: Input) -> Path:
+    """Where ``item``'s WAV goes below -o: its place below the folder it was found in."""
+    if item.root is None:
+        return Path(_wav_name(item.path))
+    return item.path.parent.relative_to(item.root) / _wav_name(item.path)
+
+
+def _decrypt_one(job: _Job, keys: list[PrivateKey], force: bool, trusted: Trusted) -> _Decrypted:
     from callrec.decode import render_file
     from callrec.recording import RecordingReader, is_sealed_name
 
+    src, dst = job.item.path, job.dst
+    if job.clash is not None:
+        raise CliError(
+            f"its output {escape(str(dst))} is {escape(str(job.clash))}'s: nothing written "
+            "(decrypt it on its own with another -o)"
+        )
     meta_path = dst.with_suffix(".json")
     if not force:
         for path in (dst, meta_path):
             if path.exists():
                 raise CliError(f"refusing to overwrite {path} (use --force)")
-    with RecordingReader(_existing(src), keys) as reader:
+    with RecordingReader(job.item.file(), keys) as reader:
         header = reader.header
         origin = check_origin(reader.origin, trusted, is_sealed_name(src))
         if origin.rejected:  # checked before anything is decrypted or written
-            warn("decrypt", f"{escape(str(src))}: {escape(origin.rejected)}; nothing written")
-            return EXIT_INVALID
+            return _Decrypted(
+                EXIT_INVALID, "", f"{escape(str(src))}: {escape(origin.rejected)}; nothing written"
+            )
+        job.mkdirs()
         decoded, frames_written = render_file(reader, dst)
         seconds = frames_written / header.sample_rate
         record = {
@@ -197,18 +244,20 @@ def _decrypt_one(
         }
         write_private(meta_path, _json(record).encode("ascii") + b"\n")
         code = exit_code(reader.verdict)
-        if code:
-            warn(
-                "decrypt",
-                f"{escape(str(src))}: {reader.verdict}: {escape(str(reader.error))}; "
-                f"wrote the {seconds:.2f} s verified before it",
-            )
     said = origin.label if trusted is not None else f"origin not checked: {origin.label}"
-    print(f"{escape(str(src))} -> {escape(str(dst))} ({seconds:.2f} s, {reader.verdict}, {said})")
-    return code
+    line = f"{escape(str(src))} -> {escape(str(dst))} ({seconds:.2f} s, {reader.verdict}, {said})"
+    if not code:
+        return _Decrypted(code, line)
+    cut = (
+        f"{escape(str(src))}: {reader.verdict}: {escape(str(reader.error))}; "
+        f"wrote the {seconds:.2f} s verified before it"
+    )
+    return _Decrypted(code, line, cut)
 
 
 def _header_dict(header: Header) -> dict[str, Any]:
+    from callrec.clock import iso_utc  # not at import: the clock module loads asyncio
+
     return {
         "version": header.version,
         "recording_id": header.recording_id,
@@ -236,75 +285,6 @@ def _origin_dict(origin: Origin, check: OriginCheck, trusted: Trusted) -> dict[s
 def _json(value: Any) -> str:
     # ensure_ascii: hostile strings reach a terminal or log only as \u escapes.
     return json.dumps(value, indent=2, ensure_ascii=True, default=str)
-
-
-# --- verify -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Row:
-    file: str
-    verdict: str
-    seconds: float | None
-    segments: int | None
-    error: str
-    code: int
-    origin: str = "-"
-
-
-def _verify(args: argparse.Namespace) -> int:
-    keys = load_private_keys(args.key, args)
-    trusted = load_signers(args.signer)
-    progress = sys.stderr.isatty()
-    rows = []
-    total = len(args.files)
-    for i, name in enumerate(args.files, 1):
-        if progress:
-            print(f"\rverifying {i}/{total}", end="", file=sys.stderr, flush=True)
-        rows.append(_verify_row(Path(name), keys, trusted))
-    if progress:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
-    _print_table(rows, trusted is not None)
-    return worst(row.code for row in rows)
-
-
-def _verify_row(path: Path, keys: list[PrivateKey], trusted: Trusted) -> _Row:
-    from callrec.recording import is_sealed_name, verify
-
-    try:
-        result = verify(_existing(path), keys)
-    except (CallrecError, OSError) as exc:
-        code = _error_code(exc, path)
-        verdict = {EXIT_TRUNCATED: "truncated", EXIT_INVALID: "invalid"}.get(code, "error")
-        return _Row(str(path), verdict, None, None, str(exc), code)
-    origin = check_origin(result.origin, trusted, is_sealed_name(path))
-    error = "" if result.error is None else str(result.error)
-    verdict, error, code = origin.apply(str(result.verdict), error, exit_code(result.verdict))
-    return _Row(
-        str(path), verdict, result.audio_seconds, result.segments, error, code, origin.label
-    )
-
-
-def _print_table(rows: list[_Row], origin_checked: bool) -> None:
-    table = [("FILE", "VERDICT", "SECONDS", "SEGMENTS", "ORIGIN", "ERROR")]
-    for r in rows:
-        seconds = "-" if r.seconds is None else f"{r.seconds:.1f}"
-        segments = "-" if r.segments is None else str(r.segments)
-        row = (escape(r.file), r.verdict, seconds, segments, r.origin, escape(r.error))
-        table.append(row)
-    widths = [max(len(line[i]) for line in table) for i in range(5)]
-    for line in table:
-        cells = [
-            line[i].ljust(widths[i]) if i != 2 else line[i].rjust(widths[i]) for i in range(5)
-        ]
-        print("  ".join([*cells, line[5]]).rstrip())
-    if not origin_checked:
-        print(ORIGIN_NOT_CHECKED)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-    print(f"{len(rows)} file{'s' if len(rows) != 1 else ''}: {summary}")
 
 
 # --- inspect ------------------------------------------------------------------------
@@ -339,11 +319,11 @@ def _inspect_info(
 
     sealed = is_sealed_name(path)
     if not keys:
-        parsed, origin = origin_of(_existing(path))
+        parsed, origin = origin_of(existing_file(path))
         info = {"file": str(path), **_header_dict(parsed.header)}
         code = 0 if origin.error is None else exit_code(judge(origin.error, sealed))
     else:
-        with RecordingReader(_existing(path), keys) as reader:
+        with RecordingReader(existing_file(path), keys) as reader:
             info = {"file": str(path), **_header_dict(reader.header)}
             records = [f.record for f in reader.frames() if isinstance(f, MetadataFrame)]
             info["verdict"] = str(reader.verdict)
@@ -389,7 +369,7 @@ def _export_tink(args: argparse.Namespace) -> int:
     path = Path(args.file)
     keys = load_private_keys(args.key, args)
     try:
-        export = export_tink(_existing(path), keys)
+        export = export_tink(existing_file(path), keys)
     except FormatError as exc:
         return _report("export-tink", path, exc)
     out = private_dir(Path(args.out))

@@ -33,7 +33,6 @@ from callrec.cli.common import (
     warn,
     worst,
 )
-from callrec.clock import iso_utc
 from callrec.errors import CallrecError, FormatError
 from callrec.spool import SEALED_SUFFIX, file_sha256, os_reason
 
@@ -70,7 +69,6 @@ class _Sealed:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "seal",
-        help="encrypt existing plaintext recordings into .crec files",
         description="Seal WAV/FLAC/OGG (any file libsndfile reads; stored as 16-bit PCM "
         "at its own rate and channel count) and raw Asterisk files (.ulaw/.alaw: 8 kHz "
         "G.711, kept as it is; .sln: 8 kHz and .sln16: 16 kHz 16-bit little-endian) into "
@@ -155,6 +153,7 @@ def seal_file(
 ) -> _Sealed:
     """Seal one plaintext recording into ``directory/<stem>.crec``, signed by ``signer``."""
     from callrec.audio import read_audio_blocks
+    from callrec.clock import iso_utc
     from callrec.recording import Codec, RecordingWriter
 
     final = directory / f"{src.stem}{SEALED_SUFFIX}"

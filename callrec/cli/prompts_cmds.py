@@ -1,4 +1,8 @@
-"""``callrec prompts add | list | check``: announcements in the Asterisk sounds tree."""
+"""``callrec prompts add | list | check``: announcements in the Asterisk sounds tree.
+
+Registering these parsers imports no audio library: the converter (numpy,
+soxr, pyloudnorm, scipy) loads only when ``prompts add`` runs.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,21 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from callrec.cli.common import EXIT_ERROR, EXIT_OK
-from callrec.config import PromptsConfig
-from callrec.prompts.check import missing_prompts, read_prompts_config
-from callrec.prompts.convert import (
+from callrec.cli.common import (
+    CONFIG_DEFAULT,
+    EXIT_ERROR,
+    EXIT_OK,
+    add_config_option,
+    config_file,
+    config_file_if_any,
+)
+from callrec.prompts.defaults import (
     CEILING_DBFS,
     DEFAULT_MAX_SECONDS,
     DEFAULT_TARGET_LUFS,
     TRIM_THRESHOLD_DB,
-    PromptAudio,
-    Target,
-    convert_file,
 )
 from callrec.prompts.names import (
     DEFAULT_SOUNDS_DIR,
@@ -27,7 +34,11 @@ from callrec.prompts.names import (
     check_language,
     check_name,
 )
-from callrec.prompts.store import InstalledPrompt, PromptEntry, install, list_prompts
+
+if TYPE_CHECKING:
+    from callrec.config import PromptsConfig
+    from callrec.prompts.convert import PromptAudio
+    from callrec.prompts.store import InstalledPrompt, PromptEntry
 
 
 def _finite(text: str) -> float:
@@ -42,7 +53,12 @@ def _finite(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("prompts", help="install, list and check announcement prompts")
+    parser = sub.add_parser(
+        "prompts",
+        description="Announcement prompts in Asterisk's sounds tree: add converts an audio "
+        "file and installs it in every format, list shows what is installed, check finds "
+        "what the config names but is missing.",
+    )
     cmds = parser.add_subparsers(dest="prompts_command", metavar="ACTION")
     cmds.required = True
     _register_add(cmds)
@@ -50,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _sounds_args(listing)
     listing.set_defaults(func=cmd_list)
     check = cmds.add_parser("check", help="every prompt the config names exists everywhere")
-    check.add_argument("--config", type=Path, required=True, metavar="FILE", help="callrec.toml")
+    add_config_option(check)
     check.add_argument(
         "--sounds-dir", type=Path, metavar="DIR", help="instead of the config's sounds_dir"
     )
@@ -99,7 +115,10 @@ def _sounds_args(parser: argparse.ArgumentParser) -> None:
         "--sounds-dir", type=Path, metavar="DIR", help=f"default {DEFAULT_SOUNDS_DIR}"
     )
     where.add_argument(
-        "--config", type=Path, metavar="FILE", help="take prompts.sounds_dir from callrec.toml"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"take prompts.sounds_dir from callrec.toml ({CONFIG_DEFAULT}, if it exists)",
     )
 
 
@@ -115,24 +134,36 @@ def _arg(check: Callable[[str], str]) -> Callable[[str], str]:
     return convert
 
 
-def _sounds_dir(args: argparse.Namespace, config: PromptsConfig | None = None) -> Path:
-    """--sounds-dir, else the config's (``config`` if already read), else the default."""
+def _sounds_dir(args: argparse.Namespace, config: PromptsConfig | None) -> Path:
+    """--sounds-dir, else the config's, else the default."""
     if args.sounds_dir is not None:
         return Path(args.sounds_dir)
-    if args.config is not None:
-        return (config or read_prompts_config(args.config)).sounds_dir
+    if config is not None:
+        return config.sounds_dir
     return DEFAULT_SOUNDS_DIR
 
 
+def _prompts_config(args: argparse.Namespace) -> tuple[Path, PromptsConfig] | None:
+    """The config whose sounds_dir ``add`` and ``list`` use, unless --sounds-dir is given."""
+    from callrec.prompts.check import read_prompts_config
+
+    path = None if args.sounds_dir is not None else config_file_if_any(args.config)
+    return None if path is None else (path, read_prompts_config(path))
+
+
 def cmd_add(args: argparse.Namespace) -> int:
+    from callrec.prompts.convert import Target, convert_file
+    from callrec.prompts.store import install
+
     target = Target(lufs=args.target_lufs, rms_dbfs=args.rms_dbfs)
     if args.max_seconds <= 0:
         raise PromptError(f"--max-seconds must be positive, not {args.max_seconds:g}")
     audio = convert_file(args.file, target, args.max_seconds)
-    config = None if args.config is None else read_prompts_config(args.config)
-    if config is not None and args.lang not in config.languages:
+    found = _prompts_config(args)
+    config = None if found is None else found[1]
+    if found is not None and args.lang not in found[1].languages:
         print(
-            f"warning: {args.lang} is not in prompts.languages of {args.config}: "
+            f"warning: {args.lang} is not in prompts.languages of {found[0]}: "
             "no caller hears this prompt until it is added",
             file=sys.stderr,
         )
@@ -162,7 +193,10 @@ def _describe(installed: InstalledPrompt, audio: PromptAudio) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    entries = list_prompts(_sounds_dir(args))
+    from callrec.prompts.store import list_prompts
+
+    found = _prompts_config(args)
+    entries = list_prompts(_sounds_dir(args, None if found is None else found[1]))
     if not entries:
         print("no callrec prompts found")
     lang = None
@@ -182,7 +216,9 @@ def _list_line(entry: PromptEntry) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    prompts = read_prompts_config(args.config)
+    from callrec.prompts.check import missing_prompts, read_prompts_config
+
+    prompts = read_prompts_config(config_file(args.config))
     root = args.sounds_dir if args.sounds_dir is not None else prompts.sounds_dir
     missing = missing_prompts(prompts, root)
     for m in missing:

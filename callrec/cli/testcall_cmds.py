@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callrec.cli.common import (
+    CONFIG_DEFAULT,
     EXIT_ERROR,
     EXIT_OK,
     CliError,
     add_key_options,
+    config_file_if_any,
     load_private_keys,
     read_passphrase_file,
 )
@@ -27,7 +28,6 @@ PASSWORD_ENV = "CALLREC_TEST_SIP_PASSWORD"  # noqa: S105 (a variable name)
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "testcall",
-        help="place scripted SIP test calls with sipp and check what was recorded",
         description=(
             "Places test calls with sipp (Debian package sip-tester; needs root or "
             "CAP_NET_RAW to play the caller's audio), then finds each call's audit line "
@@ -38,7 +38,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--target", metavar="HOST:PORT", help="the PBX's SIP address")
     p.add_argument("--exten", default="100", help="the extension to dial (default 100)")
-    p.add_argument("--config", metavar="FILE", help="callrec.toml: spool, audit log, timing")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"callrec.toml: spool, audit log, timing ({CONFIG_DEFAULT}, if it exists)",
+    )
     p.add_argument("--spool", metavar="DIR", help="the recorder's spool (default: config)")
     p.add_argument("--audit", metavar="FILE", help="the audit log (default: config)")
     add_key_options(p, required=False)
@@ -65,8 +69,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _testcall(args: argparse.Namespace) -> int:
+    import asyncio
+
     from callrec.testcall.options import config_for, load_options, scenarios_for
 
+    args.config = config_file_if_any(args.config)
     cfg = config_for(args)
     scenarios = scenarios_for(args, cfg)
     if args.list:

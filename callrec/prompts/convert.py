@@ -1,6 +1,7 @@
 """Turn an admin's audio file into telephone-ready prompt audio.
 
-Pipeline, in this order (each step has its constant below):
+Pipeline, in this order (each step has its constant below or, when the
+CLI's help names it, in :mod:`callrec.prompts.defaults`):
 
 1. read: anything ``soundfile`` reads (WAV, FLAC, OGG, ... any rate, any
    channel count) or a raw Asterisk file (``.ulaw``, ``.alaw``, ``.sln16``);
@@ -36,23 +37,22 @@ import soxr
 
 from callrec.audio import decode_payload, read_audio_blocks
 from callrec.errors import AudioFileError
+from callrec.prompts.defaults import (
+    CEILING_DBFS,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_TARGET_LUFS,
+    TRIM_THRESHOLD_DB,
+)
 
 FloatArray = npt.NDArray[np.float64]
 Int16Array = npt.NDArray[np.int16]
 
 RATE_WIDE = 16000
 RATE_NARROW = 8000
-# -20 LUFS: speech prompts sit a little above broadcast level (-23) because
-# phones have no volume headroom to spare. The shipped espeak prompts at
-# -20 LUFS peak near -1 dBFS: the limiter touches a few peaks at most.
-DEFAULT_TARGET_LUFS = -20.0
-DEFAULT_MAX_SECONDS = 60.0
 RAW_SLACK_S = 30.0
 SILENCE_FLOOR_DBFS = -60.0
-TRIM_THRESHOLD_DB = -40.0
 TRIM_PAD_S = 0.05
 FADE_S = 0.005
-CEILING_DBFS = -1.0
 LIMITER_HALF_WINDOW_S = 0.005
 # pyloudnorm measures in 400 ms gating blocks and needs at least one.
 MIN_LUFS_SECONDS = 0.4
