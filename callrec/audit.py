@@ -32,7 +32,8 @@ key                 value
                     caller pseudonym, dialled number, language, prompt id and
                     SHA-256, timestamps, digits, policy, software version
 ``durations``       seconds: ``call``, ``recording``, ``audio`` (recovered),
-                    ``gaps`` (audio lost in the network)
+                    ``gaps`` (audio lost in the network), ``seal`` (from the
+                    recording's end to its file sealed)
 ``packets``         RTP counters: ``received``, ``lost``, ``duplicated``,
                     ``reordered``, ``foreign`` (dropped: wrong source)
 ``segments``        number of segments written, final one included
@@ -82,7 +83,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,8 @@ class AuditLog:
         self.recipients = list(recipients)
         self.signer = signer
         self._clock = clock
+        # Called with each line once it is on disk (the metrics count calls from them).
+        self.listeners: list[Callable[[Mapping[str, Any]], None]] = []
 
     def append(
         self, record: Mapping[str, Any], personal: Mapping[str, str] | None = None
@@ -202,6 +205,11 @@ class AuditLog:
         # so the digest the next line names is the one a verifier computes.
         line = json.loads(encode_line(line))
         self._write(line)
+        for listener in self.listeners:
+            try:
+                listener(line)
+            except Exception:  # the line is written: a listener's bug must not fail the call
+                logger.exception("audit listener %r failed", listener)
         return line
 
     def _write(self, line: dict[str, Any]) -> None:

@@ -97,6 +97,7 @@ class TapResult:
     reason: str
     sample_rate: int
     unsealed: Path | None = None
+    seal_seconds: float | None = None  # from stop() to the file sealed
 
     def audit_outcome(self, event: str, reason: str | None) -> tuple[str, str | None]:
         """The audit line's event and reason given this recording's end.
@@ -131,6 +132,8 @@ class TapResult:
         }
         if self.seal is not None:
             durations["audio"] = float(self.seal.audio_seconds)
+            if self.seal_seconds is not None:
+                durations["seal"] = self.seal_seconds
             fields.update(
                 path=str(self.seal.path),
                 segments=self.seal.segments,
@@ -488,7 +491,8 @@ class RecordingTap:
         self._log.info(
             "recording %s sealed (%s, %.2f s audio)", seal.recording_id, reason, seal.audio_seconds
         )
-        return TapResult(seal.recording_id, seal, stats, reason, self._rate)
+        sealed = max(0.0, self._clock.wall() - ended)
+        return TapResult(seal.recording_id, seal, stats, reason, self._rate, seal_seconds=sealed)
 
 
 def _reason(exc: BaseException) -> str:

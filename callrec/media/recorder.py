@@ -138,6 +138,11 @@ class MediaRecorder:
         return self._sync_interval
 
     @property
+    def syncer(self) -> FileSyncer[RtpStream] | None:
+        """The thread syncing the recordings while started (None: writers sync themselves)."""
+        return self._syncer
+
+    @property
     def external_host(self) -> str:
         host, port = self.address
         return f"{host}:{port}"

@@ -15,6 +15,7 @@ import ctypes
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Generic, TypeVar, cast
@@ -53,6 +54,8 @@ class FileSyncer(Generic[K]):
         self._fds: dict[K, tuple[int, int]] = {}  # key -> (fd, st_dev)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # Called (from the thread) with the seconds each file system's sync took.
+        self.on_synced: Callable[[float], None] | None = None
         self._thread = threading.Thread(target=self._run, name="callrec-fsync", daemon=True)
         self._thread.start()
 
@@ -80,8 +83,11 @@ class FileSyncer(Generic[K]):
         for key, (fd, dev) in items:
             by_dev.setdefault(dev, []).append((key, fd))
         for group in by_dev.values():
+            began = time.monotonic()
             if _SYNCFS is None or _SYNCFS(group[0][1]) != 0:
                 self._fsync_each(group)
+            if self.on_synced is not None:
+                self.on_synced(time.monotonic() - began)
 
     def _fsync_each(self, group: list[tuple[K, int]]) -> None:
         for key, fd in group:
