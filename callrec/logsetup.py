@@ -51,8 +51,13 @@ class JournalFormatter(logging.Formatter):
         super().__init__(JOURNAL_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
-        prefix = f"<{syslog_priority(record.levelno)}>"
-        return "\n".join(prefix + line for line in super().format(record).splitlines())
+        return with_priority(super().format(record), record.levelno)
+
+
+def with_priority(text: str, levelno: int) -> str:
+    """Each line of ``text`` prefixed ``<N>``, the syslog priority of ``levelno``."""
+    prefix = f"<{syslog_priority(levelno)}>"
+    return "\n".join(prefix + line for line in text.splitlines())
 
 
 def to_journal(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
@@ -66,6 +71,16 @@ def to_journal(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool
     except (OSError, ValueError):  # no file descriptor (a test's StringIO), or closed
         return False
     return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+def print_error(text: str, stream: TextIO | None = None) -> None:
+    """A command's last word on why it failed (``callrec serve: config ...``), on stderr.
+
+    Not a log record, but under systemd it is the line an admin looks for
+    with ``journalctl -p err``, so it carries the ERROR priority there too.
+    """
+    out = sys.stderr if stream is None else stream
+    print(with_priority(text, logging.ERROR) if to_journal(out) else text, file=out)
 
 
 def setup_logging(level: int, stream: TextIO | None = None) -> None:

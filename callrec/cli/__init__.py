@@ -125,14 +125,13 @@ def _chosen_command(argv: Sequence[str] | None) -> str:
     return command
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of ``command`` (None: of every command), registered by its module."""
+def build_parser(command: str) -> argparse.ArgumentParser:
+    """The real parser for ``command``: the main options and what its module registers."""
     parser = _main_parser()
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
-    sub.required = True
-    wanted = COMMANDS if command is None else {command: COMMANDS[command]}
-    for module in dict.fromkeys(module for module, _ in wanted.values()):
-        importlib.import_module(f"callrec.cli.{module}").register(sub)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
+    importlib.import_module(f"callrec.cli.{COMMANDS[command][0]}").register(sub)
     return parser
 
 
@@ -156,14 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from callrec.cli.common import EXIT_ERROR, Handler
     from callrec.errors import CallrecError
-    from callrec.logsetup import setup_logging, verbosity_level
+    from callrec.logsetup import print_error, setup_logging, verbosity_level
 
     setup_logging(verbosity_level(args.verbose, args.quiet))
     handler: Handler = args.func
     try:
         return handler(args)
     except CallrecError as exc:
-        print(f"callrec {args.command}: {exc}", file=sys.stderr)
+        print_error(f"callrec {args.command}: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -13,7 +13,7 @@ import secrets
 import socket
 import sys
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,9 +198,13 @@ def notify_socket() -> Iterator[NotifySocket]:
 
 
 async def serve(
-    rig: Rig, notified: NotifySocket, preexec_fn: Callable[[], None] | None = None
+    rig: Rig,
+    notified: NotifySocket,
+    preexec_fn: Callable[[], None] | None = None,
+    *,
+    args: Sequence[str] = (),
 ) -> Process:
-    """``callrec serve`` as a child process, once it has told systemd ``READY=1``.
+    """``callrec serve ARGS`` as a child process, once it has told systemd ``READY=1``.
 
     Its log goes to ``<out>/serve.log`` (a pipe nobody reads would fill up).
     """
@@ -213,6 +217,7 @@ async def serve(
             "serve",
             "--config",
             str(rig.config_path),
+            *args,
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,75 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> Run:
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return Run(code, captured.out, captured.err)
+
+
+_SPY = """\
+# Written by the callrec tests: on exit, list every module this process imported.
+import atexit, os, sys
+
+def _report():
+    with open(os.environ["CALLREC_TEST_MODULES"], "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+
+atexit.register(_report)
+"""
+
+
+@dataclass(frozen=True)
+class ModuleSpy:
+    """Makes a child Python write the names of the modules it imported when it exits.
+
+    ``site`` imports a ``sitecustomize`` module found on ``$PYTHONPATH`` at
+    start-up; this one registers the report. Unlike ``-X importtime`` it
+    also sees modules loaded with ``importlib.import_module``.
+    """
+
+    folder: Path
+
+    @classmethod
+    def install(cls, folder: Path) -> ModuleSpy:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sitecustomize.py").write_text(_SPY)
+        return cls(folder)
+
+    @property
+    def env(self) -> dict[str, str]:
+        path = os.pathsep.join(filter(None, [str(self.folder), os.environ.get("PYTHONPATH")]))
+        return {"PYTHONPATH": path, "CALLREC_TEST_MODULES": str(self.folder / "modules.txt")}
+
+    def modules(self) -> frozenset[str]:
+        return frozenset((self.folder / "modules.txt").read_text().split())
+
+
+def loaded(modules: frozenset[str], package: str) -> bool:
+    """Whether ``package`` or any module in it is among ``modules``."""
+    return any(m == package or m.startswith(package + ".") for m in modules)
+
+
+@dataclass(frozen=True)
+class Child:
+    """``callrec`` run in a fresh interpreter: exit code, output, the modules it imported."""
+
+    code: int
+    out: str
+    err: str
+    modules: frozenset[str]
+
+    def loaded(self, package: str) -> bool:
+        return loaded(self.modules, package)
+
+
+def run_child(spy: ModuleSpy, *argv: str | Path, env: Mapping[str, str] | None = None) -> Child:
+    """``python -m callrec ARGV`` in a fresh interpreter, watched by ``spy``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "callrec", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **spy.env, **(env or {})},
+    )
+    return Child(proc.returncode, proc.stdout, proc.stderr, spy.modules())
 
 
 @dataclass(frozen=True)
