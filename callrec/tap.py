@@ -245,13 +245,10 @@ class RecordingTap:
         """Start recording ``channel_id``; returns the recording id.
 
         Fills the evidence's tap channels and recording start time, then
-        writes it as the first metadata frame (:meth:`stop` fills the end
-        time). A continuation (the call's recording before was cut by a
-        recorder crash or stop) carries ``continues`` in that frame: the
-        call and the recording it continues. Raises
+        writes it as the first metadata frame, with ``continues`` (the call
+        and the recording a crash or stop cut) for a continuation. Raises
         :class:`RecordingUnavailable` (with the reason) when the spool, the
-        keys or the PBX refuse; the caller applies the failure policy, and
-        the evidence then names no recording start.
+        keys or the PBX refuse; the caller applies the failure policy.
         """
         self._evidence = evidence
         evidence.channels.update(snoop=self.snoop_id, external_media=self.media_id)
