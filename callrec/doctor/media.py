@@ -122,8 +122,8 @@ async def check_media(config: Config, settings: MediaSettings) -> CheckResult:
     finally:
         left = await _remove(client, made)
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        # Its CancelledError comes back as a result; the caller's own would not.
+        await asyncio.gather(reader, return_exceptions=True)
         await client.close()
         transport.close()
     if left:

@@ -524,6 +524,33 @@ async def _wait_listening(port: int) -> None:
     raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def test_a_missing_config_fails_and_skips_every_other_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nope.toml"
+    monkeypatch.setenv("CALLREC_CONFIG", str(missing))  # the default without --config
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"callrec doctor: {missing}"
+    assert out[1] == f"FAIL  config         {missing}: 1 problem(s)"
+    assert "(file): file does not exist (hint: copy config/callrec.toml and edit it)" in out[2]
+    skipped = [line.split()[1] for line in out if line.startswith("skip ")]
+    assert skipped == [str(n) for n in CheckName if n is not CheckName.CONFIG]
+    assert out[-1] == f"NOT all checks passed (1 FAIL, {len(CheckName) - 1} skip)"
+
+
+def test_min_free_takes_sizes_an_admin_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    from callrec.cli.doctor_cmds import size
+
+    assert [size(t) for t in ("1024", "500M", "2G", "1GiB")] == [1024, 500 << 20, 2 << 30, 1 << 30]
+    with pytest.raises(SystemExit) as exited:
+        main(["doctor", "--min-free", "lots"])
+    assert exited.value.code == 2
+    assert "argument --min-free: not a size: 'lots' (e.g. 500M, 1G, 2147483648)" in (
+        capsys.readouterr().err
+    )
+
+
 # --- what the simulator answers, as the real PBX does -----------------------------
 
 
