@@ -66,37 +66,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-_VERBOSE_HELP = "more log output (-vv: debug)"
-_QUIET_HELP = "log errors only"
+# -v and -q, the same in the main parser and (counted apart) in each command's.
+_LEVEL_OPTIONS = (
+    ("-v", "--verbose", "more log output (-vv: debug)"),
+    ("-q", "--quiet", "log errors only"),
+)
+_AFTER = "_after"
 
 
 class _CommandParser(argparse.ArgumentParser):
     """A subcommand's parser: it takes ``-v``/``-q`` too (``callrec verify -v F``).
 
-    They count into their own names: a subcommand's namespace replaces the
-    values the main parser set, so sharing ``verbose`` would drop a ``-v``
-    given before the subcommand. SUPPRESS leaves them unset when not given,
-    so a nested subcommand (``prompts add``) keeps what its parent saw.
+    They count into names of their own (``verbose_after``): a subcommand's
+    namespace replaces the values the main parser set, so sharing
+    ``verbose`` would drop a ``-v`` given before the subcommand. SUPPRESS
+    leaves them unset when not given, so a nested subcommand (``prompts
+    add``) keeps what its parent saw.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.add_argument(
-            "-v",
-            "--verbose",
-            action="count",
-            dest="verbose_after",
-            default=argparse.SUPPRESS,
-            help=_VERBOSE_HELP,
-        )
-        self.add_argument(
-            "-q",
-            "--quiet",
-            action="count",
-            dest="quiet_after",
-            default=argparse.SUPPRESS,
-            help=_QUIET_HELP,
-        )
+        for short, long, help_text in _LEVEL_OPTIONS:
+            self.add_argument(
+                short,
+                long,
+                action="count",
+                dest=long.removeprefix("--") + _AFTER,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
 
 
 def _main_parser() -> argparse.ArgumentParser:
@@ -106,8 +104,8 @@ def _main_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 complete, 3 truncated, 4 invalid, 2 usage, 1 other errors",
     )
     parser.add_argument("--version", action="version", version=f"callrec {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help=_VERBOSE_HELP)
-    parser.add_argument("-q", "--quiet", action="count", default=0, help=_QUIET_HELP)
+    for short, long, help_text in _LEVEL_OPTIONS:
+        parser.add_argument(short, long, action="count", default=0, help=help_text)
     return parser
 
 
@@ -137,8 +135,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 def _verbosity(args: argparse.Namespace) -> tuple[int, int]:
     """(-v count, -q count), before and after the subcommand together."""
-    verbose = args.verbose + getattr(args, "verbose_after", 0)
-    quiet = args.quiet + getattr(args, "quiet_after", 0)
+    verbose = args.verbose + getattr(args, "verbose" + _AFTER, 0)
+    quiet = args.quiet + getattr(args, "quiet" + _AFTER, 0)
     return verbose, quiet
 
 

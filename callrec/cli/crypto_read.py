@@ -177,20 +177,24 @@ class _Job:
 
 
 def _jobs(inputs: list[Input], output: str | None) -> list[_Job]:
-    if output is None:
-        return [_Job(item, item.path.with_name(_wav_name(item.path))) for item in inputs]
-    out = Path(output)
-    single = len(inputs) == 1 and inputs[0].root is None
-    if single and not out.is_dir() and not output.endswith("/"):
-        return [_Job(inputs[0], out)]
-    private_dir(out)
+    """Each input with its output; one whose output an earlier input writes is marked."""
     first: dict[Path, Path] = {}
     jobs = []
-    for item in inputs:
-        dst = out / _mirrored(item)
+    for item, dst in zip(inputs, _outputs(inputs, output), strict=True):
         jobs.append(_Job(item, dst, first.get(dst)))
         first.setdefault(dst, item.path)
     return jobs
+
+
+def _outputs(inputs: list[Input], output: str | None) -> list[Path]:
+    if output is None:
+        return [item.path.with_name(_wav_name(item.path)) for item in inputs]
+    out = Path(output)
+    single = len(inputs) == 1 and inputs[0].root is None
+    if single and not out.is_dir() and not output.endswith("/"):
+        return [out]
+    private_dir(out)
+    return [out / _mirrored(item) for item in inputs]
 
 
 def _wav_name(src: Path) -> str:

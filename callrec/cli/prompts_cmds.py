@@ -143,12 +143,15 @@ def _sounds_dir(args: argparse.Namespace, config: PromptsConfig | None) -> Path:
     return DEFAULT_SOUNDS_DIR
 
 
-def _prompts_config(args: argparse.Namespace) -> tuple[Path, PromptsConfig] | None:
-    """The config whose sounds_dir ``add`` and ``list`` use, unless --sounds-dir is given."""
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """The config whose sounds_dir ``add`` and ``list`` use; none with --sounds-dir."""
+    return None if args.sounds_dir is not None else config_file_if_any(args.config)
+
+
+def _read_prompts(path: Path | None) -> PromptsConfig | None:
     from callrec.prompts.check import read_prompts_config
 
-    path = None if args.sounds_dir is not None else config_file_if_any(args.config)
-    return None if path is None else (path, read_prompts_config(path))
+    return None if path is None else read_prompts_config(path)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -159,11 +162,11 @@ def cmd_add(args: argparse.Namespace) -> int:
     if args.max_seconds <= 0:
         raise PromptError(f"--max-seconds must be positive, not {args.max_seconds:g}")
     audio = convert_file(args.file, target, args.max_seconds)
-    found = _prompts_config(args)
-    config = None if found is None else found[1]
-    if found is not None and args.lang not in found[1].languages:
+    path = _config_path(args)
+    config = _read_prompts(path)
+    if config is not None and args.lang not in config.languages:
         print(
-            f"warning: {args.lang} is not in prompts.languages of {found[0]}: "
+            f"warning: {args.lang} is not in prompts.languages of {path}: "
             "no caller hears this prompt until it is added",
             file=sys.stderr,
         )
@@ -195,8 +198,7 @@ def _describe(installed: InstalledPrompt, audio: PromptAudio) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from callrec.prompts.store import list_prompts
 
-    found = _prompts_config(args)
-    entries = list_prompts(_sounds_dir(args, None if found is None else found[1]))
+    entries = list_prompts(_sounds_dir(args, _read_prompts(_config_path(args))))
     if not entries:
         print("no callrec prompts found")
     lang = None

@@ -175,6 +175,12 @@ def test_two_recordings_that_would_write_one_file_leave_the_second_undone(
     assert f"{second}: its output {out / 'x.wav'} is {first}'s: nothing written" in result.err
     audio, _ = sf.read(str(out / "x.wav"), dtype="int16")
     assert len(audio) == 8000
+    # Named one by one, beside themselves, even --force does not let the second win.
+    result = run(capsys, "decrypt", first, second, "--force", "--key", keys.key)
+    assert result.code == 1
+    assert f"its output {folder / 'x.wav'} is {first}'s: nothing written" in result.err
+    audio, _ = sf.read(str(folder / "x.wav"), dtype="int16")
+    assert len(audio) == 8000
 
 
 def test_decrypt_of_a_folder_needs_an_output_folder(
