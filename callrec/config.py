@@ -29,6 +29,7 @@ from callrec.config_checks import (
     bool_value,
     digit_value,
     dotted,
+    host_port,
     is_host,
     kind_of,
     language_value,
@@ -52,6 +53,7 @@ from callrec.config_model import (
     Destination,
     LoggingConfig,
     LogLevel,
+    MetricsConfig,
     PrivacyConfig,
     PromptKind,
     PromptNames,
@@ -80,6 +82,7 @@ __all__ = [
     "Destination",
     "LogLevel",
     "LoggingConfig",
+    "MetricsConfig",
     "PrivacyConfig",
     "PromptKind",
     "PromptNames",
@@ -115,6 +118,7 @@ SECTIONS: tuple[str, ...] = (
     "destinations",
     "agi",
     "logging",
+    "metrics",
 )
 
 
@@ -186,6 +190,7 @@ def _load(
         "destinations": lambda t: _destinations(r, t),
         "agi": lambda t: _agi(r, t),
         "logging": lambda t: _logging(r, t),
+        "metrics": lambda t: _metrics(r, t),
     }
     parts: dict[str, Any] = {
         name: builders[name](r.table(data, name)) for name in SECTIONS if name in sections
@@ -424,14 +429,12 @@ def _agi(r: Reader, t: dict[str, Any]) -> AgiConfig:
     r.unknown(t, ("listen", "record_after_consent", "read_timeout"), "agi")
     d = AgiConfig()
     listen = r.take(t, ("agi", "listen"), f"{d.host}:{d.port}", string_value)
-    m = re.match(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$", listen)
-    host, port = d.host, d.port
-    if m is None or int(m.group(3)) > 65535 or not is_host(m.group(1) or m.group(2)):
+    where = host_port(listen)
+    if where is None:
         r.problem(
             "agi.listen", f"must be host:port, not {listen!r}", "e.g. 127.0.0.1:4573 or [::1]:4573"
         )
-    else:
-        host, port = m.group(1) or m.group(2), int(m.group(3))
+    host, port = where or (d.host, d.port)
     record = r.take(t, ("agi", "record_after_consent"), d.record_after_consent, bool_value)
     timeout = r.take(t, ("agi", "read_timeout"), d.read_timeout, number_value(0.0, above=True))
     return AgiConfig(host=host, port=port, record_after_consent=record, read_timeout=timeout)
@@ -448,3 +451,19 @@ def _logging(r: Reader, t: dict[str, Any]) -> LoggingConfig:
         )
         level = "INFO"
     return LoggingConfig(level=cast(LogLevel, level))
+
+
+def _metrics(r: Reader, t: dict[str, Any]) -> MetricsConfig:
+    r.unknown(t, ("listen",), "metrics")
+    listen = r.take(t, ("metrics", "listen"), "", string_or_empty)
+    if not listen:
+        return MetricsConfig()
+    where = host_port(listen)
+    if where is None:
+        r.problem(
+            "metrics.listen",
+            f"must be host:port or empty, not {safe(listen, 60)!r}",
+            'e.g. 127.0.0.1:9464; "" serves no metrics',
+        )
+        return MetricsConfig()
+    return MetricsConfig(*where)

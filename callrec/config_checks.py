@@ -27,6 +27,7 @@ from callrec.user_files import describe
 DIGITS = frozenset("0123456789*#")
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_HOST_PORT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$")
 _SIGNING_HINT = "create it with `callrec keygen --signing --out DIR --name NAME`"
 _PSEUDONYM_HINT = "create one with: head -c32 /dev/urandom > FILE && chmod 600 FILE"
 # Linux limits: a whole path (NUL included) and one name in it, in bytes.
@@ -233,6 +234,14 @@ def is_host(host: str) -> bool:
     except ValueError:
         return bool(_HOST.match(host))
     return True
+
+
+def host_port(text: str) -> tuple[str, int] | None:
+    """``host:port`` or ``[v6]:port`` as (host, port), or None when it is neither."""
+    m = _HOST_PORT.match(text)
+    if m is None or int(m.group(3)) > 65535 or not is_host(m.group(1) or m.group(2)):
+        return None
+    return m.group(1) or m.group(2), int(m.group(3))
 
 
 # --- files the config points at ------------------------------------------

@@ -100,6 +100,18 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Where ``callrec serve`` serves Prometheus metrics; no host: not at all."""
+
+    host: str = ""
+    port: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path = Path("callrec.toml")
     ari: AriConfig = AriConfig()
@@ -110,6 +122,7 @@ class Config:
     destinations: Mapping[str, Destination] = field(default_factory=lambda: MappingProxyType({}))
     agi: AgiConfig = AgiConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def ari_password(self) -> str:

@@ -59,11 +59,17 @@ def extra_services(config: Config, app: App) -> list[Service]:
 
     The FastAGI front end (``agi.fastagi.AgiService``, listening on
     ``[agi] listen``) shares the app's services (its ``CallContext``): the app
-    starts it after its own start-up and stops it before its shutdown.
+    starts it after its own start-up and stops it before its shutdown. So
+    does the Prometheus endpoint (``[metrics] listen``, when set).
     """
     from agi.fastagi import AgiService
 
-    return [AgiService(config, lambda: app.ctx)]
+    services: list[Service] = [AgiService(config, lambda: app.ctx)]
+    if config.metrics.enabled:
+        from callrec.metrics import MetricsService
+
+        services.append(MetricsService(config, app))
+    return services
 
 
 def _serve(args: argparse.Namespace) -> int:
