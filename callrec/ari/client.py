@@ -436,9 +436,13 @@ class AriClient:
         Yields :class:`Connected` after each successful handshake and
         :class:`Disconnected` when the socket drops; in between, the parsed
         events. Refused connections, HTTP 503 and abnormal closes are retried
-        with the backoff; a 401 raises :class:`AriAuthError` (retrying a wrong
-        password cannot help), and so does any other handshake refusal, as
-        :class:`AriError` (e.g. 400 for a bad app name).
+        with the backoff, and so is 404: a booting Asterisk answers every /ari
+        request 404 until res_ari is loaded (about 130 ms after ``core restart
+        now`` on Asterisk 22), so a reconnect landing there must not end the
+        recorder; a wrong URL shows up as repeated WARNING lines instead. A 401
+        raises :class:`AriAuthError` (retrying a wrong password cannot help),
+        and so does any other handshake refusal, as :class:`AriError` (e.g.
+        400 for a bad app name).
         """
         delay = self._backoff.initial
         attempt = 0
@@ -479,9 +483,17 @@ class AriClient:
             # str(exc) holds the URL with the api_key: never log or re-raise it.
             if exc.status == 401:
                 raise AriAuthError("GET", "/events", 401, "Authentication required") from None
-            if exc.status != 503:
+            if exc.status == 404:
+                logger.warning(
+                    "ARI events %s: 404 (attempt %d): Asterisk still loading res_ari, "
+                    "or the URL is wrong; retrying",
+                    self.base_url,
+                    attempt,
+                )
+            elif exc.status == 503:
+                logger.info("ARI events %s: 503 (attempt %d), retrying", self.base_url, attempt)
+            else:
                 raise AriError("GET", "/events", exc.status, "websocket refused") from None
-            logger.info("ARI events %s: 503 (attempt %d), retrying", self.base_url, attempt)
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             logger.info(
                 "ARI events %s: %s (attempt %d), retrying",

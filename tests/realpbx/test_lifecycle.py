@@ -85,17 +85,6 @@ async def test_a_pbx_restart_mid_call_seals_the_recording_with_its_reason(
     await wait_until(pbx.up, 60, "Asterisk to boot again")
 
 
-ARI_404 = (
-    "callrec/ari/client.py AriClient._connect: any websocket handshake status but "
-    "401/503 is fatal, so `callrec serve` exits ('ARI GET /events: 404 websocket "
-    "refused'). Asterisk answers 404 (an HTML page) for about 130 ms of every boot, "
-    "between 'connection refused' and '503 Asterisk not booted', while res_ari is "
-    "not yet loaded; a reconnect attempt after `core restart now` that falls into "
-    "that window ends the recorder (trace 07 has none: its attempts missed it)."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ARI_404)
 async def test_the_recorder_reconnects_when_ari_comes_back_and_after_a_restart(
     recorder: Recorder,
 ) -> None:

@@ -83,6 +83,9 @@ from callrec.ari.sim.model import (
 from callrec.ari.sim.websocket import EventSockets
 from callrec.ari.sim.wire import Gate, RequestLogEntry
 
+# How long a booting Asterisk answers /ari with 404 before its 503s (real PBX).
+BOOT_404_WINDOW = 0.13
+
 __all__ = [
     "AriSimulator",
     "CallerScenario",
@@ -210,8 +213,10 @@ class AriSimulator:
 
         Stasis channels get HangupRequest(4, soft) -> StasisEnd; ``drop_after`` s
         later every connection drops without a close frame; for ``downtime``/2 s
-        connections are refused, then for ``downtime``/2 s every request gets
-        503 "Asterisk not booted"; then a fresh boot (ids from .0, no replay).
+        connections are refused, then every request gets 404 (an HTML page:
+        res_ari not loaded yet; about 130 ms on the real PBX) and then 503
+        "Asterisk not booted" for the rest of ``downtime``/2 s; then a fresh
+        boot (ids from .0, no replay).
         """
         self.engine.shutdown()
         await self.flush()
@@ -220,9 +225,13 @@ class AriSimulator:
         if self._site is not None:
             await self._site.stop()
         await asyncio.sleep(downtime / 2)
-        self.gate.booting = True
+        loading = min(BOOT_404_WINDOW, downtime / 4)
+        self.gate.loading = True
         await self._listen()
-        await asyncio.sleep(downtime / 2)
+        await asyncio.sleep(loading)
+        self.gate.loading = False
+        self.gate.booting = True
+        await asyncio.sleep(downtime / 2 - loading)
         self.engine.reset()  # the fresh boot: ids from .0, a new startup time
         self.engine.known_apps = set(self._initial_apps)
         self.gate.booting = False

@@ -248,3 +248,22 @@ async def test_pbx_restart_reconnects_and_shows_the_new_boot(
     assert app.channel_ids == ()
     assert (await client.asterisk_info()).startup_time != before.startup_time
     await events.close()
+
+
+async def test_a_reconnect_into_the_404_of_a_booting_pbx_keeps_trying(
+    sim: AriSimulator, client: AriClient
+) -> None:
+    # Asterisk answers /ari with 404 while res_ari loads (real PBX, after
+    # `core restart now`): a reconnect landing there must not end the recorder.
+    events, caller = await caller_in_stasis(sim, client)
+    mark = len(events.items)
+    sim.gate.loading = True
+    await sim.drop_websockets()
+    await events.wait(lambda i: isinstance(i, ev.Disconnected), after=mark)
+    await sim.wait_for(
+        lambda: any(e[1] == "/ari/events" and e[3] == 404 for e in sim.request_log), timeout=5
+    )
+    sim.gate.loading = False
+    await events.wait(lambda i: isinstance(i, ev.Connected), after=mark)
+    assert [c.id for c in await client.list_channels()] == [caller]
+    await events.close()

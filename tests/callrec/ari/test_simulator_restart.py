@@ -1,4 +1,4 @@
-"""A PBX restart as in trace 07: shutdown hang-ups, abnormal close, refusal, 503, fresh boot."""
+"""A PBX restart as in trace 07: shutdown hang-ups, drop, refusal, 404, 503, fresh boot."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ async def test_restart_like_trace_07() -> None:
             ]
             assert "ChannelDestroyed" not in ari.types_for(em["id"])
             sent = sim.rtp_stats(em["id"]).packets_generated
-        assert phases(outcomes) == ["refused", "503", "200"]
+        assert phases(outcomes) == ["refused", "404", "503", "200"]
         assert sim.rtp_stats(em["id"]).packets_generated == sent  # RTP died with the PBX
         async with RawAri(sim) as again:
             assert await again.call("GET", "/channels") == (200, [])
