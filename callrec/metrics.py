@@ -234,7 +234,7 @@ class _Present(Collector):
         try:
             fs = os.statvfs(self._spool)
         except OSError as exc:  # no sample: an absent series is what alerts look for
-            logger.warning("metrics: spool %s: %s", self._spool, safe(str(exc), 200))
+            logger.debug("metrics: spool %s: %s", self._spool, safe(str(exc), 200))
             return
         yield GaugeMetricFamily(
             "callrec_spool_free_bytes",
