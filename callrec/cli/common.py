@@ -151,7 +151,10 @@ def add_signer_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_signers(paths: Sequence[str] | None) -> frozenset[bytes] | None:
+Trusted = frozenset[bytes] | None  # key ids of the --signer recorders; None: not checked
+
+
+def load_signers(paths: Sequence[str] | None) -> Trusted:
     """Key ids of the trusted recorders, or None without --signer (origin not checked)."""
     if not paths:
         return None

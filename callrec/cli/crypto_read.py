@@ -31,6 +31,7 @@ from callrec.cli.common import (
     Input,
     OriginCheck,
     Progress,
+    Trusted,
     add_key_options,
     add_signer_option,
     check_origin,
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
     from callrec.recording import Header
     from callrec.recording.origin import Origin
-
-Trusted = frozenset[bytes] | None  # key ids of the --signer recorders; None: not checked
 
 _COPY_CHUNK = 1 << 20
 _MIRRORED = (

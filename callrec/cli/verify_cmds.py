@@ -20,6 +20,7 @@ from callrec.cli.common import (
     ORIGIN_NOT_CHECKED,
     Input,
     Progress,
+    Trusted,
     add_key_options,
     add_signer_option,
     check_origin,
@@ -35,8 +36,6 @@ from callrec.errors import CallrecError
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
-
-Trusted = frozenset[bytes] | None  # key ids of the --signer recorders; None: not checked
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

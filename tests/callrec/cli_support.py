@@ -115,6 +115,22 @@ def make_keys(capsys: pytest.CaptureFixture[str], folder: Path, name: str = "cal
     return KeyPair(folder / f"{name}.pub", folder / f"{name}.key")
 
 
+def sealed_recording(
+    folder: Path, name: str, keys: KeyPair, seconds: float = 1.0, seed: int = 1
+) -> Path:
+    """``folder/NAME.crec``: ``seconds`` of speech-like G.711 audio sealed to ``keys``."""
+    from callrec.crypto.keys import PublicKey
+    from callrec.media.g711 import ulaw_encode
+    from callrec.recording import Codec, RecordingWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = RecordingWriter.create(
+        folder, [PublicKey.load(keys.pub)], codec=Codec.ULAW, sample_rate=8000
+    )
+    writer.write_audio(ulaw_encode(speech_like(8000, seconds, seed=seed)))
+    return writer.close(final_path=folder / f"{name}.crec").path
+
+
 def speech_like(rate: int, seconds: float, channels: int = 1, seed: int = 1) -> Int16Array:
     """Noise under a slowly varying loudness contour: full 16-bit range, easy to compare."""
     rng = np.random.default_rng(seed)

@@ -15,11 +15,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from callrec.audio import Int16Array
-from callrec.crypto.keys import PublicKey
 from callrec.media.g711 import ulaw_decode, ulaw_encode
-from callrec.recording import Codec, RecordingWriter
-from tests.callrec.cli_support import CALLREC, KeyPair, make_keys, run, speech_like
+from tests.callrec.cli_support import (
+    CALLREC,
+    KeyPair,
+    make_keys,
+    run,
+    sealed_recording,
+    speech_like,
+)
 
 DAY = Path("2024/05/01")
 
@@ -29,23 +33,14 @@ def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> KeyPair:
     return make_keys(capsys, tmp_path / "keys")
 
 
-def _seal(folder: Path, name: str, keys: KeyPair, samples: Int16Array) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    writer = RecordingWriter.create(
-        folder, [PublicKey.load(keys.pub)], codec=Codec.ULAW, sample_rate=8000
-    )
-    writer.write_audio(ulaw_encode(samples))
-    return writer.close(final_path=folder / f"{name}.crec").path
-
-
 @pytest.fixture
 def spool(tmp_path: Path, keys: KeyPair) -> Path:
     """A spool as the recorder leaves it: two sealed calls, one cut short in incoming/,
     plus things that are no recordings."""
     root = tmp_path / "spool"
-    _seal(root / DAY, "a", keys, speech_like(8000, 1.0, seed=1))
-    _seal(root / DAY, "b", keys, speech_like(8000, 1.5, seed=2))
-    whole = _seal(tmp_path / "scratch", "c", keys, speech_like(8000, 2.0, seed=3))
+    sealed_recording(root / DAY, "a", keys, 1.0, seed=1)
+    sealed_recording(root / DAY, "b", keys, 1.5, seed=2)
+    whole = sealed_recording(tmp_path / "scratch", "c", keys, 2.0, seed=3)
     (root / "incoming").mkdir()
     (root / "incoming" / "c.crec.part").write_bytes(whole.read_bytes()[:-2000])
     (root / "incoming" / ".probe").write_bytes(b"x")
@@ -164,7 +159,7 @@ def test_two_recordings_that_would_write_one_file_leave_the_second_undone(
     tmp_path: Path, keys: KeyPair, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "copy"
-    first = _seal(folder, "x", keys, speech_like(8000, 1.0, seed=4))
+    first = sealed_recording(folder, "x", keys, 1.0, seed=4)
     second = folder / "x.crec.part"
     second.write_bytes(first.read_bytes()[:-500])
     out = tmp_path / "plain"

@@ -18,10 +18,14 @@ from pathlib import Path
 import pytest
 
 from callrec.cli import COMMANDS, main
-from callrec.crypto.keys import PublicKey
-from callrec.media.g711 import ulaw_encode
-from callrec.recording import Codec, RecordingWriter
-from tests.callrec.cli_support import Child, KeyPair, ModuleSpy, make_keys, run_child, speech_like
+from tests.callrec.cli_support import (
+    Child,
+    KeyPair,
+    ModuleSpy,
+    make_keys,
+    run_child,
+    sealed_recording,
+)
 
 CONVERTER = ("scipy", "pyloudnorm")
 # What --help must not wait for: audio and crypto libraries, asyncio, the front ends.
@@ -36,11 +40,7 @@ def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> KeyPair:
 
 @pytest.fixture
 def recording(tmp_path: Path, keys: KeyPair) -> Path:
-    writer = RecordingWriter.create(
-        tmp_path, [PublicKey.load(keys.pub)], codec=Codec.ULAW, sample_rate=8000
-    )
-    writer.write_audio(ulaw_encode(speech_like(8000, 1.0)))
-    return writer.close(final_path=tmp_path / "call.crec").path
+    return sealed_recording(tmp_path, "call", keys)
 
 
 @pytest.fixture

@@ -13,11 +13,8 @@ from pathlib import Path
 import pytest
 
 from callrec.cli.common import CONFIG_ENV, DEFAULT_CONFIG
-from callrec.crypto.keys import PublicKey
 from callrec.logsetup import JournalFormatter
-from callrec.media.g711 import ulaw_encode
-from callrec.recording import Codec, RecordingWriter
-from tests.callrec.cli_support import CALLREC, KeyPair, make_keys, run, speech_like
+from tests.callrec.cli_support import CALLREC, KeyPair, make_keys, run, sealed_recording
 
 
 @pytest.fixture
@@ -28,11 +25,7 @@ def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> KeyPair:
 @pytest.fixture
 def cut(tmp_path: Path, keys: KeyPair) -> Path:
     """A recording a crash cut short: its reader logs the verdict at INFO."""
-    writer = RecordingWriter.create(
-        tmp_path, [PublicKey.load(keys.pub)], codec=Codec.ULAW, sample_rate=8000
-    )
-    writer.write_audio(ulaw_encode(speech_like(8000, 2.0)))
-    data = writer.close(final_path=tmp_path / "whole.crec").path.read_bytes()
+    data = sealed_recording(tmp_path, "whole", keys, 2.0).read_bytes()
     path = tmp_path / "cut.crec.part"
     path.write_bytes(data[:-2000])
     return path
