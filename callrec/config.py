@@ -27,6 +27,7 @@ from urllib.parse import SplitResult, urlsplit
 from callrec.config_checks import (
     Reader,
     bool_value,
+    days_value,
     digit_value,
     dotted,
     host_port,
@@ -48,6 +49,7 @@ from callrec.config_model import (
     PROMPT_KINDS,
     AgiConfig,
     AriConfig,
+    AuditConfig,
     Config,
     ConsentConfig,
     Destination,
@@ -59,6 +61,7 @@ from callrec.config_model import (
     PromptNames,
     PromptsConfig,
     RecordingConfig,
+    RetentionConfig,
 )
 from callrec.consent import ConsentMode, DeclineAction
 from callrec.errors import CallrecError, ConfigError
@@ -76,6 +79,7 @@ __all__ = [
     "SECTIONS",
     "AgiConfig",
     "AriConfig",
+    "AuditConfig",
     "Config",
     "ConfigProblems",
     "ConsentConfig",
@@ -88,6 +92,7 @@ __all__ = [
     "PromptNames",
     "PromptsConfig",
     "RecordingConfig",
+    "RetentionConfig",
     "check_config",
     "load_config",
 ]
@@ -119,6 +124,8 @@ SECTIONS: tuple[str, ...] = (
     "agi",
     "logging",
     "metrics",
+    "audit",
+    "retention",
 )
 
 
@@ -191,6 +198,8 @@ def _load(
         "agi": lambda t: _agi(r, t),
         "logging": lambda t: _logging(r, t),
         "metrics": lambda t: _metrics(r, t),
+        "audit": lambda t: _audit(r, t),
+        "retention": lambda t: _retention(r, t),
     }
     parts: dict[str, Any] = {
         name: builders[name](r.table(data, name)) for name in SECTIONS if name in sections
@@ -467,3 +476,23 @@ def _metrics(r: Reader, t: dict[str, Any]) -> MetricsConfig:
         )
         return MetricsConfig()
     return MetricsConfig(*where)
+
+
+def _audit(r: Reader, t: dict[str, Any]) -> AuditConfig:
+    r.unknown(t, ("access_log",), "audit")
+    raw = r.take(t, ("audit", "access_log"), "", path_text)
+    return AuditConfig(access_log=_optional_path(r, raw))
+
+
+def _retention(r: Reader, t: dict[str, Any]) -> RetentionConfig:
+    r.unknown(t, ("days", "numbers"), "retention")
+    days = r.take(t, ("retention", "days"), RetentionConfig.days, days_value)
+    numbers: dict[str, int] = {}
+    for number, sub in r.table(t, "retention", "numbers").items():
+        where = ("retention", "numbers", number)
+        if not isinstance(sub, dict) or "days" not in sub:
+            r.problem(dotted(*where), "must be a table with days", "e.g. { days = 365 }")
+            continue
+        r.unknown(sub, ("days",), *where)
+        numbers[number] = r.take(sub, (*where, "days"), days, days_value)
+    return RetentionConfig(days=days, numbers=MappingProxyType(numbers))

@@ -150,6 +150,15 @@ def bool_value(value: Any) -> tuple[bool | None, str, str]:
     return None, f"must be true or false, not {kind_of(value)}", "TOML booleans are lower case"
 
 
+def days_value(value: Any) -> tuple[int | None, str, str]:
+    """A whole number of days, at least one (a retention period)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None, f"must be a whole number of days, not {kind_of(value)}", "e.g. 90"
+    if value < 1:
+        return None, f"must be at least 1 day, not {value}", "e.g. 90"
+    return value, "", ""
+
+
 def choice_value(choices: tuple[str, ...]) -> Callable[[Any], tuple[str | None, str, str]]:
     def check(value: Any) -> tuple[str | None, str, str]:
         if isinstance(value, str) and value in choices:
@@ -264,13 +273,19 @@ def check_files(r: Reader, c: Config, sections: Collection[str]) -> None:
         _check_audit_log(r, c.privacy.audit_log)
     if "prompts" in sections:
         _check_prompts(r, c)
+    if "audit" in sections and c.audit.access_log is not None:
+        _check_log_file(r, "audit.access_log", c.audit.access_log)
+
+
+def _check_log_file(r: Reader, key: str, path: Path) -> None:
+    if path.is_dir():
+        r.problem(key, f"{path} is a folder", "name a file inside it")
+    else:
+        _check_folder(r, key, path.parent)
 
 
 def _check_audit_log(r: Reader, audit: Path) -> None:
-    if audit.is_dir():
-        r.problem("privacy.audit_log", f"{audit} is a folder", "name a file inside it")
-    else:
-        _check_folder(r, "privacy.audit_log", audit.parent)
+    _check_log_file(r, "privacy.audit_log", audit)
 
 
 def _check_recipient(r: Reader, key: str, path: Path) -> None:

@@ -112,6 +112,42 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The access log (who decrypted, exported, held, released or deleted what, and why).
+
+    None: ``access.jsonl`` beside ``privacy.audit_log`` (:meth:`Config.access_log`).
+    """
+
+    access_log: Path | None = None
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """How long a recording is kept, and the config key that says so (the tombstone's rule)."""
+
+    days: int
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.days}"
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """``[retention]``: days a recording is kept, with overrides per dialled number."""
+
+    days: int = 90
+    numbers: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def rule_for(self, dialled: str) -> RetentionRule:
+        """The rule that applies to a recording of a call to ``dialled``."""
+        if dialled in self.numbers:
+            quoted = dialled.replace('"', '\\"')
+            return RetentionRule(self.numbers[dialled], f'retention.numbers."{quoted}".days')
+        return RetentionRule(self.days, "retention.days")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path = Path("callrec.toml")
     ari: AriConfig = AriConfig()
@@ -123,6 +159,13 @@ class Config:
     agi: AgiConfig = AgiConfig()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    audit: AuditConfig = AuditConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+    @property
+    def access_log(self) -> Path:
+        """Where access lines go: ``audit.access_log``, else beside the audit log."""
+        return self.audit.access_log or self.privacy.audit_log.parent / "access.jsonl"
 
     @property
     def ari_password(self) -> str:
