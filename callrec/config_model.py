@@ -9,6 +9,7 @@ the loader that calls them.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,23 @@ class RetentionConfig:
         return RetentionRule(self.days, "retention.days")
 
 
+# An embedded database that needs no server; PostgreSQL when recorders share one.
+DEFAULT_CATALOG_URL = "sqlite:///var/lib/callrec/catalog.sqlite3"
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """Where the catalogue of calls and recordings is (:mod:`callrec.catalog`).
+
+    ``recorder_id`` names this recorder's entries in a catalogue several
+    share; it defaults to the host name. The URL may hold a password: kept
+    out of ``repr``.
+    """
+
+    url: str = field(default=DEFAULT_CATALOG_URL, repr=False)
+    recorder_id: str = field(default_factory=socket.gethostname)
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path = Path("callrec.toml")
@@ -159,6 +177,7 @@ class Config:
     agi: AgiConfig = AgiConfig()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()
 
