@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, cast, get_args
 from urllib.parse import SplitResult, urlsplit
 
+from callrec.catalog.settings import read_catalog
 from callrec.config_checks import (
     Reader,
     bool_value,
@@ -124,6 +125,7 @@ SECTIONS: tuple[str, ...] = (
     "agi",
     "logging",
     "metrics",
+    "catalog",
     "audit",
     "retention",
 )
@@ -198,6 +200,7 @@ def _load(
         "agi": lambda t: _agi(r, t),
         "logging": lambda t: _logging(r, t),
         "metrics": lambda t: _metrics(r, t),
+        "catalog": lambda t: read_catalog(r, t),
         "audit": lambda t: _audit(r, t),
         "retention": lambda t: _retention(r, t),
     }
