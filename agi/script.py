@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import io
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,14 +38,13 @@ from agi.protocol import (
 from callrec.audit import AuditLog
 from callrec.clock import SYSTEM_CLOCK
 from callrec.config import Config, load_config
+from callrec.config_path import CONFIG_ENV, DEFAULT_CONFIG, default_config_path
 from callrec.crypto.keys import load_pseudonym_key
 from callrec.errors import AgiHangup, CallrecError
 from callrec.logutil import safe
 
 logger = logging.getLogger("callrec.agi")
 
-CONFIG_ENV = "CALLREC_CONFIG"
-DEFAULT_CONFIG = "/etc/callrec/callrec.toml"
 EXIT_OK = 0
 EXIT_FAILED = 1
 
@@ -137,7 +135,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--config",
         type=Path,
-        default=Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG)),
+        default=default_config_path(),
         help=f"callrec.toml (default: ${CONFIG_ENV} or {DEFAULT_CONFIG})",
     )
     return parser.parse_args(list(argv))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callrec import logutil
+from callrec.config_path import CONFIG_ENV, DEFAULT_CONFIG, default_config_path
 from callrec.errors import CallrecError, FormatError, KeyFileError
 from callrec.spool import PART_SUFFIX, SEALED_SUFFIX, os_reason
 
@@ -257,8 +258,7 @@ def recording_stem(path: Path) -> str:
 
 # --- the config file ----------------------------------------------------------------
 
-CONFIG_ENV = "CALLREC_CONFIG"
-DEFAULT_CONFIG = Path("/etc/callrec/callrec.toml")
+# Where the config is without --config: callrec.config_path, shared with callrec-agi.
 CONFIG_DEFAULT = f"default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}"
 
 
@@ -293,8 +293,8 @@ def config_file_if_any(given: Path | str | None) -> Path | None:
 
 
 def _default_config(how: str) -> Path:
-    env = os.environ.get(CONFIG_ENV)
-    path, source = (Path(env), f"from ${CONFIG_ENV}") if env else (DEFAULT_CONFIG, "the default")
+    path = default_config_path()
+    source = f"from ${CONFIG_ENV}" if os.environ.get(CONFIG_ENV) else "the default"
     if not _exists(path):
         raise CliError(
             f"no config file at {escape(str(path))} ({source}): give {how} or set {CONFIG_ENV}"

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-from pathlib import Path
 
-from callrec.cli.common import EXIT_ERROR, EXIT_OK, escape
+from callrec.cli.common import EXIT_ERROR, EXIT_OK, add_config_option, escape
+from callrec.config_path import default_config_path
 
-CONFIG_ENV = "CALLREC_CONFIG"
-DEFAULT_CONFIG = Path("/etc/callrec/callrec.toml")
 _SIZE = re.compile(r"^(\d+)([KMGT]?)(?:i?B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -28,15 +25,12 @@ def size(text: str) -> int:
     return int(found.group(1)) * _UNITS[found.group(2).upper()]
 
 
-def _config_path(given: str | None) -> Path:
-    return Path(given or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-
-
 def _doctor(args: argparse.Namespace) -> int:
     from callrec.doctor.result import all_passed, render_json, render_text
     from callrec.doctor.runner import Options, run_doctor
 
-    path = _config_path(args.config)
+    # Not cli.common.config_file(): a missing config is the doctor's first FAIL line.
+    path = args.config or default_config_path()
     options = (
         Options(wait=args.wait) if args.min_free is None else Options(args.min_free, args.wait)
     )
@@ -63,11 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "audit log; recipient, signing and pseudonym keys; the FastAGI port; Asterisk's "
         "clock. Exit 0 only when every check passes. Prints no password, key or number.",
     )
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"callrec.toml (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
-    )
+    add_config_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object instead of the list")
     p.add_argument(
         "--min-free",
