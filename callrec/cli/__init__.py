@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("crypto_read", "show a recording's header (and, with --key, its metadata)"),
     "export-tink": ("crypto_read", "export a recording's stream for any Tink implementation"),
     "audit": ("audit_cmds", "check the audit log"),
+    "subject": ("subject_cmds", "a caller's rights: export their recordings, or erase them"),
+    "retention": ("retention_cmds", "delete the recordings whose retention has passed"),
     "serve": ("app_cmds", "run the Stasis app (and the FastAGI server) against Asterisk"),
     "check-config": ("app_cmds", "check a config file; print every problem as file:key"),
     "demo": ("app_cmds", "four calls through the built-in ARI simulator, recorded and verified"),

@@ -32,9 +32,11 @@ from callrec.cli.common import (
     OriginCheck,
     Progress,
     Trusted,
+    add_config_option,
     add_key_options,
     add_signer_option,
     check_origin,
+    config_file_if_any,
     error_code,
     escape,
     existing_file,
@@ -48,6 +50,7 @@ from callrec.cli.common import (
     worst,
     write_private,
 )
+from callrec.dpo.reason import reason_value
 from callrec.errors import CallrecError, FormatError
 
 if TYPE_CHECKING:
@@ -107,6 +110,13 @@ def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--force", action="store_true", help="replace existing output files")
     add_signer_option(p)
+    p.add_argument(
+        "--reason",
+        type=reason_value,
+        metavar="TEXT",
+        help="why the recordings are opened, for the access log (a ticket, a request)",
+    )
+    add_config_option(p)  # names the access log ([audit] access_log)
     p.set_defaults(func=_decrypt)
 
 
@@ -120,6 +130,7 @@ def _decrypt(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     keys = load_private_keys(args.key, args)
     trusted = load_signers(args.signer)
+    _log_access(args, inputs, keys)
     progress = Progress("decrypting", len(inputs))
     codes = []
     for i, job in enumerate(_jobs(inputs, args.output), 1):
@@ -132,6 +143,35 @@ def _decrypt(args: argparse.Namespace) -> int:
         done.tell()
         codes.append(done.code)
     return worst(codes)
+
+
+_NOT_LOGGED = (
+    "this access is not in any access log: give --config FILE (its [audit] access_log) "
+    "or set CALLREC_ACCESS_LOG"
+)
+
+
+def _log_access(args: argparse.Namespace, inputs: list[Input], keys: list[PrivateKey]) -> None:
+    """One access line naming every recording, before any is decrypted.
+
+    Without a config (a DPO's own machine) ``$CALLREC_ACCESS_LOG`` may name
+    the log; with neither, decrypting still works (the key holder can read
+    the files anyway) and a warning says nothing was logged.
+    """
+    from callrec.dpo.access import Action, Actor, open_access_log
+    from callrec.recording import read_header
+
+    log = open_access_log(config_file_if_any(args.config))
+    if log is None:
+        warn("decrypt", _NOT_LOGGED)
+        return
+    ids = []
+    for item in inputs:
+        try:
+            ids.append(read_header(item.path).recording_id)
+        except (CallrecError, OSError):  # reported when it is decrypted
+            continue
+    log.record(Action.DECRYPT, Actor.current(keys), ids, args.reason)
 
 
 @dataclass(frozen=True)
