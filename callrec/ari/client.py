@@ -32,6 +32,7 @@ from callrec.ari.events import (
     StreamItem,
     parse_event,
 )
+from callrec.ari.outage import OutageLog
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.errors import (
     AriAuthError,
@@ -46,6 +47,11 @@ logger = logging.getLogger(__name__)
 QueryValue = str | int | bool | list[str] | None
 
 DEFAULT_TIMEOUT = 30.0
+# Handshake answers of a booting Asterisk: retried (any other refusal is fatal).
+_RETRIED_STATUS = {
+    404: "404 (Asterisk still loading res_ari, or ari.url is wrong)",
+    503: "503 (Asterisk still booting)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,24 +441,30 @@ class AriClient:
 
         Yields :class:`Connected` after each successful handshake and
         :class:`Disconnected` when the socket drops; in between, the parsed
-        events. Refused connections, HTTP 503 and abnormal closes are retried
-        with the backoff, and so is 404: a booting Asterisk answers every /ari
-        request 404 until res_ari is loaded (about 130 ms after ``core restart
-        now`` on Asterisk 22), so a reconnect landing there must not end the
-        recorder; a wrong URL shows up as repeated WARNING lines instead. A 401
+        events. Refused connections, timeouts, HTTP 503 and abnormal closes are
+        retried with the backoff, and so is 404: a booting Asterisk answers
+        every /ari request 404 until res_ari is loaded (about 130 ms after
+        ``core restart now`` on Asterisk 22), so a reconnect landing there must
+        not end the recorder. Each failure is logged with its reason, louder
+        the longer it lasts (:mod:`callrec.ari.outage`): a wrong URL ends up
+        an ERROR line in the journal, not a silent loop. A 401
         raises :class:`AriAuthError` (retrying a wrong password cannot help),
         and so does any other handshake refusal, as :class:`AriError` (e.g.
         400 for a bad app name).
         """
         delay = self._backoff.initial
         attempt = 0
+        outage = OutageLog(self.base_url, self._clock)
         while True:
             attempt += 1
-            ws = await self._connect(attempt, subscribe_all)
-            if ws is None:
+            outage.attempt()
+            ws = await self._connect(subscribe_all)
+            if isinstance(ws, str):
+                outage.failed(ws, attempt)
                 await self._clock.sleep(delay)
                 delay = self._backoff.next(delay)
                 continue
+            outage.connected()
             delay = self._backoff.initial
             yield Connected(attempt)
             attempt = 0
@@ -464,12 +476,12 @@ class AriClient:
             code = ws.close_code
             reason = "abnormal close" if code in (None, 1006) else f"closed with code {code}"
             logger.warning("ARI events websocket %s: %s", self.base_url, reason)
+            outage.dropped()
             yield Disconnected(code, reason)
             await self._clock.sleep(delay)
 
-    async def _connect(
-        self, attempt: int, subscribe_all: bool
-    ) -> aiohttp.ClientWebSocketResponse | None:
+    async def _connect(self, subscribe_all: bool) -> aiohttp.ClientWebSocketResponse | str:
+        """The events websocket, or why this attempt failed and is worth retrying."""
         params = {
             "app": self.app,
             "api_key": f"{self._user}:{self._password}",
@@ -483,25 +495,11 @@ class AriClient:
             # str(exc) holds the URL with the api_key: never log or re-raise it.
             if exc.status == 401:
                 raise AriAuthError("GET", "/events", 401, "Authentication required") from None
-            if exc.status == 404:
-                logger.warning(
-                    "ARI events %s: 404 (attempt %d): Asterisk still loading res_ari, "
-                    "or the URL is wrong; retrying",
-                    self.base_url,
-                    attempt,
-                )
-            elif exc.status == 503:
-                logger.info("ARI events %s: 503 (attempt %d), retrying", self.base_url, attempt)
-            else:
-                raise AriError("GET", "/events", exc.status, "websocket refused") from None
+            if exc.status in _RETRIED_STATUS:
+                return _RETRIED_STATUS[exc.status]
+            raise AriError("GET", "/events", exc.status, "websocket refused") from None
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-            logger.info(
-                "ARI events %s: %s (attempt %d), retrying",
-                self.base_url,
-                type(exc).__name__,
-                attempt,
-            )
-        return None
+            return _unreachable(exc)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[StreamItem]:
         async for msg in ws:
