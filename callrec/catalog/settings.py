@@ -44,4 +44,3 @@ def read_catalog(r: Reader, t: dict[str, Any]) -> CatalogConfig:
         )
         recorder_id = default.recorder_id
     return CatalogConfig(url=url, recorder_id=recorder_id)
-

@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("crypto_read", "show a recording's header (and, with --key, its metadata)"),
     "export-tink": ("crypto_read", "export a recording's stream for any Tink implementation"),
     "audit": ("audit_cmds", "check the audit log"),
+    "recordings": ("recordings_cmds", "list and show calls and recordings, hold or release one"),
+    "catalog": ("catalog_cmds", "rebuild the catalogue of calls from the spool and audit log"),
     "subject": ("subject_cmds", "a caller's rights: export their recordings, or erase them"),
     "retention": ("retention_cmds", "delete the recordings whose retention has passed"),
     "serve": ("app_cmds", "run the Stasis app (and the FastAGI server) against Asterisk"),
