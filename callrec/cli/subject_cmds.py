@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "and carries the order out on this one: deletes each recording (a tombstone stays "
         "in the catalogue), removes the caller's personal fields from the audit log (its "
         "chain still verifies) and from the catalogue. A recording on hold is kept and the "
-        "order stays pending here until it is released. --carry-out does the pending orders "
+        "order stays pending here until it is released (exit 0: a hold is lawful; exit 1 "
+        "only when a file could not be deleted). --carry-out does the pending orders "
         "of this recorder (run it on each recorder; the retention service does, daily).",
     )
     who = r.add_mutually_exclusive_group(required=True)
@@ -166,7 +167,7 @@ def _erase_number(desk: Desk, number: str, reason: str) -> int:
     print(f"erasure order {order.order_id} for caller {pseudonym}")
     done = eraser.carry_out(order, desk.audit_lines())
     _tell(done, desk.recorder_id)
-    return EXIT_OK if done.complete else EXIT_ERROR
+    return EXIT_ERROR if done.failed else EXIT_OK
 
 
 def _carry_out_pending(desk: Desk) -> int:
@@ -179,7 +180,8 @@ def _carry_out_pending(desk: Desk) -> int:
         print(f"erasure order {order.order_id} for caller {order.caller_pseudonym}")
         done = eraser.carry_out(order, desk.audit_lines())
         _tell(done, desk.recorder_id)
-        codes.append(EXIT_OK if done.complete else EXIT_ERROR)
+        # A hold keeps an order pending lawfully: only a deletion that failed is an error.
+        codes.append(EXIT_ERROR if done.failed else EXIT_OK)
     return worst(codes)
 
 
