@@ -117,6 +117,9 @@ default_language = "en"
 
 [agi]
 listen = "127.0.0.1:0"
+
+[catalog]
+url = "sqlite:catalog.sqlite3"
 """
     path = out / "callrec.toml"
     path.write_text(text, encoding="utf-8")

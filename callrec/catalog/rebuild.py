@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from callrec.catalog.files import uri_path
-from callrec.catalog.model import RecordingState
+from callrec.catalog.model import CatalogError, CatalogUnavailable, RecordingState
 from callrec.catalog.store import Catalog
+from callrec.logutil import safe
 from callrec.spool import PART_SUFFIX, SEALED_SUFFIX, os_reason
 
 logger = logging.getLogger(__name__)
@@ -84,14 +85,29 @@ def _parsed(
 def enter_audit_log(
     catalog: Catalog, path: Path, after_seq: int | None = None
 ) -> tuple[int, int, int]:
-    """Enter the lines of ``path`` (past ``after_seq``); (lines read, entered, damaged)."""
+    """Enter the lines of ``path`` (past ``after_seq``); (lines read, entered, damaged).
+
+    A line the catalogue refuses (its recording claimed by another recorder)
+    is logged and skipped; an unreachable catalogue stops it
+    (:class:`CatalogUnavailable`).
+    """
     damage = DamageCount()
     read = entered = 0
     for line in audit_lines(path, after_seq, damage):
         read += 1
-        if catalog.record_call(line):
-            entered += 1
+        try:
+            if catalog.record_call(line):
+                entered += 1
+        except CatalogUnavailable:
+            raise
+        except CatalogError as exc:
+            refused(line, exc)
     return read, entered, damage.count
+
+
+def refused(line: Mapping[str, Any], exc: CatalogError) -> None:
+    """Say which audit line could not be entered, and why."""
+    logger.error("catalogue: audit line %s not entered: %s", safe(str(line.get("id")), 40), exc)
 
 
 def spool_files(root: Path) -> Iterator[Path]:

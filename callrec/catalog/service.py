@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from callrec.audit import AuditLog
 from callrec.catalog.db import redact
 from callrec.catalog.model import CatalogError, CatalogUnavailable
-from callrec.catalog.rebuild import enter_audit_log
+from callrec.catalog.rebuild import enter_audit_log, refused
 from callrec.catalog.store import Catalog
 from callrec.config_model import CatalogConfig, Config
 from callrec.logutil import safe
@@ -143,7 +143,11 @@ class CatalogWriter:
             self._close()
 
     def _with_catalog(self, work: Callable[[Catalog], None]) -> bool:
-        """Run ``work`` until the catalogue takes it; False when stopped while it is down."""
+        """Run ``work`` until the catalogue takes it; False when stopped while it is down.
+
+        Nothing ends the thread but a stop: a line the catalogue refuses is
+        logged and left (the audit log keeps it), and so is a bug.
+        """
         delay = self._retry[0]
         while True:
             try:
@@ -151,6 +155,9 @@ class CatalogWriter:
                 work(catalog)
             except CatalogUnavailable as exc:
                 self._went_down(exc)
+            except Exception:
+                logger.exception("catalogue: entering an audit line failed")
+                return True
             else:
                 self._came_back()
                 return True
@@ -170,7 +177,7 @@ class CatalogWriter:
         except CatalogUnavailable:
             raise
         except CatalogError as exc:  # this line can never be entered: say so, go on
-            logger.error("catalogue: audit line %s not entered: %s", line.get("id"), exc)
+            refused(line, exc)
             return
         self.entered += 1
 

@@ -63,8 +63,10 @@ def extra_services(config: Config, app: App) -> list[Service]:
     does the Prometheus endpoint (``[metrics] listen``, when set).
     """
     from agi.fastagi import AgiService
+    from callrec.catalog.service import CatalogService
 
-    services: list[Service] = [AgiService(config, lambda: app.ctx)]
+    catalog = CatalogService(config, app)  # enters each call's audit line, off the loop
+    services: list[Service] = [AgiService(config, lambda: app.ctx), catalog]
     if config.metrics.enabled:
         from callrec.metrics import MetricsService
 
