@@ -21,8 +21,6 @@ import soundfile as sf
 from callrec.ari.sim import CallerScenario
 from callrec.audit import open_personal
 from callrec.catalog import RecordingState
-from callrec.dpo.desk import Desk
-from callrec.dpo.holds import hold, release
 from callrec.dpo.subjects import pseudonym_of
 from tests.ari_app.conftest import DISCLOSURE, GRACE
 from tests.callrec.cli_support import Run, run
@@ -63,6 +61,12 @@ def _verify(capsys: pytest.CaptureFixture[str], office: Office, path: Path) -> R
     return result
 
 
+def _listed(capsys: pytest.CaptureFixture[str], office: Office, *argv: str) -> list[Any]:
+    result = _cli(capsys, office, "recordings", "list", "--json", *argv)
+    assert result.code == 0, result.err
+    return [json.loads(line) for line in result.out.splitlines() if line.startswith("{")]
+
+
 def _access(office: Office) -> list[dict[str, Any]]:
     return [json.loads(line) for line in office.access_path.read_text().splitlines()]
 
@@ -88,28 +92,24 @@ async def test_a_dpo_finds_exports_holds_expires_and_erases(
     pseudonym = pseudonym_of(A_TYPED, office.config)
     assert pseudonym == a1["evidence"]["caller"]  # the typed number finds the PBX's
 
-    # Listed by number and by date.
-    catalog = office.catalog()
-    mine = catalog.list(pseudonym=pseudonym)
-    assert sorted(e.call.call_id for e in mine if e.call) == sorted(
+    # Listed by number (as the DPO types it) and by date.
+    by_number = _listed(capsys, office, "--number", A_TYPED)
+    assert sorted(e["call"]["call_id"] for e in by_number) == sorted(
         lines[n]["channel"] for n in ("a1", "a2", "a3")
     )
-    today = (
-        datetime.fromisoformat(a1["time"])
-        .astimezone(UTC)
-        .replace(hour=0, minute=0, second=0, microsecond=0)
-    )
-    assert len(catalog.list(since=today)) == 4
-    assert catalog.list(until=today) == []
-    catalog.close()
+    day = datetime.fromisoformat(a1["time"]).astimezone(UTC).date()
+    assert len(_listed(capsys, office, "--since", day.isoformat())) == 4
+    assert _listed(capsys, office, "--until", (day - timedelta(days=1)).isoformat()) == []
 
     await _export_and_open(office, capsys, lines)
     _hold_and_expire(office, capsys, lines, files)
     _erase(office, capsys, lines, files, pseudonym)
 
     # B's hold released: the next run deletes it too.
-    with Desk.open(office.config_path) as desk:
-        assert release(desk, b1["recording_id"], "case closed") == [b1["recording_id"]]
+    released = _cli(
+        capsys, office, "recordings", "release", b1["recording_id"], "--reason", "case closed"
+    )
+    assert released.code == 0, released.err
     expired = _cli(capsys, office, "retention", "run", "--as-of", _as_of(b1, 31))
     assert expired.code == 0, expired.err
     assert f"{b1['recording_id']} deleted (retention.days = 30;" in expired.out
@@ -175,8 +175,8 @@ def _hold_and_expire(
     files: dict[str, Path],
 ) -> None:
     a1, a3, b1 = (lines[n]["recording_id"] for n in ("a1", "a3", "b1"))
-    with Desk.open(office.config_path) as desk:
-        assert hold(desk, b1, "court case 7") == [b1]
+    held = _cli(capsys, office, "recordings", "hold", b1, "--reason", "court case 7")
+    assert held.code == 0, held.err
 
     preview = _cli(
         capsys, office, "retention", "run", "--dry-run", "--as-of", _as_of(lines["a1"], 366)
@@ -199,8 +199,8 @@ def _hold_and_expire(
     assert tomb is not None and tomb.state is RecordingState.DELETED and tomb.deletion
     assert tomb.deletion.rule == "retention.days = 30"
     assert tomb.deletion.by.endswith("@" + socket.gethostname())
-    held = catalog.recording(b1)
-    assert held is not None and held.state is RecordingState.HELD
+    kept = catalog.recording(b1)
+    assert kept is not None and kept.state is RecordingState.HELD
     catalog.close()
     actions = [(line["action"], line["recordings"], line["reason"]) for line in _access(office)]
     assert actions[-2:] == [

@@ -63,6 +63,10 @@ def test_each_recorder_carries_out_its_part_and_the_order_waits_for_all(
     [order] = catalog.erasure_orders()
     assert order.pending == ("rec-b",)
     catalog.close()
+    shown = run(capsys, "recordings", "show", alice_b_id, "--config", b.config_path)
+    assert shown.code == 0, shown.err
+    assert f"erasure order {order.order_id}" in shown.out
+    assert "not yet carried out by rec-b" in shown.out
 
     carried = _erase(capsys, b, "--carry-out")
     assert carried.code == 0, carried.err
