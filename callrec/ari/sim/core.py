@@ -85,6 +85,8 @@ class SimCore:
         self._ids = 0
         self._names = {"pjsip": 0, "local": 0, "snoop": 0, "announcer": 0}
         self._callid = 16834
+        # Stasis apps Asterisk lists (GET /applications): see cleanup_apps().
+        self.registered: set[str] = set()
 
     # --- events ----------------------------------------------------------
 
@@ -116,6 +118,37 @@ class SimCore:
 
     def app_active(self, app: str) -> bool:
         return bool(self.sinks.get(app))
+
+    # --- Stasis apps -----------------------------------------------------
+
+    def app_opened(self, app: str) -> None:
+        """A websocket holds ``app``: it is registered (listed) and active."""
+        self.registered.add(app)
+        self.known_apps.add(app)
+
+    def app_closed(self, app: str) -> None:
+        """A websocket of ``app`` went; with its last one gone Asterisk cleans up."""
+        if not self.app_active(app):
+            self.cleanup_apps()
+
+    def app_holds(self, app: str) -> bool:
+        """``app`` is subscribed to a channel (in Stasis, or made by ARI) or a bridge."""
+        held = (c for c in self.channels.values() if c.app == app and c.alive)
+        return any(c.in_stasis or c.sends_destroyed for c in held) or any(
+            b.app == app for b in self.bridges.values()
+        )
+
+    def cleanup_apps(self) -> None:
+        """res_stasis's cleanup: every inactive app that holds nothing is removed.
+
+        Asterisk runs it when an app's websocket closes and when a channel
+        leaves Stasis, not when a bridge is destroyed: an app whose last
+        bridge went after its websocket stays listed, empty, until the next
+        cleanup (test PBX, tests/fixtures/pbx-sequences/app-listing*.json).
+        """
+        for app in list(self.registered):
+            if not self.app_active(app) and not self.app_holds(app):
+                self.registered.discard(app)
 
     def playback_owner(self, pb: SimPlayback) -> SimChannel | None:
         """The channel playing ``pb``: a channel, or the announcer of a bridge."""

@@ -129,8 +129,9 @@ class SimEngine(SimCore):
     def hangup_ari(self, ch: SimChannel) -> None:
         """``DELETE /channels/{id}``: soft hang-up flag 32, whatever reason was given."""
         if ch.kind in ("pjsip", "local") and ch.state != "Up":
-            cancel = HangupCause.NORMAL_CLEARING
-            self.end_unanswered(ch, _ARI_HANGUP, "CANCEL", cancel, "Normal Clearing")
+            # The Dial result says NOANSWER, not CANCEL (test PBX, pbx-sequences).
+            cleared = HangupCause.NORMAL_CLEARING
+            self.end_unanswered(ch, _ARI_HANGUP, "NOANSWER", cleared, "Normal Clearing")
             return
         self.teardown(ch, _ARI_HANGUP, qos=True)
 
@@ -168,7 +169,7 @@ class SimEngine(SimCore):
         for snoop in [c for c in self.channels.values() if c.snoop_target == ch.id]:
             self._end_snoop(snoop)
         self._stasis_end(ch)
-        if request is not None and request.get("cause") != SoftHangup.SHUTDOWN:
+        if request is not None:
             self.destroyed(ch, HangupCause.NORMAL_CLEARING, "Normal Clearing")
         self.dispose(ch)
 
@@ -188,6 +189,7 @@ class SimEngine(SimCore):
             self.chan_event(ch, "StasisEnd")
             if ch.sends_destroyed:
                 self.varset(ch, "STASISSTATUS", "SUCCESS")
+            self.cleanup_apps()
 
     def destroyed(self, ch: SimChannel, cause: int, text: str, tech: int | None = None) -> None:
         if not ch.sends_destroyed:
@@ -379,13 +381,16 @@ class SimEngine(SimCore):
     # --- restart ---------------------------------------------------------
 
     def shutdown(self) -> None:
-        """``core restart now``: every Stasis channel gets HangupRequest(4, soft) -> StasisEnd.
+        """``core restart now``: every Stasis channel, Snoops too, gets HangupRequest(4,
+        soft) -> (ChannelLeftBridge) -> StasisEnd, and ChannelDestroyed (16) if ARI made it.
 
+        Newest channel first: on the test PBX each bridge's last member to
+        leave was its oldest (tests/fixtures/pbx-sequences/restart.json).
         Every channel is disposed (which closes its RTP sender); the fresh
         boot (:meth:`reset`) is the restarting caller's, once it is up again.
         """
-        for ch in list(self.channels.values()):
-            if ch.alive and ch.in_stasis and ch.kind != "snoop":
+        for ch in reversed(list(self.channels.values())):
+            if ch.alive and ch.in_stasis:
                 self.teardown(ch, _SHUTDOWN, qos=False)
         for ch in list(self.channels.values()):
             ch.app = None

@@ -40,7 +40,7 @@ Facade API (stable):
   call ends silently.
 - ``add_endpoint(endpoint, EndpointBehaviour)``; ``add_dialplan(context, exten, steps)``.
 - ``hangup_caller(channel_id)`` (remote BYE now), ``send_dtmf(channel_id, digit)``.
-- ``await restart(downtime=1.0, drop_after=0.1)`` (trace 07) and
+- ``await restart(downtime=1.0, drop_after=1.1)`` (trace 07) and
   ``await drop_websockets()`` (abnormal close, calls and RTP carry on).
 - ExternalMedia: ``format`` ulaw/alaw/slin16 over RTP (real UDP from the address
   in ``UNICASTRTP_LOCAL_*``, 50 packets/s, only while a peer in its bridge
@@ -85,6 +85,9 @@ from callrec.ari.sim.wire import Gate, RequestLogEntry
 
 # How long a booting Asterisk answers /ari with 404 before its 503s (real PBX).
 BOOT_404_WINDOW = 0.13
+# `core restart now`: from the Stasis hang-ups to the dropped connections
+# (1.10 s on the test PBX, trace 07 and tests/realpbx/test_sim_agreement.py).
+SHUTDOWN_TO_DROP = 1.1
 
 __all__ = [
     "AriSimulator",
@@ -208,11 +211,12 @@ class AriSimulator:
         self.sockets.drop()
         await asyncio.sleep(0)
 
-    async def restart(self, downtime: float = 1.0, drop_after: float = 0.1) -> None:
+    async def restart(self, downtime: float = 1.0, drop_after: float = SHUTDOWN_TO_DROP) -> None:
         """``core restart now`` (trace 07); returns once the new boot answers requests.
 
         Stasis channels get HangupRequest(4, soft) -> StasisEnd; ``drop_after`` s
-        later every connection drops without a close frame; for ``downtime``/2 s
+        later (REST and new websockets are still answered meanwhile) every
+        connection drops without a close frame; for ``downtime``/2 s
         connections are refused, then every request gets 404 (an HTML page:
         res_ari not loaded yet; about 130 ms on the real PBX) and then 503
         "Asterisk not booted" for the rest of ``downtime``/2 s; then a fresh

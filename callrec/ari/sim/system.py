@@ -78,22 +78,15 @@ def _application(eng: SimEngine, name: str) -> Json:
 
 
 def _listed(eng: SimEngine, name: str) -> bool:
-    """Asterisk lists an app while a websocket holds it, and after that while it
-    still has channels or bridges (a crashed recorder's calls); the simulator
-    also lists the apps it was started with."""
-    if name not in eng.known_apps:
-        return False
-    holds = _application(eng, name)
-    return (
-        eng.app_active(name)
-        or name in eng.declared_apps
-        or bool(holds["channel_ids"] or holds["bridge_ids"])
-    )
+    """Asterisk lists an app from its websocket's connect until a cleanup finds it
+    inactive and holding nothing (:meth:`~.core.SimCore.cleanup_apps`); the
+    simulator also lists the apps it was started with."""
+    return name in eng.registered or name in eng.declared_apps
 
 
 async def applications(request: web.Request) -> web.Response:
     eng = engine_of(request)
-    names = sorted(a for a in eng.known_apps if _listed(eng, a))
+    names = sorted(eng.registered | eng.declared_apps)
     return json_response(200, [_application(eng, a) for a in names])
 
 

@@ -66,12 +66,13 @@ class EventSockets:
     def attach(self, sink: WsSink, apps: list[str]) -> None:
         for app in apps:
             self.core.sinks.setdefault(app, set()).add(sink)
-            self.core.known_apps.add(app)
+            self.core.app_opened(app)
         self.sinks.add(sink)
 
     def detach(self, sink: WsSink, apps: list[str]) -> None:
         for app in apps:
             self.core.sinks.get(app, set()).discard(sink)
+            self.core.app_closed(app)
         self.sinks.discard(sink)
 
     async def flush(self, limit: float = 0.5) -> None:
