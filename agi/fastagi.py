@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from agi.gate import ERROR_VARIABLE, AgiConsent, ConsentLedger
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
-from agi.recording import SWEEP_INTERVAL, AgiRecordings, CoreProvider
+from agi.recording import SWEEP_INTERVAL, AgiRecordings, CoreProvider, CoreServices
 from callrec.config import AgiConfig, Config
 from callrec.consent import records
 from callrec.errors import (
@@ -187,14 +187,29 @@ class AgiService:
         core = self._core()
         if core is None:
             raise RecordingUnavailable("FastAGI: the app's services are not running")
-        self._consent = AgiConsent(
+        self._consent = self._gate(core)
+        await self.server.start()
+
+    def _gate(self, core: CoreServices) -> AgiConsent:
+        return AgiConsent(
             self.config,
             core.pseudonym_key,
             core.clock,
             ledger=self.ledger,
             audit=core.append_audit,
         )
-        await self.server.start()
+
+    async def reload(self, config: Config) -> None:
+        """The next AGI sessions use ``config`` (SIGHUP): prompts, consent, policy.
+
+        A session already running keeps the gate it started with. The listen
+        address and read timeout need a restart (the app keeps them).
+        """
+        self.config = config
+        self.recordings.on_failure = config.recording.on_failure
+        core = self._core()
+        if core is not None and self._consent is not None:
+            self._consent = self._gate(core)
 
     async def stop(self) -> None:
         """Stop taking AGI sessions, then seal every recording started over AGI."""
@@ -220,9 +235,10 @@ class AgiService:
         The call then has one audit line, written when its recording is sealed
         (or fails), as in the Stasis app; otherwise the consent's own line.
         """
-        assert self._consent is not None, "AgiService.start() not called"
+        gate = self._consent  # a reload meanwhile must not change this call's gate
+        assert gate is not None, "AgiService.start() not called"
         auto = self.config.agi.record_after_consent
-        outcome = await self._consent.run(agi, env, audit=not auto)
+        outcome = await gate.run(agi, env, audit=not auto)
         if not auto:
             return
         decision = outcome.decision
@@ -230,4 +246,4 @@ class AgiService:
         if decision is not None and records(decision) and not agi.hung_up:
             recording = await self.recordings.record(agi, env)
         if not recording:
-            self._consent.write_audit(outcome)
+            gate.write_audit(outcome)

@@ -89,6 +89,7 @@ class ActiveRecording:
     watcher: asyncio.Task[None] | None = None
     result: TapResult | None = None
     reason: str = ""
+    policy: str = BEST_EFFORT  # recording.on_failure when it started
 
     @property
     def uniqueid(self) -> str:
@@ -114,7 +115,7 @@ class AgiRecordings:
     ) -> None:
         self._core = core
         self._ledger = ledger
-        self._on_failure = on_failure
+        self.on_failure = on_failure  # for recordings started from now on (a reload sets it)
         self._active: dict[str, ActiveRecording] = {}
         self._closing = False
         self._sweep_interval = sweep_interval
@@ -162,7 +163,7 @@ class AgiRecordings:
         """recording.on_failure: strict refuses the call, best-effort lets it go on."""
         await agi.set_variable_quietly(ERROR_VARIABLE, "recording-unavailable")
         await agi.set_variable_quietly(
-            CONNECT_VARIABLE, "no" if is_strict(self._on_failure) else "yes"
+            CONNECT_VARIABLE, "no" if is_strict(self.on_failure) else "yes"
         )
 
     async def stop(self, agi: AgiCommands, env: AgiEnvironment) -> None:
@@ -213,7 +214,7 @@ class AgiRecordings:
 
     async def _start(self, core: CoreServices, consent: ConsentRecord, log: CallLogAdapter) -> str:
         tap = core.new_tap(log, lambda reason: self._tap_failed(consent.uniqueid, reason))
-        active = ActiveRecording(consent, tap, log)
+        active = ActiveRecording(consent, tap, log, policy=self.on_failure)
 
         def on_snoop_event(event: Event) -> None:
             if event.type in ("StasisEnd", "ChannelDestroyed"):
@@ -251,7 +252,7 @@ class AgiRecordings:
         if active is None:
             return
         active.log.error("%s", safe(reason, 200))
-        if ends_recording(reason, self._on_failure):
+        if ends_recording(reason, active.policy):
             active.end(RECORDING_FAILED)
             return
         core = self._core()

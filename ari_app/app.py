@@ -6,8 +6,12 @@ caller's StasisStart into a :class:`~ari_app.session.CallSession` and, after a
 websocket drop, re-adopts the calls that are still there (or, after a PBX
 restart, seals what was open). Shutdown (SIGTERM/SIGINT) stops taking calls,
 seals every open recording and leaves the callers connected: their channels
-stay in their bridges while no app is attached. Signal handlers are restored
-on the way out (uvicorn ``server.py``).
+stay in their bridges while no app is attached. SIGHUP reloads the config
+(:meth:`App.reload`): the next calls use it, calls in progress keep the
+context they started with. Signal handlers are restored on the way out
+(uvicorn ``server.py``). Under systemd the app says READY=1, RELOADING=1,
+STOPPING=1 and feeds the watchdog from this loop (``callrec/systemd.py``);
+start, reload and stop each leave a ``service`` audit line.
 """
 
 from __future__ import annotations
@@ -15,29 +19,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ari_app.context import AGENT_APP_ARG, TAP_CHANNEL_PREFIXES, CallContext
 from ari_app.ending import End
 from ari_app.recovery import CrashRecovery
 from ari_app.session import CallSession
+from ari_app.settings import Refused, file_digest, load_recording_keys, reread
+from callrec import __version__
 from callrec.ari.client import AriClient
 from callrec.ari.events import Connected, Disconnected, Event, StasisStart
 from callrec.ari.router import EventRouter
-from callrec.audit import AuditLog, audit_record
+from callrec.audit import AuditLog, ReloadResult, ServiceAction, audit_record, service_record
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.config import Config
-from callrec.crypto.keys import PublicKey, load_pseudonym_key
-from callrec.crypto.signing import SigningKey
-from callrec.errors import AriError, AriUnavailable, CallrecError, KeyFileError
+from callrec.errors import AriError, AriUnavailable, CallrecError
 from callrec.live import LiveStore
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import PART_SUFFIX, Spool
-from callrec.systemd import READY, STOPPING, notify
+from callrec.systemd import READY, STOPPING, feed_watchdog, notify, reloading, watchdog_interval
 from callrec.tap import SNOOP_APP_ARG
 
 logger = logging.getLogger(__name__)
@@ -47,6 +53,10 @@ logger = logging.getLogger(__name__)
 # REST call is not allowed to hold the exit up for longer than this.
 SHUTDOWN_TIMEOUT = 3.0
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELOAD_SIGNAL = signal.SIGHUP
+# Why the app stopped when no signal said so (the service line's reason).
+STOP_REQUESTED = "requested"
+STOP_ERROR = "error"
 
 
 class Service(Protocol):
@@ -55,6 +65,21 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """A service that takes a reloaded config (the FastAGI server, the metrics)."""
+
+    async def reload(self, config: Config) -> None: ...
+
+
+class LevelSource(StrEnum):
+    """Who decides the log level: ``logging.level`` (at start and each reload),
+    or whoever started the app (``-v``/``-q``, a test), whom a reload leaves alone."""
+
+    CONFIG = "config"
+    CALLER = "caller"
 
 
 class App:
@@ -71,9 +96,11 @@ class App:
         *,
         clock: Clock = SYSTEM_CLOCK,
         extra_services: Sequence[Service] = (),
+        level_source: LevelSource = LevelSource.CALLER,
     ) -> None:
         self.config = config
         self.clock = clock
+        self.level_source = level_source
         self.extra_services: list[Service] = list(extra_services)
         self.sessions: dict[str, CallSession] = {}
         self.ctx: CallContext | None = None
@@ -87,20 +114,32 @@ class App:
         # Whether the calls of a crashed predecessor have been looked for.
         self._recovered = False
         self._saved_signals: dict[int, Any] = {}
+        self._ready = False  # READY=1 sent: reloads are announced to systemd
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[bool]] = set()
+        self._stop_reason = STOP_REQUESTED
+        self._stop_audited = False
 
     # --- life cycle ---------------------------------------------------------
 
     async def run(self) -> None:
         """Start, serve until a signal or :meth:`request_stop`, shut down."""
+        self._apply_log_level(self.config)
         self._install_signal_handlers()
+        watchdog = self._start_watchdog()
         try:
             try:
                 await self.startup()
                 await self.main_loop()
+            except Exception:
+                self._stop_reason = STOP_ERROR  # the stop line says so
+                raise
             finally:
                 await self.shutdown()
         finally:
             self._restore_signal_handlers()
+            if watchdog is not None:
+                watchdog.cancel()
 
     async def startup(self) -> None:
         """Keys, spool, leftovers, media recorder, extra services, then the events."""
@@ -110,22 +149,15 @@ class App:
         for service in self.extra_services:
             await service.start()
         self._accepting = True
+        self._audit_service(ServiceAction.START, version=__version__, pid=os.getpid())
         self._events = asyncio.create_task(self._consume_events())
         logger.info("callrec app %r started against %s", self.config.ari.app, self.config.ari.url)
 
     async def _build_context(self) -> CallContext:
         config, rec = self.config, self.config.recording
         # Everything that can refuse to start comes before any socket is opened.
-        pseudonym_key = load_pseudonym_key(config.privacy.pseudonym_key)
-        recipients, problem = _load_recipients(config)
-        signer, unsigned = _load_signer(config)
-        problem = problem or unsigned
         spool = Spool(rec.spool)
-        try:
-            spool.ensure()
-        except (CallrecError, OSError) as exc:
-            problem = problem or f"spool unusable: {exc}"
-            logger.error("spool %s is unusable: %s", rec.spool, safe(str(exc), 200))
+        keys = load_recording_keys(config, spool)
         live = _live_store(rec.spool)
         recorder = MediaRecorder(rec.media_host, rec.media_port, sync_interval=rec.fsync_interval)
         await recorder.start()
@@ -137,11 +169,11 @@ class App:
             router=router,
             recorder=recorder,
             spool=spool,
-            audit=AuditLog(config.privacy.audit_log, recipients, signer=signer),
-            recipients=recipients,
-            pseudonym_key=pseudonym_key,
+            audit=AuditLog(config.privacy.audit_log, keys.recipients, signer=keys.signer),
+            recipients=keys.recipients,
+            pseudonym_key=keys.pseudonym_key,
             clock=self.clock,
-            recording_problem=problem,
+            recording_problem=keys.problem,
             live=live,
         )
 
@@ -164,7 +196,15 @@ class App:
         """Stop taking calls, seal every recording, leave the callers connected."""
         self._accepting = False
         notify(STOPPING)
+        for reload in self._reloads:
+            reload.cancel()
         logger.info("shutting down: %d call(s) in progress", len(self.sessions))
+        if not self._stop_audited:
+            self._stop_audited = True
+            calls = len(self.sessions)
+            self._audit_service(
+                ServiceAction.STOP, identity=False, reason=self._stop_reason, calls_open=calls
+            )
         for session in list(self.sessions.values()):
             session.end(End.SHUTDOWN)
         # Calls and extra services seal their recordings side by side.
@@ -190,10 +230,12 @@ class App:
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in HANDLED_SIGNALS:
+        handlers = {sig: self._on_signal for sig in HANDLED_SIGNALS}
+        handlers[RELOAD_SIGNAL] = self._on_reload_signal
+        for sig, handler in handlers.items():
             try:
                 self._saved_signals[sig] = signal.getsignal(sig)
-                loop.add_signal_handler(sig, self._on_signal, sig)
+                loop.add_signal_handler(sig, handler, sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 # Not the main thread (tests run the app inside another loop).
                 self._saved_signals.pop(sig, None)
@@ -206,8 +248,99 @@ class App:
         self._saved_signals.clear()
 
     def _on_signal(self, sig: int) -> None:
-        logger.info("received %s", signal.Signals(sig).name)
+        name = signal.Signals(sig).name
+        logger.info("received %s", name)
+        self._stop_reason = name
         self.request_stop()
+
+    def _on_reload_signal(self, sig: int) -> None:
+        logger.info("received %s: reloading the config", signal.Signals(sig).name)
+        self._reloads.add(task := asyncio.create_task(self.reload(), name="reload"))
+        task.add_done_callback(self._reloads.discard)
+
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        """Ping systemd's watchdog from this loop when the unit asks for it (WatchdogSec=)."""
+        interval = watchdog_interval()
+        if interval is None:
+            return None
+        logger.info("systemd watchdog: WATCHDOG=1 every %.1f s", interval)
+        return asyncio.create_task(feed_watchdog(interval, self.clock), name="watchdog")
+
+    def _apply_log_level(self, config: Config) -> None:
+        if self.level_source is LevelSource.CONFIG:
+            logging.getLogger().setLevel(config.logging.level)
+
+    # --- reload ---------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Read the config file again (SIGHUP); True when the new one runs.
+
+        The next calls use it; a call in progress keeps the context it started
+        with. A config with problems is refused and the running one stays
+        (``ari_app/settings.py``, ``callrec/config_reload.py``).
+        """
+        async with self._reload_lock:
+            if self.ctx is None or not self._accepting:
+                logger.warning("reload ignored: callrec is starting or stopping")
+                return False
+            if self._ready:
+                notify(*reloading(), "STATUS=reloading the config")
+            applied = False
+            try:
+                applied = await self._reload()
+            except Exception:  # a reload must never end the recorder
+                logger.exception("reload failed: the running config stays")
+            if self._ready:
+                notify(READY, _status(applied, self.ctx.client.base_url))
+            return applied
+
+    async def _reload(self) -> bool:
+        assert self.ctx is not None
+        outcome = await reread(self.ctx)
+        if isinstance(outcome, Refused):
+            self._audit_service(
+                ServiceAction.RELOAD,
+                identity=False,
+                result=ReloadResult.REFUSED,
+                problems=[f"{p.file}:{p.key}" for p in outcome.problems],
+                config=outcome.config_file,
+            )
+            return False
+        plan = outcome.plan
+        self.config, self.ctx = plan.config, outcome.ctx
+        self._apply_log_level(plan.config)
+        await self._reload_services(plan.config)
+        changed = ", ".join(plan.changed) or "no setting changed"
+        logger.info("config %s reloaded: %s", plan.config.path, changed)
+        self._audit_service(
+            ServiceAction.RELOAD,
+            result=ReloadResult.OK,
+            changed=list(plan.changed),
+            needs_restart=list(plan.needs_restart),
+            config=outcome.config_file,
+        )
+        return True
+
+    async def _reload_services(self, config: Config) -> None:
+        for service in self.extra_services:
+            if isinstance(service, Reloadable):
+                try:
+                    await service.reload(config)
+                except Exception:  # one service's trouble must not undo the reload
+                    logger.exception("%s did not take the new config", type(service).__name__)
+
+    def _audit_service(
+        self, action: ServiceAction, *, identity: bool = True, **fields: Any
+    ) -> None:
+        """A ``service`` audit line; with ``identity`` the keys and config it runs with."""
+        if self.ctx is None:
+            return
+        if identity:
+            signer = self.ctx.audit.signer
+            fields.setdefault("config", file_digest(self.config.path))
+            fields["recorder_key"] = None if signer is None else signer.fingerprint
+            fields["recipients"] = [key.fingerprint for key in self.ctx.recipients]
+        self.ctx.append_audit(service_record(action, **fields), {})
 
     # --- events ---------------------------------------------------------------
 
@@ -245,6 +378,7 @@ class App:
             # Ready means serving calls, not "the app is listed": Asterisk lists
             # the app of a crashed recorder too (docs/OPERATIONS.md).
             notify(READY, f"STATUS=connected to {self.ctx.client.base_url}")
+            self._ready = True
 
     async def _recover(self) -> None:
         """Take over, audit and clean what a crashed predecessor left (ari_app/recovery.py)."""
@@ -347,6 +481,12 @@ class App:
             self.ctx.append_audit(record, {})
 
 
+def _status(applied: bool, url: str) -> str:
+    """systemd's STATUS= after a reload (``systemctl status`` shows it)."""
+    done = "config reloaded" if applied else "reload refused: the previous config runs"
+    return f"STATUS={done}; connected to {url}"
+
+
 def _live_store(spool: Path) -> LiveStore | None:
     """Where each live call's crash-safe record goes, or None (logged) when nowhere."""
     live = LiveStore(spool)
@@ -356,31 +496,3 @@ def _live_store(spool: Path) -> LiveStore | None:
         logger.error("no crash recovery of calls: %s", safe(str(exc), 200))
         return None
     return live
-
-
-def _load_recipients(config: Config) -> tuple[list[PublicKey], str | None]:
-    """The recipients' keys, or why recording cannot run (the app still serves calls)."""
-    try:
-        keys = config.recipient_keys()
-    except KeyFileError as exc:
-        logger.error("recipient key %s unusable: %s", exc.path, safe(exc.message, 200))
-        return [], f"recipient key {exc.path} unusable"
-    except (CallrecError, OSError) as exc:
-        logger.error("recipient key unusable: %s", safe(str(exc), 200))
-        return [], "recipient key unusable"
-    if not keys:
-        return [], "no recipient public key configured"
-    return keys, None
-
-
-def _load_signer(config: Config) -> tuple[SigningKey | None, str | None]:
-    """The recorder's signing key, or why recording cannot run as configured.
-
-    A configured key that cannot be used stops recording (the failure
-    policy applies) rather than leaving recordings silently unsigned.
-    """
-    try:
-        return config.recording_signer(), None
-    except KeyFileError as exc:
-        logger.error("signing key %s unusable: %s", exc.path, safe(exc.message, 200))
-        return None, f"signing key {exc.path} unusable"

@@ -17,7 +17,8 @@ key                 value
                     ``recording-adopted`` (a ``.crec.part`` left by a crash,
                     moved into the dated spool at start-up), ``failure``
                     (recording could not run: ``reason`` says why),
-                    ``service`` (start, stop), or what a restarted recorder
+                    ``service`` (``callrec serve`` started, reloaded its
+                    config or stopped: ``action``), or what a restarted recorder
                     found of a crashed one's calls (``ari_app/recovery.py``):
                     ``call-recovered`` (a call still up, taken over; its
                     ``call`` line follows at its end), ``call-lost-by-crash``
@@ -39,7 +40,24 @@ key                 value
 ``segments``        number of segments written, final one included
 ``last_tag_sha256`` SHA-256 (hex) of the last segment's GCM tag: tells a
                     recording later cut short from one sealed that way
-``reason``          for ``failure`` lines: what went wrong, in words
+``reason``          for ``failure`` lines: what went wrong, in words; for
+                    ``service`` stop: ``SIGTERM``, ``SIGINT``, ``requested``
+                    (by the program) or ``error`` (the events stream failed)
+``action``          for ``service`` lines: ``start``, ``reload``, ``stop``
+``version``         ``service`` start: callrec's version; ``pid``: the process
+``config``          ``service`` start and reload: ``path`` and ``sha256`` of
+                    the config file as read (null when unreadable)
+``recorder_key``    ``service`` start and reload: fingerprint of the recorder's
+                    signing key, or null (recordings and lines unsigned);
+                    ``recipients``: fingerprints of the recipients' keys
+``result``          ``service`` reload: ``ok`` or ``refused`` (the running
+                    config stays); ``changed``: the sections whose settings
+                    the next calls use (names only, never values);
+                    ``needs_restart``: keys changed in the file that keep
+                    their running value; ``problems``: why it was refused,
+                    each as ``file:key``
+``calls_open``      ``service`` stop: calls in the Stasis app when it began to
+                    stop (their recordings are sealed, the callers stay)
 ``path``            for ``recording-adopted``: where the file now is
 ``recovery``        for a call a restarted recorder found: what it did
                     (``recording-continued``, ``continued-unrecorded``,
@@ -84,6 +102,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +121,19 @@ SCHEMA_VERSION = CHAIN_SCHEMA
 # How much of the end of the log is read, at first, to find the last line.
 _TAIL_BLOCK = 64 * 1024
 _PERSONAL_CONTEXT = b"callrec audit personal v1\x00"
+
+
+class ServiceAction(StrEnum):
+    """What a ``service`` line records of ``callrec serve``'s life."""
+
+    START = "start"
+    RELOAD = "reload"
+    STOP = "stop"
+
+
+class ReloadResult(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"  # the new config has problems: the running one stays
 
 
 class AuditError(CallrecError):
@@ -141,6 +173,11 @@ def audit_record(
         "reason": reason,
         **extra,
     }
+
+
+def service_record(action: ServiceAction, **fields: Any) -> dict[str, Any]:
+    """A ``service`` line; the keys each action carries are in the table above."""
+    return audit_record("service", action=str(action), **fields)
 
 
 def _context(line_id: str) -> bytes:

@@ -253,7 +253,9 @@ class MetricsService:
 
     Started after the app's own start-up (it needs the app's audit log and
     recorder) and stopped with it. A port that cannot be bound is logged at
-    ERROR and the app goes on: calls matter more than their counts.
+    ERROR and the app goes on: calls matter more than their counts. It counts
+    even while ``[metrics] listen`` is empty, so a reload (SIGHUP) that sets
+    it serves the counts since the start.
     """
 
     def __init__(self, config: Config, app: Watched) -> None:
@@ -282,7 +284,19 @@ class MetricsService:
         if shared.recorder.syncer is not None:
             shared.recorder.syncer.on_synced = self.metrics.fsync_seconds.observe
         self._shared = shared
-        await self._listen()
+        if self.settings.enabled:
+            await self._listen()
+
+    async def reload(self, config: Config) -> None:
+        """Serve at a reloaded ``[metrics] listen`` (or nowhere); the counts go on."""
+        if config.metrics == self.settings:
+            return
+        await self._close()
+        self.settings = config.metrics
+        if self.settings.enabled:
+            await self._listen()
+        else:
+            logger.info("metrics no longer served ([metrics] listen is empty)")
 
     async def _listen(self) -> None:
         app = web.Application()
@@ -319,6 +333,9 @@ class MetricsService:
             if syncer is not None:
                 syncer.on_synced = None
             self._shared = None
+        await self._close()
+
+    async def _close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = self._site = None

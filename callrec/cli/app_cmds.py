@@ -9,7 +9,6 @@ FILE) the config is ``$CALLREC_CONFIG``, else ``/etc/callrec/callrec.toml``.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -59,29 +58,26 @@ def extra_services(config: Config, app: App) -> list[Service]:
 
     The FastAGI front end (``agi.fastagi.AgiService``, listening on
     ``[agi] listen``) shares the app's services (its ``CallContext``): the app
-    starts it after its own start-up and stops it before its shutdown. So
-    does the Prometheus endpoint (``[metrics] listen``, when set).
+    starts it after its own start-up, hands it each reloaded config and stops
+    it before its shutdown. So does the Prometheus endpoint, which serves at
+    ``[metrics] listen`` when set (a reload may set it later).
     """
     from agi.fastagi import AgiService
     from callrec.catalog.service import CatalogService
+    from callrec.metrics import MetricsService
 
     catalog = CatalogService(config, app)  # enters each call's audit line, off the loop
-    services: list[Service] = [AgiService(config, lambda: app.ctx), catalog]
-    if config.metrics.enabled:
-        from callrec.metrics import MetricsService
-
-        services.append(MetricsService(config, app))
-    return services
+    return [AgiService(config, lambda: app.ctx), MetricsService(config, app), catalog]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ari_app.app import App
+    from ari_app.app import App, LevelSource
     from callrec.config import load_config
 
     config = load_config(config_file(args.config))
-    if not (args.verbose or args.quiet):  # -v/-q win over the config's level
-        logging.getLogger().setLevel(config.logging.level)
-    app = App(config)
+    # -v/-q win over the config's level, at the start and at each reload.
+    given = args.verbose or args.quiet
+    app = App(config, level_source=LevelSource.CALLER if given else LevelSource.CONFIG)
     app.extra_services.extend(extra_services(config, app))
     run_event_loop(app.run())
     return EXIT_OK
@@ -101,7 +97,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "serve",
         description="Run the callrec ARI application until SIGTERM/SIGINT. "
-        "On SIGTERM open recordings are sealed and callers stay connected.",
+        "On SIGTERM open recordings are sealed and callers stay connected; "
+        "SIGHUP reads the config again for the next calls.",
     )
     add_config_option(p)
     p.set_defaults(func=_serve)

@@ -60,7 +60,7 @@ async def test_best_effort_keeps_the_call_and_the_recording_going(
     await wait_until(lambda: _lines(caplog, logging.ERROR, "media stream lost"), 10)
     # The loss is noticed while the caller still talks to the destination.
     assert rig.sim.channel(caller) is not None
-    assert rig.audit() == []
+    assert [x for x in rig.audit() if x["event"] != "service"] == []  # no call line yet
     await wait_until(lambda: _lines(caplog, logging.INFO, "media stream back"), 10)
 
     line = await rig.wait_audit(caller)
