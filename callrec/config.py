@@ -218,7 +218,7 @@ def _read_toml(r: Reader, path: Path) -> dict[str, Any] | None:
     try:
         return tomllib.loads(read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8"))
     except FileNotFoundError:
-        r.problem("(file)", "file does not exist", "copy config/callrec.toml and edit it")
+        r.problem("(file)", "file does not exist", "write one: callrec config template > FILE")
     except OSError as exc:
         r.problem("(file)", f"cannot read: {os_reason(exc)}")
     except UnicodeDecodeError as exc:
@@ -226,7 +226,7 @@ def _read_toml(r: Reader, path: Path) -> dict[str, Any] | None:
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"line (\d+)", str(exc))
         key = f"line {where.group(1)}" if where else "(syntax)"
-        r.problem(key, f"not valid TOML: {exc}", "see config/callrec.toml for the syntax")
+        r.problem(key, f"not valid TOML: {exc}", "see `callrec config template` for the syntax")
     except ValueError:  # Python's limit on integer digits (4300)
         r.problem("(syntax)", "a number has more digits than callrec reads", "e.g. 2.0")
     except RecursionError:

@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retention": ("retention_cmds", "delete the recordings whose retention has passed"),
     "serve": ("app_cmds", "run the Stasis app (and the FastAGI server) against Asterisk"),
     "check-config": ("app_cmds", "check a config file; print every problem as file:key"),
+    "config": ("config_cmds", "the shipped callrec.toml, systemd unit and Asterisk snippets"),
     "demo": ("app_cmds", "four calls through the built-in ARI simulator, recorded and verified"),
     "prompts": ("prompts_cmds", "install, list and check announcement prompts"),
     "testcall": (

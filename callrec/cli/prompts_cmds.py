@@ -1,15 +1,20 @@
-"""``callrec prompts add | list | check``: announcements in the Asterisk sounds tree.
+"""``callrec prompts add | install-defaults | list | check``: announcements in the sounds tree.
 
 Registering these parsers imports no audio library: the converter (numpy,
-soxr, pyloudnorm, scipy) loads only when ``prompts add`` runs.
+soxr, pyloudnorm, scipy) loads only when ``prompts add`` runs;
+``install-defaults`` copies the shipped files as they are and needs none.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +25,7 @@ from callrec.cli.common import (
     add_config_option,
     config_file,
     config_file_if_any,
+    escape,
 )
 from callrec.prompts.defaults import (
     CEILING_DBFS,
@@ -28,15 +34,19 @@ from callrec.prompts.defaults import (
     TRIM_THRESHOLD_DB,
 )
 from callrec.prompts.names import (
+    CANONICAL_FORMAT,
     DEFAULT_SOUNDS_DIR,
+    FILE_MODE,
     FORMATS,
     PromptError,
     check_language,
     check_name,
+    sound_path,
 )
 
 if TYPE_CHECKING:
     from callrec.config import PromptsConfig
+    from callrec.data import DefaultPrompt
     from callrec.prompts.convert import PromptAudio
     from callrec.prompts.store import InstalledPrompt, PromptEntry
 
@@ -62,6 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = parser.add_subparsers(dest="prompts_command", metavar="ACTION")
     cmds.required = True
     _register_add(cmds)
+    _register_install_defaults(cmds)
     listing = cmds.add_parser("list", help="prompts per language: duration, formats, hash")
     _sounds_args(listing)
     listing.set_defaults(func=cmd_list)
@@ -107,6 +118,53 @@ def _register_add(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help=f"longest prompt accepted, after trimming (default {DEFAULT_MAX_SECONDS:g})",
     )
     add.set_defaults(func=cmd_add)
+
+
+def _register_install_defaults(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = cmds.add_parser(
+        "install-defaults",
+        help="install the default prompts shipped with callrec, in every format",
+        description="Copy the default prompts that ship with callrec (disclosure, "
+        "not-available, recording-unavailable; texts and SHA-256 in sounds/README.md) "
+        f"into <sounds-dir>/<lang>/callrec/ as {', '.join(FORMATS)}, byte for byte. "
+        "Safe to run again: a prompt already in place is left alone, and one that "
+        "differs from the shipped file (your own recording) is kept unless --force.",
+    )
+    _sounds_args(p)
+    p.add_argument(
+        "--lang",
+        type=_languages,
+        metavar="LANGS",
+        help="comma-separated, e.g. en,de (default: every language shipped)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also replace prompts that differ from the shipped ones (your own recordings)",
+    )
+    p.set_defaults(func=cmd_install_defaults)
+
+
+def _languages(text: str) -> list[str]:
+    """``en,de`` as a list: each a language code callrec ships prompts in (argparse type)."""
+    from callrec.data import prompt_languages
+    from callrec.errors import CallrecError
+
+    langs: list[str] = []
+    try:
+        shipped = prompt_languages()
+        for lang in (part.strip() for part in text.split(",")):
+            check_language(lang)
+            if lang not in shipped:
+                raise PromptError(
+                    f"no default prompts in {lang!r} (shipped: {', '.join(shipped)}); "
+                    "record your own with `callrec prompts add`"
+                )
+            if lang not in langs:
+                langs.append(lang)
+    except CallrecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return langs
 
 
 def _sounds_args(parser: argparse.ArgumentParser) -> None:
@@ -193,6 +251,93 @@ def _describe(installed: InstalledPrompt, audio: PromptAudio) -> str:
             f"  (of {wav.name}: the prompt hash the consent evidence records)",
         ]
     )
+
+
+class Placed(StrEnum):
+    """What ``install-defaults`` did with one prompt in one language."""
+
+    INSTALLED = "installed"  # written (all formats, or the ones missing)
+    UNCHANGED = "unchanged"  # every format already there, as shipped
+    KEPT = "kept"  # differs from the shipped one: the admin's own, left alone
+
+
+@dataclass(frozen=True)
+class DefaultPlaced:
+    prompt: DefaultPrompt
+    placed: Placed
+    sha256: str  # of the .wav now in place ("-" when there is none)
+
+    def line(self) -> str:
+        text = f"{self.placed:<9}  {self.prompt.lang:<5} {self.prompt.sound:<32} {self.sha256}"
+        if self.placed is Placed.KEPT:
+            text += "  (not the shipped prompt: your own? --force replaces it)"
+        return text
+
+
+def cmd_install_defaults(args: argparse.Namespace) -> int:
+    from callrec.data import default_prompts, prompt_languages
+
+    path = _config_path(args)
+    config = _read_prompts(path)
+    root = _sounds_dir(args, config)
+    langs = args.lang or prompt_languages()
+    done = [_place_default(p, root, args.force) for p in default_prompts(langs)]
+    for placed in done:
+        print(placed.line())
+    counts = Counter(d.placed for d in done)
+    summary = ", ".join(f"{counts[state]} {state}" for state in Placed)
+    print(f"{len(done)} default prompt(s) under {escape(str(root))}: {summary}")
+    for lang in config.languages if config is not None else ():
+        if lang not in langs:
+            print(
+                f"warning: no default prompts installed in {lang} (prompts.languages of "
+                f"{escape(str(path))}): record them with `callrec prompts add`",
+                file=sys.stderr,
+            )
+    return EXIT_OK
+
+
+def _place_default(prompt: DefaultPrompt, root: Path, force: bool) -> DefaultPlaced:
+    """Write what is missing or different of one shipped prompt; keep an admin's own.
+
+    Files are compared byte for byte, so running it twice writes nothing the
+    second time. The WAV goes last, as ``prompts add`` does: a complete WAV
+    means the other formats are in place.
+    """
+    from callrec.spool import os_reason, write_file_atomic
+
+    paths = {ext: sound_path(root, prompt.lang, prompt.sound, ext) for ext in FORMATS}
+    shipped = {ext: prompt.files[ext].read_bytes() for ext in FORMATS}
+    present = {ext: _read_if_there(paths[ext]) for ext in FORMATS}
+    differ = [ext for ext in FORMATS if present[ext] != shipped[ext]]
+    if not differ:
+        return DefaultPlaced(prompt, Placed.UNCHANGED, _sha256(shipped[CANONICAL_FORMAT]))
+    if not force and any(present[ext] is not None for ext in differ):
+        return DefaultPlaced(prompt, Placed.KEPT, _sha256(present[CANONICAL_FORMAT]))
+    folder = paths[CANONICAL_FORMAT].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for ext in sorted(differ, key=lambda e: e == CANONICAL_FORMAT):
+            write_file_atomic(paths[ext], shipped[ext], FILE_MODE, replace=True)
+    except OSError as exc:
+        raise PromptError(f"cannot install into {folder}: {os_reason(exc)}") from exc
+    return DefaultPlaced(prompt, Placed.INSTALLED, _sha256(shipped[CANONICAL_FORMAT]))
+
+
+def _read_if_there(path: Path) -> bytes | None:
+    from callrec.spool import os_reason
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PromptError(f"cannot read {path}: {os_reason(exc)}") from exc
+
+
+def _sha256(data: bytes | None) -> str:
+    """The prompt hash of a WAV's bytes, as the consent evidence records it."""
+    return "-" if data is None else hashlib.sha256(data).hexdigest()
 
 
 def cmd_list(args: argparse.Namespace) -> int:

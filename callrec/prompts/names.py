@@ -22,6 +22,7 @@ SOUND = re.compile(rf"{SOUND_PART.pattern}(?:/{SOUND_PART.pattern})*")
 
 DEFAULT_SOUNDS_DIR = Path("/var/lib/asterisk/sounds")
 PROMPT_FOLDER = "callrec"
+FILE_MODE = 0o644  # Asterisk runs as its own user and must read the prompts.
 
 # Extension -> (sample rate, what Asterisk calls it). The 8 kHz WAV comes
 # first: it is the canonical file whose SHA-256 identifies a prompt.

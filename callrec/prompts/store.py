@@ -16,6 +16,7 @@ from callrec.media.g711 import alaw_encode, ulaw_encode
 from callrec.prompts.convert import RATE_NARROW, PromptAudio
 from callrec.prompts.names import (
     CANONICAL_FORMAT,
+    FILE_MODE,
     FORMATS,
     PROMPT_FOLDER,
     PromptError,
@@ -27,8 +28,6 @@ from callrec.prompts.names import (
 from callrec.spool import os_reason, write_file_atomic
 
 logger = logging.getLogger(__name__)
-
-FILE_MODE = 0o644  # Asterisk runs as its own user and must read the prompts.
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ def shipped_in(root: Path, **replace: str) -> Path:
     for example, real in make_setup(root).items():
         text = text.replace(f'"{example}"', f'"{real}"')
     text = text.replace('password = ""', 'password = "from-file"')
+    # The tests use the per-number override the reference shows as a commented example.
+    text = text.replace(
+        '# [prompts.numbers."100"]\n# disclosure', '[prompts.numbers."100"]\ndisclosure'
+    )
     for old, new in replace.items():
         assert old in text, old
         text = text.replace(old, new)
@@ -240,7 +244,7 @@ def test_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     [problem] = check_config(tmp_path / "nope.toml", env={})
     assert str(problem).endswith(
-        "(file): file does not exist (hint: copy config/callrec.toml and edit it)"
+        "(file): file does not exist (hint: write one: callrec config template > FILE)"
     )
 
 
@@ -305,9 +309,10 @@ def test_shipped_asterisk_snippets_match_the_reference_config() -> None:
     assert "bindaddr = 127.0.0.1" in http
     assert f"bindport = {port}" in http
     unit = (folder / "callrec.service").read_text()
-    assert "ExecStart=/usr/bin/callrec serve --config /etc/callrec/callrec.toml" in unit
+    assert "ExecStart=/opt/callrec/bin/callrec serve --config /etc/callrec/callrec.toml" in unit
     spool, audit = toml["recording"]["spool"], Path(toml["privacy"]["audit_log"]).parent
-    assert f"ReadWritePaths={spool} {audit}\n" in unit
+    catalog = Path(toml["catalog"]["url"].removeprefix("sqlite://")).parent
+    assert f"ReadWritePaths={spool} {audit} {catalog}\n" in unit
     for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"):
         assert option in unit
 

@@ -533,7 +533,9 @@ def test_a_missing_config_fails_and_skips_every_other_check(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"callrec doctor: {missing}"
     assert out[1] == f"FAIL  config         {missing}: 1 problem(s)"
-    assert "(file): file does not exist (hint: copy config/callrec.toml and edit it)" in out[2]
+    assert (
+        "(file): file does not exist (hint: write one: callrec config template > FILE)" in out[2]
+    )
     skipped = [line.split()[1] for line in out if line.startswith("skip ")]
     assert skipped == [str(n) for n in CheckName if n is not CheckName.CONFIG]
     assert out[-1] == f"NOT all checks passed (1 FAIL, {len(CheckName) - 1} skip)"
