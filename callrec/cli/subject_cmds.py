@@ -102,11 +102,12 @@ def _reason(p: argparse.ArgumentParser, *, required: bool) -> None:
 def _export(args: argparse.Namespace) -> int:
     from callrec.dpo.access import Action
     from callrec.dpo.desk import Desk
-    from callrec.dpo.export import export_calls
+    from callrec.dpo.export import empty_folder, export_calls
     from callrec.dpo.page import INDEX, write_page
     from callrec.dpo.subjects import find_calls, pseudonym_of
 
     keys = load_private_keys(args.key, args)
+    empty_folder(args.out)  # a folder that will not do fails before the access is logged
     with Desk.open(config_file(args.config), keys, need_catalog=False) as desk:
         pseudonym = pseudonym_of(_checked_number(args.number), desk.config)
         calls = find_calls(desk.maybe_catalog, desk.audit_lines(), pseudonym)

@@ -16,8 +16,10 @@ import pytest
 from ari_app.demo import SIM_PASSWORD, SIM_USER, write_config
 from callrec.ari.sim import AriSimulator, EndpointBehaviour
 from callrec.catalog import Catalog
+from callrec.crypto.keys import PrivateKey
 from callrec.crypto.signing import SigningKey
 from tests.ari_app.conftest import GRACE, Rig, make_rig_files
+from tests.callrec.dpo.recorders import Recorder
 
 RECORDER = "rec-a"
 DAYS = 30
@@ -93,3 +95,18 @@ async def office(tmp_path: Path) -> AsyncIterator[Office]:
         for app in office.apps:
             await app.shutdown()
         await sim.stop()
+
+
+@pytest.fixture
+def key() -> PrivateKey:
+    return PrivateKey.generate()
+
+
+@pytest.fixture
+def recorders(tmp_path: Path, key: PrivateKey) -> tuple[Recorder, Recorder]:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    return (
+        Recorder.make(tmp_path / "a", "rec-a", shared, key),
+        Recorder.make(tmp_path / "b", "rec-b", shared, key),
+    )

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from callrec.catalog import Catalog
-from callrec.crypto.keys import PrivateKey
 from callrec.dpo.desk import Desk
 from callrec.dpo.holds import hold, release
 from callrec.dpo.subjects import pseudonym_of
@@ -16,21 +15,6 @@ from tests.callrec.dpo.recorders import Recorder
 
 ALICE = "+4930123456"
 BOB = "+4940555000"
-
-
-@pytest.fixture
-def key() -> PrivateKey:
-    return PrivateKey.generate()
-
-
-@pytest.fixture
-def recorders(tmp_path: Path, key: PrivateKey) -> tuple[Recorder, Recorder]:
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    return (
-        Recorder.make(tmp_path / "a", "rec-a", shared, key),
-        Recorder.make(tmp_path / "b", "rec-b", shared, key),
-    )
 
 
 def _erase(capsys: pytest.CaptureFixture[str], recorder: Recorder, *argv: str) -> Run:
