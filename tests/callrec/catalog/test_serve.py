@@ -1,6 +1,7 @@
 """``callrec serve`` against the ARI simulator: every call reaches the catalogue as it
 ends, a catalogue that is down never fails a call, ``catalog rebuild`` gives the
-same listing, and two recorders share one PostgreSQL catalogue."""
+same listing, two recorders share one PostgreSQL catalogue, and a reload moves
+the next calls to the catalogue it names."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ import signal
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ari_app.app import App
 from ari_app.demo import SIM_PASSWORD, SIM_USER, write_config
 from callrec.ari.sim import AriSimulator, CallerScenario, EndpointBehaviour
 from callrec.catalog import Catalog
+from callrec.catalog.service import CatalogService
+from callrec.config import load_config
+from callrec.config_model import CatalogConfig
 from callrec.recording import verify
 from tests.ari_app.conftest import (
     DISCLOSURE,
@@ -173,3 +179,27 @@ async def test_two_recorders_share_one_postgresql_catalogue(
     rows = [line for line in table.out.splitlines() if re.match(r"\d{4}-", line)]
     assert sorted(row.split()[2] for row in rows) == ["pbx-a", "pbx-b"]
     assert table.out.splitlines()[-1] == "2 call(s), 2 recording(s)"
+
+
+async def test_a_reload_moves_the_next_calls_to_the_catalogue_it_names(tmp_path: Path) -> None:
+    async with _rig(tmp_path / "pbx") as rig:
+        first = f"sqlite://{tmp_path / 'first.sqlite3'}"
+        second = f"sqlite://{tmp_path / 'second.sqlite3'}"
+        _set_catalog(rig, first, "pbx-test")
+        config = load_config(rig.config_path)
+        app = App(config)
+        service = CatalogService(config, app)
+        app.extra_services.append(service)
+        await app.startup()
+        try:
+            await asyncio.wait_for(app.connected.wait(), 10)
+            before = await _call(rig)
+            await _catalogued(first, 1)
+            await service.reload(replace(config, catalog=CatalogConfig(second, "pbx-test")))
+            after = await _call(rig)
+            await _catalogued(second, 1)
+        finally:
+            await app.shutdown()
+    with Catalog.open(first) as old, Catalog.open(second) as new:
+        assert [e.call.call_id for e in old.list() if e.call] == [before["channel"]]
+        assert after["channel"] in [e.call.call_id for e in new.list() if e.call]
