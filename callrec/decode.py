@@ -2,8 +2,10 @@
 
 ``callrec decrypt`` streams into a WAV/FLAC :class:`callrec.audio.AudioSink`;
 the demo and ``callrec testcall`` decode into memory with
-:func:`decode_recording` (nothing touches a disk). Gaps become silence at their
-true length; pause/resume and gap positions are noted as events.
+:func:`decode_recording` (nothing touches a disk). Gaps and pauses become
+silence at their true length (a pause from its pause frame's time to its
+resume frame's), so what was said after a pause stands where it was said;
+pause/resume (with who asked) and gap positions are noted as events.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callrec.audio import AudioSink, PayloadStream, silence
+from callrec.crypto.frames import Pauses
 from callrec.crypto.keys import PrivateKey
 from callrec.errors import AudioFileError, FormatError
 from callrec.recording import (
@@ -63,7 +66,15 @@ def render(frames: Iterable[Frame], header: Header, sink: SampleSink) -> Rendere
     """Write audio and gaps to ``sink``; collect metadata and pause/resume/gap notes."""
     rate, channels, codec = header.sample_rate, header.channels, str(header.codec)
     stream = PayloadStream(codec, channels)
+    pauses = Pauses(rate)
     out = Rendered()
+
+    def write_silence(left: int) -> None:
+        while left > 0:
+            n = min(left, SILENCE_CHUNK)
+            sink.write(silence(codec, n, channels))
+            left -= n
+
     for frame in frames:
         position = round(sink.frames_written / rate, 6)
         if isinstance(frame, AudioFrame):
@@ -73,14 +84,15 @@ def render(frames: Iterable[Frame], header: Header, sink: SampleSink) -> Rendere
             out.events.append(
                 {"event": "gap", "at_seconds": position, "seconds": frame.samples / rate}
             )
-            left = frame.samples
-            while left > 0:
-                n = min(left, SILENCE_CHUNK)
-                sink.write(silence(codec, n, channels))
-                left -= n
+            write_silence(frame.samples)
         elif isinstance(frame, PauseFrame | ResumeFrame):
             kind = "pause" if isinstance(frame, PauseFrame) else "resume"
-            out.events.append({"event": kind, "at": frame.at, "at_seconds": position})
+            paused = pauses.silence(frame)
+            write_silence(paused)
+            event = {"event": kind, "at": frame.at, "at_seconds": position, "source": frame.source}
+            if isinstance(frame, ResumeFrame):
+                event.update(at_seconds=round(sink.frames_written / rate, 6), paused=paused / rate)
+            out.events.append(event)
         elif isinstance(frame, MetadataFrame):
             out.metadata.append(frame.record)
     out.leftover = stream.leftover

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from callrec.crypto.limits import (
     MAX_METADATA_DEPTH,
     MAX_METADATA_FRAME,
     MAX_METADATA_TOTAL,
+    MAX_PAUSE_SOURCE,
 )
 from callrec.errors import FormatError
 
@@ -37,7 +39,16 @@ _F64 = struct.Struct(">d")
 _NAMES = {AUDIO: "audio", GAP: "gap", PAUSE: "pause", RESUME: "resume", METADATA: "metadata"}
 # The largest body each frame type may have: checked from the frame header,
 # before a byte of the body is collected (docs/FORMAT.md, "Limits").
-MAX_BODY = {AUDIO: MAX_AUDIO_FRAME, GAP: 8, PAUSE: 8, RESUME: 8, METADATA: MAX_METADATA_FRAME}
+_MARK = 8 + MAX_PAUSE_SOURCE  # a pause or resume: its time, then who asked
+MAX_BODY = {
+    AUDIO: MAX_AUDIO_FRAME,
+    GAP: 8,
+    PAUSE: _MARK,
+    RESUME: _MARK,
+    METADATA: MAX_METADATA_FRAME,
+}
+# Who paused or resumed, as the frame names it: a word a terminal shows safely.
+_SOURCE = re.compile(rb"[a-z][a-z0-9-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +67,19 @@ class GapFrame:
 
 @dataclass(frozen=True, slots=True)
 class PauseFrame:
-    """Recording paused at ``at`` (Unix seconds)."""
+    """Recording paused at ``at`` (Unix seconds), asked by ``source`` (``agent-code``,
+    ``agi``, ``control``; None in files written before pauses named it)."""
 
     at: float
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ResumeFrame:
-    """Recording resumed at ``at`` (Unix seconds)."""
+    """Recording resumed at ``at`` (Unix seconds), asked by ``source`` (``auto-resume`` too)."""
 
     at: float
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +105,47 @@ def encode_gap(samples: int) -> bytes:
     return FRAME_HEADER.pack(GAP, 8) + _U64.pack(samples)
 
 
-def encode_pause(at: float) -> bytes:
-    return FRAME_HEADER.pack(PAUSE, 8) + _F64.pack(_finite(at))
+def encode_pause(at: float, source: str | None = None) -> bytes:
+    return _encode_mark(PAUSE, at, source)
 
 
-def encode_resume(at: float) -> bytes:
-    return FRAME_HEADER.pack(RESUME, 8) + _F64.pack(_finite(at))
+def encode_resume(at: float, source: str | None = None) -> bytes:
+    return _encode_mark(RESUME, at, source)
+
+
+def _encode_mark(kind: int, at: float, source: str | None) -> bytes:
+    body = _F64.pack(_finite(at))
+    if source is not None:
+        body += source.encode("ascii", "replace")
+        if len(body) > _MARK or not _SOURCE.fullmatch(body, 8):
+            raise ValueError(
+                f"{_NAMES[kind]} source {source!r} is not a word of a-z, 0-9 and - "
+                f"(at most {MAX_PAUSE_SOURCE})"
+            )
+    return FRAME_HEADER.pack(kind, len(body)) + body
+
+
+class Pauses:
+    """Pairs pause and resume frames as every renderer does.
+
+    A pause renders as silence of its true length, ``resume.at - pause.at``,
+    where its resume frame stands; a second pause before a resume, or a
+    resume without a pause, renders nothing; a pause still open when the
+    recording ends renders nothing either (the recording ends there).
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.started: float | None = None  # the open pause's start
+
+    def silence(self, frame: PauseFrame | ResumeFrame) -> int:
+        """Samples of silence ``frame`` closes (0 for a pause frame)."""
+        if isinstance(frame, PauseFrame):
+            if self.started is None:
+                self.started = frame.at
+            return 0
+        start, self.started = self.started, None
+        return 0 if start is None else max(0, round((frame.at - start) * self.sample_rate))
 
 
 def encode_metadata(record: Mapping[str, Any]) -> bytes:
@@ -117,9 +166,9 @@ def encode(frame: Frame) -> bytes:
     if isinstance(frame, GapFrame):
         return encode_gap(frame.samples)
     if isinstance(frame, PauseFrame):
-        return encode_pause(frame.at)
+        return encode_pause(frame.at, frame.source)
     if isinstance(frame, ResumeFrame):
-        return encode_resume(frame.at)
+        return encode_resume(frame.at, frame.source)
     return encode_metadata(frame.record)
 
 
@@ -217,6 +266,10 @@ def _check_header(kind: int, length: int, segment: int) -> None:
         raise FormatError(f"unknown frame type 0x{kind:02x}", segment=segment)
     if limit == 8 and length != 8:
         raise FormatError(f"frame type {kind} has {length} bytes, expected 8", segment=segment)
+    if limit == _MARK and not 8 <= length <= _MARK:
+        raise FormatError(
+            f"frame type {kind} has {length} bytes, expected 8 to {_MARK}", segment=segment
+        )
     if length > limit:
         raise FormatError(
             f"{_NAMES[kind]} frame of {length} bytes, at most {limit}", segment=segment
@@ -230,10 +283,17 @@ def _decode(kind: int, body: bytes, segment: int) -> Frame:
         return MetadataFrame(_decode_json(body, segment))
     if kind == GAP:
         return GapFrame(_U64.unpack(body)[0])
-    at = _F64.unpack(body)[0]
+    at = _F64.unpack_from(body)[0]
     if not (math.isfinite(at) and 0 <= at <= LATEST_WALL):
         raise FormatError(f"{_NAMES[kind]} time {at!r} is not a date", segment=segment)
-    return PauseFrame(at) if kind == PAUSE else ResumeFrame(at)
+    source = None
+    if len(body) > 8:
+        if not _SOURCE.fullmatch(body, 8):
+            raise FormatError(
+                f"{_NAMES[kind]} source is not a word of a-z, 0-9 and -", segment=segment
+            )
+        source = body[8:].decode("ascii")
+    return PauseFrame(at, source) if kind == PAUSE else ResumeFrame(at, source)
 
 
 def _decode_json(body: bytes, segment: int) -> dict[str, Any]:

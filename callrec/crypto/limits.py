@@ -28,7 +28,10 @@ MAX_AUDIO_FRAME = 16 * MiB
 MAX_METADATA_FRAME = 1 * MiB
 MAX_METADATA_TOTAL = 16 * MiB
 MAX_METADATA_DEPTH = 32
-# Audio plus gaps, pauses excluded: a recording longer than a week is not a call.
+# Who paused a recording ("agent-code", "control"): a short word after the time.
+MAX_PAUSE_SOURCE = 32
+# Audio, gaps and pauses (each rendered as silence): a recording longer than a
+# week is not a call.
 MAX_RECORDING_SECONDS = 7 * 24 * 3600
 
 # After a segment fails, the reader looks this many segment indices either

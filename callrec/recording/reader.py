@@ -24,7 +24,15 @@ from callrec.crypto.format import (
     open_header,
     parse_header,
 )
-from callrec.crypto.frames import AudioFrame, Frame, FrameParser, GapFrame
+from callrec.crypto.frames import (
+    AudioFrame,
+    Frame,
+    FrameParser,
+    GapFrame,
+    PauseFrame,
+    Pauses,
+    ResumeFrame,
+)
 from callrec.crypto.keys import PrivateKey
 from callrec.crypto.limits import MAX_RECORDING_SECONDS
 from callrec.crypto.stream import open_stream, read_segments, tink_keyset_json
@@ -40,7 +48,7 @@ _ID_END = _ID_START + RECORDING_ID_SIZE
 
 
 class RecordingTooLong(FormatError):
-    """Audio and gaps add up to more than MAX_RECORDING_SECONDS: no call is that long."""
+    """Audio, gaps and pauses add up to more than MAX_RECORDING_SECONDS: no call is that long."""
 
 
 class Verdict(StrEnum):
@@ -146,6 +154,7 @@ class RecordingReader:
         width = self.header.codec.sample_width * self.header.channels
         longest = MAX_RECORDING_SECONDS * self.header.sample_rate
         samples = 0.0
+        pauses, paused = Pauses(self.header.sample_rate), 0  # rendered as silence too
         index = -1
         try:
             for index, plaintext in self.chunks():
@@ -154,7 +163,9 @@ class RecordingReader:
                         samples += len(frame.payload) / width
                     elif isinstance(frame, GapFrame):
                         samples += frame.samples
-                    if samples > longest:
+                    elif isinstance(frame, PauseFrame | ResumeFrame):
+                        paused += pauses.silence(frame)
+                    if samples + paused > longest:
                         raise _too_long(frame, index)
                     self.audio_seconds = samples / self.header.sample_rate
                     yield frame
@@ -221,7 +232,11 @@ def export_tink(path: Path, keys: Sequence[PrivateKey]) -> TinkExport:
 
 
 def _too_long(frame: Frame, segment: int) -> RecordingTooLong:
-    what = f"a gap of {frame.samples} samples" if isinstance(frame, GapFrame) else "audio"
+    what = "audio"
+    if isinstance(frame, GapFrame):
+        what = f"a gap of {frame.samples} samples"
+    elif isinstance(frame, ResumeFrame):
+        what = "a pause"
     return RecordingTooLong(
         f"{what} makes the recording longer than {MAX_RECORDING_SECONDS // 86400} days",
         segment=segment,

@@ -214,11 +214,12 @@ class RecordingWriter:
         self.write(encode_gap(samples))
         self._gap_samples += samples
 
-    def write_pause(self, at: float) -> None:
-        self.write(encode_pause(at))
+    def write_pause(self, at: float, source: str | None = None) -> None:
+        """Recording paused at ``at``, asked by ``source`` (``callrec.pausing.PauseSource``)."""
+        self.write(encode_pause(at, source))
 
-    def write_resume(self, at: float) -> None:
-        self.write(encode_resume(at))
+    def write_resume(self, at: float, source: str | None = None) -> None:
+        self.write(encode_resume(at, source))
 
     def write_metadata(self, record: Mapping[str, Any]) -> None:
         """A JSON object (consent evidence first, closing summary last: the caller's job)."""

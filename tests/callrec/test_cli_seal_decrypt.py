@@ -144,7 +144,7 @@ def test_seal_refuses_a_file_that_is_not_audio(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys", "notes.wav"]
 
 
-def test_gaps_come_back_as_silence_of_their_true_length_and_pauses_are_noted(
+def test_gaps_and_pauses_come_back_as_silence_of_their_true_length_and_are_noted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair
 ) -> None:
     samples = speech_like(8000, 1.0)
@@ -156,24 +156,32 @@ def test_gaps_come_back_as_silence_of_their_true_length_and_pauses_are_noted(
     for i in range(0, len(head), 160):
         writer.write_audio(head[i : i + 160])
     writer.write_gap(1234)
-    writer.write_pause(1000.5)
-    writer.write_resume(1003.0)
+    writer.write_pause(1000.5, "agent-code")
+    writer.write_resume(1003.0)  # as files without a source have it
     writer.write_audio(tail)
     info = writer.close(final_path=tmp_path / "gappy.crec")
 
     out = tmp_path / "gappy.wav"
     assert run(capsys, "decrypt", info.path, "--key", keys.key).code == 0
     back = sf.read(out, dtype="int16")[0]
-    assert len(back) == 8000 + 1234
+    paused = round(2.5 * 8000)  # the tail was said 2.5 s after the pause began
+    assert len(back) == 8000 + 1234 + paused
     assert np.array_equal(back[:3000], ulaw_decode(head))
-    assert not back[3000 : 3000 + 1234].any()
-    assert np.array_equal(back[3000 + 1234 :], ulaw_decode(tail))
+    assert not back[3000 : 3000 + 1234 + paused].any()
+    assert np.array_equal(back[3000 + 1234 + paused :], ulaw_decode(tail))
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["metadata"] == [{"type": "consent", "decision": "implied"}]
+    at_pause = (3000 + 1234) / 8000
     assert meta["events"] == [
         {"event": "gap", "at_seconds": 0.375, "seconds": 1234 / 8000},
-        {"event": "pause", "at": 1000.5, "at_seconds": (3000 + 1234) / 8000},
-        {"event": "resume", "at": 1003.0, "at_seconds": (3000 + 1234) / 8000},
+        {"event": "pause", "at": 1000.5, "at_seconds": at_pause, "source": "agent-code"},
+        {
+            "event": "resume",
+            "at": 1003.0,
+            "at_seconds": at_pause + 2.5,
+            "source": None,
+            "paused": 2.5,
+        },
     ]
 
 

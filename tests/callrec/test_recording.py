@@ -47,19 +47,21 @@ def _write(writer: RecordingWriter, frame: Frame) -> None:
     elif isinstance(frame, GapFrame):
         writer.write_gap(frame.samples)
     elif isinstance(frame, PauseFrame):
-        writer.write_pause(frame.at)
+        writer.write_pause(frame.at, frame.source)
     elif isinstance(frame, ResumeFrame):
-        writer.write_resume(frame.at)
+        writer.write_resume(frame.at, frame.source)
     else:
         writer.write_metadata(frame.record)
 
 
+_sources = st.none() | st.sampled_from(["agent-code", "agi", "control", "auto-resume"])
 _frames = st.one_of(
     st.builds(AudioFrame, st.sampled_from([b"", b"\x7f" * 160]) | st.binary(max_size=5000)),
     # 30 gaps of 2^27 samples stay under a week at 8 kHz (docs/FORMAT.md, "Limits").
     st.builds(GapFrame, st.integers(0, 1 << 27)),
-    st.builds(PauseFrame, st.floats(0, LATEST_WALL)),
-    st.builds(ResumeFrame, st.floats(0, 2e9)),
+    # A pause renders as silence up to its resume: within an hour, 30 stay under a week.
+    st.builds(PauseFrame, st.floats(2e9, 2e9 + 3600), _sources),
+    st.builds(ResumeFrame, st.floats(2e9, 2e9 + 3600), _sources),
     st.builds(
         MetadataFrame,
         st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=20), max_size=4),
