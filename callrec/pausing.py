@@ -1,0 +1,240 @@
+"""Pausing a live recording: who asked, when, for how long; the hold of a feature code.
+
+An agent must be able to keep a card number out of a recording (PCI DSS): while
+a recording is paused nothing of the call's audio reaches the file. The file
+keeps a pause frame and a resume frame, each naming who asked
+(:class:`PauseSource`, docs/FORMAT.md "Pauses"), and the closing summary lists
+every pause; a player renders each as silence of its true length.
+
+A feature code takes several digits (``*1``) and Asterisk reports each digit
+only when it ends, so the audio between its first digit and its last would
+otherwise be written before the pause could begin. :meth:`PauseControl.hold`
+keeps what is heard from the first digit on in memory, never on disk: the
+completed code pauses from the moment the hold began and the held audio is
+dropped; a code that is not completed releases it into the file unchanged.
+
+Shared by both front ends through :class:`callrec.tap.RecordingTap`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from callrec.clock import Clock
+
+# A hold lasts the few seconds between a code's digits; past this much audio
+# (10 s of 16-bit audio at 16 kHz) it is released, so memory stays bounded
+# whatever the digits do.
+MAX_HOLD_BYTES = 320_000
+
+
+class PauseSource(StrEnum):
+    """Who paused or resumed a recording, as its pause and resume frames name it."""
+
+    AGENT_CODE = "agent-code"  # the agent's feature code ([recording] pause_code)
+    AGI = "agi"  # the dialplan's /pause or /resume
+    CONTROL = "control"  # callrec calls pause|resume (the control socket)
+    AUTO_RESUME = "auto-resume"  # [recording] auto_resume seconds passed
+
+
+class MarkWriter(Protocol):
+    """The writer side of a recording (:class:`callrec.recording.RecordingWriter`)."""
+
+    def write_audio(self, payload: bytes) -> Any: ...
+
+    def write_gap(self, samples: int) -> Any: ...
+
+    def write_pause(self, at: float, source: str | None = None) -> Any: ...
+
+    def write_resume(self, at: float, source: str | None = None) -> Any: ...
+
+
+class Pausable(Protocol):
+    """A recording's RTP side (:class:`~callrec.media.rtp_stream.RtpStream`, or the
+    stereo stream): it flushes what it holds and writes the frame itself."""
+
+    error: Exception | None
+
+    def pause(self, at: float, source: str | None = None) -> None: ...
+
+    def resume(self, at: float, source: str | None = None) -> None: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+
+@dataclass
+class Pause:
+    """One pause of a recording; ``end`` None while it lasts (or when the recording
+    ended paused)."""
+
+    start: float
+    source: PauseSource
+    end: float | None = None
+    resumed_by: PauseSource | None = None
+
+    def seconds(self, until: float) -> float:
+        """How long it lasted, or lasts until ``until``."""
+        return max(0.0, (until if self.end is None else self.end) - self.start)
+
+    def record(self, until: float) -> dict[str, Any]:
+        """As the closing summary lists it (docs/FORMAT.md "Pauses")."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "seconds": round(self.seconds(until), 3),
+            "source": str(self.source),
+            "resumed_by": None if self.resumed_by is None else str(self.resumed_by),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PauseTotals:
+    """What the audit line says of a recording's pauses."""
+
+    count: int
+    seconds: float
+
+
+class PauseGate:
+    """What the RTP side writes to: the recording, or (during a hold) memory.
+
+    Not holding, ``write_audio`` and ``write_gap`` are the writer's own
+    methods, so the per-packet path pays nothing for the gate.
+    """
+
+    def __init__(self, writer: MarkWriter) -> None:
+        self._writer = writer
+        self.write_audio: Callable[[bytes], Any] = writer.write_audio
+        self.write_gap: Callable[[int], Any] = writer.write_gap
+        self.held_since: float | None = None
+        self._held: list[bytes | int] = []
+        self._held_bytes = 0
+
+    def hold(self, at: float) -> None:
+        self.held_since = at
+        self.write_audio, self.write_gap = self._keep_audio, self._keep_gap
+
+    def release(self) -> None:
+        """Write what was held, in order, and write through again."""
+        held = self._end_hold()
+        for item in held:
+            if isinstance(item, int):
+                self._writer.write_gap(item)
+            else:
+                self._writer.write_audio(item)
+
+    def write_pause(self, at: float, source: str | None = None) -> None:
+        self._end_hold()  # what was heard since the code's first digit is dropped
+        self._writer.write_pause(at, source)
+
+    def write_resume(self, at: float, source: str | None = None) -> None:
+        self._writer.write_resume(at, source)
+
+    def _end_hold(self) -> list[bytes | int]:
+        held, self._held, self._held_bytes = self._held, [], 0
+        self.held_since = None
+        self.write_audio, self.write_gap = self._writer.write_audio, self._writer.write_gap
+        return held
+
+    def _keep_audio(self, payload: bytes) -> None:
+        self._held.append(bytes(payload))
+        self._held_bytes += len(payload)
+        if self._held_bytes > MAX_HOLD_BYTES:
+            self.release()
+
+    def _keep_gap(self, samples: int) -> None:
+        self._held.append(samples)
+
+
+class PauseControl:
+    """The pauses of one recording: its tap wraps the writer in :meth:`gate`,
+    then :meth:`attach`\\ es the RTP side; :meth:`close` before sealing."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._gate: PauseGate | None = None
+        self._stream: Pausable | None = None
+        self._closed = False
+        self.pauses: list[Pause] = []
+
+    def gate(self, writer: MarkWriter) -> PauseGate:
+        """What the RTP side should write to instead of ``writer``."""
+        self._gate = PauseGate(writer)
+        return self._gate
+
+    def attach(self, stream: Pausable) -> None:
+        self._stream = stream
+
+    @property
+    def paused(self) -> bool:
+        return self._stream is not None and self._stream.paused
+
+    @property
+    def holding(self) -> bool:
+        return self._gate is not None and self._gate.held_since is not None
+
+    def _live(self) -> tuple[PauseGate, Pausable] | None:
+        """The gate and the RTP side while the recording can still change."""
+        gate, stream = self._gate, self._stream
+        if self._closed or gate is None or stream is None or stream.error is not None:
+            return None
+        return gate, stream
+
+    def hold(self) -> bool:
+        """Keep what is heard from now in memory (a pause code's first digit)."""
+        live = self._live()
+        if live is None or self.paused or self.holding:
+            return False
+        live[0].hold(self._clock.wall())
+        return True
+
+    def release(self) -> None:
+        """The code was not completed: what was held goes into the recording."""
+        if self._gate is not None and self.holding:
+            self._gate.release()
+
+    def pause(self, source: PauseSource, at: float | None = None) -> bool:
+        """Stop recording now (or from the hold's start); False when paused already
+        or not recording."""
+        live = self._live()
+        if live is None or self.paused:
+            return False
+        gate, stream = live
+        start = gate.held_since
+        if start is None:
+            start = self._clock.wall() if at is None else at
+        stream.pause(start, source)  # flushes into the gate, which drops a hold
+        if not stream.paused:  # the writer failed meanwhile
+            self.release()
+            return False
+        self.pauses.append(Pause(start, source))
+        return True
+
+    def resume(self, source: PauseSource, at: float | None = None) -> bool:
+        """Record again; False when not paused."""
+        live = self._live()
+        if live is None or not self.paused:
+            return False
+        _, stream = live
+        end = self._clock.wall() if at is None else at
+        stream.resume(end, source)
+        last = self.pauses[-1] if self.pauses else None
+        if last is not None and last.end is None:
+            last.end, last.resumed_by = end, source
+        return True
+
+    def close(self) -> None:
+        """Before sealing: a hold still open is released (its code never completed)."""
+        self.release()
+        self._closed = True
+
+    def records(self, until: float) -> list[dict[str, Any]]:
+        """Every pause, for the closing summary (an open one lasts ``until``)."""
+        return [pause.record(until) for pause in self.pauses]
+
+    def totals(self, until: float) -> PauseTotals:
+        return PauseTotals(len(self.pauses), sum(p.seconds(until) for p in self.pauses))
