@@ -288,6 +288,8 @@ def test_the_shipped_unit_verifies_with_callrec_where_the_readme_installs_it(
 ) -> None:
     units = Path("/usr/lib/systemd/system")
     if shutil.which("systemd-analyze") is None or not units.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail("under CI the unit must be checked: install Debian's systemd")
         pytest.skip("needs systemd-analyze and the system's units (Debian package systemd)")
     printed = installed.run("config", "template", "callrec.service")
     assert printed.returncode == 0
