@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,15 +156,19 @@ def _log_access(args: argparse.Namespace, inputs: list[Input], keys: list[Privat
     """One access line naming every recording, before any is decrypted.
 
     Without a config (a DPO's own machine) ``$CALLREC_ACCESS_LOG`` may name
-    the log; with neither, decrypting still works (the key holder can read
-    the files anyway) and a warning says nothing was logged.
+    the log. With neither, decrypting works as it always did (the key holder
+    can read the files with any Tink anyway): a ``--reason`` given then gets
+    a warning that it was recorded nowhere; without one it is said at -v.
     """
     from callrec.dpo.access import Action, Actor, open_access_log
     from callrec.recording import read_header
 
     log = open_access_log(config_file_if_any(args.config))
     if log is None:
-        warn("decrypt", _NOT_LOGGED)
+        if args.reason is not None:
+            warn("decrypt", f"--reason not recorded: {_NOT_LOGGED}")
+        else:
+            logging.getLogger(__name__).info("%s", _NOT_LOGGED)
         return
     ids = []
     for item in inputs:

@@ -79,7 +79,7 @@ def test_access_lines_are_signed_with_the_recorders_key(
     assert "signatures: all 2 by trusted recorders" in trusted.out
 
 
-def test_without_a_config_the_environment_names_the_log_else_a_warning_says_none(
+def test_without_a_config_the_environment_names_the_log(
     tmp_path: Path,
     keys: KeyPair,
     capsys: pytest.CaptureFixture[str],
@@ -87,19 +87,24 @@ def test_without_a_config_the_environment_names_the_log_else_a_warning_says_none
 ) -> None:
     monkeypatch.delenv("CALLREC_CONFIG", raising=False)
     recording = sealed_recording(tmp_path / "spool", "call", keys)
-    unlogged = run(capsys, "decrypt", recording, "--key", keys.key, "-o", tmp_path / "a.wav")
+    plain = run(capsys, "decrypt", recording, "--key", keys.key, "-o", tmp_path / "a.wav")
+    assert plain.code == 0 and plain.err == ""  # as decrypt always was
+    unlogged = run(
+        capsys, "decrypt", recording, "--key", keys.key, "-o", tmp_path / "b.wav",
+        "--reason", "complaint 11",
+    )  # fmt: skip
     assert unlogged.code == 0
-    assert "this access is not in any access log" in unlogged.err
-    assert (tmp_path / "a.wav").exists()
+    assert "--reason not recorded: this access is not in any access log" in unlogged.err
+    assert (tmp_path / "b.wav").exists()
 
     laptop_log = tmp_path / "dpo-laptop" / "access.jsonl"
     monkeypatch.setenv(ACCESS_LOG_ENV, str(laptop_log))
     logged = run(
-        capsys, "decrypt", recording, "--key", keys.key, "-o", tmp_path / "b.wav",
+        capsys, "decrypt", recording, "--key", keys.key, "-o", tmp_path / "c.wav",
         "--reason", "complaint 12",
     )  # fmt: skip
     assert logged.code == 0, logged.err
-    assert "not in any access log" not in logged.err
+    assert logged.err == ""
     [line] = _lines(laptop_log)
     assert line["reason"] == "complaint 12" and "sig" not in line
 
