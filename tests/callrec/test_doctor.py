@@ -106,6 +106,9 @@ media_host = "127.0.0.1"
 pseudonym_key = "{self.pseudonym}"
 audit_log = "{self.root / "log" / "audit.jsonl"}"
 
+[catalog]
+url = "sqlite:///{self.root / "catalog.sqlite3"}"
+
 [consent]
 grace = {values["consent_grace"]}
 

@@ -351,6 +351,9 @@ on_failure = "{settings.on_failure}"
 pseudonym_key = "{pseudo}"
 audit_log = "{out / "audit.jsonl"}"
 
+[catalog]
+url = "sqlite:///{out / "catalog.sqlite3"}"
+
 [consent]
 mode = "{settings.mode}"
 grace = {settings.grace}
