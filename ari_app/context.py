@@ -76,6 +76,8 @@ class CallContext:
             media_format=rec.format,
             fsync_interval=rec.fsync_interval,
             media_timeout=self.media_timeout,
+            channels=rec.channels,
+            channel_numbers=rec.channel_numbers,
         )
 
     def new_tap(self, log: LogLike, on_failure: Callable[[str], None]) -> RecordingTap:

@@ -33,10 +33,9 @@ from callrec.media.codecs import (
     RAW_FORMATS,
     Codec,
     bytes_per_sample,
+    codec_of,
 )
 from callrec.media.g711 import (
-    ALAW_SILENCE,
-    ULAW_SILENCE,
     alaw_decode,
     alaw_encode,
     ulaw_decode,
@@ -127,12 +126,7 @@ def silence(codec: str, samples: int, channels: int) -> Int16Array:
 
 def silence_payload(codec: str, samples: int, channels: int) -> bytes:
     """Encoded silence in ``codec`` (what a writer may store for a short gap)."""
-    n = samples * channels
-    if codec == Codec.ULAW:
-        return bytes([ULAW_SILENCE]) * n
-    if codec == Codec.ALAW:
-        return bytes([ALAW_SILENCE]) * n
-    return b"\x00\x00" * n * (bytes_per_sample(codec) // 2)
+    return codec_of(codec).spec.silence * (samples * channels)
 
 
 def _shape(samples: Int16Array, channels: int) -> Int16Array:

@@ -25,6 +25,8 @@ from typing import Any, cast, get_args
 from urllib.parse import SplitResult, urlsplit
 
 from callrec.catalog.settings import read_catalog
+from callrec.config_channels import KEYS as CHANNEL_KEYS
+from callrec.config_channels import read_channels
 from callrec.config_checks import (
     Reader,
     bool_value,
@@ -301,6 +303,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
         "media_host",
         "media_port",
         "signing_key",
+        *CHANNEL_KEYS,
     )
     r.unknown(t, keys, "recording")
     d = RecordingConfig()
@@ -320,6 +323,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
             f"is not an IP address or host name: {host!r}",
             "e.g. 127.0.0.1",
         )
+    channels, channel_numbers = read_channels(r, t)
     return RecordingConfig(
         spool=r.path_key(t, ("recording", "spool"), d.spool),
         recipients=tuple(r.path_value(p) for p in recipients),
@@ -331,6 +335,8 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
         media_host=host,
         media_port=r.take(t, ("recording", "media_port"), d.media_port, port_value),
         signing_key=_optional_path(r, r.take(t, ("recording", "signing_key"), "", string_value)),
+        channels=channels,
+        channel_numbers=channel_numbers,
     )
 
 

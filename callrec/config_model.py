@@ -21,6 +21,7 @@ from callrec.crypto.keys import PublicKey
 from callrec.crypto.signing import SigningKey
 from callrec.failure_policy import BEST_EFFORT, FailurePolicy
 from callrec.media.codecs import MediaFormatName
+from callrec.media.layout import MIXED, ChannelMode, mode_for
 from callrec.prompts.names import PromptRef
 
 PromptKind = Literal["disclosure", "not_available", "recording_unavailable"]
@@ -48,6 +49,15 @@ class RecordingConfig:
     media_host: str = "127.0.0.1"
     media_port: int = 0
     signing_key: Path | None = None  # the recorder's Ed25519 key; None: unsigned
+    # mixed: one channel; stereo: caller left, callee right (per dialled number too)
+    channels: ChannelMode = MIXED
+    channel_numbers: Mapping[str, ChannelMode] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def channels_for(self, dialled: str) -> ChannelMode:
+        """The channel layout of a recording of a call to ``dialled``."""
+        return mode_for(self.channels, self.channel_numbers, dialled)
 
 
 @dataclass(frozen=True)

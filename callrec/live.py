@@ -103,9 +103,21 @@ class TapIds:
     snoop: str
     media: str
     bridge: str
+    # A stereo tap's second snoop (what the caller hears), its ExternalMedia
+    # and bridge; named for every tap, created only for a stereo recording.
+    heard_snoop: str | None = None
+    heard_media: str | None = None
+    heard_bridge: str | None = None
 
-    def ids(self) -> tuple[str, str, str]:
-        return self.snoop, self.media, self.bridge
+    def ids(self) -> tuple[str, ...]:
+        every = (self.snoop, self.media, self.bridge)
+        return tuple(
+            i for i in (*every, self.heard_snoop, self.heard_media, self.heard_bridge) if i
+        )
+
+    def channels(self) -> tuple[str, ...]:
+        every = (self.snoop, self.media, self.heard_snoop, self.heard_media)
+        return tuple(i for i in every if i)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +175,7 @@ class LiveCall:
     @property
     def channels(self) -> tuple[str, ...]:
         """Every channel id this call owns in the PBX."""
-        tap = self.tap.ids()[:2] if self.tap is not None else ()
+        tap = self.tap.channels() if self.tap is not None else ()
         return tuple(c for c in (self.call, self.destination, *tap) if c)
 
     def to_json(self) -> dict[str, Any]:
@@ -262,7 +274,8 @@ class _Reader:
 
 
 def _tap_ids(r: _Reader) -> TapIds:
-    return TapIds(r.get("snoop", str), r.get("media", str), r.get("bridge", str))
+    heard = (r.opt(key, str) for key in ("heard_snoop", "heard_media", "heard_bridge"))
+    return TapIds(r.get("snoop", str), r.get("media", str), r.get("bridge", str), *heard)
 
 
 def _part(r: _Reader) -> LivePart:

@@ -1,11 +1,13 @@
 """The recording tap: one channel's audio into one sealed recording.
 
 Shared by both front ends (the Stasis app and the AGI snoop path). The tap
-never touches the call's own bridge: it snoops the caller (spy both ways, so
-both parties are heard) into a bridge of its own with an ExternalMedia
-channel. Measured on a real Asterisk 22, that costs the PBX less than adding
-ExternalMedia to the call's bridge, which would turn a two-party simple
-bridge into a softmix (docs/DESIGN.md).
+never touches the call's own bridge: it snoops the caller into a bridge of
+its own with an ExternalMedia channel (:mod:`callrec.tap_media`). Measured on
+a real Asterisk 22, that costs the PBX less than adding ExternalMedia to the
+call's bridge, which would turn a two-party simple bridge into a softmix
+(docs/DESIGN.md). A ``mixed`` recording has one snoop, spy both ways, so
+both parties are heard on one channel; a ``stereo`` one two (spy in and spy
+out), aligned into a 2-channel file by :mod:`callrec.media.stereo`.
 
 Every PBX object gets an id chosen here before it is requested, so the
 router knows it before its StasisStart arrives (trace 05: that event can come
@@ -22,8 +24,9 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from callrec.ari.client import AriClient
@@ -37,10 +40,14 @@ from callrec.failure_policy import is_strict
 from callrec.live import TapIds
 from callrec.logutil import safe
 from callrec.media.codecs import MEDIA_FORMATS, Codec
+from callrec.media.layout import MIXED, MIXED_SPY, STEREO, ChannelMode, Side, mode_for
 from callrec.media.recorder import MediaRecorder
 from callrec.media.rtp_stream import RtpStream
-from callrec.recording import RecordingWriter, SealInfo
+from callrec.media.stereo import StereoStream
+from callrec.recording import RecordingWriter
 from callrec.spool import Spool
+from callrec.tap_media import SnoopLeg
+from callrec.tap_result import TapResult
 
 logger = logging.getLogger(__name__)
 
@@ -76,87 +83,21 @@ def ends_recording(reason: str, on_failure: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TapSettings:
+    """``channels`` (``[recording] channels``) and ``channel_numbers`` (its
+    overrides per dialled number) choose mixed or stereo for each call."""
+
     app: str
     media_format: str = "ulaw"
     fsync_interval: float = 1.0
     stasis_timeout: float = 5.0
     media_timeout: float = MEDIA_TIMEOUT
+    channels: ChannelMode = MIXED
+    channel_numbers: Mapping[str, ChannelMode] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
-
-@dataclass(frozen=True, slots=True)
-class TapResult:
-    """What a stopped tap produced: the sealed file and the packet counts.
-
-    ``seal`` is None when the recording could not be sealed (the disk filled
-    up): ``unsealed`` then names the ``.crec.part`` left in the spool.
-    """
-
-    recording_id: str
-    seal: SealInfo | None
-    stats: Mapping[str, Any]
-    reason: str
-    sample_rate: int
-    unsealed: Path | None = None
-    seal_seconds: float | None = None  # from stop() to the file sealed
-
-    def audit_outcome(self, event: str, reason: str | None) -> tuple[str, str | None]:
-        """The audit line's event and reason given this recording's end.
-
-        A recording that was never sealed (its ``.crec.part`` stays for
-        start-up adoption; verify calls it TRUNCATED) makes the line a
-        failure, whatever else the call did.
-        """
-        if self.seal is not None:
-            return event, reason
-        return "failure", NOT_SEALED if not reason else f"{reason}; {NOT_SEALED}"
-
-    def audit_fields(self, evidence: Evidence) -> dict[str, Any]:
-        """The recording's part of an audit line (``callrec.audit`` schema 2).
-
-        The same keys from both front ends: ``recording_id``, ``packets``,
-        ``sealed``, ``path``, ``segments``, ``last_tag_sha256``, ``size``,
-        ``recording_signer`` (fingerprint of the recorder key that signed it,
-        or null) and ``durations`` (``recording``, ``audio`` recovered, ``gaps`` lost).
-        """
-        gaps = int(self.stats.get("gap_samples") or 0) / self.sample_rate
-        durations: dict[str, float] = {"gaps": gaps}
-        started, ended = evidence.recording_started_at, evidence.recording_ended_at
-        if started is not None and ended is not None:
-            durations["recording"] = ended - started
-        fields: dict[str, Any] = {
-            "recording_id": self.recording_id,
-            "packets": {name: int(self.stats.get(key) or 0) for key, name in _PACKET_NAMES},
-            "sealed": self.seal is not None,
-            "path": str(self.unsealed),
-            "durations": durations,
-        }
-        if self.seal is not None:
-            durations["audio"] = float(self.seal.audio_seconds)
-            if self.seal_seconds is not None:
-                durations["seal"] = self.seal_seconds
-            fields.update(
-                path=str(self.seal.path),
-                segments=self.seal.segments,
-                last_tag_sha256=self.seal.last_tag_sha256,
-                size=self.seal.size,
-                recording_signer=self.seal.signer,
-            )
-        return fields
-
-
-# RtpStats field -> audit schema name (callrec/audit.py "packets").
-_PACKET_NAMES = (
-    ("packets", "received"),
-    ("lost", "lost"),
-    ("duplicates", "duplicated"),
-    ("reordered", "reordered"),
-    ("foreign", "foreign"),
-    ("late", "late"),
-    ("bad", "bad"),
-)
-
-
-NOT_SEALED = "recording not sealed"
+    def channels_for(self, dialled: str) -> ChannelMode:
+        return mode_for(self.channels, self.channel_numbers, dialled)
 
 
 def new_id(kind: str) -> str:
@@ -203,11 +144,13 @@ class RecordingTap:
         self._log = log
         self._on_failure = on_failure
         self._signer = signer
-        self.snoop_id = new_id("snoop")
-        self.media_id = new_id("media")
-        self.bridge_id = new_id("tap")
+        # Both legs are named now (a live record names them before the start),
+        # the second is created only for a stereo recording.
+        self.leg = SnoopLeg(new_id("snoop"), new_id("media"), new_id("tap"))
+        self.heard_leg = SnoopLeg(new_id("snoop"), new_id("media"), new_id("tap"))
+        self.mode: ChannelMode = MIXED
         self._writer: RecordingWriter | None = None
-        self._stream: RtpStream | None = None
+        self._stream: RtpStream | StereoStream | None = None
         self._created_at = 0.0
         self._codec, self._rate = media_format.codec, media_format.sample_rate
         self._stopped = False
@@ -226,9 +169,31 @@ class RecordingTap:
         return None if self._writer is None else self._writer.recording_id
 
     @property
+    def snoop_id(self) -> str:
+        """The caller's snoop (spy both, or spy in for stereo): gone when the caller is."""
+        return self.leg.snoop_id
+
+    @property
+    def media_id(self) -> str:
+        return self.leg.media_id
+
+    @property
+    def bridge_id(self) -> str:
+        return self.leg.bridge_id
+
+    @property
     def ids(self) -> TapIds:
-        """The PBX objects this tap creates (named before any is requested)."""
-        return TapIds(self.snoop_id, self.media_id, self.bridge_id)
+        """The PBX objects this tap may create (named before any is requested)."""
+        heard = self.heard_leg
+        return TapIds(
+            *(self.snoop_id, self.media_id, self.bridge_id),
+            *(heard.snoop_id, heard.media_id, heard.bridge_id),
+        )
+
+    @property
+    def legs(self) -> tuple[SnoopLeg, ...]:
+        """The legs this tap's recording uses: one (mixed) or two (stereo)."""
+        return (self.leg, self.heard_leg) if self.mode == STEREO else (self.leg,)
 
     @property
     def recording(self) -> bool:
@@ -251,7 +216,11 @@ class RecordingTap:
         keys or the PBX refuse; the caller applies the failure policy.
         """
         self._evidence = evidence
+        self.mode = self._settings.channels_for(evidence.dialled)
         evidence.channels.update(snoop=self.snoop_id, external_media=self.media_id)
+        if self.mode == STEREO:
+            heard = self.heard_leg
+            evidence.channels.update(heard_snoop=heard.snoop_id, heard_media=heard.media_id)
         # One start time for the evidence, the summary and the audit durations.
         started = evidence.recording_started_at = self._clock.wall()
         try:
@@ -262,7 +231,9 @@ class RecordingTap:
         self.started_at = started
         self._moved_at = time.monotonic()
         self._schedule_media_check()
-        self._log.info("recording %s started (%s)", recording_id, self._settings.media_format)
+        self._log.info(
+            "recording %s started (%s, %s)", recording_id, self._settings.media_format, self.mode
+        )
         return recording_id
 
     async def _open(
@@ -279,9 +250,14 @@ class RecordingTap:
         if continues is not None:
             first["continues"] = dict(continues)
         self._writer.write_metadata(first)
-        self._stream = self._recorder.open_stream(
-            self._writer, self._codec, call_id, on_error=self._stream_failed
-        )
+        if self.mode == STEREO:
+            self._stream = self._recorder.open_stereo(
+                self._writer, self._codec, self._rate, call_id, on_error=self._stream_failed
+            )
+        else:
+            self._stream = self._recorder.open_stream(
+                self._writer, self._codec, call_id, on_error=self._stream_failed
+            )
         try:
             await self._connect_media(channel_id)
         except (AriError, AriUnavailable, TimeoutError) as exc:
@@ -298,6 +274,7 @@ class RecordingTap:
                 self._recipients,
                 codec=codec,
                 sample_rate=rate,
+                channels=len(self.legs),
                 created_at=self._created_at,
                 fsync_interval=self._fsync_interval(),
                 clock=self._clock,
@@ -316,27 +293,29 @@ class RecordingTap:
         return self._settings.fsync_interval
 
     async def _connect_media(self, channel_id: str) -> None:
+        stream = self._stream
+        if isinstance(stream, StereoStream):
+            for side, leg in zip(Side, self.legs, strict=True):
+                await self._connect(leg, channel_id, side.spy, partial(stream.expect_source, side))
+        elif stream is not None:
+            await self._connect(self.leg, channel_id, MIXED_SPY, stream.expect_source)
+
+    async def _connect(
+        self, leg: SnoopLeg, channel_id: str, spy: str, on_source: Callable[[str, int], None]
+    ) -> None:
         settings = self._settings
-        timeout = settings.stasis_timeout
-        self._router.expect(self.snoop_id)
-        self._router.expect(self.media_id)
-        await self._client.snoop(
-            channel_id, app=settings.app, app_args=SNOOP_APP_ARG, snoop_id=self.snoop_id
-        )
-        await self._router.wait_for(self.snoop_id, "StasisStart", timeout)
-        media = await self._client.external_media(
+        await leg.connect(
+            self._client,
+            self._router,
+            channel_id,
+            spy=spy,
             app=settings.app,
+            app_args=SNOOP_APP_ARG,
+            media_format=settings.media_format,
             external_host=self._recorder.external_host,
-            format=settings.media_format,
-            channel_id=self.media_id,
+            stasis_timeout=settings.stasis_timeout,
+            on_source=on_source,
         )
-        assert self._stream is not None
-        if media.rtp_address is not None and media.rtp_port is not None:
-            self._stream.expect_source(media.rtp_address, media.rtp_port)
-        # addChannel before its StasisStart gives 422 (trace README).
-        await self._router.wait_for(self.media_id, "StasisStart", timeout)
-        await self._client.create_bridge("mixing", bridge_id=self.bridge_id, name="callrec-tap")
-        await self._client.add_channels(self.bridge_id, [self.snoop_id, self.media_id])
 
     def pause(self, at: float | None = None) -> None:
         """Stop recording audio for now (card details read out); a pause frame marks it."""
@@ -355,7 +334,7 @@ class RecordingTap:
     def paused(self) -> bool:
         return self._stream is not None and self._stream.paused
 
-    def _stream_failed(self, stream: RtpStream, exc: Exception) -> None:
+    def _stream_failed(self, stream: RtpStream | StereoStream, exc: Exception) -> None:
         # The writer failed mid-call (disk full): the recording is over, the
         # owner applies its failure policy to the call.
         if self._on_failure is not None:
@@ -394,7 +373,7 @@ class RecordingTap:
             self._media_lost = True
             self._lose_media(stream, idle)
 
-    def _lose_media(self, stream: RtpStream, idle: float) -> None:
+    def _lose_media(self, stream: RtpStream | StereoStream, idle: float) -> None:
         """Mark the loss in the recording and report it once; the owner's policy decides."""
         assert self._writer is not None
         record = {"type": "media-lost", "at": self._clock.wall(), "idle_seconds": round(idle, 3)}
@@ -433,8 +412,8 @@ class RecordingTap:
             self._evidence.recording_ended_at = ended
         if pbx_alive:
             await self._remove_pbx_objects()
-        for channel_id in (self.snoop_id, self.media_id):
-            self._router.forget(channel_id)
+        for leg in self.legs:
+            leg.forget(self._router)
         return await self._seal(reason, summary or {}, ended)
 
     async def abandon(self, failure: str, end: str = RECORDING_FAILED) -> TapResult | None:
@@ -444,11 +423,7 @@ class RecordingTap:
 
     async def _remove_pbx_objects(self) -> None:
         # ExternalMedia first: it stops the RTP before the stream is drained.
-        steps: list[Awaitable[None]] = [
-            self._client.hangup(self.media_id),
-            self._client.hangup(self.snoop_id),
-            self._client.destroy_bridge(self.bridge_id),
-        ]
+        steps: list[Awaitable[None]] = [s for leg in self.legs for s in leg.removal(self._client)]
         for step in steps:
             with contextlib.suppress(AriError, AriUnavailable, TimeoutError):
                 await asyncio.wait_for(step, CLEANUP_TIMEOUT)
@@ -460,8 +435,11 @@ class RecordingTap:
         if writer is None:
             return None
         stats: dict[str, Any] = {}
+        layout: dict[str, Any] = {"channels": self.mode}
         if stream is not None:
             stats = (await self._recorder.close_stream(stream)).as_dict()
+            if isinstance(stream, StereoStream):
+                layout["sides"] = stream.side_stats()
         record = {
             "type": "summary",
             "reason": reason,
@@ -469,6 +447,7 @@ class RecordingTap:
             "recording_ended": ended,
             "recorded_seconds": None if self.started_at is None else ended - self.started_at,
             "packets": stats,
+            **layout,
             **summary,
         }
         try:

@@ -52,6 +52,8 @@ class CodecSpec:
     ``rtp_payload_type`` is the static type of RFC 3551, or None where the
     type is dynamic (the recorder then accepts whatever type the stream
     carries). ``soundfile_subtype`` names the same samples for libsndfile.
+    ``silence`` is one sample of the quietest level (G.711's codes for zero:
+    what a stereo recording holds where one side had no audio).
     """
 
     codec: Codec
@@ -59,16 +61,17 @@ class CodecSpec:
     sample_width: int
     rtp_payload_type: int | None
     soundfile_subtype: str
+    silence: bytes
 
 
 CODECS: dict[Codec, CodecSpec] = {
     spec.codec: spec
     for spec in (
-        # codec         header id, bytes/sample, RTP type, libsndfile subtype
-        CodecSpec(Codec.ULAW, 1, 1, 0, "ULAW"),
-        CodecSpec(Codec.ALAW, 2, 1, 8, "ALAW"),
-        CodecSpec(Codec.SLIN16, 3, 2, None, "PCM_16"),
-        CodecSpec(Codec.PCM16, 4, 2, None, "PCM_16"),
+        # codec         header id, bytes/sample, RTP type, libsndfile subtype, silence
+        CodecSpec(Codec.ULAW, 1, 1, 0, "ULAW", b"\xff"),
+        CodecSpec(Codec.ALAW, 2, 1, 8, "ALAW", b"\xd5"),
+        CodecSpec(Codec.SLIN16, 3, 2, None, "PCM_16", b"\x00\x00"),
+        CodecSpec(Codec.PCM16, 4, 2, None, "PCM_16", b"\x00\x00"),
     )
 }
 CODECS_BY_HEADER_ID: dict[int, Codec] = {spec.header_id: c for c, spec in CODECS.items()}

@@ -25,6 +25,7 @@ from typing import Any
 
 from callrec.errors import MediaError, SpoolError
 from callrec.media.rtp_stream import COALESCE, AudioWriter, RtpStats, RtpStream
+from callrec.media.stereo import StereoStream
 from callrec.media.syncer import FileSyncer
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,36 @@ class MediaRecorder:
             on_error=on_error,
             coalesce=self._coalesce,
         )
+        self._sync(stream, writer, call_id)
+        return stream
+
+    def open_stereo(
+        self,
+        writer: AudioWriter,
+        codec: str,
+        rate: int,
+        call_id: str,
+        *,
+        on_error: Callable[[StereoStream, Exception], None] | None = None,
+    ) -> StereoStream:
+        """Two streams (what the caller says, what the caller hears) into one
+        2-channel ``writer``; give each side its source with
+        :meth:`StereoStream.expect_source`."""
+        stream = StereoStream(
+            writer,
+            codec,
+            rate,
+            call_id,
+            hold=self._holding.add,
+            attach=self._attach,
+            on_error=on_error,
+            coalesce=self._coalesce,
+        )
+        # One writer, synced once; a failed sync fails the first side, and so both.
+        self._sync(stream.legs[0], writer, call_id)
+        return stream
+
+    def _sync(self, stream: RtpStream, writer: AudioWriter, call_id: str) -> None:
         path = getattr(writer, "path", None)
         if self._syncer is not None and isinstance(path, Path):
             try:
@@ -174,15 +205,16 @@ class MediaRecorder:
                 raise MediaError(
                     f"call {call_id}: recording {path} cannot be synced: {exc}"
                 ) from exc
-        return stream
 
-    async def close_stream(self, stream: RtpStream) -> RtpStats:
+    async def close_stream(self, stream: RtpStream | StereoStream) -> RtpStats:
         """Flush held packets into the writer and detach; the caller closes
         the writer."""
-        self._detach(stream)
-        self._holding.discard(stream)
+        legs = stream.legs if isinstance(stream, StereoStream) else (stream,)
+        for leg in legs:
+            self._detach(leg)
+            self._holding.discard(leg)
         if self._syncer is not None:
-            self._syncer.remove(stream)
+            self._syncer.remove(legs[0])
         if stream.error is None:
             try:
                 stream.flush()

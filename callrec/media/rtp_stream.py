@@ -38,9 +38,9 @@ class AudioWriter(Protocol):
 
     def write_gap(self, samples: int) -> Any: ...
 
-    def write_pause(self, at: float) -> Any: ...
+    def write_pause(self, at: float, source: str | None = None) -> Any: ...
 
-    def write_resume(self, at: float) -> Any: ...
+    def write_resume(self, at: float, source: str | None = None) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -172,19 +172,20 @@ class RtpStream:
         UNICASTRTP_LOCAL_ADDRESS/PORT)."""
         self._attach(self, (host, int(port)))
 
-    def pause(self, at: float) -> None:
-        """Stop recording: write a pause frame; later packets are discarded."""
+    def pause(self, at: float, source: str | None = None) -> None:
+        """Stop recording: write a pause frame (who asked: ``source``); later
+        packets are discarded."""
         if self._paused or self.error is not None:
             return
         self.flush()
-        self.writer.write_pause(at)
+        self.writer.write_pause(at, source)
         self._paused = True
         # The buffer still orders what arrives (so resuming continues the
         # sequence), but what it releases is counted here, not written.
         self._buffer.audio = self._count_paused
         self._buffer.gap = _discard
 
-    def resume(self, at: float) -> None:
+    def resume(self, at: float, source: str | None = None) -> None:
         """Record again after :meth:`pause`: write a resume frame."""
         if not self._paused or self.error is not None:
             return
@@ -192,7 +193,7 @@ class RtpStream:
         self._buffer.audio = self._out.add
         self._buffer.gap = self._out.gap
         self._paused = False
-        self.writer.write_resume(at)
+        self.writer.write_resume(at, source)
 
     def _count_paused(self, _: bytes) -> None:
         self._paused_packets += 1

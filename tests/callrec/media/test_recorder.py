@@ -38,10 +38,10 @@ class ListWriter:
     def write_gap(self, samples: int) -> None:
         self.frames.append(("gap", samples))
 
-    def write_pause(self, at: float) -> None:
+    def write_pause(self, at: float, source: str | None = None) -> None:
         self.frames.append(("pause", at))
 
-    def write_resume(self, at: float) -> None:
+    def write_resume(self, at: float, source: str | None = None) -> None:
         self.frames.append(("resume", at))
 
     def audio(self) -> list[bytes]:
