@@ -117,6 +117,27 @@ async def test_a_dpo_finds_exports_holds_expires_and_erases(
     assert [line["action"] for line in _access(office)][-2:] == ["release", "retention-delete"]
     _verify(capsys, office, office.access_path)
     _verify(capsys, office, office.audit_path)
+    _tamper_each_access_line(office, capsys)
+
+
+def _tamper_each_access_line(office: Office, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every access line, of every action, is named by ``audit verify`` once it is edited."""
+    path = office.access_path
+    original = path.read_text().splitlines(keepends=True)
+    assert {json.loads(line)["action"] for line in original} == {
+        "subject-export", "hold", "retention-delete", "subject-erase",
+        "erasure-carried-out", "release",
+    }  # fmt: skip
+    for number in range(1, len(original) + 1):
+        edited = list(original)
+        line = json.loads(edited[number - 1])
+        line["reason"] = "nothing to see"  # a reason rewritten after the fact
+        edited[number - 1] = json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n"
+        path.write_text("".join(edited))
+        result = run(capsys, "audit", "verify", path, "--signer", office.signer_pub)
+        assert result.code == 4
+        assert result.out.startswith(f"{path}: line {number}: signature does not verify")
+    path.write_text("".join(original))
 
 
 async def _export_and_open(
