@@ -6,6 +6,8 @@ the demo and ``callrec testcall`` decode into memory with
 silence at their true length (a pause from its pause frame's time to its
 resume frame's), so what was said after a pause stands where it was said;
 pause/resume (with who asked) and gap positions are noted as events.
+``decrypt --channel`` writes one side of a stereo recording, or both mixed
+(:class:`ChannelPick`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy.typing as npt
 from callrec.audio import AudioSink, PayloadStream, silence
 from callrec.crypto.frames import Pauses
 from callrec.crypto.keys import PrivateKey
-from callrec.errors import AudioFileError, FormatError
+from callrec.errors import AudioFileError, CallrecError, FormatError
+from callrec.media.layout import ChannelPick
 from callrec.recording import (
     AudioFrame,
     Frame,
@@ -46,7 +49,8 @@ SILENCE_CHUNK = 48000
 class SampleSink(Protocol):
     """Where rendered samples go: 1-D for mono, frames x channels otherwise."""
 
-    frames_written: int
+    @property
+    def frames_written(self) -> int: ...
 
     def write(self, samples: npt.NDArray[np.int16]) -> None: ...
 
@@ -120,18 +124,58 @@ def audio_output(path: Path, rate: int, channels: int) -> Iterator[AudioSink]:
         temporary.unlink(missing_ok=True)
 
 
-def render_file(reader: RecordingReader, path: Path) -> tuple[Rendered, int]:
+class ChannelChoiceError(CallrecError):
+    """``--channel caller|callee`` asked of a recording that has no such channel."""
+
+
+def pick_channel(samples: npt.NDArray[np.int16], pick: ChannelPick) -> npt.NDArray[np.int16]:
+    """Sample frames (frames x channels, or 1-D) as one channel: a side, or the sum
+    of every channel clipped to 16 bits (as Asterisk mixes a snoop's two directions)."""
+    if samples.ndim == 1:
+        return samples
+    side = pick.side
+    if side is not None:
+        return np.ascontiguousarray(samples[:, side])
+    total = samples.astype(np.int32).sum(axis=1)
+    return np.clip(total, -32768, 32767).astype(np.int16)
+
+
+class _PickedSink:
+    """A :class:`SampleSink` writing one channel (or the mix) of what it is given."""
+
+    def __init__(self, sink: SampleSink, pick: ChannelPick) -> None:
+        self._sink = sink
+        self._pick = pick
+
+    @property
+    def frames_written(self) -> int:
+        return self._sink.frames_written
+
+    def write(self, samples: npt.NDArray[np.int16]) -> None:
+        self._sink.write(pick_channel(samples, self._pick))
+
+
+def render_file(
+    reader: RecordingReader, path: Path, pick: ChannelPick | None = None
+) -> tuple[Rendered, int]:
     """Render ``reader``'s recording into the audio file ``path``; (notes, sample frames).
 
-    The whole recording is read once before a byte is written: one that adds
-    up to more than a week (a 400-byte file of gaps can) writes nothing and
-    raises :class:`RecordingTooLong`, instead of gigabytes of silence first.
-    Any other damage still gives the verified audio before it.
+    With ``pick`` the file has one channel: that side of a stereo recording,
+    or every channel mixed. The whole recording is read once before a byte
+    is written: one that adds up to more than a week (a 400-byte file of
+    gaps can) writes nothing and raises :class:`RecordingTooLong`, instead
+    of gigabytes of silence first. Any other damage still gives the verified
+    audio before it.
     """
-    check_length(reader)
     header = reader.header
-    with audio_output(path, header.sample_rate, header.channels) as sink:
-        rendered = render(reader.frames(), header, sink)
+    problem = None if pick is None else pick.problem(str(header.codec), header.channels)
+    if problem is not None:
+        raise ChannelChoiceError(problem)
+    check_length(reader)
+    channels = header.channels if pick is None else 1
+    with audio_output(path, header.sample_rate, channels) as sink:
+        target: SampleSink = sink if pick is None else _PickedSink(sink, pick)
+        rendered = render(reader.frames(), header, target)
     return rendered, sink.frames_written
 
 

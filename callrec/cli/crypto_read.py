@@ -53,6 +53,7 @@ from callrec.cli.common import (
 )
 from callrec.dpo.reason import reason_value
 from callrec.errors import CallrecError, FormatError
+from callrec.media.layout import ChannelPick, describe
 
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
@@ -110,6 +111,12 @@ def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "(default: beside the input)",
     )
     p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--channel",
+        choices=[str(pick) for pick in ChannelPick],
+        help="write one channel: a stereo recording's caller (left) or callee (right), "
+        "or every channel mixed (default: every channel as recorded)",
+    )
     add_signer_option(p)
     p.add_argument(
         "--reason",
@@ -137,7 +144,7 @@ def _decrypt(args: argparse.Namespace) -> int:
     for i, job in enumerate(_jobs(inputs, args.output), 1):
         progress.show(i)
         try:
-            done = _decrypt_one(job, keys, args.force, trusted)
+            done = _decrypt_one(job, keys, args.force, trusted, args.channel)
         except (CallrecError, OSError) as exc:
             done = _Decrypted(error_code(exc, job.item.path), "", _problem(job.item.path, exc))
         progress.clear()
@@ -252,7 +259,9 @@ def _mirrored(item: Input) -> Path:
     return item.path.parent.relative_to(item.root) / _wav_name(item.path)
 
 
-def _decrypt_one(job: _Job, keys: list[PrivateKey], force: bool, trusted: Trusted) -> _Decrypted:
+def _decrypt_one(
+    job: _Job, keys: list[PrivateKey], force: bool, trusted: Trusted, channel: str | None
+) -> _Decrypted:
     from callrec.decode import render_file
     from callrec.recording import RecordingReader, is_sealed_name
 
@@ -275,11 +284,13 @@ def _decrypt_one(job: _Job, keys: list[PrivateKey], force: bool, trusted: Truste
                 EXIT_INVALID, "", f"{escape(str(src))}: {escape(origin.rejected)}; nothing written"
             )
         job.mkdirs()
-        decoded, frames_written = render_file(reader, dst)
+        pick = None if channel is None else ChannelPick(channel)
+        decoded, frames_written = render_file(reader, dst, pick)
         seconds = frames_written / header.sample_rate
         record = {
             "file": src.name,
             **_header_dict(header),
+            "written_channels": channel or "all",
             "verdict": str(reader.verdict),
             "error": None if reader.error is None else str(reader.error),
             **_origin_dict(reader.origin, origin, trusted),
@@ -312,6 +323,7 @@ def _header_dict(header: Header) -> dict[str, Any]:
         "codec": str(header.codec),
         "sample_rate": header.sample_rate,
         "channels": header.channels,
+        "layout": describe(str(header.codec), header.channels),
         "created_at": iso_utc(header.created_at),
         "recipients": [{"key_id": r.key_id, "kem": r.kem} for r in header.recipients],
         "header_size": header.header_size,

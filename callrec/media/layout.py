@@ -16,7 +16,7 @@ recorder and the CLI read the one definition.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Literal, get_args
 
 from callrec.media.codecs import Codec
@@ -28,6 +28,9 @@ CHANNEL_MODES: tuple[ChannelMode, ...] = get_args(ChannelMode)
 
 # The snoop direction of a mixed recording: both ways, summed by Asterisk.
 MIXED_SPY = "both"
+# How inspect and decrypt name the two layouts a recorder writes.
+MIXED_LAYOUT = "mono-mixed"
+STEREO_LAYOUT = "stereo caller-left callee-right"
 
 
 class Side(IntEnum):
@@ -64,7 +67,30 @@ def describe(codec: str, channels: int) -> str:
     if codec == Codec.PCM16:
         return "mono" if channels == 1 else f"{channels} channels as sealed"
     if channels == 1:
-        return "mono-mixed"
+        return MIXED_LAYOUT
     if channels == len(Side):
-        return "stereo caller-left callee-right"
+        return STEREO_LAYOUT
     return f"{channels} channels"
+
+
+class ChannelPick(StrEnum):
+    """What ``decrypt --channel`` writes: one side of a stereo recording, or the mix."""
+
+    CALLER = "caller"  # left: what the caller said
+    CALLEE = "callee"  # right: what the caller heard
+    MIX = "mix"  # every channel summed, as a mixed recording holds both sides
+
+    @property
+    def side(self) -> Side | None:
+        """The stereo channel this picks (None: all of them, mixed)."""
+        return None if self is ChannelPick.MIX else Side[self.name]
+
+    def problem(self, codec: str, channels: int) -> str | None:
+        """Why a recording of this header has no such channel, or None."""
+        layout = describe(codec, channels)
+        if self.side is None or layout == STEREO_LAYOUT:
+            return None
+        return (
+            f"--channel {self} needs a stereo recording (caller left, callee right); "
+            f"this one is {layout}: use --channel mix, or no --channel"
+        )
