@@ -30,7 +30,6 @@ from callrec.config_channels import read_channels
 from callrec.config_checks import (
     Reader,
     bool_value,
-    days_value,
     digit_value,
     dotted,
     host_port,
@@ -67,6 +66,7 @@ from callrec.config_model import (
     RetentionConfig,
 )
 from callrec.consent import ConsentMode, DeclineAction
+from callrec.dpo.settings import read_audit, read_retention
 from callrec.errors import CallrecError, ConfigError
 from callrec.failure_policy import FailurePolicy
 from callrec.logutil import safe
@@ -203,8 +203,8 @@ def _load(
         "logging": lambda t: _logging(r, t),
         "metrics": lambda t: _metrics(r, t),
         "catalog": lambda t: read_catalog(r, t),
-        "audit": lambda t: _audit(r, t),
-        "retention": lambda t: _retention(r, t),
+        "audit": lambda t: read_audit(r, t),
+        "retention": lambda t: read_retention(r, t),
     }
     parts: dict[str, Any] = {
         name: builders[name](r.table(data, name)) for name in SECTIONS if name in sections
@@ -485,23 +485,3 @@ def _metrics(r: Reader, t: dict[str, Any]) -> MetricsConfig:
         )
         return MetricsConfig()
     return MetricsConfig(*where)
-
-
-def _audit(r: Reader, t: dict[str, Any]) -> AuditConfig:
-    r.unknown(t, ("access_log",), "audit")
-    raw = r.take(t, ("audit", "access_log"), "", path_text)
-    return AuditConfig(access_log=_optional_path(r, raw))
-
-
-def _retention(r: Reader, t: dict[str, Any]) -> RetentionConfig:
-    r.unknown(t, ("days", "numbers"), "retention")
-    days = r.take(t, ("retention", "days"), RetentionConfig.days, days_value)
-    numbers: dict[str, int] = {}
-    for number, sub in r.table(t, "retention", "numbers").items():
-        where = ("retention", "numbers", number)
-        if not isinstance(sub, dict) or "days" not in sub:
-            r.problem(dotted(*where), "must be a table with days", "e.g. { days = 365 }")
-            continue
-        r.unknown(sub, ("days",), *where)
-        numbers[number] = r.take(sub, (*where, "days"), days, days_value)
-    return RetentionConfig(days=days, numbers=MappingProxyType(numbers))
