@@ -384,10 +384,11 @@ class SimEngine(SimCore):
         """``core restart now``: every Stasis channel, Snoops too, gets HangupRequest(4,
         soft) -> (ChannelLeftBridge) -> StasisEnd, and ChannelDestroyed (16) if ARI made it.
 
-        Newest channel first: on the test PBX each bridge's last member to
-        leave was its oldest (tests/fixtures/pbx-sequences/restart.json).
-        Every channel is disposed (which closes its RTP sender); the fresh
-        boot (:meth:`reset`) is the restarting caller's, once it is up again.
+        Newest first, so a Snoop is hung up itself before its target goes.
+        Which of a bridge's members leaves first varies on the test PBX (both
+        orders seen), so no client may depend on it. Every channel is disposed
+        (which closes its RTP sender); the fresh boot (:meth:`reset`) is the
+        restarting caller's, once it is up again.
         """
         for ch in reversed(list(self.channels.values())):
             if ch.alive and ch.in_stasis:
