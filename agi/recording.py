@@ -40,6 +40,7 @@ from callrec.consent import records
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.failure_policy import BEST_EFFORT, is_strict
 from callrec.logutil import CallLogAdapter, safe
+from callrec.pausing import PauseSource
 from callrec.tap import (
     MEDIA_LOST,
     RECORDING_FAILED,
@@ -189,9 +190,9 @@ class AgiRecordings:
         if active is None:
             return
         if action == "pause":
-            active.tap.pause()
+            active.tap.pause(PauseSource.AGI)
         else:
-            active.tap.resume()
+            active.tap.resume(PauseSource.AGI)
         active.log.info("recording %s: %s", active.tap.recording_id, action)
         await agi.set_variable_quietly(PAUSED_VARIABLE, "yes" if action == "pause" else "no")
 

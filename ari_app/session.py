@@ -22,6 +22,7 @@ from ari_app.context import CallContext, prompt_seconds
 from ari_app.destination import UNROUTED, DestinationLeg, DestinationResult
 from ari_app.ending import CallEnding, CallOutcome, End, hangup_reason
 from ari_app.journal import CallJournal
+from ari_app.pausing import CallPauses, join_call
 from ari_app.states import Admission, State
 from callrec.ari.events import (
     Channel,
@@ -93,6 +94,7 @@ class CallSession:
         self.bridge_id: str | None = None
         self.tap: RecordingTap | None = None
         self.tap_result: TapResult | None = None
+        self.pauses: CallPauses | None = None  # while recording
         self.bridged_at: float | None = None
         self._playback_id: str | None = None
         self._playback_done = asyncio.Event()
@@ -159,7 +161,10 @@ class CallSession:
         self._caller_gone(End.CALLER_HANGUP, None)
 
     def on_destination_event(self, event: Event) -> None:
-        """Events of the destination leg; the call ends when an answered leg hangs up."""
+        """Events of the destination leg; the call ends when an answered leg hangs up.
+        Its digits are the agent's feature codes (the caller's never pause)."""
+        if isinstance(event, ChannelDtmfReceived) and self.pauses is not None:
+            self.pauses.on_agent_digit(event.digit)
         if self.leg is not None and self.leg.on_event(event):
             cause = event.cause if isinstance(event, ChannelHangupRequest) else None
             self.end(hangup_reason(event, End.DESTINATION_HANGUP), cause)
@@ -363,7 +368,8 @@ class CallSession:
             return await self._unavailable(self.destination)
         self.bridge_id = bridge_id
         await self.ending.until(self.ctx.client.create_bridge("mixing", bridge_id=self.bridge_id))
-        await self.ending.until(self.ctx.client.add_channels(self.bridge_id, [self.id, leg.id]))
+        pause = self.ctx.config.recording.pause
+        await self.ending.until(join_call(self.ctx.client, bridge_id, self.id, leg.id, pause))
         self.state = State.BRIDGED
         self.bridged_at = self.ctx.clock.wall()
         await self.journal.save(state=LiveState.BRIDGED, bridged_at=self.bridged_at)
@@ -400,6 +406,9 @@ class CallSession:
             started = tap.start(self.id, self.evidence, self.id, continues=self.journal.continues)
             recording_id = await self.ending.until(started)
             await self.journal.recording_started(recording_id, tap.started_at or 0.0)
+            self.pauses = CallPauses.of_call(
+                self.ctx, tap, self.log, agent_id=self.agent_id, language=self.channel.language
+            )
         except RecordingUnavailable as exc:
             if self.tap is not None:
                 self.tap_result = await self.tap.abandon(str(exc))
@@ -438,6 +447,8 @@ class CallSession:
                 if channel_id is not None and alive:
                     with contextlib.suppress(AriError, AriUnavailable):
                         await client.hangup(channel_id)
+        if self.pauses is not None:
+            await self.pauses.close()
         if self.tap is not None:
             summary = {"end": str(reason), "call_seconds": self.ctx.clock.wall() - self.started}
             self.tap_result = await self.tap.stop(

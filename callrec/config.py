@@ -65,6 +65,8 @@ from callrec.config_model import (
     RecordingConfig,
     RetentionConfig,
 )
+from callrec.config_pause import KEYS as PAUSE_KEYS
+from callrec.config_pause import read_control, read_pause
 from callrec.consent import ConsentMode, DeclineAction
 from callrec.dpo.settings import read_audit, read_retention
 from callrec.errors import CallrecError, ConfigError
@@ -130,6 +132,7 @@ SECTIONS: tuple[str, ...] = (
     "catalog",
     "audit",
     "retention",
+    "control",
 )
 
 
@@ -205,6 +208,7 @@ def _load(
         "catalog": lambda t: read_catalog(r, t),
         "audit": lambda t: read_audit(r, t),
         "retention": lambda t: read_retention(r, t),
+        "control": lambda t: read_control(r, t),
     }
     parts: dict[str, Any] = {
         name: builders[name](r.table(data, name)) for name in SECTIONS if name in sections
@@ -304,6 +308,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
         "media_port",
         "signing_key",
         *CHANNEL_KEYS,
+        *PAUSE_KEYS,
     )
     r.unknown(t, keys, "recording")
     d = RecordingConfig()
@@ -337,6 +342,7 @@ def _recording(r: Reader, t: dict[str, Any]) -> RecordingConfig:
         signing_key=_optional_path(r, r.take(t, ("recording", "signing_key"), "", string_value)),
         channels=channels,
         channel_numbers=channel_numbers,
+        pause=read_pause(r, t),
     )
 
 

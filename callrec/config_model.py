@@ -39,6 +39,39 @@ class AriConfig:
     password_from_env: bool = False
 
 
+# Heard by the agent only when the recording pauses (falling) and resumes
+# (rising); ARI tone lists play until stopped, the app stops them after the
+# durations they name.
+DEFAULT_PAUSE_TONE = "tone:!660/150,!0/60,!440/200"
+DEFAULT_RESUME_TONE = "tone:!440/150,!0/60,!660/200"
+
+
+@dataclass(frozen=True)
+class PauseConfig:
+    """``[recording]`` pause keys: the agent's feature codes (ARI app), the
+    forgotten pause's limit and what the agent hears. An empty code is off;
+    ``auto_resume`` 0 never resumes by itself; an empty tone plays nothing."""
+
+    pause_code: str = "*1"
+    resume_code: str = "*2"
+    auto_resume: float = 0.0
+    pause_tone: str = DEFAULT_PAUSE_TONE
+    resume_tone: str = DEFAULT_RESUME_TONE
+
+    @property
+    def codes(self) -> bool:
+        """Whether the agent's digits are listened to at all."""
+        return bool(self.pause_code or self.resume_code)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """``[control]``: the local socket ``callrec calls`` talks to ``serve`` over;
+    None: none (no CRM control)."""
+
+    socket: Path | None = Path("/run/callrec/control.sock")
+
+
 @dataclass(frozen=True)
 class RecordingConfig:
     spool: Path = Path("/var/spool/callrec")
@@ -49,6 +82,7 @@ class RecordingConfig:
     media_host: str = "127.0.0.1"
     media_port: int = 0
     signing_key: Path | None = None  # the recorder's Ed25519 key; None: unsigned
+    pause: PauseConfig = PauseConfig()
     # mixed: one channel; stereo: caller left, callee right (per dialled number too)
     channels: ChannelMode = MIXED
     channel_numbers: Mapping[str, ChannelMode] = field(
@@ -190,6 +224,7 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()
+    control: ControlConfig = ControlConfig()
 
     @property
     def access_log(self) -> Path:

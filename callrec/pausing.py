@@ -99,6 +99,9 @@ class PauseTotals:
     seconds: float
 
 
+NO_PAUSES = PauseTotals(0, 0.0)
+
+
 class PauseGate:
     """What the RTP side writes to: the recording, or (during a hold) memory.
 

@@ -44,6 +44,7 @@ from callrec.media.layout import MIXED, MIXED_SPY, STEREO, ChannelMode, Side, mo
 from callrec.media.recorder import MediaRecorder
 from callrec.media.rtp_stream import RtpStream
 from callrec.media.stereo import StereoStream
+from callrec.pausing import PauseControl, PauseSource
 from callrec.recording import RecordingWriter
 from callrec.spool import Spool
 from callrec.tap_media import SnoopLeg
@@ -163,6 +164,7 @@ class RecordingTap:
         self._media_lost = False
         self._media_reported = False
         self._evidence: Evidence | None = None
+        self.pauses = PauseControl(clock)  # who paused the recording, when (callrec/pausing.py)
 
     @property
     def recording_id(self) -> str | None:
@@ -250,14 +252,16 @@ class RecordingTap:
         if continues is not None:
             first["continues"] = dict(continues)
         self._writer.write_metadata(first)
+        gate = self.pauses.gate(self._writer)
         if self.mode == STEREO:
             self._stream = self._recorder.open_stereo(
-                self._writer, self._codec, self._rate, call_id, on_error=self._stream_failed
+                gate, self._codec, self._rate, call_id, on_error=self._stream_failed
             )
         else:
             self._stream = self._recorder.open_stream(
-                self._writer, self._codec, call_id, on_error=self._stream_failed
+                gate, self._codec, call_id, on_error=self._stream_failed
             )
+        self.pauses.attach(self._stream)
         try:
             await self._connect_media(channel_id)
         except (AriError, AriUnavailable, TimeoutError) as exc:
@@ -317,22 +321,18 @@ class RecordingTap:
             on_source=on_source,
         )
 
-    def pause(self, at: float | None = None) -> None:
-        """Stop recording audio for now (card details read out); a pause frame marks it."""
-        if self._stream is not None and not self._stopped:
-            self._stream.pause(self._clock.wall() if at is None else at)
+    def pause(self, source: PauseSource, at: float | None = None) -> bool:
+        """Stop recording audio for now (card details read out); a pause frame
+        names ``source``. False when paused already or not recording."""
+        return not self._stopped and self.pauses.pause(source, at)
 
-    def resume(self, at: float | None = None) -> None:
+    def resume(self, source: PauseSource, at: float | None = None) -> bool:
         """Record again after :meth:`pause`; a resume frame marks it."""
-        if self._stream is not None and not self._stopped:
-            self._stream.resume(self._clock.wall() if at is None else at)
-            # A full timeout again from here: the pause was not a silence.
-            self._seen_packets = self._stream.packets
-            self._moved_at = time.monotonic()
+        return not self._stopped and self.pauses.resume(source, at)
 
     @property
     def paused(self) -> bool:
-        return self._stream is not None and self._stream.paused
+        return self.pauses.paused
 
     def _stream_failed(self, stream: RtpStream | StereoStream, exc: Exception) -> None:
         # The writer failed mid-call (disk full): the recording is over, the
@@ -358,6 +358,7 @@ class RecordingTap:
             return
         self._schedule_media_check()
         if stream.paused:
+            self._moved_at = time.monotonic()  # a full timeout again after the pause
             return
         now = time.monotonic()
         count = stream.packets
@@ -440,6 +441,7 @@ class RecordingTap:
             stats = (await self._recorder.close_stream(stream)).as_dict()
             if isinstance(stream, StereoStream):
                 layout["sides"] = stream.side_stats()
+        self.pauses.close()  # after the last audio, before the summary
         record = {
             "type": "summary",
             "reason": reason,
@@ -447,6 +449,7 @@ class RecordingTap:
             "recording_ended": ended,
             "recorded_seconds": None if self.started_at is None else ended - self.started_at,
             "packets": stats,
+            "pauses": self.pauses.records(ended),
             **layout,
             **summary,
         }
@@ -462,13 +465,23 @@ class RecordingTap:
                 "recording %s not sealed: %s", writer.recording_id, safe(str(exc), 200)
             )
             return TapResult(
-                writer.recording_id, None, stats, reason, self._rate, unsealed=writer.path
+                writer.recording_id,
+                None,
+                stats,
+                reason,
+                self._rate,
+                unsealed=writer.path,
+                pauses=self.pauses.totals(ended),
             )
         self._log.info(
             "recording %s sealed (%s, %.2f s audio)", seal.recording_id, reason, seal.audio_seconds
         )
         sealed = max(0.0, self._clock.wall() - ended)
-        return TapResult(seal.recording_id, seal, stats, reason, self._rate, seal_seconds=sealed)
+        return TapResult(
+            *(seal.recording_id, seal, stats, reason, self._rate),
+            seal_seconds=sealed,
+            pauses=self.pauses.totals(ended),
+        )
 
 
 def _reason(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from callrec.evidence import Evidence
+from callrec.pausing import NO_PAUSES, PauseTotals
 from callrec.recording import SealInfo
 
 
@@ -30,6 +31,7 @@ class TapResult:
     sample_rate: int
     unsealed: Path | None = None
     seal_seconds: float | None = None  # from stop() to the file sealed
+    pauses: PauseTotals = NO_PAUSES
 
     def audit_outcome(self, event: str, reason: str | None) -> tuple[str, str | None]:
         """The audit line's event and reason given this recording's end.
@@ -48,10 +50,11 @@ class TapResult:
         The same keys from both front ends: ``recording_id``, ``packets``,
         ``sealed``, ``path``, ``segments``, ``last_tag_sha256``, ``size``,
         ``recording_signer`` (fingerprint of the recorder key that signed it,
-        or null) and ``durations`` (``recording``, ``audio`` recovered, ``gaps`` lost).
+        or null), ``pauses`` (how many) and ``durations`` (``recording``, ``audio``
+        recovered, ``gaps`` lost, ``paused``).
         """
         gaps = int(self.stats.get("gap_samples") or 0) / self.sample_rate
-        durations: dict[str, float] = {"gaps": gaps}
+        durations: dict[str, float] = {"gaps": gaps, "paused": self.pauses.seconds}
         started, ended = evidence.recording_started_at, evidence.recording_ended_at
         if started is not None and ended is not None:
             durations["recording"] = ended - started
@@ -61,6 +64,7 @@ class TapResult:
             "sealed": self.seal is not None,
             "path": str(self.unsealed),
             "durations": durations,
+            "pauses": self.pauses.count,
         }
         if self.seal is not None:
             durations["audio"] = float(self.seal.audio_seconds)

@@ -386,8 +386,15 @@ class AriClient:
     async def get_bridge(self, bridge_id: str) -> Bridge:
         return Bridge.from_json(await self.request("GET", f"/bridges/{bridge_id}"))
 
-    async def add_channels(self, bridge_id: str, channel_ids: list[str]) -> None:
-        await self.request("POST", f"/bridges/{bridge_id}/addChannel", {"channel": channel_ids})
+    async def add_channels(
+        self, bridge_id: str, channel_ids: list[str], *, absorb_dtmf: bool = False
+    ) -> None:
+        """``absorb_dtmf``: their digits stay out of the bridge (the other side
+        hears none, inband or RFC 4733); Asterisk still reports them."""
+        params: dict[str, QueryValue] = {"channel": channel_ids}
+        if absorb_dtmf:
+            params["absorbDTMF"] = True
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", params)
 
     async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
         await self.request("POST", f"/bridges/{bridge_id}/removeChannel", {"channel": channel_id})

@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "subject": ("subject_cmds", "a caller's rights: export their recordings, or erase them"),
     "retention": ("retention_cmds", "delete the recordings whose retention has passed"),
     "serve": ("app_cmds", "run the Stasis app (and the FastAGI server) against Asterisk"),
+    "calls": ("calls_cmds", "list the calls serve has in progress; pause or resume a recording"),
     "check-config": ("app_cmds", "check a config file; print every problem as file:key"),
     "config": ("config_cmds", "the shipped callrec.toml, systemd unit and Asterisk snippets"),
     "demo": ("app_cmds", "four calls through the built-in ARI simulator, recorded and verified"),

@@ -60,14 +60,17 @@ def extra_services(config: Config, app: App) -> list[Service]:
     ``[agi] listen``) shares the app's services (its ``CallContext``): the app
     starts it after its own start-up, hands it each reloaded config and stops
     it before its shutdown. So does the Prometheus endpoint, which serves at
-    ``[metrics] listen`` when set (a reload may set it later).
+    ``[metrics] listen`` when set (a reload may set it later), and the control
+    socket (``[control] socket``) that ``callrec calls`` talks to.
     """
     from agi.fastagi import AgiService
+    from ari_app.control import ControlService
     from callrec.catalog.service import CatalogService
     from callrec.metrics import MetricsService
 
     catalog = CatalogService(config, app)  # enters each call's audit line, off the loop
-    return [AgiService(config, lambda: app.ctx), MetricsService(config, app), catalog]
+    agi = AgiService(config, lambda: app.ctx)
+    return [agi, MetricsService(config, app), catalog, ControlService(config, app)]
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from callrec.errors import RecordingUnavailable
 from callrec.evidence import Evidence
 from callrec.media.recorder import MediaRecorder
 from callrec.media.signals import speech_like
+from callrec.pausing import PauseSource
 from callrec.recording import (
     GapFrame,
     MetadataFrame,
@@ -206,10 +207,10 @@ async def test_pause_and_resume_leave_marks_and_no_audio_between(taprig: TapRig)
     tap = taprig.tap()
     await tap.start(caller, _evidence(caller), caller)
     await asyncio.sleep(0.4)
-    tap.pause()
+    tap.pause(PauseSource.CONTROL)
     assert tap.paused
     await asyncio.sleep(0.6)
-    tap.resume()
+    tap.resume(PauseSource.CONTROL)
     await asyncio.sleep(0.4)
     result = await tap.stop("test")
     assert result is not None and result.seal is not None
@@ -293,12 +294,12 @@ async def test_media_lost_twice_is_marked_twice_and_reported_once(
 async def test_a_paused_tap_does_not_report_media_lost_until_resumed(taprig: TapRig) -> None:
     tap, reasons = await _watched(taprig)
     await asyncio.sleep(0.3)
-    tap.pause()
+    tap.pause(PauseSource.CONTROL)
     sent = taprig.sim.rtp_stats(tap.media_id).packets_generated
     taprig.sim.rtp_faults(tap.media_id, drop=range(sent, sent + 100_000))
     await asyncio.sleep(1.2)
     assert reasons == []
-    tap.resume()
+    tap.resume(PauseSource.CONTROL)
     await _until(lambda: bool(reasons), 2.0)
     assert reasons == [MEDIA_LOST]
     result = await tap.stop("test")

@@ -1,0 +1,157 @@
+"""``callrec calls list|pause|resume``: the calls of the running ``callrec serve``.
+
+What a CRM or an agent desktop runs to keep a card number out of a
+recording: ``callrec calls pause CALL_ID``, then ``resume``. It talks to
+``serve`` over the Unix socket of ``[control] socket`` (owner only: run it as
+the callrec user or root), one JSON line each way
+(:mod:`callrec.control_protocol`). Exit 0 when done (a pause of a paused call
+changes nothing and says so), 1 when ``serve`` is not there or refuses (an
+unknown call id, a call not recorded), 2 for usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from callrec.cli.common import EXIT_ERROR, EXIT_OK, add_config_option, config_file, escape, warn
+
+# How long to wait for serve's answer: it answers from its event loop at once.
+TIMEOUT = 5.0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "calls",
+        description="The calls `callrec serve` has in progress; pause and resume their "
+        "recordings (PCI DSS: keep a card number out), over the control socket "
+        "([control] socket, owner only).",
+    )
+    commands = p.add_subparsers(dest="calls_command", metavar="SUBCOMMAND", required=True)
+    listing = commands.add_parser("list", help="the calls in progress, with their call ids")
+    listing.add_argument("--json", action="store_true", help="print the reply as JSON")
+    _socket_options(listing)
+    listing.set_defaults(func=_list)
+    for name, what in (
+        ("pause", "stop recording CALL_ID's audio until resumed (the file notes the pause)"),
+        ("resume", "record CALL_ID again"),
+    ):
+        c = commands.add_parser(name, help=what, description=what)
+        c.add_argument(
+            "call",
+            metavar="CALL_ID",
+            help="the caller's channel id (Asterisk uniqueid), the linkedid, the agent's "
+            "channel id or the recording id",
+        )
+        _socket_options(c)
+        c.set_defaults(func=_pause_or_resume, op=name)
+
+
+def _socket_options(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        metavar="PATH",
+        help="the control socket (default: [control] socket of the config)",
+    )
+
+
+def _list(args: argparse.Namespace) -> int:
+    from callrec.control_protocol import Op, Request
+
+    reply = _ask(args, Request(Op.LIST))
+    if reply is None:
+        return EXIT_ERROR
+    calls: list[dict[str, Any]] = reply.get("calls") or []
+    if args.json:
+        print(json.dumps(calls, indent=2))
+        return EXIT_OK
+    if not calls:
+        print("no calls in progress")
+        return EXIT_OK
+    print(f"{'CALL':<24} {'STATE':<10} {'DIALLED':<12} {'CALLER':<14} PAUSED  RECORDING")
+    for call in calls:
+        paused = "yes" if call.get("paused") else "no"
+        row = [call.get("call"), call.get("state"), call.get("dialled"), call.get("caller")]
+        cells = [escape(str(value or "-")) for value in row]
+        recording = escape(str(call.get("recording") or "-"))
+        print(
+            f"{cells[0]:<24} {cells[1]:<10} {cells[2]:<12} {cells[3]:<14} {paused:<7} {recording}"
+        )
+    return EXIT_OK
+
+
+def _pause_or_resume(args: argparse.Namespace) -> int:
+    from callrec.control_protocol import Op, Request
+
+    reply = _ask(args, Request(Op(args.op), args.call))
+    if reply is None:
+        return EXIT_ERROR
+    state = "paused" if reply.get("paused") else "recording"
+    call = escape(str(reply.get("call")))
+    if reply.get("changed"):
+        print(f"call {call}: {state}")
+    else:
+        print(f"call {call}: already {state}")
+    return EXIT_OK
+
+
+def _ask(args: argparse.Namespace, request: Any) -> dict[str, Any] | None:
+    """One request and its reply, or None after saying why not (on stderr)."""
+    from callrec.control_protocol import MAX_REPLY, ControlError, parse_reply
+
+    path = _socket_path(args)
+    if path is None:
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(TIMEOUT)
+            sock.connect(str(path))
+            sock.sendall(request.encode())
+            line = _read_line(sock, MAX_REPLY)
+        return parse_reply(line)
+    except FileNotFoundError:
+        why = "no control socket there: is callrec serve running?"
+    except ConnectionRefusedError:
+        why = "nothing answers: callrec serve is not running"
+    except PermissionError:
+        why = "permission denied: run this as the user callrec serve runs as, or root"
+    except TimeoutError:
+        why = f"callrec serve did not answer within {TIMEOUT:g} s"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    except ControlError as exc:
+        warn("calls", escape(exc.message))
+        return None
+    warn("calls", f"{escape(str(path))}: {why}")
+    return None
+
+
+def _socket_path(args: argparse.Namespace) -> Path | None:
+    if args.socket is not None:
+        return Path(args.socket)
+    from callrec.config import load_config
+
+    config = load_config(config_file(args.config), sections=("control",), check_files=False)
+    if config.control.socket is None:
+        warn("calls", f"{escape(str(config.path))}: [control] socket is empty: no control socket")
+    return config.control.socket
+
+
+def _read_line(sock: socket.socket, limit: int) -> bytes:
+    """One reply line (the server closes after a refusal, so EOF ends it too)."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit:
+            from callrec.control_protocol import ControlError
+
+            raise ControlError(f"the reply is longer than {limit} bytes")
+    return bytes(data)
