@@ -270,6 +270,12 @@ async def test_pause_and_resume_leave_frames_with_their_times(rig: Rig) -> None:
     assert len(decoded.resumes) == 1
     assert 0.8 < decoded.resumes[0] - decoded.pauses[0] < 2.0
     assert line["reason"] == "hangup"
+    # The file and the audit line say the dialplan asked.
+    [pause] = decoded.metadata[-1]["pauses"]
+    assert (pause["source"], pause["resumed_by"]) == ("agi", "agi")
+    assert pause["end"] - pause["start"] == decoded.resumes[0] - decoded.pauses[0]
+    assert line["pauses"] == 1
+    assert line["durations"]["paused"] == pause["end"] - pause["start"]
 
 
 async def test_hangup_while_the_events_websocket_is_down_is_still_sealed(
