@@ -33,8 +33,11 @@ key                 value
                     caller pseudonym, dialled number, language, prompt id and
                     SHA-256, timestamps, digits, policy, software version
 ``durations``       seconds: ``call``, ``recording``, ``audio`` (recovered),
-                    ``gaps`` (audio lost in the network), ``seal`` (from the
+                    ``gaps`` (audio lost in the network), ``paused`` (the
+                    recording's pauses together), ``seal`` (from the
                     recording's end to its file sealed)
+``pauses``          how many times the recording was paused (the file's
+                    summary lists each: start, end, who asked)
 ``packets``         RTP counters: ``received``, ``lost``, ``duplicated``,
                     ``reordered``, ``foreign`` (dropped: wrong source)
 ``segments``        number of segments written, final one included

@@ -116,10 +116,12 @@ def _recording_checks(
         )
     ]
     seconds = len(decoded.samples) / decoded.rate
-    # "audio" is what was written (gaps as silence, pauses left out), as decoded;
-    # a line without it has only the wall-clock "recording".
+    # "audio" is what was written (gaps as silence) and "paused" what decodes as
+    # silence besides; a line without them has only the wall-clock "recording".
     durations = record.get("durations") or {}
     expected = durations.get("audio", durations.get("recording")) or 0.0
+    if "audio" in durations:
+        expected += durations.get("paused") or 0.0
     checks.append(
         Check(
             "duration fits the call",

@@ -10,6 +10,8 @@ SERVICE_ONLY = {
     "Type", "NotifyAccess", "TimeoutStartSec", "ExecStartPre", "ExecStart", "KillSignal",
     "TimeoutStopSec", "Restart", "RestartSec", "ReadWritePaths", "ReadOnlyPaths",
     "ExecReload", "WatchdogSec",
+    # serve's control socket folder: a job with it would remove it when it ends.
+    "RuntimeDirectory", "RuntimeDirectoryMode",
 }  # fmt: skip
 
 
