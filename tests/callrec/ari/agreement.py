@@ -430,7 +430,9 @@ def load_fixture(name: str) -> Json:
 
 def save_fixture(name: str, recorded: Json, source: str) -> None:
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    data = {"recorded_from": source, **recorded}
+    # Roles in name order: a re-recording changes the file only where Asterisk changed.
+    events = dict(sorted(recorded["events"].items()))
+    data = {"recorded_from": source, "events": events, "notes": recorded["notes"]}
     text = json.dumps(data, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
     fixture_path(name).write_text(text, encoding="utf-8")
 

@@ -171,6 +171,8 @@ async def hangup_during_playback(s: Session) -> None:
     """Trace 02: the caller's BYE ends a playing disclosure ``failed``."""
     caller = await answered_caller(s, CallerPlan(hold=s.timing.settle))
     await play(s, "caller", LONG_SOUND, playbackId="agree-disclosure")
+    playing = await s.rest("GET", "/playbacks/agree-disclosure")
+    s.note("playback_while_playing", [playing.status, playing.body["state"]])
     await s.expect("caller", "StasisEnd")
     s.note("playback_afterwards", outcome(await s.rest("GET", "/playbacks/agree-disclosure")))
     s.note("stop_afterwards", outcome(await s.rest("DELETE", "/playbacks/agree-disclosure")))
@@ -355,7 +357,7 @@ async def _wait_no_channels(s: Session, within: float = 30.0) -> None:
 
 
 async def _attempt(s: Session, app: str = APP) -> str:
-    """One (re)connect attempt: "connected", "refused", "dropped" or the HTTP status.
+    """One (re)connect attempt: "connected", "refused", "dropped" or the HTTP refusal.
 
     The scenario's own app becomes its events socket; another is closed again.
     """
@@ -365,7 +367,8 @@ async def _attempt(s: Session, app: str = APP) -> str:
         else:
             await (await s.open_socket(app, [])).close()
     except aiohttp.WSServerHandshakeError as exc:
-        return str(exc.status)
+        kind = exc.headers.get("Content-Type", "") if exc.headers is not None else ""
+        return f"{exc.status} {kind.split(';')[0]}".strip()
     except aiohttp.ClientConnectorError:
         return "refused"
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
