@@ -105,6 +105,7 @@ class _Channel:
         "min_lag",
         "moved",
         "n",
+        "other",
         "resyncs",
         "start",
         "ts",
@@ -113,12 +114,14 @@ class _Channel:
     def __init__(self, end: int) -> None:
         self.chunks: deque[bytes | int] = deque()
         self.end = end
+        self.other = self  # the other side (set by the aligner)
         self.late = self.moved = self.resyncs = 0
         self.unanchor()
 
     def unanchor(self) -> None:
         self.anchored = False
-        self.start = self.n = self.ts = self.count = self.checks = 0
+        self.start = self.n = self.ts = self.checks = 0
+        self.count = CHECK_EVERY  # packets until the next drift check
         self.min_lag = float("inf")
 
     def pad(self, to: int) -> None:
@@ -157,6 +160,7 @@ class StereoAligner:
         self.written = 0  # sample frames written (audio and gaps)
         self._origin: tuple[float, float] | None = None  # (time, timeline position)
         self.channels = (_Channel(0), _Channel(0))
+        self.channels[0].other, self.channels[1].other = self.channels[1], self.channels[0]
 
     def sink(self, side: Side) -> TimedSink:
         """Where ``side``'s ordered payloads go: ``sink(rtp_timestamp, payload)``."""
@@ -167,26 +171,32 @@ class StereoAligner:
     def place(self, ch: _Channel, ts: int, payload: bytes) -> None:
         """One ordered payload of one side."""
         n = len(payload) // self._width
+        end = ch.end
+        if ch.anchored and (ts - ch.ts) % _TS_WRAP == ch.n and ch.start + ch.n == end:
+            # The common case: the payload right after the last one.
+            ch.chunks.append(payload)
+            ch.start, ch.end = end, end + n
+        else:
+            self._place_apart(ch, ts, n, payload)
+        ch.ts, ch.n = ts, n
+        ch.count -= 1
+        if not ch.count:
+            self._check(ch)
+        written, batch = self.written, self._batch
+        if ch.end - written >= batch:
+            other = ch.other.end
+            if other - written >= batch or ch.end - other > self._hold:
+                self._emit()
+
+    def _place_apart(self, ch: _Channel, ts: int, n: int, payload: bytes) -> None:
+        """The first payload, one after loss or a silence, or one overlapping the end."""
         if not ch.anchored:
             start = self._anchor(ch, n)
         else:
             step = (ts - ch.ts) % _TS_WRAP
             start = ch.start + step if step == ch.n else self._jump(ch, step, n)
-        ch.ts, ch.start, ch.n = ts, start, n
-        if start == ch.end:
-            ch.chunks.append(payload)
-            ch.end = start + n
-        else:
-            self._place_apart(ch, start, n, payload)
-        ch.count += 1
-        if ch.count >= CHECK_EVERY:
-            self._check(ch)
-        if ch.end - self.written >= self._batch:
-            self._emit()
-
-    def _place_apart(self, ch: _Channel, start: int, n: int, payload: bytes) -> None:
-        """A payload after a silence (start beyond the end) or overlapping the end."""
-        if start > ch.end:
+        ch.start = start
+        if start >= ch.end:
             ch.pad(start)
             ch.chunks.append(payload)
             ch.end = start + n
@@ -225,7 +235,7 @@ class StereoAligner:
 
     def _check(self, ch: _Channel) -> None:
         """Note how far this side lags real time; at a window's end, move it."""
-        ch.count = 0
+        ch.count = CHECK_EVERY
         lag = self._expected_end(self._now()) - (ch.start + ch.n)
         ch.min_lag = min(ch.min_lag, lag)
         ch.checks += 1
@@ -289,16 +299,22 @@ class StereoAligner:
         """The next ``frames`` samples of one side, silences as codec silence."""
         parts: list[bytes] = []
         width, chunks = self._width, ch.chunks
-        while frames > 0:
-            head = chunks[0]
-            size = head if isinstance(head, int) else len(head) // width
-            take = min(size, frames)
-            parts.append(self._silence * take if isinstance(head, int) else head[: take * width])
-            if take == size:
-                chunks.popleft()
+        need = frames * width  # bytes
+        while need:
+            head = chunks.popleft()
+            if isinstance(head, int):  # a silence, in samples
+                take = min(head, need // width)
+                parts.append(self._silence * take)
+                if take < head:
+                    chunks.appendleft(head - take)
+                need -= take * width
+            elif len(head) <= need:
+                parts.append(head)
+                need -= len(head)
             else:
-                chunks[0] = head - take if isinstance(head, int) else head[take * width :]
-            frames -= take
+                parts.append(head[:need])
+                chunks.appendleft(head[need:])
+                need = 0
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _interleave(self, left: bytes, right: bytes) -> bytes:
