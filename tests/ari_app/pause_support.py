@@ -43,15 +43,27 @@ def agent_voice(
     return out.astype(np.int16)
 
 
-def levels(samples: npt.NDArray[np.int16], pitch: float) -> npt.NDArray[np.float64]:
-    """The amplitude of ``pitch`` in each WINDOW of ``samples``."""
-    n = int(WINDOW * RATE)
+def levels(
+    samples: npt.NDArray[np.int16], pitch: float, window: float = WINDOW
+) -> npt.NDArray[np.float64]:
+    """The amplitude of ``pitch`` in each ``window`` of ``samples`` (Hann-weighted, so
+    a loud tone of another pitch leaks little into it)."""
+    n = int(window * RATE)
     usable = len(samples) // n * n
     blocks = samples[:usable].astype(np.float64).reshape(-1, n)
     t = np.arange(n) / RATE
-    probe = np.exp(-2j * np.pi * pitch * t)
-    amplitude: npt.NDArray[np.float64] = np.abs(blocks @ probe) * 2 / n
+    hann = np.hanning(n)
+    probe = hann * np.exp(-2j * np.pi * pitch * t)
+    amplitude: npt.NDArray[np.float64] = np.abs(blocks @ probe) * 2 / hann.sum()
     return amplitude
+
+
+def dtmf_level(samples: npt.NDArray[np.int16]) -> float:
+    """How loud the loudest DTMF digit in ``samples`` is: a digit is a low-group and a
+    high-group pitch at once, so the weaker of the two counts, window by window."""
+    low = np.max([levels(samples, f, 0.04) for f in (697, 770, 852, 941)], axis=0)
+    high = np.max([levels(samples, f, 0.04) for f in (1209, 1336, 1477, 1633)], axis=0)
+    return float(np.minimum(low, high).max(initial=0.0))
 
 
 def onset(samples: npt.NDArray[np.int16], said: Said) -> float | None:
