@@ -2,8 +2,9 @@
 
 ``/record`` starts a :class:`~callrec.tap.RecordingTap` on the AGI channel
 (snoop spy=both into the callrec app, bridged with ExternalMedia, RTP into
-the media recorder, sealed writer), but only for a channel whose consent
-this server decided and that allows recording: the
+the media recorder, sealed writer; for a number recorded in stereo two
+snoops, spy in and spy out, into a 2-channel file), but only for a channel
+whose consent this server decided and that allows recording: the
 :class:`~agi.gate.ConsentLedger` is keyed by the channel's uniqueid, so a
 ``CALLREC_CONSENT`` set by hand in the dialplan counts for nothing. The AGI
 session then ends and the call goes on in the admin's dialplan while the

@@ -30,6 +30,7 @@ from callrec.ari.sim import AriSimulator, DialplanStep, EndpointBehaviour
 from callrec.config import AgiConfig, Config, load_config
 from callrec.crypto.keys import PrivateKey
 from callrec.decode import decode_recording
+from callrec.media.layout import ChannelMode
 from callrec.media.signals import speech_like
 from tests.agi.agiclient import ChannelModel, run_session
 
@@ -113,7 +114,9 @@ async def wait_until(probe: Any, within: float = 15.0) -> Any:
     return value
 
 
-async def make_rig(tmp_path: Path, *, record_after_consent: bool = False) -> Rig:
+async def make_rig(
+    tmp_path: Path, *, record_after_consent: bool = False, channels: ChannelMode = "mixed"
+) -> Rig:
     sounds = tmp_path / "sounds"
     write_demo_prompts(
         sounds, {"disclosure": DISCLOSURE, "not-available": 0.3, "recording-unavailable": 0.3}
@@ -129,7 +132,8 @@ async def make_rig(tmp_path: Path, *, record_after_consent: bool = False) -> Rig
     path = write_config(tmp_path, sim.url, sounds_dir=sounds, destinations={}, grace=GRACE)
     config = load_config(path)
     agi = AgiConfig(host="127.0.0.1", port=0, record_after_consent=record_after_consent)
-    config = dataclasses.replace(config, agi=agi)
+    recording = dataclasses.replace(config.recording, channels=channels)
+    config = dataclasses.replace(config, agi=agi, recording=recording)
     app = App(config)
     service = AgiService(config, lambda: app.ctx, sweep_interval=0.3)
     app.extra_services.append(service)
@@ -379,3 +383,32 @@ async def test_lost_media_is_audited_and_best_effort_keeps_recording(rig: Rig) -
     assert any(m.get("type") == "media-lost" for m in decoded.metadata)
     # The dropped packets come back as a gap of their true length.
     assert line["durations"]["gaps"] == pytest.approx(2.0, abs=0.1)
+
+
+async def test_record_in_stereo_puts_the_channel_left_and_what_it_hears_right(
+    tmp_path: Path,
+) -> None:
+    # The dialplan channel talks (its endpoint's voice) and, in no bridge,
+    # hears nothing: left follows its voice, right is silence. Both snoops
+    # and their bridges go when the dialplan hangs up.
+    rig = await make_rig(tmp_path, channels="stereo")
+    try:
+        cid = await rig.dialplan_call()
+        await rig.agi("consent", cid)
+        record = await rig.agi("record", cid)
+        assert record.variables["CALLREC_RECORDING"]
+        (line,) = await wait_until(lambda: rig.audit("recording"), 15)
+        channels = line["evidence"]["channels"]
+        assert channels["heard_snoop"] not in (None, channels["snoop"])
+        (sealed,) = rig.sealed()
+        decoded = decode_recording(sealed, rig.keys)
+        assert decoded.channels == 2 and decoded.metadata[-1]["channels"] == "stereo"
+        left, right = decoded.samples[:, 0], decoded.samples[:, 1]
+        assert np.abs(left.astype(np.int32)).mean() > 500
+        assert not right.any()
+        assert line["packets"]["received"] > 2 * 50  # both sides, over a second each
+        await wait_until(lambda: not rig.sim.bridges, 5)
+        assert not [c for c in rig.sim.channels if c.kind in ("snoop", "unicast")]
+    finally:
+        await rig.app.shutdown()
+        await rig.sim.stop()
