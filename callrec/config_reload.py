@@ -42,6 +42,7 @@ RESTART_ONLY: tuple[RestartOnly, ...] = (
     RestartOnly("privacy.audit_log", "privacy", ("audit_log",)),
     RestartOnly("agi.listen", "agi", ("host", "port")),
     RestartOnly("agi.read_timeout", "agi", ("read_timeout",)),
+    RestartOnly("control.socket", "control", ("socket",)),
 )
 
 

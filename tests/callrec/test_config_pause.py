@@ -3,13 +3,15 @@ mistake named as file:key."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from callrec.config import load_config
+from callrec.config import Config, load_config
 from callrec.config_model import ControlConfig, PauseConfig
 from callrec.config_pause import agent_media, tone_seconds
+from callrec.config_reload import plan_reload
 from tests.callrec.test_config import problems_of, shipped_in
 
 
@@ -88,3 +90,17 @@ def test_every_mistake_is_named_with_a_hint(tmp_path: Path) -> None:
 def test_what_the_agent_hears(value: str, media: str, seconds: float | None) -> None:
     assert agent_media(value) == media
     assert tone_seconds(media) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_a_reload_applies_the_codes_to_the_next_calls_and_keeps_the_socket() -> None:
+    running = Config(path=Path("/etc/callrec/callrec.toml"))
+    loaded = replace(
+        running,
+        recording=replace(running.recording, pause=PauseConfig(pause_code="#7", auto_resume=60)),
+        control=ControlConfig(socket=Path("/run/other.sock")),
+    )
+    plan = plan_reload(running, loaded)
+    assert plan.needs_restart == ("control.socket",)
+    assert plan.changed == ("recording",)
+    assert plan.config.recording.pause.pause_code == "#7"
+    assert plan.config.control == ControlConfig()
