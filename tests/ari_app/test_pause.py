@@ -198,3 +198,21 @@ async def test_codes_and_tones_off(rig: Rig) -> None:
     assert heard_seconds(decoded.mono(), DURING) > 1.0
     # Without codes the agent's digits pass to the caller as before.
     assert [q.get("absorbDTMF") for q in _call_bridge_adds(rig)] == [None]
+
+
+async def test_a_stereo_recording_pauses_on_both_channels(rig: Rig) -> None:
+    with rig.config_path.open("a", encoding="utf-8") as f:
+        f.write('\n[recording.numbers."100"]\nchannels = "stereo"\n')
+    _agent_says(rig)
+    app = await rig.start_app()
+    caller, agent = await _call(rig, app)
+    _agent_does(rig, caller, agent, PAUSE_DIGITS + RESUME_DIGITS)
+    line, decoded = await _recording(rig, caller)
+    assert decoded.channels == 2
+    heard = decoded.samples[:, 1]  # what the caller hears: the agent
+    assert heard_seconds(heard, DURING) == 0.0
+    assert heard_seconds(heard, BEFORE) == pytest.approx(BEFORE.end - BEFORE.start, abs=0.1)
+    a, c = onset(heard, BEFORE), onset(heard, AFTER)
+    assert a is not None and c is not None
+    assert c - a == pytest.approx(AFTER.start - BEFORE.start, abs=0.1)
+    assert line["pauses"] == 1
