@@ -59,7 +59,7 @@ def test_bad_sources_are_refused_naming_the_segment(data: str, message: str) -> 
 
 @pytest.mark.parametrize("source", ["Agent", "agent code", "a" * 33, "", "ägent"])
 def test_the_writer_refuses_a_source_a_reader_would_refuse(source: str) -> None:
-    with pytest.raises(ValueError, match="pause source .* is not a word of a-z, 0-9 and -"):
+    with pytest.raises(ValueError, match=r"pause source .* is not a word of a-z, 0-9 and -"):
         frames.encode_pause(1795910400.0, source)
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callrec.clock import LATEST_WALL, ManualClock
+from callrec.clock import ManualClock
 from callrec.crypto.keys import PrivateKey
 from callrec.crypto.stream import FIRST_CIPHERTEXT_SEGMENT_SIZE, FIRST_PLAINTEXT_SEGMENT_SIZE
 from callrec.errors import RecordingUnavailable, SpoolError, WriterClosedError
