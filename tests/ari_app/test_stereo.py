@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import soundfile as sf
 
 from callrec.ari.sim import CallerScenario, EndpointBehaviour
 from callrec.audio import envelope_correlation
 from callrec.decode import decode_recording
+from callrec.media.g711 import ulaw_decode, ulaw_encode
 from callrec.media.signals import speech_like
 from callrec.recording import verify
 from callrec.tap import RecordingTap
@@ -134,3 +136,27 @@ def _runs(mask: npt.NDArray[np.bool_], at_least: int) -> list[tuple[int, int]]:
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     runs = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
     return [(a, b) for a, b in runs if b - a >= at_least]
+
+
+async def test_a_prompt_played_to_the_caller_while_recording_is_on_the_right(rig: Rig) -> None:
+    # Neither party says anything; a prompt played to the caller mid-call is
+    # what the caller hears, so it is on the right channel and not the left.
+    _stereo_for(rig)
+    app = await rig.start_app()
+    caller = rig.sim.place_call(CallerScenario(exten="100", hangup_after=DISCLOSURE + GRACE + 3.0))
+    assert app.ctx is not None
+    ctx = app.ctx
+    tap: RecordingTap = await wait_until(lambda: next((t for t in ctx.taps if t.recording), None))
+    heard = tap.heard_leg.media_id
+    await wait_until(lambda: rig.sim.channel(heard) and rig.sim.rtp_stats(heard).packets_sent)
+    await ctx.client.play(caller, "sound:callrec/not-available", lang="en")
+    line = await rig.wait_audit(caller)
+    decoded = decode_recording(Path(line["path"]), rig.keys)
+    left, right = decoded.samples[:, 0], decoded.samples[:, 1]
+    # The whole prompt, as G.711 carries it, and nothing else.
+    wav = rig.out / "sounds" / "en" / "callrec" / "not-available.wav"
+    prompt, _ = sf.read(str(wav), dtype="int16")
+    carried = ulaw_decode(ulaw_encode(prompt))
+    assert np.count_nonzero(carried) > 400  # the prompt says something
+    assert np.count_nonzero(right) == np.count_nonzero(carried)
+    assert not left.any()

@@ -21,9 +21,10 @@ class Mixer:
     """What each channel says and hears, and which ExternalMedia streams run.
 
     An ExternalMedia channel hears the mix of its bridge peers; a caller or
-    agent says its scenario audio (silence after the end); a bridge's
-    announcer says the sound it plays; a Snoop with ``spy=both`` says its
-    target's own audio plus what the target hears.
+    agent says its scenario audio (silence after the end) and hears its
+    bridge peers and its own playback; a bridge's announcer says the sound it
+    plays; a Snoop says its target's own audio (``spy=in``), what the target
+    hears (``spy=out``), or both mixed (``spy=both``).
     """
 
     def __init__(self, core: SimCore) -> None:
@@ -65,9 +66,12 @@ class Mixer:
 
     def _hears(self, ch: SimChannel, start: int, count: int, rate: int, depth: int) -> Int16Array:
         br = self.core.bridges.get(ch.bridge_id or "")
-        if br is None or depth > 3:
-            return np.zeros(count, dtype=np.int16)
-        parts = [self._says(m, start, count, rate, depth + 1) for m in self.peers(br, ch.id)]
+        parts = []
+        if br is not None and depth <= 3:
+            parts = [self._says(m, start, count, rate, depth + 1) for m in self.peers(br, ch.id)]
+        if ch.heard:
+            offset = start - round(ch.heard_start * rate)
+            parts.append(media.slice_audio(ch.heard, offset, count, rate))
         return media.mix(parts, count)
 
     def _says(self, ch: SimChannel, start: int, count: int, rate: int, depth: int) -> Int16Array:

@@ -241,6 +241,10 @@ class SimChannel:
     # Media: samples per rate, and the global sample index (8 kHz) at answer.
     audio: dict[int, Int16Array] = field(default_factory=dict)
     media_start: float | None = None
+    # What the channel's own playback plays to it now, and since when: the
+    # channel hears it (a spy-out snoop records it), its bridge does not.
+    heard: dict[int, Int16Array] = field(default_factory=dict)
+    heard_start: float = 0.0
     snoop_target: str | None = None
     snoop_spy: str = "both"
     dialstring: str = ""

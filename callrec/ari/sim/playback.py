@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 from callrec.ari.sim import media as sim_media
 from callrec.ari.sim.core import SimCore
 from callrec.ari.sim.model import (
+    Int16Array,
     Json,
     SimChannel,
     SimPlayback,
@@ -24,6 +26,7 @@ from callrec.ari.sim.model import (
     media_duration,
     sound_file,
 )
+from callrec.errors import AudioFileError
 
 
 class Playbacks:
@@ -99,15 +102,20 @@ class Playbacks:
         ch.control_idle.set()
 
     def _sounds(self, ch: SimChannel, uri: str, language: str = "") -> None:
-        """An announcer now plays ``uri`` ("" for nothing) into its bridge."""
-        if ch.kind != "announcer":
-            return
+        """``ch`` now plays ``uri`` ("" for nothing): an announcer into its bridge,
+        any other channel to itself (what it hears, not what its bridge hears)."""
         scheme, _, name = uri.partition(":")
         path = sound_file(self.core.sounds_dir, name, language) if scheme == "sound" else None
-        ch.audio = {} if path is None else sim_media.load_audio(path, 8000)
+        now = asyncio.get_running_loop().time()
+        if ch.kind != "announcer":
+            # Loaded only while a snoop listens: most playbacks nobody records.
+            snooped = any(c.snoop_target == ch.id for c in self.core.channels.values())
+            ch.heard, ch.heard_start = _load(path) if snooped else {}, now
+            return
+        ch.audio = _load(path)
         audible = bool(uri) and (scheme != "sound" or path is not None)
         ch.state = "Up" if audible else "Down"
-        ch.media_start = asyncio.get_running_loop().time()
+        ch.media_start = now
         self.core.update_media()
 
     async def _play_one(self, ch: SimChannel, pb: SimPlayback) -> None:
@@ -146,3 +154,13 @@ class Playbacks:
     def _unregister(self, pb: SimPlayback) -> None:
         if self.core.playbacks.get(pb.id) is pb:
             del self.core.playbacks[pb.id]
+
+
+def _load(path: Path | None) -> dict[int, Int16Array]:
+    """A sound's samples; none for a missing or unreadable file (its playback fails)."""
+    if path is None:
+        return {}
+    try:
+        return sim_media.load_audio(path, 8000)
+    except AudioFileError:
+        return {}
