@@ -9,14 +9,10 @@ from pathlib import Path
 from callrec.live import LiveStore, TapIds
 from tests.callrec.test_live import _call
 
-STEREO = TapIds(
-    "callrec-snoop-1",
-    "callrec-media-1",
-    "callrec-tap-1",
-    "callrec-snoop-2",
-    "callrec-media-2",
-    "callrec-tap-2",
-)
+# snoop, ExternalMedia, bridge of each side: what the caller says, what it hears
+SAID = ("callrec-snoop-1", "callrec-media-1", "callrec-tap-1")
+HEARD = ("callrec-snoop-2", "callrec-media-2", "callrec-tap-2")
+STEREO = TapIds(*SAID, *HEARD)
 
 
 def test_a_stereo_tap_names_both_snoops_and_their_objects(tmp_path: Path) -> None:
@@ -25,21 +21,9 @@ def test_a_stereo_tap_names_both_snoops_and_their_objects(tmp_path: Path) -> Non
     store.save(call)
     ((again,), problems) = store.load()
     assert problems == [] and again.tap == STEREO
-    assert again.tap is not None and set(again.tap.ids()) == {
-        "callrec-snoop-1",
-        "callrec-media-1",
-        "callrec-tap-1",
-        "callrec-snoop-2",
-        "callrec-media-2",
-        "callrec-tap-2",
-    }
+    assert again.tap is not None and set(again.tap.ids()) == {*SAID, *HEARD}
     # Every channel the call owns, both snoops and both ExternalMedia among them.
-    assert set(again.channels) >= {
-        "callrec-snoop-1",
-        "callrec-media-1",
-        "callrec-snoop-2",
-        "callrec-media-2",
-    }
+    assert set(again.channels) >= {*SAID[:2], *HEARD[:2]}
     assert "callrec-tap-2" not in again.channels  # a bridge, not a channel
 
 
