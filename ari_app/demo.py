@@ -120,6 +120,10 @@ listen = "127.0.0.1:0"
 
 [catalog]
 url = "sqlite:catalog.sqlite3"
+
+[control]
+# None: a demo (or a test) must not take the control socket of a real serve.
+socket = ""
 """
     path = out / "callrec.toml"
     path.write_text(text, encoding="utf-8")

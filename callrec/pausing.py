@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from callrec.clock import Clock
@@ -116,6 +117,12 @@ class PauseGate:
         self.held_since: float | None = None
         self._held: list[bytes | int] = []
         self._held_bytes = 0
+
+    @property
+    def path(self) -> Path | None:
+        """The recording's file: the recorder syncs it by this (``MediaRecorder._sync``)."""
+        path = getattr(self._writer, "path", None)
+        return path if isinstance(path, Path) else None
 
     def hold(self, at: float) -> None:
         self.held_since = at

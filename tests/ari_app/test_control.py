@@ -28,8 +28,8 @@ from tests.callrec.cli_support import Run, run
 @pytest.fixture
 def socket_path(rig: Rig) -> Path:
     path = rig.out / "run" / "control.sock"
-    with rig.config_path.open("a", encoding="utf-8") as f:
-        f.write(f'\n[control]\nsocket = "{path}"\n')
+    text = rig.config_path.read_text(encoding="utf-8")
+    rig.config_path.write_text(text.replace('socket = ""', f'socket = "{path}"'))
     return path
 
 

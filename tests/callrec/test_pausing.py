@@ -4,13 +4,16 @@ who asked, and what the summary and the audit line say of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from callrec.clock import ManualClock
+from callrec.crypto.keys import PrivateKey
 from callrec.media.rtp import RtpPacket
 from callrec.media.rtp_stream import RtpStream
 from callrec.pausing import MAX_HOLD_BYTES, PauseControl, PauseSource, PauseTotals
+from callrec.recording import RecordingWriter
 
 T0 = 1_795_910_400.0
 
@@ -146,3 +149,13 @@ def test_nothing_pauses_before_the_stream_is_attached() -> None:
     assert not control.pause(PauseSource.AGI)
     assert not control.hold()
     assert not control.paused
+
+
+def test_the_gate_names_the_recordings_file_for_the_syncer(tmp_path: Path) -> None:
+    """The recorder fsyncs a recording by its writer's path; the gate stands in for it."""
+    key = PrivateKey.generate().public_key()
+    writer = RecordingWriter.create(tmp_path, [key], codec="ulaw", sample_rate=8000)
+    gate = PauseControl(ManualClock(T0)).gate(writer)
+    assert gate.path == writer.path
+    assert PauseControl(ManualClock(T0)).gate(Frames()).path is None
+    writer.abort()

@@ -378,6 +378,10 @@ record_after_consent = {str(settings.record_after_consent).lower()}
 
 [logging]
 level = "INFO"
+
+[control]
+# Each recorder's own socket, never /run/callrec's (tests/realpbx/test_pause.py uses it).
+socket = "{out / "control.sock"}"
 """
     path = out / "callrec.toml"
     path.write_text(text, encoding="utf-8")

@@ -99,7 +99,6 @@ async def _recorder(make_recorder: MakeRecorder, recording: str = "") -> Recorde
     route = f'"{PAUSER_EXTEN}" = {{ endpoint = "PJSIP/talker", timeout = 10 }}\n'
     text = text.replace("[destinations]\n", "[destinations]\n" + route, 1)
     text = text.replace("[recording]\n", "[recording]\n" + recording, 1)
-    text += f'\n[control]\nsocket = "{recorder.out / "control.sock"}"\n'
     path.write_text(text, encoding="utf-8")
     await recorder.start()
     return recorder
