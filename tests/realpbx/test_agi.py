@@ -67,10 +67,11 @@ async def test_agi_pause_resume_and_stop(recorder: Recorder) -> None:
     events = [e["event"] for e in decoded.events]
     assert events == ["pause", "resume"]
     pause, resume = decoded.events
-    # Two steps recorded, the paused one left out (not kept as audio), and
-    # stopped well before the caller hung up.
+    assert (pause["source"], resume["source"]) == ("agi", "agi")
+    # Two steps recorded, the paused one played back as silence of its length,
+    # and stopped well before the caller hung up.
     seconds = len(decoded.samples) / decoded.rate
-    assert 2 * STEP - 0.5 <= seconds <= 2 * STEP + 0.5
+    assert 3 * STEP - 0.5 <= seconds <= 3 * STEP + 0.5
     assert _seconds(resume["at"], pause["at"]) == pytest.approx(STEP, abs=0.5)
     times = line["evidence"]["times"]
     assert _seconds(times["recording_end"], times["recording_start"]) < 3 * STEP + 0.5
@@ -78,7 +79,8 @@ async def test_agi_pause_resume_and_stop(recorder: Recorder) -> None:
     # Each recorded part follows what the caller said at that time.
     sent = caller_audio(options.audio, caller.hold)
     got = resample(decoded.mono(), decoded.rate, RATE)
-    before = int(pause["at_seconds"] * RATE)
+    before, after = int(pause["at_seconds"] * RATE), int(resume["at_seconds"] * RATE)
+    assert not got[before:after].any()  # the pause: silence
 
     def follows(audio: npt.NDArray[np.int16], since: str | float) -> float:
         start = round(_seconds(since, times["answer"]) * RATE)
@@ -87,4 +89,4 @@ async def test_agi_pause_resume_and_stop(recorder: Recorder) -> None:
         return envelope_correlation(source[:n], audio[:n], RATE)
 
     assert follows(got[:before], times["recording_start"]) >= 0.6
-    assert follows(got[before:], resume["at"]) >= 0.6
+    assert follows(got[after:], resume["at"]) >= 0.6
