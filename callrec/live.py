@@ -119,6 +119,10 @@ class TapIds:
         every = (self.snoop, self.media, self.heard_snoop, self.heard_media)
         return tuple(i for i in every if i)
 
+    def to_json(self) -> dict[str, str]:
+        """The ids by name; a mixed tap's record has no second leg's keys."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class LivePart:
@@ -194,7 +198,7 @@ class LiveCall:
             "destination": self.destination,
             "bridge": self.bridge,
             "bridged_at": self.bridged_at,
-            "tap": None if self.tap is None else dataclasses.asdict(self.tap),
+            "tap": None if self.tap is None else self.tap.to_json(),
             "recording": None,
             "continues": None if self.continues is None else self.continues.to_json(),
             "updated": self.updated,

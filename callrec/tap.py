@@ -100,6 +100,11 @@ class TapSettings:
     def channels_for(self, dialled: str) -> ChannelMode:
         return mode_for(self.channels, self.channel_numbers, dialled)
 
+    @property
+    def any_stereo(self) -> bool:
+        """Whether some call may be recorded in stereo (by default or for its number)."""
+        return STEREO in (self.channels, *self.channel_numbers.values())
+
 
 def new_id(kind: str) -> str:
     """A fresh id for a PBX object or call (``callrec-<kind>-<16 hex>``), chosen
@@ -185,12 +190,14 @@ class RecordingTap:
 
     @property
     def ids(self) -> TapIds:
-        """The PBX objects this tap may create (named before any is requested)."""
+        """The PBX objects this tap creates, named before any is requested; before
+        its start (its number unknown) the second leg if any number may be stereo."""
+        said = (self.snoop_id, self.media_id, self.bridge_id)
+        undecided = self.started_at is None and self._settings.any_stereo
+        if self.mode != STEREO and not undecided:
+            return TapIds(*said)
         heard = self.heard_leg
-        return TapIds(
-            *(self.snoop_id, self.media_id, self.bridge_id),
-            *(heard.snoop_id, heard.media_id, heard.bridge_id),
-        )
+        return TapIds(*said, heard.snoop_id, heard.media_id, heard.bridge_id)
 
     @property
     def legs(self) -> tuple[SnoopLeg, ...]:
