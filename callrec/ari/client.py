@@ -33,6 +33,7 @@ from callrec.ari.events import (
     parse_event,
 )
 from callrec.ari.outage import OutageLog
+from callrec.ari.system import Module, Sound
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.errors import (
     AriAuthError,
@@ -78,49 +79,6 @@ def _query(params: Mapping[str, QueryValue]) -> dict[str, str]:
         else:
             out[key] = str(value)
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Module:
-    """A loaded Asterisk module (``GET /asterisk/modules``): ``chan_rtp.so``, ``Running``."""
-
-    name: str
-    description: str
-    status: str
-    support_level: str
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Module:
-        return cls(
-            name=str(data.get("name", "")),
-            description=str(data.get("description", "")),
-            status=str(data.get("status", "")),
-            support_level=str(data.get("support_level", "")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Sound:
-    """A sound Asterisk finds in its sounds folder (``GET /sounds``), with its languages."""
-
-    id: str
-    formats: tuple[tuple[str, str], ...]  # (language, format): ("en", "slin16")
-
-    @property
-    def languages(self) -> frozenset[str]:
-        return frozenset(lang for lang, _ in self.formats)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Sound:
-        formats = data.get("formats")
-        return cls(
-            id=str(data.get("id", "")),
-            formats=tuple(
-                (str(f.get("language", "")), str(f.get("format", "")))
-                for f in (formats if isinstance(formats, list) else [])
-                if isinstance(f, dict)
-            ),
-        )
 
 
 def _unreachable(exc: BaseException) -> str:
