@@ -197,13 +197,13 @@ class ConsentGate:
             self._failure = DisclosureFailed(reason)
         self._changed.set()
 
-    def prompt_interrupted(self, by: Interruption) -> None:
+    def prompt_interrupted(self, by: Interruption, at: float | None = None) -> None:
         """The disclosure was cut short while it played; only the first cut counts."""
         t = self.timeline
         ended = (t.prompt_finished_at, t.prompt_failed_at, t.prompt_interrupted_at)
-        if t.prompt_started_at is None or any(at is not None for at in ended):
+        if t.prompt_started_at is None or any(end is not None for end in ended):
             return
-        t.prompt_interrupted_at = self._clock.wall()
+        t.prompt_interrupted_at = self._clock.wall() if at is None else at
         t.prompt_interrupted_by = by
 
     def digit(self, digit: str) -> None:
@@ -225,8 +225,11 @@ class ConsentGate:
 
     def hangup(self) -> None:
         """The caller hung up."""
-        self.timeline.hangup_at = self._clock.wall()
-        self.prompt_interrupted(Interruption.CALLER_HANGUP)
+        # One instant for both: the evidence must never show the prompt cut
+        # after the hang-up that cut it (two clock reads can differ by 1 ms).
+        now = self._clock.wall()
+        self.timeline.hangup_at = now
+        self.prompt_interrupted(Interruption.CALLER_HANGUP, now)
         if self._open():
             self._decide(Decision.DECLINED_HANGUP)
 

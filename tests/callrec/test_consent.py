@@ -278,6 +278,26 @@ async def test_a_hang_up_while_the_prompt_plays_interrupts_it_and_is_no_failure(
     assert (t.prompt_failure, t.prompt_failed_at, t.prompt_finished_at) == (None, None, None)
 
 
+class TickingClock(ManualClock):
+    """A clock that moves 1 ms at every read, as a busy real one can between two reads."""
+
+    def wall(self) -> float:
+        self.advance(0.001)
+        return super().wall()
+
+
+async def test_the_hang_up_that_cuts_the_prompt_is_one_instant_in_the_evidence() -> None:
+    # Seen on the real PBX: prompt_interrupted 1 ms after the hang-up that caused it.
+    gate = ConsentGate(IMPLIED, TickingClock())
+    gate.answered()
+    gate.prompt_started()
+    gate.hangup()
+    t = gate.timeline
+    assert t.prompt_interrupted_by is Interruption.CALLER_HANGUP
+    assert t.prompt_started_at is not None and t.prompt_interrupted_at is not None
+    assert t.prompt_started_at < t.prompt_interrupted_at == t.hangup_at
+
+
 @pytest.mark.parametrize("hangup_at", [0.2, END + 1.0])
 async def test_a_hang_up_when_no_prompt_plays_interrupts_nothing(hangup_at: float) -> None:
     call = Call(IMPLIED)
