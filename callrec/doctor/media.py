@@ -120,7 +120,7 @@ async def check_media(config: Config, settings: MediaSettings) -> CheckResult:
         trip = _Trip(client, events, receiver, made, config, settings)
         result = await trip.run(app, f"{host}:{port}")
     finally:
-        left = await _remove(client, made)
+        left = await _remove(client, made, settings.wait)
         reader.cancel()
         # Its CancelledError comes back as a result; the caller's own would not.
         await asyncio.gather(reader, return_exceptions=True)
@@ -137,8 +137,14 @@ async def check_media(config: Config, settings: MediaSettings) -> CheckResult:
     return result
 
 
-async def _remove(client: AriClient, made: _Made) -> list[str]:
-    """Stop, hang up, destroy: what could not be removed, as detail lines."""
+async def _remove(client: AriClient, made: _Made, wait: float) -> list[str]:
+    """Stop, hang up, destroy: what could not be removed, as detail lines.
+
+    Asterisk answers a hang-up (204) before the channel is destroyed: the real
+    PBX still listed the ExternalMedia channel a moment later. The doctor waits
+    until Asterisk no longer knows it, so "nothing left behind" holds when it
+    returns.
+    """
     steps = (
         ("playback", made.playback, client.stop_playback),
         ("ExternalMedia channel", made.channel, client.hangup),
@@ -150,11 +156,28 @@ async def _remove(client: AriClient, made: _Made) -> list[str]:
             continue
         try:
             await remove(ident)
+            if ident == made.channel and not await _channel_gone(client, ident, wait):
+                left.append(
+                    f"left in Asterisk: {what} {ident} (still there {wait:g} s after hang-up)"
+                )
         except AriNotFound:
             pass  # never made, or already gone: fine
         except (AriError, AriUnavailable) as exc:
             left.append(f"left in Asterisk: {what} {ident} ({exc})")
     return left
+
+
+async def _channel_gone(client: AriClient, channel_id: str, wait: float) -> bool:
+    """Poll until Asterisk answers 404 for the channel (True), or ``wait`` is over."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            while True:
+                try:
+                    await client.get_channel(channel_id)
+                except AriNotFound:
+                    return True
+                await asyncio.sleep(_POLL)
+    return False
 
 
 class _Trip:
