@@ -18,7 +18,8 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from ari_app.context import CallContext, prompt_seconds
+from ari_app.announce import HANGUP_SETTLE, announce
+from ari_app.context import CallContext
 from ari_app.destination import UNROUTED, DestinationLeg, DestinationResult
 from ari_app.ending import CallEnding, CallOutcome, End, hangup_reason
 from ari_app.journal import CallJournal
@@ -55,8 +56,6 @@ logger = logging.getLogger(__name__)
 # Waiting longer than this for a stopped playback to report its end would
 # only delay the call: Asterisk answers a DELETE /playbacks in milliseconds.
 PLAYBACK_STOP_TIMEOUT = 2.0
-# How long a failed disclosure waits for the hang-up that may have caused it.
-HANGUP_SETTLE = 0.5
 
 
 class CallSession:
@@ -98,6 +97,7 @@ class CallSession:
         self.bridged_at: float | None = None
         self._playback_id: str | None = None
         self._playback_done = asyncio.Event()
+        self._playback_state: str | None = None  # the last PlaybackFinished's
         self._background: set[asyncio.Future[None]] = set()
         self._caller_alive = True
         ctx.router.subscribe(self.id, self.on_event)
@@ -116,6 +116,7 @@ class CallSession:
     def on_PlaybackFinished(self, event: PlaybackFinished) -> None:
         if event.playback.id != self._playback_id:
             return
+        self._playback_state = event.playback.state
         if self.state is State.DISCLOSING:
             if event.playback.state != "failed":
                 self.gate.prompt_finished()
@@ -384,24 +385,24 @@ class CallSession:
         return False
 
     async def _announce(self, kind: PromptKind) -> None:
-        """Play a prompt to the caller and let it finish; the teardown hangs up."""
+        """Play a prompt to the caller and let it finish (a failure goes in the audit line)."""
         prompt = self.ctx.config.prompt_for(self.number, self.channel.language, kind)
-        self._playback_id = new_id("playback")
+        self._playback_id, self._playback_state = new_id("playback"), None
         self._playback_done.clear()
-        if self._caller_alive:
-            with contextlib.suppress(AriError):
-                await self.ending.until(
-                    self.ctx.client.play(
-                        self.id, prompt.media, playback_id=self._playback_id, lang=prompt.language
-                    )
-                )
-                with contextlib.suppress(TimeoutError):
-                    limit = prompt_seconds(prompt.path_wav) + 2.0
-                    await self.ending.until(asyncio.wait_for(self._playback_done.wait(), limit))
+        if not self._caller_alive:
+            return
+        failure = await announce(
+            self.ctx.client, self.ending, self.id, prompt, self._playback_id,
+            lambda: self._playback_state, self._playback_done,
+        )  # fmt: skip
+        if failure is not None:
+            self.log.warning("could not play the %s prompt: %s", kind, safe(failure, 200))
+            self.audit_extra["announcement_failure"] = {"prompt": kind, "reason": failure}
 
     async def _start_recording(self) -> None:
         try:
             tap = self.tap = self.ctx.new_tap(self.log, self._recording_broke)
+            self.journal.follow_pauses(tap.pauses)  # a pause outlives a crash
             await self.journal.save(tap=tap.ids)
             started = tap.start(self.id, self.evidence, self.id, continues=self.journal.continues)
             recording_id = await self.ending.until(started)

@@ -38,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from callrec.audit import AuditLog
-from callrec.config_model import Config, MetricsConfig
+from callrec.config_model import PROMPT_KINDS, Config, MetricsConfig
 from callrec.consent import Decision
 from callrec.logutil import safe
 from callrec.media.recorder import MediaRecorder
@@ -134,7 +134,8 @@ class Metrics:
         )
         self.prompt_failures = Counter(
             "callrec_prompt_playbacks_failed",
-            "Disclosures that could not be played (nobody consented).",
+            "Prompts that could not be played, by prompt (a disclosure: nobody consented).",
+            ["prompt"],
             registry=r,
         )
         self.audit_lines = Counter(
@@ -154,6 +155,8 @@ class Metrics:
         )
         for decision in (*Decision, NO_DECISION):
             self.calls.labels(str(decision))  # at 0 from the start, so rate() sees the first
+        for kind in PROMPT_KINDS:
+            self.prompt_failures.labels(kind)
 
     def observe_audit(self, line: Mapping[str, Any]) -> None:
         """Count what one written audit line says (an :class:`AuditLog` listener)."""
@@ -182,7 +185,10 @@ class Metrics:
             self.ends.labels(str(line["end"])).inc()
         evidence = line.get("evidence")
         if isinstance(evidence, Mapping) and evidence.get("prompt_failure"):
-            self.prompt_failures.inc()
+            self.prompt_failures.labels("disclosure").inc()
+        announcement = line.get("announcement_failure")
+        if isinstance(announcement, Mapping) and announcement.get("prompt") in PROMPT_KINDS:
+            self.prompt_failures.labels(str(announcement["prompt"])).inc()
 
     def watch(self, app: Watched, spool: Path) -> None:
         """Read the app's present state and the spool's room at each scrape."""

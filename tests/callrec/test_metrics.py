@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ari_app.app import App
+from ari_app.demo import write_prompts
 from callrec.ari.sim import CallerScenario
 from callrec.audit import AuditLog, audit_record, read_audit
 from callrec.cli.app_cmds import extra_services
@@ -152,10 +153,50 @@ async def test_a_disclosure_that_cannot_be_played_counts_as_a_failed_prompt_and_
     caller = rig.sim.place_call(CallerScenario(exten="100", hangup_after=2.0))
     await rig.wait_audit(caller)
     samples = await scrape(url)
-    assert value(samples, "callrec_prompt_playbacks_failed_total") == 1
+    assert value(samples, "callrec_prompt_playbacks_failed_total", prompt="disclosure") == 1
+    assert value(samples, "callrec_prompt_playbacks_failed_total", prompt="not_available") == 0
     assert value(samples, "callrec_recordings_failed_total") == 1
     assert value(samples, "callrec_calls_total", decision="none") == 1
     assert value(samples, "callrec_recordings_sealed_total") == 0
+
+
+async def test_a_not_available_prompt_that_cannot_be_played_is_named_and_counted(
+    rig: Rig,
+) -> None:
+    """A busy destination, and the prompt that should say so is missing: silence, then BYE."""
+    config = replace(rig.config, metrics=MetricsConfig("127.0.0.1", 0))
+    (rig.out / "sounds" / "en" / "callrec" / "not-available.wav").unlink()
+    _, url = await start_serving(rig, config)
+    caller = rig.sim.place_call(CallerScenario(exten="200", hangup_after=DISCLOSURE + GRACE + 8))
+    line = await rig.wait_audit(caller)
+    assert line["end"] == "destination-unavailable"
+    assert line["announcement_failure"] == {"prompt": "not_available", "reason": "playback failed"}
+    samples = await scrape(url)
+    assert value(samples, "callrec_prompt_playbacks_failed_total", prompt="not_available") == 1
+    assert value(samples, "callrec_prompt_playbacks_failed_total", prompt="disclosure") == 0
+    assert value(samples, "callrec_calls_total", decision="implied") == 1
+
+
+async def test_a_caller_hanging_up_during_the_not_available_prompt_is_no_prompt_failure(
+    rig: Rig,
+) -> None:
+    """The cut playback ends as failed (trace 02); that was the caller, not the prompt."""
+    write_prompts(rig.out / "sounds", {"disclosure": DISCLOSURE, "not-available": 6.0})
+    config = replace(rig.config, metrics=MetricsConfig("127.0.0.1", 0))
+    _, url = await start_serving(rig, config)
+    # The 6 s prompt starts after the disclosure, the grace and the busy answer (0.1 s).
+    caller = rig.sim.place_call(CallerScenario(exten="200", hangup_after=DISCLOSURE + GRACE + 2))
+    line = await rig.wait_audit(caller)
+    [cut] = [
+        e["playback"]
+        for e in rig.sim.events
+        if e["type"] == "PlaybackFinished"
+        and e["playback"]["media_uri"] == "sound:callrec/not-available"
+    ]
+    assert cut["state"] == "failed"  # the caller hung up while it played
+    assert line["end"] == "destination-unavailable" and "announcement_failure" not in line
+    samples = await scrape(url)
+    assert value(samples, "callrec_prompt_playbacks_failed_total", prompt="not_available") == 0
 
 
 async def test_websocket_down_during_a_pbx_restart_and_one_reconnect_after(rig: Rig) -> None:
