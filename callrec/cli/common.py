@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from callrec import logutil
 from callrec.config_path import CONFIG_ENV, DEFAULT_CONFIG, default_config_path
@@ -23,6 +23,7 @@ from callrec.spool import PART_SUFFIX, SEALED_SUFFIX, os_reason
 if TYPE_CHECKING:
     from callrec.crypto.keys import PrivateKey
     from callrec.crypto.signing import SigningKey
+    from callrec.dpo.desk import Desk
     from callrec.recording import Verdict
     from callrec.recording.origin import Origin
 
@@ -37,6 +38,8 @@ _SEVERITY = {EXIT_OK: 0, EXIT_ERROR: 1, EXIT_TRUNCATED: 2, EXIT_INVALID: 3, EXIT
 PASSPHRASE_ENV = "CALLREC_KEY_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
 Handler = Callable[[argparse.Namespace], int]
+# argparse's subparsers action is generic only to type checkers (a string at run time).
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def worst(codes: Iterable[int]) -> int:
@@ -311,6 +314,35 @@ def _exists(path: Path) -> bool:
     except OSError:
         return True
     return True
+
+
+# --- command groups, and what the DPO's commands share -------------------------------
+
+
+def add_command_group(sub: Subcommands, name: str, description: str) -> Subcommands:
+    """``callrec NAME SUBCOMMAND``: NAME's parser, whose subcommand must be given."""
+    parser = sub.add_parser(name, description=description)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+
+
+def add_reason_option(
+    parser: argparse.ArgumentParser, *, required: bool, help: str, metavar: str | None = None
+) -> None:
+    """``--reason``, checked as it is parsed: a bad reason is a usage error (exit 2)."""
+    from callrec.dpo.reason import reason_value
+
+    parser.add_argument(
+        "--reason", required=required, type=reason_value, metavar=metavar, help=help
+    )
+
+
+def open_desk(
+    args: argparse.Namespace, keys: Sequence[PrivateKey] = (), *, need_catalog: bool = True
+) -> Desk:
+    """What a DPO command works with (:class:`callrec.dpo.desk.Desk`), from ``--config``."""
+    from callrec.dpo.desk import Desk
+
+    return Desk.open(config_file(args.config), keys, need_catalog=need_catalog)
 
 
 # --- many recordings at once: folders and a progress counter ---------------------------

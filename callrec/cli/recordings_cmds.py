@@ -21,12 +21,16 @@ from typing import TYPE_CHECKING
 from callrec.cli.common import (
     EXIT_OK,
     CliError,
+    Subcommands,
+    add_command_group,
     add_config_option,
     add_key_options,
+    add_reason_option,
     config_file,
     escape,
     exit_code,
     load_private_keys,
+    open_desk,
     worst,
 )
 
@@ -157,36 +161,31 @@ def _verify(catalog: Catalog, entry: Entry, keys: Sequence[PrivateKey]) -> int:
 
 
 def _hold(args: argparse.Namespace) -> int:
-    from callrec.dpo.desk import Desk
     from callrec.dpo.holds import hold
 
-    with Desk.open(config_file(args.config)) as desk:
+    with open_desk(args) as desk:
         ids = hold(desk, args.id, args.reason)
     print("held: " + ", ".join(ids))
     return EXIT_OK
 
 
 def _release(args: argparse.Namespace) -> int:
-    from callrec.dpo.desk import Desk
     from callrec.dpo.holds import release
 
-    with Desk.open(config_file(args.config)) as desk:
+    with open_desk(args) as desk:
         ids = release(desk, args.id, args.reason)
     print("released: " + ", ".join(ids) if ids else f"{escape(args.id)}: nothing was on hold")
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands) -> None:
     """Add ``recordings`` and its subcommands."""
-    from callrec.dpo.reason import reason_value
-
-    p = sub.add_parser(
+    commands = add_command_group(
+        sub,
         "recordings",
-        description="Find calls and recordings in the catalogue ([catalog] url), see one in "
+        "Find calls and recordings in the catalogue ([catalog] url), see one in "
         "full, put one on legal hold or release it.",
     )
-    commands = p.add_subparsers(dest="recordings_command", metavar="SUBCOMMAND")
-    commands.required = True
 
     ls = commands.add_parser(
         "list",
@@ -220,12 +219,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "never deleted, by retention or erasure, until released.",
     )  # fmt: skip
     hd.add_argument("id", metavar="ID", help="recording id or call id")
-    hd.add_argument("--reason", required=True, type=reason_value, help="why (access log)")
+    add_reason_option(hd, required=True, help="why (access log)")
     add_config_option(hd)
     hd.set_defaults(func=_hold)
 
     rl = commands.add_parser("release", description="Lift a legal hold.")
     rl.add_argument("id", metavar="ID", help="recording id or call id")
-    rl.add_argument("--reason", type=reason_value, help="why (access log)")
+    add_reason_option(rl, required=False, help="why (access log)")
     add_config_option(rl)
     rl.set_defaults(func=_release)

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 from callrec.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    Subcommands,
+    add_command_group,
     add_config_option,
-    config_file,
     escape,
+    open_desk,
     warn,
 )
 
@@ -27,9 +29,8 @@ if TYPE_CHECKING:
     from callrec.dpo.retention import Step
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("retention", description="Retention of recordings ([retention]).")
-    commands = p.add_subparsers(dest="retention_command", metavar="SUBCOMMAND", required=True)
+def register(sub: Subcommands) -> None:
+    commands = add_command_group(sub, "retention", "Retention of recordings ([retention]).")
     r = commands.add_parser(
         "run",
         help="delete the recordings whose retention has passed (never one on hold)",
@@ -62,11 +63,10 @@ def _as_of(text: str) -> datetime:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from callrec.dpo.desk import Desk
     from callrec.dpo.retention import Deleter, Outcome, expired
 
     as_of = args.as_of or datetime.now(UTC)
-    with Desk.open(config_file(args.config)) as desk:
+    with open_desk(args) as desk:
         entries = desk.catalog.list(recorder=desk.recorder_id)
         due = expired(entries, desk.config.retention, as_of, desk.recorder_id)
         steps = Deleter(desk.catalog, desk.access, desk.actor).run(due, dry_run=args.dry_run)

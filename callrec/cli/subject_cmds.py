@@ -21,16 +21,18 @@ from callrec.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
+    Subcommands,
+    add_command_group,
     add_config_option,
     add_key_options,
-    config_file,
+    add_reason_option,
     escape,
     exit_code,
     load_private_keys,
+    open_desk,
     warn,
     worst,
 )
-from callrec.dpo.reason import reason_value
 
 if TYPE_CHECKING:
     from callrec.dpo.desk import Desk
@@ -38,12 +40,12 @@ if TYPE_CHECKING:
     from callrec.dpo.export import Export
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(sub: Subcommands) -> None:
+    commands = add_command_group(
+        sub,
         "subject",
-        description="A caller's rights: a copy of their recordings (export), erasure (erase).",
+        "A caller's rights: a copy of their recordings (export), erasure (erase).",
     )
-    commands = p.add_subparsers(dest="subject_command", metavar="SUBCOMMAND", required=True)
     e = commands.add_parser(
         "export",
         help="a folder for the caller: their recordings (WAV), evidence (JSON), index.html",
@@ -87,10 +89,9 @@ def _number(p: argparse.ArgumentParser) -> None:
 
 
 def _reason(p: argparse.ArgumentParser, *, required: bool) -> None:
-    p.add_argument(
-        "--reason",
+    add_reason_option(
+        p,
         required=required,
-        type=reason_value,
         metavar="TEXT",
         help="why, for the access log: a ticket or request id (not the caller's name)",
     )
@@ -101,14 +102,13 @@ def _reason(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from callrec.dpo.access import Action
-    from callrec.dpo.desk import Desk
     from callrec.dpo.export import empty_folder, export_calls
     from callrec.dpo.page import INDEX, write_page
     from callrec.dpo.subjects import find_calls, pseudonym_of
 
     keys = load_private_keys(args.key, args)
     empty_folder(args.out)  # a folder that will not do fails before the access is logged
-    with Desk.open(config_file(args.config), keys, need_catalog=False) as desk:
+    with open_desk(args, keys, need_catalog=False) as desk:
         pseudonym = pseudonym_of(_checked_number(args.number), desk.config)
         calls = find_calls(desk.maybe_catalog, desk.audit_lines(), pseudonym)
         ids = [r.recording_id for c in calls for r in c.recordings if not r.deleted]
@@ -148,12 +148,10 @@ def _checked_number(number: str) -> str:
 
 
 def _erase(args: argparse.Namespace) -> int:
-    from callrec.dpo.desk import Desk
-
     if args.number is not None and args.reason is None:
         warn("subject erase", "--reason is required with --number: say why (a ticket)")
         return EXIT_USAGE
-    with Desk.open(config_file(args.config)) as desk:
+    with open_desk(args) as desk:
         if args.carry_out:
             return _carry_out_pending(desk)
         return _erase_number(desk, args.number, args.reason)
