@@ -31,8 +31,10 @@ MAX_METADATA_DEPTH = 32
 # Who paused a recording ("agent-code", "control"): a short word after the time.
 MAX_PAUSE_SOURCE = 32
 # Audio, gaps and pauses (each rendered as silence): a recording longer than a
-# week is not a call.
+# week is not a call. The reader refuses more and the writer never writes
+# more (a stuck channel's recording stops there and is sealed).
 MAX_RECORDING_SECONDS = 7 * 24 * 3600
+MAX_RECORDING_TEXT = f"{MAX_RECORDING_SECONDS // 86400} days"  # how errors name the limit
 
 # After a segment fails, the reader looks this many segment indices either
 # side for the one it holds (4 MiB of stream each way), not the whole file.
@@ -43,6 +45,11 @@ MAX_KEY_FILE = 64 * 1024
 # scrypt cost N·r·p of a protected key: 2^21 is about a second on a laptop
 # (8 x what callrec writes, 2^15 · 8 · 1), and at most 256 MiB of memory.
 MAX_SCRYPT_WORK = 1 << 21
+
+
+def longest_recording(sample_rate: int) -> int:
+    """MAX_RECORDING_SECONDS in samples per channel: what reader and writer count against."""
+    return MAX_RECORDING_SECONDS * sample_rate
 
 
 def check_header_values(sample_rate: int, created_ms: int) -> None:

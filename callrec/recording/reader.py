@@ -34,7 +34,7 @@ from callrec.crypto.frames import (
     ResumeFrame,
 )
 from callrec.crypto.keys import PrivateKey
-from callrec.crypto.limits import MAX_RECORDING_SECONDS
+from callrec.crypto.limits import MAX_RECORDING_TEXT, longest_recording
 from callrec.crypto.stream import open_stream, read_segments, tink_keyset_json
 from callrec.errors import FormatError, TruncatedError
 from callrec.recording.origin import Origin, read_origin, stream_slice
@@ -48,7 +48,11 @@ _ID_END = _ID_START + RECORDING_ID_SIZE
 
 
 class RecordingTooLong(FormatError):
-    """Audio, gaps and pauses add up to more than MAX_RECORDING_SECONDS: no call is that long."""
+    """Audio, gaps and pauses add up to more than MAX_RECORDING_SECONDS: no call is that long.
+
+    A file callrec wrote never does: its writer stops at the limit
+    (:class:`~callrec.recording.writer.RecordingLimitReached`).
+    """
 
 
 class Verdict(StrEnum):
@@ -152,7 +156,7 @@ class RecordingReader:
         """
         parser = FrameParser()
         width = self.header.codec.sample_width * self.header.channels
-        longest = MAX_RECORDING_SECONDS * self.header.sample_rate
+        longest = longest_recording(self.header.sample_rate)
         samples = 0.0
         pauses, paused = Pauses(self.header.sample_rate), 0  # rendered as silence too
         index = -1
@@ -238,7 +242,7 @@ def _too_long(frame: Frame, segment: int) -> RecordingTooLong:
     elif isinstance(frame, ResumeFrame):
         what = "a pause"
     return RecordingTooLong(
-        f"{what} makes the recording longer than {MAX_RECORDING_SECONDS // 86400} days",
+        f"{what} makes the recording longer than {MAX_RECORDING_TEXT}",
         segment=segment,
     )
 

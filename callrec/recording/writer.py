@@ -8,6 +8,12 @@ and renames ``<id>.crec.part`` to ``<id>.crec`` atomically; closing again is
 harmless and returns the same :class:`SealInfo`. Writing after close, after
 a write failed, or from a forked child raises.
 
+A recording is at most MAX_RECORDING_SECONDS long (:mod:`callrec.crypto.limits`),
+counted as the reader counts it, because the reader refuses a longer one:
+audio, gaps or a resume that would go past it raise
+:class:`RecordingLimitReached`, and nothing that adds time is written after
+that. The writer stays open, so what it holds can be sealed.
+
 With a signing key, the header names the recorder's public key and
 ``close()`` appends the signature record (:mod:`callrec.crypto.signing`)
 after the final segment: it covers the SHA-256 of every byte written
@@ -28,6 +34,9 @@ from typing import Any
 from callrec.clock import SYSTEM_CLOCK, Clock
 from callrec.crypto.format import Header, build_header, checked_params
 from callrec.crypto.frames import (
+    PauseFrame,
+    Pauses,
+    ResumeFrame,
     audio_prefix,
     encode_gap,
     encode_metadata,
@@ -35,7 +44,7 @@ from callrec.crypto.frames import (
     encode_resume,
 )
 from callrec.crypto.keys import DATA_KEY_SIZE, PublicKey
-from callrec.crypto.limits import MAX_CREATED_AT_MS
+from callrec.crypto.limits import MAX_CREATED_AT_MS, MAX_RECORDING_TEXT, longest_recording
 from callrec.crypto.signing import SigningKey, build_record
 from callrec.crypto.stream import (
     FIRST_PLAINTEXT_SEGMENT_SIZE,
@@ -45,7 +54,7 @@ from callrec.crypto.stream import (
     TAG_SIZE,
     SegmentCipher,
 )
-from callrec.errors import RecordingUnavailable, SpoolError, WriterClosedError
+from callrec.errors import CallrecError, RecordingUnavailable, SpoolError, WriterClosedError
 from callrec.media.codecs import Codec
 from callrec.spool import (
     PART_SUFFIX,
@@ -72,6 +81,14 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class RecordingLimitReached(CallrecError):
+    """The recording would grow past MAX_RECORDING_SECONDS, which its reader refuses.
+
+    Nothing more that adds time is written; what was written stays and can
+    be sealed (:meth:`RecordingWriter.close`).
+    """
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,12 @@ class RecordingWriter:
         self._audio_bytes = 0
         self._gap_samples = 0
         self._frame_bytes = header.codec.sample_width * header.channels
+        # The length limit, as bytes of audio that still fit: a packet costs
+        # one comparison. Gaps and each pause's silence (known at its resume,
+        # as the reader renders it) take their share when written.
+        self._audio_room = longest_recording(header.sample_rate) * self._frame_bytes
+        self._pauses = Pauses(header.sample_rate)
+        self._limit: str | None = None  # why the limit refused, once it has
         self._signer = signer
         # SHA-256 of every byte in the file so far (``written``: the header
         # and stream header), for the signature record.
@@ -201,6 +224,8 @@ class RecordingWriter:
             raise self._refusal()
         if not payload:
             return
+        if self._audio_bytes + len(payload) > self._audio_room:
+            raise self._too_long("audio")
         buf = self._buf
         buf += audio_prefix(len(payload))
         self._audio_bytes += len(payload)
@@ -211,15 +236,22 @@ class RecordingWriter:
 
     def write_gap(self, samples: int) -> None:
         """Audio that never arrived: ``samples`` per channel of silence on playback."""
-        self.write(encode_gap(samples))
+        frame = encode_gap(samples)
+        self._take(samples, f"a gap of {samples} samples")
+        self.write(frame)
         self._gap_samples += samples
 
     def write_pause(self, at: float, source: str | None = None) -> None:
         """Recording paused at ``at``, asked by ``source`` (``callrec.pausing.PauseSource``)."""
-        self.write(encode_pause(at, source))
+        frame = encode_pause(at, source)
+        self._pauses.silence(PauseFrame(float(at)))  # where its silence starts
+        self.write(frame)
 
     def write_resume(self, at: float, source: str | None = None) -> None:
-        self.write(encode_resume(at, source))
+        """Recording resumed at ``at``: the pause since then plays back as silence."""
+        frame = encode_resume(at, source)
+        self._take(self._pauses.silence(ResumeFrame(float(at))), "a pause")
+        self.write(frame)
 
     def write_metadata(self, record: Mapping[str, Any]) -> None:
         """A JSON object (consent evidence first, closing summary last: the caller's job)."""
@@ -292,6 +324,27 @@ class RecordingWriter:
             self.close()
         else:
             self.abort()
+
+    def _take(self, samples: int, what: str) -> None:
+        """Count ``samples`` of silence into the length, or refuse them past the limit."""
+        if self._owner != _PID[0]:
+            raise self._refusal()
+        room = self._audio_room - samples * self._frame_bytes
+        if self._audio_bytes > room:
+            raise self._too_long(what)
+        self._audio_room = room
+
+    def _too_long(self, what: str) -> RecordingLimitReached:
+        """The limit's refusal. From the first on, everything that adds time is
+        refused: audio after a refused gap or pause would stand too early."""
+        if self._limit is None:
+            self._audio_room = -1
+            self._limit = (
+                f"recording {self.recording_id}: {what} would make it longer than "
+                f"{MAX_RECORDING_TEXT}, the limit its reader accepts; it records no more, "
+                "and what it holds can still be sealed"
+            )
+        return RecordingLimitReached(self._limit)
 
     def _refusal(self) -> Exception:
         """Why this process may not write (the guard failed): forked, failed or closed."""
