@@ -13,23 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from callrec.crypto.frames import AudioFrame, GapFrame, MetadataFrame, PauseFrame, ResumeFrame
 from callrec.crypto.keys import PrivateKey
 from callrec.crypto.limits import MAX_RECORDING_SECONDS
 from callrec.decode import decode_recording
 from callrec.media.codecs import Codec
 from callrec.pausing import PauseSource
-from callrec.recording import (
-    AudioFrame,
-    Frame,
-    GapFrame,
-    MetadataFrame,
-    PauseFrame,
-    RecordingReader,
-    RecordingWriter,
-    ResumeFrame,
-    Verdict,
-    verify,
-)
+from callrec.recording import Frame, RecordingReader, RecordingWriter, Verdict, verify
 from callrec.recording.writer import RecordingLimitReached
 from tests.callrec.test_tap import TapRig, _evidence, _until, taprig
 
