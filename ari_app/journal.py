@@ -5,8 +5,14 @@ before it is requested (ids are chosen by callrec), so whatever moment a
 ``kill -9`` hits, the record names all the call had: the destination leg,
 its bridge, the recording tap. A restarted recorder reads it
 (:mod:`ari_app.recovery`). Writes run in a thread, keeping two fsyncs off the
-event loop that carries the RTP; a record that cannot be written costs the
-call its crash recovery (logged), never the call itself.
+event loop that carries the RTP, one at a time and always of the newest state;
+a record that cannot be written costs the call its crash recovery (logged),
+never the call itself.
+
+A pause is kept too (:meth:`CallJournal.follow_pauses`): who asked, when, when
+auto-resume ends it. A pause takes effect at once and its record follows
+within milliseconds (the write is not awaited, the RTP must stop now), so
+only a crash inside that moment finds the call unpaused.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from callrec.consent import Decision
 from callrec.evidence import Evidence
 from callrec.live import Continues, LiveCall, LivePart, LiveRecordError, LiveState, consent_of
 from callrec.logutil import safe
+from callrec.pausing import OpenPause, PauseControl
 from callrec.tap import LogLike, TapResult
 
 logger = logging.getLogger(__name__)
@@ -32,6 +39,9 @@ class CallJournal:
         self._ctx = ctx
         self.call = call
         self._log = log
+        self._lock = asyncio.Lock()  # one write at a time: an older one never lands last
+        self._closed = False
+        self._pending: set[asyncio.Future[None]] = set()
 
     @classmethod
     def new(
@@ -51,8 +61,31 @@ class CallJournal:
 
     @property
     def continues(self) -> dict[str, Any] | None:
-        """What the recording about to start continues (None for a call's first one)."""
-        return None if self.call.continues is None else self.call.continues.to_json()
+        """What the recording about to start continues (None for a call's first one);
+        ``paused``: the pause it starts in, carried over from the one before."""
+        if self.call.continues is None:
+            return None
+        out = self.call.continues.to_json()
+        if self.call.pause is not None:
+            out["paused"] = self.call.pause.to_json()
+        return out
+
+    def follow_pauses(self, pauses: PauseControl) -> None:
+        """Keep the pauses of the recording about to start in the record.
+
+        A pause the record already holds (the recording before this one
+        ended paused: a crash, a stop) goes on in this one from its first
+        instant, before any audio can reach it.
+        """
+        if self.call.pause is not None:
+            pauses.carry_over(self.call.pause)
+        pauses.watch(self._pause_changed)
+
+    def _pause_changed(self, pause: OpenPause | None) -> None:
+        self.call = self.call.changed(pause=pause, updated=self._ctx.clock.wall())
+        task = asyncio.ensure_future(self._write())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def save(self, **changes: Any) -> None:
         """Record ``changes`` (fields of :class:`~callrec.live.LiveCall`) durably."""
@@ -78,10 +111,12 @@ class CallJournal:
         if store is None:
             return
         if not keep:
-            try:
-                await asyncio.to_thread(store.remove, self.call.call)
-            except LiveRecordError as exc:
-                self._log.error("%s", safe(str(exc), 300))
+            async with self._lock:  # a pause's write still queued must not bring it back
+                self._closed = True
+                try:
+                    await asyncio.to_thread(store.remove, self.call.call)
+                except LiveRecordError as exc:
+                    self._log.error("%s", safe(str(exc), 300))
             return
         recording = self.call.recording
         if recording is not None and result is not None and result.seal is not None:
@@ -90,13 +125,17 @@ class CallJournal:
             await self.save(tap=None, recording=None, continues=continues)
         else:
             await self.save(tap=None)
+        self._closed = True
 
     async def _write(self) -> None:
         store = self._ctx.live
         if store is None:
             return
-        try:
-            await asyncio.to_thread(store.save, self.call)
-        except LiveRecordError as exc:
-            # The call goes on; only a crash now would find nothing to recover.
-            self._log.error("crash recovery off for this call: %s", safe(str(exc), 300))
+        async with self._lock:
+            if self._closed:
+                return
+            try:
+                await asyncio.to_thread(store.save, self.call)  # the newest state
+            except LiveRecordError as exc:
+                # The call goes on; only a crash now would find nothing to recover.
+                self._log.error("crash recovery off for this call: %s", safe(str(exc), 300))

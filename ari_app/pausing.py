@@ -7,6 +7,14 @@ for a forgotten pause, ``[recording] auto_resume`` seconds. Whichever asked,
 the agent alone hears the pause or resume tone: it is played on the agent's
 channel, which the caller's snoop does not hear, and an ARI ``tone:`` plays
 until stopped, so it is stopped after the milliseconds it names.
+
+A call taken over by a restarted recorder (:mod:`ari_app.resumed`) whose
+recording was paused starts its continuation paused (:mod:`ari_app.journal`):
+the agent's resume code, the control socket and what is left of the
+auto-resume time resume it as they would have before the crash. The
+deadline is the one set when the pause began, as a reload never changes a
+running call's settings; one that passed while no recorder ran resumes the
+continuation at once.
 """
 
 from __future__ import annotations
@@ -58,6 +66,9 @@ class CallPauses:
         self._tone: asyncio.Future[None] | None = None
         self._cut = asyncio.Event()  # set: the tone playing now stops early
         self._closed = False
+        if control.paused:  # carried over from the recording this one continues
+            self._log.warning("the call was paused when the recorder stopped: still paused")
+            self._arm_auto_resume()
 
     @classmethod
     def of_call(
@@ -128,16 +139,21 @@ class CallPauses:
             self._apply(step)
 
     def _pause(self, source: PauseSource) -> bool:
-        if not self.control.pause(source):
+        # Counted from the pause's start: a code's first digit, not its last.
+        if not self.control.pause(source, auto_resume=self.settings.auto_resume):
             return False
         self._log.info("recording paused (%s)", source)
-        limit = self.settings.auto_resume
-        if limit > 0:
-            # Counted from the pause's start: a code's first digit, not its last.
-            left = limit - (self._clock.wall() - self.control.pauses[-1].start)
-            self._auto_resume = self._later(self._resume_later(max(0.0, left), limit))
+        self._arm_auto_resume()
         self._play(self.settings.pause_tone)
         return True
+
+    def _arm_auto_resume(self) -> None:
+        pause = self.control.current
+        if pause is None or pause.resume_by is None:
+            return
+        left = max(0.0, pause.resume_by - self._clock.wall())
+        limit = pause.resume_by - (pause.start if pause.asked_at is None else pause.asked_at)
+        self._auto_resume = self._later(self._resume_later(left, limit))
 
     def _resume(self, source: PauseSource) -> bool:
         if not self.control.resume(source):

@@ -38,6 +38,10 @@ key               value
                   ``sealed`` (path once sealed, e.g. by SIGTERM)
 ``continues``     for a continuation: ``call``, ``recording_id``, ``path``,
                   ``part`` of the recording it continues
+``pause``         while the recording is paused: ``start`` (when it was asked
+                  for), ``source`` (who asked), ``resume_by`` (when
+                  auto-resume ends it, or null); the next recording of the
+                  call starts paused (``callrec/pausing.py``)
 ``updated``       when this file was written
 ================  ==========================================================
 """
@@ -59,6 +63,7 @@ from typing import Any
 from callrec.consent import ConsentTimeline, Decision
 from callrec.errors import CallrecError
 from callrec.evidence import Evidence
+from callrec.pausing import OpenPause, PauseSource
 from callrec.spool import (
     PART_SUFFIX,
     ensure_private_dir,
@@ -171,6 +176,7 @@ class LiveCall:
     tap: TapIds | None = None
     recording: LivePart | None = None
     continues: Continues | None = None
+    pause: OpenPause | None = None
     updated: float = 0.0
 
     def changed(self, **changes: Any) -> LiveCall:
@@ -201,6 +207,7 @@ class LiveCall:
             "tap": None if self.tap is None else self.tap.to_json(),
             "recording": None,
             "continues": None if self.continues is None else self.continues.to_json(),
+            "pause": None if self.pause is None else self.pause.to_json(),
             "updated": self.updated,
         }
         if self.recording is not None:
@@ -214,6 +221,7 @@ class LiveCall:
         if r.get("schema", int) != SCHEMA_VERSION:
             raise LiveRecordError(where, f"schema {data.get('schema')!r} is not {SCHEMA_VERSION}")
         tap, recording, continues = r.sub("tap"), r.sub("recording"), r.sub("continues")
+        pause = r.sub("pause")
         return cls(
             call=check_call_id(r.get("call", str), where),
             app=r.get("app", str),
@@ -231,6 +239,7 @@ class LiveCall:
             tap=None if tap is None else _tap_ids(tap),
             recording=None if recording is None else _part(recording),
             continues=None if continues is None else _continues(continues),
+            pause=None if pause is None else _pause(pause),
             updated=r.opt_number("updated") or 0.0,
         )
 
@@ -290,6 +299,10 @@ def _part(r: _Reader) -> LivePart:
 def _continues(r: _Reader) -> Continues:
     path = r.opt("path", str)
     return Continues(r.get("call", str), r.get("recording_id", str), path, int(r.number("part")))
+
+
+def _pause(r: _Reader) -> OpenPause:
+    return OpenPause(r.number("start"), r.enum("source", PauseSource), r.opt_number("resume_by"))
 
 
 def check_call_id(call_id: str, where: str) -> str:

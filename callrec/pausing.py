@@ -13,11 +13,18 @@ keeps what is heard from the first digit on in memory, never on disk: the
 completed code pauses from the moment the hold began and the held audio is
 dropped; a code that is not completed releases it into the file unchanged.
 
+A pause outlives a crash of the Stasis app: each change is kept in the
+call's live record as an :class:`OpenPause` (:mod:`ari_app.journal`), and a
+continuation recording of a call that was paused starts paused
+(:meth:`PauseControl.carry_over`, why its pause begins where it does is said
+there).
+
 Shared by both front ends through :class:`callrec.tap.RecordingTap`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from callrec.clock import Clock
+
+logger = logging.getLogger(__name__)
 
 # A hold lasts the few seconds between a code's digits; past this much audio
 # (10 s of 16-bit audio at 16 kHz) it is released, so memory stays bounded
@@ -39,6 +48,27 @@ class PauseSource(StrEnum):
     AGI = "agi"  # the dialplan's /pause or /resume
     CONTROL = "control"  # callrec calls pause|resume (the control socket)
     AUTO_RESUME = "auto-resume"  # [recording] auto_resume seconds passed
+
+
+# The summary's note on a pause that began in the recording this one continues.
+CARRIED_OVER = (
+    "paused when the recorder restarted: asked for at asked_at, in the recording"
+    " this one continues; this recording holds nothing of the call before the resume"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPause:
+    """A pause still on, as a call's live record keeps it (:mod:`callrec.live`): when
+    it was asked for, who asked, and when ``[recording] auto_resume`` ends it (None:
+    never)."""
+
+    start: float
+    source: PauseSource
+    resume_by: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start, "source": str(self.source), "resume_by": self.resume_by}
 
 
 class MarkWriter(Protocol):
@@ -70,26 +100,38 @@ class Pausable(Protocol):
 @dataclass
 class Pause:
     """One pause of a recording; ``end`` None while it lasts (or when the recording
-    ended paused)."""
+    ended paused). ``resume_by``: when auto-resume ends it; ``asked_at``: when it was
+    asked for, for a pause carried over from the recording this one continues."""
 
     start: float
     source: PauseSource
     end: float | None = None
     resumed_by: PauseSource | None = None
+    resume_by: float | None = None
+    asked_at: float | None = None
 
     def seconds(self, until: float) -> float:
-        """How long it lasted, or lasts until ``until``."""
+        """How long it lasted in this recording, or lasts until ``until``."""
         return max(0.0, (until if self.end is None else self.end) - self.start)
 
     def record(self, until: float) -> dict[str, Any]:
-        """As the closing summary lists it (docs/FORMAT.md "Pauses")."""
-        return {
+        """As the closing summary lists it (docs/FORMAT.md "Pauses"); a carried-over
+        pause also says when it was asked for, with a note."""
+        out: dict[str, Any] = {
             "start": self.start,
             "end": self.end,
             "seconds": round(self.seconds(until), 3),
             "source": str(self.source),
             "resumed_by": None if self.resumed_by is None else str(self.resumed_by),
         }
+        if self.asked_at is not None:
+            out.update(asked_at=self.asked_at, note=CARRIED_OVER)
+        return out
+
+    def still_open(self) -> OpenPause:
+        """What a live record keeps of it while it lasts."""
+        asked = self.start if self.asked_at is None else self.asked_at
+        return OpenPause(asked, self.source, self.resume_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +211,8 @@ class PauseControl:
         self._gate: PauseGate | None = None
         self._stream: Pausable | None = None
         self._closed = False
+        self._carried: OpenPause | None = None
+        self._watchers: list[Callable[[OpenPause | None], None]] = []
         self.pauses: list[Pause] = []
 
     def gate(self, writer: MarkWriter) -> PauseGate:
@@ -177,7 +221,38 @@ class PauseControl:
         return self._gate
 
     def attach(self, stream: Pausable) -> None:
+        """The RTP side; a carried-over pause begins on it before any audio can arrive."""
         self._stream = stream
+        if self._carried is not None:
+            self._begin_carried(self._carried)
+
+    def watch(self, changed: Callable[[OpenPause | None], None]) -> None:
+        """Call ``changed`` with the pause each time one begins, with None at a resume."""
+        self._watchers.append(changed)
+
+    def carry_over(self, pause: OpenPause) -> None:
+        """The recording this one continues ended paused (a crash, a stop): this one
+        starts paused, before its RTP side can write anything (call before :meth:`attach`).
+
+        Its pause frame stands at this recording's first instant, not at
+        ``pause.start``: a file vouches only for its own time. A frame dated
+        earlier would be played back as silence from when the pause was asked
+        for, a span this file never covered (the part before, the minutes no
+        recorder ran), and would set everything after the resume later than it
+        was said. Who asked is kept as the frame's source, and the summary's
+        pause says when it was asked for (``asked_at``) with a note, so the
+        two recordings together account for the pause from its start: the
+        earlier one's pause frame, the gap while no recorder ran, this one's.
+        """
+        self._carried = pause
+        if self._stream is not None:
+            self._begin_carried(pause)
+
+    def _begin_carried(self, carried: OpenPause) -> None:
+        self._carried = None
+        if self.pause(carried.source, resume_by=carried.resume_by, asked_at=carried.start):
+            return
+        logger.error("a recording that continues a paused one could not start paused")
 
     @property
     def paused(self) -> bool:
@@ -207,9 +282,18 @@ class PauseControl:
         if self._gate is not None and self.holding:
             self._gate.release()
 
-    def pause(self, source: PauseSource, at: float | None = None) -> bool:
+    def pause(
+        self,
+        source: PauseSource,
+        at: float | None = None,
+        *,
+        auto_resume: float = 0.0,
+        resume_by: float | None = None,
+        asked_at: float | None = None,
+    ) -> bool:
         """Stop recording now (or from the hold's start); False when paused already
-        or not recording."""
+        or not recording. ``auto_resume`` seconds from its start (0: never), or
+        ``resume_by``, is when the caller means to resume it by itself."""
         live = self._live()
         if live is None or self.paused:
             return False
@@ -221,7 +305,11 @@ class PauseControl:
         if not stream.paused:  # the writer failed meanwhile
             self.release()
             return False
-        self.pauses.append(Pause(start, source))
+        if auto_resume > 0:
+            resume_by = start + auto_resume
+        pause = Pause(start, source, resume_by=resume_by, asked_at=asked_at)
+        self.pauses.append(pause)
+        self._tell(pause.still_open())
         return True
 
     def resume(self, source: PauseSource, at: float | None = None) -> bool:
@@ -231,11 +319,22 @@ class PauseControl:
             return False
         _, stream = live
         end = self._clock.wall() if at is None else at
+        last = self.current
         stream.resume(end, source)
-        last = self.pauses[-1] if self.pauses else None
-        if last is not None and last.end is None:
+        if last is not None:
             last.end, last.resumed_by = end, source
+        self._tell(None)
         return True
+
+    @property
+    def current(self) -> Pause | None:
+        """The pause on now (None when not paused)."""
+        last = self.pauses[-1] if self.pauses else None
+        return last if last is not None and last.end is None and self.paused else None
+
+    def _tell(self, pause: OpenPause | None) -> None:
+        for changed in self._watchers:
+            changed(pause)
 
     def close(self) -> None:
         """Before sealing: a hold still open is released (its code never completed)."""
