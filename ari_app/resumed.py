@@ -8,8 +8,12 @@ evidence is the record's) and starts from what the record and the PBX say:
 - bridged, destination still there: the old tap (snoop, ExternalMedia still
   sending RTP to a dead port, its bridge) is removed and, when the decision
   allows recording, a continuation recording starts at once; its first
-  metadata frame names the call and the recording it continues. The call is
-  then followed to its end like any other.
+  metadata frame names the call and the recording it continues. A call
+  whose recording was paused (the record's ``pause``) stays paused: the
+  continuation starts paused before any audio reaches it (its ``continues``
+  names the pause: when and by whom it was asked for, its auto-resume
+  deadline) and is resumed as before the crash (:mod:`ari_app.pausing`).
+  The call is then followed to its end like any other.
 - bridged, destination gone: the call ends as a destination hang-up.
 - not connected yet (disclosure, destination ringing): the destination is
   dropped and the caller goes back to the dialplan, or, under a strict

@@ -27,7 +27,8 @@ import pytest
 
 from callrec.ari.sim import CallerScenario, EndpointBehaviour
 from callrec.decode import Decoded, decode_recording
-from callrec.pausing import CARRIED_OVER
+from callrec.live import LiveCall, LiveRecordError, LiveState
+from callrec.pausing import CARRIED_OVER, OpenPause, PauseSource
 from callrec.recording import verify
 from tests.ari_app.conftest import NotifySocket, Rig, serve, stop, wait_until
 from tests.ari_app.pause_support import RATE, Said, agent_voice, heard_seconds, onset
@@ -348,3 +349,28 @@ async def test_a_forgotten_pause_resumes_when_its_time_is_up_even_across_a_crash
     assert summary["end"] == pytest.approx(deadline, abs=0.05)
     assert line["durations"]["paused"] == pytest.approx(summary["seconds"], abs=0.01)
     await _until_gone(rig)
+
+
+@pytest.mark.parametrize(
+    ("pause", "message"),
+    [
+        ({"source": "agent-code"}, "pause.start: missing or not a number"),
+        ({"start": 1.0, "source": "nobody"}, "pause.source: unknown value 'nobody'"),
+        ({"start": 1.0, "source": "control", "resume_by": "soon"}, "pause.resume_by: missing"),
+        ("paused", "pause is not a JSON object"),
+    ],
+)
+def test_a_record_with_a_pause_it_cannot_read_names_what_is_wrong(
+    pause: Any, message: str
+) -> None:
+    """Such a record is unusable: the call is left talking unrecorded (never recorded
+    unpaused), and the record is audited as unreadable (tests/ari_app/test_crash.py)."""
+    data = LiveCall("1.1", "callrec", LiveState.BRIDGED, 1.0, "p1:x", "100").to_json()
+    assert LiveCall.from_json(data, "r.json").pause is None
+    paused = OpenPause(5.0, PauseSource.CONTROL, 65.0)
+    data["pause"] = paused.to_json()
+    assert LiveCall.from_json(data, "r.json").pause == paused
+    data["pause"] = pause
+    with pytest.raises(LiveRecordError) as caught:
+        LiveCall.from_json(data, "r.json")
+    assert str(caught.value).startswith(f"live call record r.json: {message}")
