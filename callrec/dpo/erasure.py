@@ -31,7 +31,7 @@ from typing import Any
 from callrec.catalog import Catalog, CatalogError, ErasureOrder
 from callrec.dpo.access import AccessLog, Action, Actor
 from callrec.dpo.retention import delete_file
-from callrec.dpo.scrub import scrub_audit_log
+from callrec.dpo.scrub import scrub_audit_log, scrub_rotated_logs
 from callrec.dpo.subjects import FoundRecording, find_calls
 from callrec.spool import os_reason
 
@@ -88,7 +88,9 @@ class Eraser:
         for found in going:
             self._delete(found, order, done)
         if done.complete:
-            done.lines_erased = scrub_audit_log(self.audit_log, order.caller_pseudonym)
+            pseudonym = order.caller_pseudonym
+            done.lines_erased = scrub_audit_log(self.audit_log, pseudonym)
+            done.lines_erased += scrub_rotated_logs(self.audit_log, pseudonym)
             self.catalog.forget_caller(order.caller_pseudonym, self.recorder_id)
             done.order = self.catalog.confirm_erasure(order, self.recorder_id)
             done.confirmed = True

@@ -12,13 +12,22 @@ renamed over it, under the same ``flock`` the writers take, so a crash
 leaves the old log or the new one, never a mix. A writer that opened the old
 file just before the rename and was waiting for the lock would append to the
 replaced file: its line is moved over to the new one afterwards.
+
+Copies rotated away from the log (logrotate's ``audit.jsonl.1``,
+``audit.jsonl-20261207``, either of them ``.gz``) hold the same personal
+fields: :func:`scrub_rotated_logs` rewrites them the same way (compressed
+ones stay compressed). Nothing appends to them, so they need no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import gzip
+import io
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -59,6 +68,45 @@ def scrub_audit_log(path: Path, pseudonym: str) -> int:
     return changed
 
 
+def rotated_logs(path: Path) -> list[Path]:
+    """The copies rotated away from the log at ``path``, oldest name first.
+
+    ``audit.jsonl.1``, ``audit.jsonl.2.gz``, ``audit.jsonl-20261207`` (logrotate's
+    ``dateext``): the log's name, ``.`` or ``-``, digits, maybe ``.gz``. Links are
+    not followed: a rotated copy is a file of the log's own folder.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(path.name) + r"[.-][0-9][0-9-]*(\.gz)?")
+    try:
+        names = sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise AuditError(str(path.parent), os_reason(exc)) from None
+    return [p for p in names if not p.is_symlink() and p.is_file()]
+
+
+def scrub_rotated_logs(path: Path, pseudonym: str) -> int:
+    """:func:`scrub_audit_log` for each of :func:`rotated_logs`; the lines changed in all."""
+    changed = 0
+    for rotated in rotated_logs(path):
+        try:
+            fd = os.open(rotated, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # rotated away again meanwhile
+        except OSError as exc:
+            raise AuditError(str(rotated), os_reason(exc)) from None
+        try:
+            changed += _rewrite(fd, rotated, pseudonym, compressed=rotated.suffix == ".gz")[0]
+        except (gzip.BadGzipFile, EOFError) as exc:  # before OSError: BadGzipFile is one
+            raise AuditError(str(rotated), f"not gzip data ({exc})") from None
+        except OSError as exc:
+            raise AuditError(str(rotated), os_reason(exc)) from None
+        finally:
+            os.close(fd)
+    return changed
+
+
 def erase_personal(line: dict[str, Any]) -> dict[str, Any]:
     """``line`` without its personal fields (the same paths the chain leaves out)."""
     for keys in PERSONAL_PATHS:
@@ -70,7 +118,7 @@ def erase_personal(line: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def _rewrite(fd: int, path: Path, pseudonym: str) -> tuple[int, int]:
+def _rewrite(fd: int, path: Path, pseudonym: str, *, compressed: bool = False) -> tuple[int, int]:
     """Write the scrubbed copy and rename it over ``path``; (lines changed, bytes read)."""
     temporary = path.with_name(f".{path.name}.erasing-{secrets.token_hex(4)}")
     changed = size = 0
@@ -80,11 +128,12 @@ def _rewrite(fd: int, path: Path, pseudonym: str) -> tuple[int, int]:
         owner = os.fstat(fd)
         if (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
             os.fchown(out, owner.st_uid, owner.st_gid)
-        for raw in _lines(fd):
-            size += len(raw)
-            scrubbed = _scrubbed(raw, pseudonym)
-            changed += scrubbed is not raw
-            write_all(out, scrubbed)
+        with _sink(out, compressed) as sink:
+            for raw in _lines(fd, compressed):
+                size += len(raw)
+                scrubbed = _scrubbed(raw, pseudonym)
+                changed += scrubbed is not raw
+                sink.write(scrubbed)
         os.fsync(out)
     except BaseException:
         os.close(out)
@@ -99,10 +148,25 @@ def _rewrite(fd: int, path: Path, pseudonym: str) -> tuple[int, int]:
     return changed, size
 
 
-def _lines(fd: int) -> Iterator[bytes]:
+def _lines(fd: int, compressed: bool = False) -> Iterator[bytes]:
     with os.fdopen(os.dup(fd), "rb") as f:
         f.seek(0)
-        yield from f
+        if not compressed:
+            yield from f
+            return
+        with gzip.GzipFile(fileobj=f, mode="rb") as unpacked:
+            yield from unpacked
+
+
+@contextlib.contextmanager
+def _sink(fd: int, compressed: bool) -> Iterator[io.BufferedWriter | gzip.GzipFile]:
+    """Where the scrubbed lines go: ``fd`` itself, or gzip into it (left open)."""
+    with os.fdopen(os.dup(fd), "wb") as f:
+        if not compressed:
+            yield f
+            return
+        with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as packed:
+            yield packed
 
 
 def _scrubbed(raw: bytes, pseudonym: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import threading
 import time
@@ -118,3 +119,60 @@ def test_a_line_written_while_the_log_is_replaced_is_not_lost(
     assert [line["evidence"]["caller"] for line in lines[1:]] == [BOB]
     assert "caller" not in lines[0]["evidence"]
     assert _verified(path) == 1
+
+
+def _generation(path: Path, key: PrivateKey, callers: tuple[str, ...]) -> bytes:
+    """One rotation's worth of lines, written by the service, then rotated away."""
+    log = _log(path, key)
+    for caller in callers:
+        log.append(_line(caller), {"caller_number": caller[-6:]})
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def test_copies_rotated_away_lose_the_callers_fields_too(tmp_path: Path) -> None:
+    """logrotate's names, compressed or not; other files and links are left alone."""
+    key = PrivateKey.generate()
+    path = tmp_path / "audit.jsonl"
+    oldest = _generation(path, key, (ALICE, BOB))
+    older = _generation(path, key, (BOB, ALICE, ALICE))
+    (tmp_path / "audit.jsonl-20261201.gz").write_bytes(gzip.compress(oldest))
+    (tmp_path / "audit.jsonl.1").write_bytes(older)
+    (tmp_path / "audit.jsonl.bak").write_bytes(older)  # an admin's copy: not a rotation
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_bytes(older)
+    (tmp_path / "audit.jsonl.2").symlink_to(outside)
+    _log(path, key).append(_line(BOB), {"caller_number": "1"})
+    for name in ("audit.jsonl-20261201.gz", "audit.jsonl.1"):
+        os.chmod(tmp_path / name, 0o600)
+
+    assert scrub.rotated_logs(path) == [
+        tmp_path / "audit.jsonl-20261201.gz",
+        tmp_path / "audit.jsonl.1",
+    ]
+    assert scrub.scrub_rotated_logs(path, ALICE) == 3
+    unpacked = gzip.decompress((tmp_path / "audit.jsonl-20261201.gz").read_bytes())
+    plain = (tmp_path / "audit.jsonl.1").read_bytes()
+    for scrubbed, original in ((unpacked, oldest), (plain, older)):
+        assert ALICE.encode() not in scrubbed
+        kept = [line for line in original.splitlines() if BOB.encode() in line]
+        assert kept and all(line in scrubbed.splitlines() for line in kept)  # Bob's, byte for byte
+        report = verify_chain(enumerate(scrubbed.splitlines(keepends=True), 1))
+        assert report.bad is None, report.bad
+    assert _verified(tmp_path / "audit.jsonl.1") == 2
+    for name in ("audit.jsonl-20261201.gz", "audit.jsonl.1"):
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o600"
+    assert (tmp_path / "audit.jsonl.bak").read_bytes() == older
+    assert outside.read_bytes() == older  # never through a link
+    assert not [p for p in tmp_path.iterdir() if "erasing" in p.name]
+    assert scrub.scrub_rotated_logs(path, ALICE) == 0  # nothing of Alice's is left
+
+
+def test_a_rotated_copy_that_is_not_gzip_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    (tmp_path / "audit.jsonl.3.gz").write_bytes(b"not compressed at all\n")
+    with pytest.raises(audit.AuditError) as caught:
+        scrub.scrub_rotated_logs(path, ALICE)
+    assert "audit.jsonl.3.gz" in str(caught.value) and "not gzip data" in str(caught.value)
+    assert (tmp_path / "audit.jsonl.3.gz").read_bytes() == b"not compressed at all\n"
