@@ -43,13 +43,13 @@ from callrec.failure_policy import BEST_EFFORT, is_strict
 from callrec.logutil import CallLogAdapter, safe
 from callrec.pausing import PauseSource
 from callrec.tap import (
-    MEDIA_LOST,
     RECORDING_FAILED,
     LogLike,
     RecordingTap,
     TapResult,
     ends_recording,
 )
+from callrec.tap_watchdog import is_media_loss
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class AgiRecordings:
             active.end(RECORDING_FAILED)
             return
         core = self._core()
-        if core is not None and reason == MEDIA_LOST:
+        if core is not None and is_media_loss(reason):
             _audit(core, active.consent, None, "failure", reason)
 
     async def _abandon(

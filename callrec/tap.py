@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,14 @@ from callrec.recording import RecordingWriter
 from callrec.spool import Spool
 from callrec.tap_media import SnoopLeg
 from callrec.tap_result import TapResult
+from callrec.tap_watchdog import MEDIA_LOST as MEDIA_LOST  # re-exported for the front ends
+from callrec.tap_watchdog import MEDIA_TIMEOUT as MEDIA_TIMEOUT
+from callrec.tap_watchdog import (
+    MediaChange,
+    MediaWatchdog,
+    is_media_loss,
+    side_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +68,6 @@ SNOOP_APP_ARG = "callrec-snoop"
 # one second of the hang-up even when the PBX has gone away.
 CLEANUP_TIMEOUT = 0.5
 
-# Asterisk sends 50 packets/s while the snoop is in the tap's bridge, silence
-# included (traces 01, 05), so this long without one means the media is gone.
-MEDIA_TIMEOUT = 3.0
-# The watchdog is one timer per tap, never work per packet (docs/DESIGN.md: the
-# per-packet path decides whether callrec scales).
-MEDIA_CHECK_INTERVAL = 0.5
-MEDIA_LOST = "media stream lost"
 # The end reason of a tap whose start failed (the evidence is sealed, no audio).
 RECORDING_FAILED = "recording-failed"
 
@@ -75,11 +75,12 @@ RECORDING_FAILED = "recording-failed"
 def ends_recording(reason: str, on_failure: str) -> bool:
     """The mid-call failure rule shared by both front ends.
 
-    A lost media stream keeps a best-effort recording open (the audio may
-    come back after a gap: the tap marked the loss); any other failure (the
-    writer broke, disk full), or a strict policy, ends the recording.
+    Lost media (every stream, or one side of a stereo tap) keeps a
+    best-effort recording open (the audio may come back after a gap: the tap
+    marked the loss); any other failure (the writer broke, disk full), or a
+    strict policy, ends the recording.
     """
-    return reason != MEDIA_LOST or is_strict(on_failure)
+    return not is_media_loss(reason) or is_strict(on_failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +118,13 @@ class RecordingTap:
 
     ``on_failure(reason)`` is called when the recording breaks mid-call: the
     writer failed, or no RTP arrived for ``settings.media_timeout`` seconds
-    while recording and not paused (reason :data:`MEDIA_LOST`, reported once;
-    a ``media-lost`` metadata frame marks the spot and the recording stays
-    open, so audio that comes back is recorded after a gap). With ``signer``
-    (the recorder's signing key) the sealed recording is signed.
+    while recording and not paused (reason :data:`MEDIA_LOST`; for one side
+    of a stereo tap while the other still sends,
+    :func:`~callrec.tap_watchdog.media_lost_on` that side). Each reason is
+    reported once; a ``media-lost`` metadata frame marks every loss (naming
+    the side, if one) and the recording stays open, so audio that comes back
+    is recorded after a gap, or, for one side, after silence on its channel.
+    With ``signer`` (the recorder's signing key) the sealed recording is signed.
     """
 
     def __init__(
@@ -161,13 +165,8 @@ class RecordingTap:
         self._codec, self._rate = media_format.codec, media_format.sample_rate
         self._stopped = False
         self.started_at: float | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
-        # Packets seen at the last check and when that count last moved: the
-        # watchdog compares counters, so the packet path never reads a clock.
-        self._seen_packets = 0
-        self._moved_at = 0.0
-        self._media_lost = False
-        self._media_reported = False
+        self._watchdog: MediaWatchdog | None = None
+        self._reported: set[str] = set()  # media losses the owner was told of
         self._evidence: Evidence | None = None
         self.pauses = PauseControl(clock)  # who paused the recording, when (callrec/pausing.py)
 
@@ -238,8 +237,10 @@ class RecordingTap:
             evidence.recording_started_at = None
             raise
         self.started_at = started
-        self._moved_at = time.monotonic()
-        self._schedule_media_check()
+        if self._stream is not None:
+            timeout = self._settings.media_timeout
+            self._watchdog = MediaWatchdog(self._stream, timeout, self._media_changed)
+            self._watchdog.start()
         self._log.info(
             "recording %s started (%s, %s)", recording_id, self._settings.media_format, self.mode
         )
@@ -347,61 +348,51 @@ class RecordingTap:
         if self._on_failure is not None:
             self._on_failure(f"recording stopped: {exc}")
 
-    # --- media watchdog -------------------------------------------------------
-    # The watchdog runs on real time (RTP arrives in real time), not on
-    # self._clock. It reads the stream's packet counter once per check, so
-    # the per-packet path never calls a clock for it; idle time is known to
-    # MEDIA_CHECK_INTERVAL, which a 3 s timeout does not notice.
+    # --- media watchdog (callrec/tap_watchdog.py) ----------------------------
 
-    def _schedule_media_check(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._watchdog = loop.call_later(MEDIA_CHECK_INTERVAL, self._check_media)
-
-    def _check_media(self) -> None:
-        stream = self._stream
-        if stream is None or self._stopped or stream.error is not None:
-            # A failed writer was reported by its own path; nothing to watch.
-            self._watchdog = None
+    def _media_changed(self, change: MediaChange) -> None:
+        if self._stopped or self._writer is None or self._stream is None:
             return
-        self._schedule_media_check()
-        if stream.paused:
-            self._moved_at = time.monotonic()  # a full timeout again after the pause
+        if self._stream.error is not None:  # an earlier mark could not be written
             return
-        now = time.monotonic()
-        count = stream.packets
-        if count != self._seen_packets:
-            self._seen_packets = count
-            self._moved_at = now
-        idle = now - self._moved_at
-        if idle < self._settings.media_timeout:
-            if self._media_lost:
-                self._media_lost = False
-                self._log.info("media stream back (recording %s)", self.recording_id)
-        elif not self._media_lost:
-            self._media_lost = True
-            self._lose_media(stream, idle)
+        if change.lost:
+            self._lose_media(self._stream, change)
+            return
+        where = "" if change.side is None else f" on the {side_name(change.side)} side"
+        self._log.info("media stream back%s (recording %s)", where, self.recording_id)
+        if change.side is not None:  # no gap frame tells where a side came back
+            self._mark(self._stream, change)
 
-    def _lose_media(self, stream: RtpStream | StereoStream, idle: float) -> None:
+    def _lose_media(self, stream: RtpStream | StereoStream, change: MediaChange) -> None:
         """Mark the loss in the recording and report it once; the owner's policy decides."""
+        if not self._mark(stream, change):
+            return
+        reason = change.reason
+        if change.side is not None:
+            self._log.warning(
+                "recording %s: no RTP on the %s side for %.1f s while the other side sends;"
+                " its channel is silence until it returns",
+                self.recording_id,
+                side_name(change.side),
+                change.idle,
+            )
+        if self._on_failure is not None and reason not in self._reported:
+            self._reported.add(reason)
+            self._on_failure(reason)  # the owner logs it with its policy
+        elif change.side is None:  # a side's loss was logged above
+            self._log.error("%s: no RTP for %.1f s", reason, change.idle)
+
+    def _mark(self, stream: RtpStream | StereoStream, change: MediaChange) -> bool:
+        """Write the change's mark after the audio that came before it."""
         assert self._writer is not None
-        record = {"type": "media-lost", "at": self._clock.wall(), "idle_seconds": round(idle, 3)}
         try:
-            # Audio still coalesced arrived before the loss: it goes before the mark.
+            # Audio still coalesced arrived before the change: it goes before the mark.
             stream.flush()
-            self._writer.write_metadata(record)
+            self._writer.write_metadata(change.record(self._clock.wall()))
         except (CallrecError, OSError) as exc:
             stream.fail(exc)  # the recording itself is over: reported as that
-            return
-        if self._on_failure is not None and not self._media_reported:
-            self._media_reported = True
-            self._on_failure(MEDIA_LOST)  # the owner logs it with its policy
-        else:
-            self._log.error("%s: no RTP for %.1f s", MEDIA_LOST, idle)
-
-    def _stop_watchdog(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+            return False
+        return True
 
     async def stop(
         self, reason: str, summary: Mapping[str, Any] | None = None, *, pbx_alive: bool = True
@@ -414,7 +405,8 @@ class RecordingTap:
         if self._stopped:
             return None
         self._stopped = True
-        self._stop_watchdog()
+        if self._watchdog is not None:
+            self._watchdog.stop()
         ended = self._clock.wall()
         if self._evidence is not None and self.started_at is not None:
             self._evidence.recording_ended_at = ended
