@@ -40,7 +40,12 @@ class Down:
         self.folder.mkdir()
 
     def calls(self) -> list[str]:
-        with Catalog.open(self.url) as catalog:
+        return self.calls_at(self.url)
+
+    @staticmethod
+    def calls_at(url: str) -> list[str]:
+        """The call ids the catalogue at ``url`` lists, in order."""
+        with Catalog.open(url) as catalog:
             return [e.call.call_id for e in catalog.list() if e.call]
 
 
@@ -105,19 +110,18 @@ def test_a_start_enters_the_lines_the_last_run_did_not(
     recorder: Recorder, writer_for: Callable[..., CatalogWriter], tmp_path: Path
 ) -> None:
     url = f"sqlite://{tmp_path / 'catalog.sqlite3'}"
+    listed = Down.calls_at
     first = writer_for(url)
     recorder.call()
     recorder.call()
-    _until(lambda: first.entered == 2)
+    # The start's catch-up may meet a line the queue brings too: entered once.
+    _until(lambda: len(listed(url)) == 2)
     assert first.stop()
     recorder.audit.listeners.clear()
     missed = [recorder.call(), recorder.call()]  # written while no writer ran (a crash)
-    second = writer_for(url)
-    _until(lambda: second.entered == 2)
-    with Catalog.open(url) as catalog:
-        calls = [e.call.call_id for e in catalog.list() if e.call]
-    assert len(calls) == 4
-    assert calls[2:] == [line["channel"] for line in missed]
+    writer_for(url)
+    _until(lambda: len(listed(url)) == 4)
+    assert listed(url)[2:] == [line["channel"] for line in missed]
 
 
 def test_a_line_the_catalogue_refuses_is_logged_and_the_next_ones_are_entered(
