@@ -177,6 +177,21 @@ async def _take_over(
     return await _listed(rig, capsys, call.caller)
 
 
+async def _paused_then_taken_over(
+    rig: Rig,
+    notified: NotifySocket,
+    procs: list[Process],
+    capsys: pytest.CaptureFixture[str],
+    how: str = "kill-9",
+) -> tuple[Call, dict[str, Any], dict[str, Any]]:
+    """A call paused by the agent, its recorder stopped ``how``, the next one up:
+    the call, the pause its live record kept, its ``calls list`` row."""
+    call = await _paused_call(rig, notified, procs)
+    await _stop_recorder(procs[-1], how, notified)
+    pause: dict[str, Any] = _record(rig, call.caller)["pause"]
+    return call, pause, await _take_over(rig, call, notified, procs, capsys)
+
+
 async def _continuation(rig: Rig, caller: str) -> tuple[dict[str, Any], Decoded]:
     def line() -> dict[str, Any] | None:
         return next(
@@ -276,15 +291,13 @@ async def test_a_paused_call_stays_paused_after_the_recorder_dies_until_the_crm_
     how: str,
 ) -> None:
     rig = control_rig
-    call = await _paused_call(rig, notify_socket, recorders)
-    await _stop_recorder(recorders[-1], how, notify_socket)
-    # The record the next recorder reads says the call is paused: by whom, since when.
-    assert _record(rig, call.caller)["pause"] == {
+    call, pause, row = await _paused_then_taken_over(rig, notify_socket, recorders, capsys, how)
+    # The record the next recorder read said the call was paused: by whom, since when.
+    assert pause == {
         "start": pytest.approx(call.wall(PAUSE_CODE[0][0]), abs=TOLERANCE),
         "source": "agent-code",
         "resume_by": None,
     }
-    row = await _take_over(rig, call, notify_socket, recorders, capsys)
     assert (row["paused"], row["pauses"], row["agent"]) == (True, 1, call.agent)
     await call.at(RESUME_AT)
     resumed = await asyncio.to_thread(
@@ -311,9 +324,7 @@ async def test_the_agents_resume_code_resumes_a_call_taken_over_paused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     rig = control_rig
-    call = await _paused_call(rig, notify_socket, recorders)
-    await _stop_recorder(recorders[-1], "kill-9", notify_socket)
-    row = await _take_over(rig, call, notify_socket, recorders, capsys)
+    call, _, row = await _paused_then_taken_over(rig, notify_socket, recorders, capsys)
     assert row["paused"] is True
     send: Callable[[str, str], None] = rig.sim.send_dtmf
     loop = asyncio.get_running_loop()
@@ -335,11 +346,9 @@ async def test_a_forgotten_pause_resumes_when_its_time_is_up_even_across_a_crash
 ) -> None:
     rig = control_rig
     _configure(rig, f"auto_resume = {AUTO_RESUME}\n")
-    call = await _paused_call(rig, notify_socket, recorders)
-    await _stop_recorder(recorders[-1], "kill-9", notify_socket)
-    deadline = _record(rig, call.caller)["pause"]["resume_by"]
+    call, pause, row = await _paused_then_taken_over(rig, notify_socket, recorders, capsys)
+    deadline = pause["resume_by"]
     assert deadline == pytest.approx(call.wall(PAUSE_CODE[0][0] + AUTO_RESUME), abs=TOLERANCE)
-    row = await _take_over(rig, call, notify_socket, recorders, capsys)
     assert row["paused"] is True
     await call.at(HANG_UP)
     rig.sim.hangup_caller(call.caller)
