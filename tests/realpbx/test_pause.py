@@ -13,12 +13,14 @@ or off. A digit the caller presses pauses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from callrec.decode import Decoded, decode_recording
@@ -61,10 +63,12 @@ def _events(digit: str, at: float) -> list[pcap.TimedPacket]:
     ]
 
 
-def _agent_stream() -> list[pcap.TimedPacket]:
+def agent_stream(
+    voice: npt.NDArray[np.int16], presses: Sequence[tuple[float, str]]
+) -> list[pcap.TimedPacket]:
     """The agent's voice and digits as one RTP stream (one SSRC, rising numbers)."""
-    packets = pcap.build_stream(agent_voice(seconds=STAYS))
-    for at, digit in PRESSES:
+    packets = pcap.build_stream(voice)
+    for at, digit in presses:
         packets.extend(_events(digit, at))
     packets.sort(key=lambda p: p.at)
     return [replace(p, seq=seq) for seq, p in enumerate(packets, start=1)]
@@ -72,11 +76,17 @@ def _agent_stream() -> list[pcap.TimedPacket]:
 
 @pytest.fixture
 def pausing_agent(pbx: Pbx, tmp_path: Path) -> Iterator[None]:
+    with playing_agent(tmp_path / "agent", agent_stream(agent_voice(seconds=STAYS), PRESSES)):
+        yield
+
+
+@contextlib.contextmanager
+def playing_agent(work: Path, stream: list[pcap.TimedPacket]) -> Iterator[None]:
+    """The sipp UAS behind ``PJSIP/talker``, answering and playing ``stream``."""
     if not (DIGITS / "dtmf_2833_star.pcap").exists():
         pytest.fail(f"sip-tester's digit pcaps are not in {DIGITS} (apt-get install sip-tester)")
-    work = tmp_path / "agent"
     work.mkdir()
-    pcap.write_pcap(work / "agent.pcap", _agent_stream())
+    pcap.write_pcap(work / "agent.pcap", stream)
     text = (PBX_DIR / "uas-pause.xml").read_text().replace("{{pcap}}", str(work / "agent.pcap"))
     (work / "uas-pause.xml").write_text(text)
     proc = _start_uas(work, TALKER_PORT, ["-sf", str(work / "uas-pause.xml")])

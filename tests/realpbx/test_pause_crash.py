@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,12 +23,11 @@ import pytest
 from callrec.decode import decode_recording
 from callrec.pausing import CARRIED_OVER
 from callrec.recording import verify
-from callrec.testcall import pcap
 from callrec.testcall.harness import RATE, run_scenario
 from tests.ari_app.pause_support import Said, agent_voice, heard_seconds, onset
 
-from .conftest import PBX_DIR, MakeRecorder, Pbx, Recorder, _start_uas, line_of, wait_until
-from .test_pause import DIGIT_SECONDS, DIGITS, PAUSER_EXTEN, TALKER_PORT, _events, _recorder
+from .conftest import MakeRecorder, Pbx, Recorder, line_of, wait_until
+from .test_pause import DIGIT_SECONDS, PAUSER_EXTEN, _recorder, agent_stream, playing_agent
 
 pytestmark = pytest.mark.realpbx
 
@@ -43,33 +41,11 @@ STAYS = 19.5
 KILL_AFTER_PAUSE = 1.8  # the pause's record is written: B1 is said, then the kill
 
 
-def _agent_stream() -> list[pcap.TimedPacket]:
-    packets = pcap.build_stream(agent_voice((A, B1, B2, C), seconds=STAYS))
-    for at, digit in PRESSES:
-        packets.extend(_events(digit, at))
-    packets.sort(key=lambda p: p.at)
-    return [replace(p, seq=seq) for seq, p in enumerate(packets, start=1)]
-
-
 @pytest.fixture
 def pausing_agent(pbx: Pbx, tmp_path: Path) -> Iterator[None]:
-    if not (DIGITS / "dtmf_2833_star.pcap").exists():
-        pytest.fail(f"sip-tester's digit pcaps are not in {DIGITS} (apt-get install sip-tester)")
-    work = tmp_path / "agent"
-    work.mkdir()
-    pcap.write_pcap(work / "agent.pcap", _agent_stream())
-    text = (PBX_DIR / "uas-pause.xml").read_text().replace("{{pcap}}", str(work / "agent.pcap"))
-    (work / "uas-pause.xml").write_text(text)
-    proc = _start_uas(work, TALKER_PORT, ["-sf", str(work / "uas-pause.xml")])
-    try:
+    voice = agent_voice((A, B1, B2, C), seconds=STAYS)
+    with playing_agent(tmp_path / "agent", agent_stream(voice, PRESSES)):
         yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _paused_record(recorder: Recorder) -> dict[str, Any] | None:
