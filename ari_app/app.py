@@ -383,7 +383,7 @@ class App:
     async def _recover(self) -> None:
         """Take over, audit and clean what a crashed predecessor left (ari_app/recovery.py)."""
         assert self.ctx is not None
-        recovery = CrashRecovery(self.ctx)
+        recovery = CrashRecovery(self.ctx, self.extra_services)
         survey = await recovery.survey()
         if survey is None:
             return  # ARI could not be read: tried again at the next connection

@@ -11,7 +11,10 @@ the restarted recorder:
    its bridges and the channels in the app (:meth:`CrashRecovery.survey`);
 2. takes over each call whose caller is still there
    (:class:`~ari_app.resumed.ResumedSession`, started by the app at once, so
-   a bridged call is recorded again within a moment);
+   a bridged call is recorded again within a moment), and hands the records
+   of dialplan calls recorded over FastAGI to that front end
+   (:class:`~callrec.takeover.TakesOver`, ``agi/takeover.py``), which takes
+   them over the same way;
 3. in the background (:meth:`CrashRecovery.clean_up`): audits each call whose
    caller has gone (``call-lost-by-crash``) and removes what it left (the
    destination, the tap, the bridges); audits each channel in the app that
@@ -30,18 +33,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ari_app.context import AGENT_APP_ARG, TAP_CHANNEL_PREFIXES, CallContext
-from ari_app.resumed import Recovery, ResumedSession, Survey
+from ari_app.resumed import ResumedSession
 from callrec.ari.events import Bridge, Channel
 from callrec.audit import audit_record
-from callrec.errors import AriError, AriNotFound, AriUnavailable, CallrecError
-from callrec.live import Continues, LiveCall, LiveRecordError
+from callrec.errors import AriError, AriNotFound, AriUnavailable
+from callrec.live import Frontend, LiveCall, LiveRecordError
 from callrec.logutil import safe
+from callrec.takeover import Survey, TakesOver, continues_of, ids_of, lose, remove
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +68,10 @@ class Plan:
 class CrashRecovery:
     """One restarted recorder's look at its predecessor's calls."""
 
-    def __init__(self, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext, services: Sequence[object] = ()) -> None:
         self.ctx = ctx
+        # The other front ends: each takes over the records of its own calls.
+        self.takers = [s for s in services if isinstance(s, TakesOver)]
 
     async def survey(self) -> Survey | None:
         """A snapshot of Asterisk; None when ARI cannot be read now (try again later)."""
@@ -88,39 +94,32 @@ class CrashRecovery:
         )
 
     async def plan(self, survey: Survey, skip: Collection[str]) -> Plan:
-        """Sort the live records against the snapshot (``skip``: calls of this process)."""
+        """Sort the live records against the snapshot (``skip``: calls of this process)
+        and hand the FastAGI front end its own (which starts taking them over)."""
         plan = Plan(survey)
         store = self.ctx.live
         if store is None:
             return plan
         records, plan.unreadable = await asyncio.to_thread(store.load)
+        dialplan: list[LiveCall] = []
         for record in records:
             if record.call in skip:
                 continue
-            plan.claimed.update(_ids_of(record))
-            if self._still_there(record, survey):
-                continues = self._continues(record)
+            still_there = survey.still_there(record)
+            if record.frontend is not Frontend.ARI and not self.takers and still_there:
+                continue  # a dialplan call, and no FastAGI front end here to record it
+            plan.claimed.update(ids_of(record))
+            if record.frontend is not Frontend.ARI and self.takers:
+                dialplan.append(record)
+            elif still_there:
+                continues = continues_of(record, self.ctx.spool)
                 plan.resumed.append(ResumedSession(self.ctx, record, survey, continues))
             else:
                 plan.lost.append(record)
+        for taker in self.takers:
+            taker.take_over(survey, dialplan)
         plan.claimed.update(i for tap in list(self.ctx.taps) for i in tap.ids.ids())
         return plan
-
-    @staticmethod
-    def _still_there(record: LiveCall, survey: Survey) -> bool:
-        rebooted = record.pbx_boot and survey.boot and record.pbx_boot != survey.boot
-        return not rebooted and record.call in survey.channels
-
-    def _continues(self, record: LiveCall) -> Continues | None:
-        """What the call's next recording continues: its last one, wherever it is now."""
-        part = record.recording
-        if part is None:
-            return record.continues  # none, or sealed when the recorder was stopped
-        try:
-            path = self.ctx.spool.find(part.id)
-        except CallrecError:
-            path = None
-        return Continues(record.call, part.id, None if path is None else str(path), part.part)
 
     # --- the background part ---------------------------------------------------
 
@@ -130,7 +129,7 @@ class CrashRecovery:
             for problem in plan.unreadable:
                 self._unreadable(problem)
             for record in plan.lost:
-                await self._lose(record, plan.survey)
+                await lose(self.ctx, record, plan.survey)
             await self._sweep(plan)
         except Exception:
             logger.exception("clean-up after a previous recorder failed")
@@ -142,37 +141,6 @@ class CrashRecovery:
             with contextlib.suppress(OSError):
                 self.ctx.live.discard(Path(problem.path))
 
-    async def _lose(self, record: LiveCall, survey: Survey) -> None:
-        """The caller hung up while no recorder ran (or Asterisk restarted)."""
-        gone = survey.boot is not None and record.pbx_boot not in (None, survey.boot)
-        removed = [] if gone else await self._remove(_ids_of(record) - {record.call}, survey)
-        continues = self._continues(record)
-        why = "Asterisk restarted" if gone else "the caller hung up"
-        logger.warning("[%s] call lost while no recorder ran (%s)", safe(record.call), why)
-        line = audit_record(
-            "call-lost-by-crash",
-            channel=record.call,
-            decision=None if record.decision is None else str(record.decision),
-            found=str(record.state),
-            recovery=str(Recovery.LOST),
-            reason=f"{why} while no recorder was running",
-            recording_id=None if continues is None else continues.recording_id,
-            path=None if continues is None else continues.path,
-            removed=removed,
-        )
-        # What the record knows of the evidence (the rest is in the recording);
-        # the pseudonym where erasure looks for it (callrec.audit_chain).
-        line["evidence"] = {
-            "uniqueid": record.call,
-            "caller": record.pseudonym,
-            "dialled": record.dialled,
-            "decision": line["decision"],
-        }
-        self.ctx.append_audit(line, {})
-        if self.ctx.live is not None:
-            with contextlib.suppress(LiveRecordError):
-                await asyncio.to_thread(self.ctx.live.remove, record.call)
-
     async def _sweep(self, plan: Plan) -> None:
         """Channels in the app no record names, then the bridges left empty."""
         survey, removed, gone = plan.survey, [], set[str]()
@@ -181,7 +149,7 @@ class CrashRecovery:
             if channel is None:
                 continue
             if _is_tap(channel):
-                removed += await self._remove([channel_id], survey)
+                removed += await remove(self.ctx.client, [channel_id], survey)
                 gone.add(channel_id)
                 continue
             action = await self._unknown(channel, survey)
@@ -193,7 +161,7 @@ class CrashRecovery:
             if bridge.id in plan.claimed or not bridge.id.startswith(OWN_BRIDGE_PREFIX):
                 continue
             if all(c in gone or c not in survey.channels for c in bridge.channels):
-                removed += await self._remove([bridge.id], survey)
+                removed += await remove(self.ctx.client, [bridge.id], survey)
         if removed:
             logger.warning("removed %d leftover(s) of a previous recorder", len(removed))
             self._audit("leftovers-removed", removed=removed)
@@ -213,36 +181,8 @@ class CrashRecovery:
             return "handed-back"
         return "failed"
 
-    async def _remove(self, ids: Iterable[str], survey: Survey) -> list[str]:
-        """Hang up the channels and destroy the bridges among ``ids`` that still exist."""
-        client, removed = self.ctx.client, []
-        ordered = sorted(ids, key=lambda i: i in survey.bridges)  # channels before bridges
-        for object_id in ordered:
-            if object_id in survey.channels:
-                step = client.hangup(object_id)
-            elif object_id in survey.bridges:
-                step = client.destroy_bridge(object_id)
-            else:
-                continue
-            try:
-                await step
-            except AriNotFound:
-                continue  # gone meanwhile (a snoop ends with its caller)
-            except (AriError, AriUnavailable) as exc:
-                logger.warning("leftover %s not removed: %s", safe(object_id), safe(str(exc), 200))
-                continue
-            removed.append(object_id)
-        return removed
-
     def _audit(self, event: str, **fields: Any) -> None:
         self.ctx.append_audit(audit_record(event, **fields), {})
-
-
-def _ids_of(record: LiveCall) -> set[str]:
-    """Every PBX object a record names."""
-    tap = record.tap.ids() if record.tap is not None else ()
-    ids = {record.call, record.destination, record.bridge, *tap}
-    return {i for i in ids if i}
 
 
 def _is_tap(channel: Channel) -> bool:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from enum import StrEnum
 
 from ari_app.context import CallContext
 from ari_app.destination import ANSWERED, DestinationLeg
@@ -36,38 +34,16 @@ from ari_app.ending import End
 from ari_app.journal import CallJournal
 from ari_app.session import CallSession
 from ari_app.states import State
-from callrec.ari.events import Bridge, Channel, StasisStart
+from callrec.ari.events import Channel, StasisStart
 from callrec.audit import audit_record
 from callrec.consent import records
 from callrec.errors import AriError, AriUnavailable, CallHangup
 from callrec.failure_policy import is_strict
 from callrec.live import Continues, LiveCall, LiveState, restore_consent
+from callrec.takeover import Recovery, Survey
 
 # Why a strict policy ends a call found before it was connected.
 NOT_CONNECTED = "recorder restarted before the call was connected"
-
-
-class Recovery(StrEnum):
-    """What a restarted recorder did with a call it found (audit ``recovery``)."""
-
-    RECORDING_CONTINUED = "recording-continued"
-    CONTINUED_UNRECORDED = "continued-unrecorded"
-    HANDED_BACK = "handed-back"
-    ENDED = "ended"
-    LOST = "lost"
-
-
-@dataclass
-class Survey:
-    """What Asterisk held when the restarted recorder looked (one snapshot)."""
-
-    channels: dict[str, Channel] = field(default_factory=dict)
-    bridges: dict[str, Bridge] = field(default_factory=dict)
-    in_app: set[str] = field(default_factory=set)
-    boot: str | None = None
-
-    def bridge_of(self, channel_id: str) -> Bridge | None:
-        return next((b for b in self.bridges.values() if channel_id in b.channels), None)
 
 
 def as_start(app: str, channel: Channel, dialled: str) -> StasisStart:

@@ -23,7 +23,8 @@ key               value
 ``app``           the Stasis application
 ``pbx_boot``      Asterisk's start time when the call was taken (a restart
                   since means the call is gone)
-``state``         ``disclosing``, ``connecting`` or ``bridged``
+``state``         ``disclosing``, ``connecting`` or ``bridged``; ``recording``
+                  for a dialplan call recorded over FastAGI
 ``started``       when the call entered Stasis (Unix seconds)
 ``pseudonym``     the caller's pseudonym (``p1:...``)
 ``dialled``       the dialled number
@@ -42,8 +43,19 @@ key               value
                   for), ``source`` (who asked), ``resume_by`` (when
                   auto-resume ends it, or null); the next recording of the
                   call starts paused (``callrec/pausing.py``)
+``frontend``      ``ari`` (the Stasis app; also when absent) or ``agi`` (a
+                  dialplan call recorded over FastAGI, ``agi/takeover.py``)
+``call_id``       the call id of its audit lines where it is not the channel
+                  id (AGI's ``CALLREC_ID``)
+``linkedid``      the call's linkedid (AGI ``/pause`` from another leg)
+``layout``        ``mixed`` or ``stereo``: its recording's channels, kept by
+                  a continuation whatever the config says then
+``on_failure``    the failure policy its recording started with
 ``updated``       when this file was written
 ================  ==========================================================
+
+The keys after ``pause`` came later within schema 1: a record without them
+is the Stasis app's, its layout and policy the config's.
 """
 
 from __future__ import annotations
@@ -58,11 +70,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from callrec.consent import ConsentTimeline, Decision
 from callrec.errors import CallrecError
 from callrec.evidence import Evidence
+from callrec.failure_policy import FailurePolicy
+from callrec.media.layout import CHANNEL_MODES, ChannelMode
 from callrec.pausing import OpenPause, PauseSource
 from callrec.spool import (
     PART_SUFFIX,
@@ -99,6 +113,14 @@ class LiveState(StrEnum):
     DISCLOSING = "disclosing"  # the caller hears the disclosure; consent is open
     CONNECTING = "connecting"  # decided; the destination is being called
     BRIDGED = "bridged"  # caller and destination talk in the call's bridge
+    RECORDING = "recording"  # a dialplan call recorded over FastAGI (its own flow)
+
+
+class Frontend(StrEnum):
+    """Which front end owns a call, so each restarted front end takes over its own."""
+
+    ARI = "ari"
+    AGI = "agi"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +199,11 @@ class LiveCall:
     recording: LivePart | None = None
     continues: Continues | None = None
     pause: OpenPause | None = None
+    frontend: Frontend = Frontend.ARI
+    call_id: str | None = None
+    linkedid: str | None = None
+    layout: ChannelMode | None = None
+    on_failure: FailurePolicy | None = None
     updated: float = 0.0
 
     def changed(self, **changes: Any) -> LiveCall:
@@ -208,6 +235,11 @@ class LiveCall:
             "recording": None,
             "continues": None if self.continues is None else self.continues.to_json(),
             "pause": None if self.pause is None else self.pause.to_json(),
+            "frontend": str(self.frontend),
+            "call_id": self.call_id,
+            "linkedid": self.linkedid,
+            "layout": self.layout,
+            "on_failure": self.on_failure,
             "updated": self.updated,
         }
         if self.recording is not None:
@@ -240,6 +272,11 @@ class LiveCall:
             recording=None if recording is None else _part(recording),
             continues=None if continues is None else _continues(continues),
             pause=None if pause is None else _pause(pause),
+            frontend=r.enum("frontend", Frontend) if "frontend" in r.data else Frontend.ARI,
+            call_id=r.opt("call_id", str),
+            linkedid=r.opt("linkedid", str),
+            layout=r.choice("layout", CHANNEL_MODES),
+            on_failure=r.choice("on_failure", get_args(FailurePolicy)),
             updated=r.opt_number("updated") or 0.0,
         )
 
@@ -277,6 +314,13 @@ class _Reader:
 
     def opt_number(self, key: str) -> float | None:
         return None if self.data.get(key) is None else float(self.number(key))
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> Any:
+        """One of ``allowed``, or None when absent."""
+        value = self.opt(key, str)
+        if value is not None and value not in allowed:
+            raise self._bad(key, f"unknown value {value[:40]!r}")
+        return value
 
     def enum(self, key: str, kind: type[StrEnum]) -> Any:
         value = self.get(key, str)
