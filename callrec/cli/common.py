@@ -156,6 +156,10 @@ def add_signer_option(parser: argparse.ArgumentParser) -> None:
 
 
 Trusted = frozenset[bytes] | None  # key ids of the --signer recorders; None: not checked
+UNPROVEN = (
+    "never sealed, so never signed: its header names a trusted recorder, which proves nothing"
+)
+ACCEPT_UNSEALED = "--accept-unsealed"
 
 
 def load_signers(paths: Sequence[str] | None) -> Trusted:
@@ -182,13 +186,20 @@ class OriginCheck:
 
 
 def check_origin(
-    origin: Origin | None, trusted: frozenset[bytes] | None, sealed: bool
+    origin: Origin | None,
+    trusted: frozenset[bytes] | None,
+    sealed: bool,
+    *,
+    accept_unsealed: bool = True,
 ) -> OriginCheck:
     """Judge ``origin`` against the ``--signer`` keys (None: not checked).
 
     A ``.crec.part`` was never sealed, so it cannot carry a signature: when
-    its header names a trusted recorder it stays TRUNCATED (exit 3) rather
-    than rejected.
+    its header names a trusted recorder, ``verify`` and ``inspect`` report it
+    TRUNCATED (exit 3) rather than rejected. But that header names whoever
+    its writer said, and anyone with a recipient's public key can write one:
+    a command that writes the audio out (``decrypt``) passes
+    ``accept_unsealed=False`` and rejects it unless the user asked for it.
     """
     from callrec.recording.origin import Signature
 
@@ -204,7 +215,11 @@ def check_origin(
         return OriginCheck(label)
     named = origin.signer is not None and origin.signer.key_id in trusted
     if state is Signature.MISSING and named and not sealed:
-        return OriginCheck(label)
+        if accept_unsealed:
+            return OriginCheck(label)
+        return OriginCheck(
+            label, f"{NOT_TRUSTED} ({UNPROVEN}; {ACCEPT_UNSEALED} writes it anyway)"
+        )
     why = {
         Signature.UNSIGNED: "the file is unsigned",
         Signature.MISSING: "it has no signature: never sealed",

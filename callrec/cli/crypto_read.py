@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from callrec import logutil
 from callrec.cli.common import (
+    ACCEPT_UNSEALED,
     EXIT_INVALID,
     EXIT_USAGE,
     ORIGIN_NOT_CHECKED,
@@ -119,6 +120,13 @@ def _register_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_signer_option(p)
     p.add_argument(
+        ACCEPT_UNSEALED,
+        action="store_true",
+        help="with --signer, also write a .crec.part whose header names a trusted recorder: "
+        "never sealed, it carries no signature, so its origin stays unproven (a crash "
+        "leaves such files; so can anyone holding a recipient's public key)",
+    )
+    p.add_argument(
         "--reason",
         type=reason_value,
         metavar="TEXT",
@@ -144,7 +152,7 @@ def _decrypt(args: argparse.Namespace) -> int:
     for i, job in enumerate(_jobs(inputs, args.output), 1):
         progress.show(i)
         try:
-            done = _decrypt_one(job, keys, args.force, trusted, args.channel)
+            done = _decrypt_one(job, keys, args.force, trusted, args.channel, args.accept_unsealed)
         except (CallrecError, OSError) as exc:
             done = _Decrypted(error_code(exc, job.item.path), "", _problem(job.item.path, exc))
         progress.clear()
@@ -260,7 +268,12 @@ def _mirrored(item: Input) -> Path:
 
 
 def _decrypt_one(
-    job: _Job, keys: list[PrivateKey], force: bool, trusted: Trusted, channel: str | None
+    job: _Job,
+    keys: list[PrivateKey],
+    force: bool,
+    trusted: Trusted,
+    channel: str | None,
+    accept_unsealed: bool = False,
 ) -> _Decrypted:
     from callrec.decode import render_file
     from callrec.recording import RecordingReader, is_sealed_name
@@ -278,7 +291,9 @@ def _decrypt_one(
                 raise CliError(f"refusing to overwrite {path} (use --force)")
     with RecordingReader(job.item.file(), keys) as reader:
         header = reader.header
-        origin = check_origin(reader.origin, trusted, is_sealed_name(src))
+        origin = check_origin(
+            reader.origin, trusted, is_sealed_name(src), accept_unsealed=accept_unsealed
+        )
         if origin.rejected:  # checked before anything is decrypted or written
             return _Decrypted(
                 EXIT_INVALID, "", f"{escape(str(src))}: {escape(origin.rejected)}; nothing written"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -164,6 +166,42 @@ def test_a_never_sealed_part_is_truncated_and_unsigned(
     rejected = run(capsys, "verify", stranger.path, "--key", keys.key, "--signer", recorder.pub)
     assert rejected.code == 4
     assert f"{NOT_TRUSTED} (the file is unsigned)" in rejected.out
+
+
+def test_decrypt_with_signer_writes_a_never_sealed_part_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: KeyPair, recorder: KeyPair
+) -> None:
+    """A .part's header may name the trusted recorder, but anyone can write that header.
+
+    Made here with only the public keys (the recorder's verify key standing in
+    for its signing key in the header), as a forger would: ``decrypt --signer``
+    writes nothing unless ``--accept-unsealed`` says the unproven origin is known.
+    """
+    trusted = VerifyKey.load(recorder.pub)
+    # Only what the header takes from a signing key: its public half.
+    claims = cast(SigningKey, SimpleNamespace(public_key=lambda: trusted))
+    forged = RecordingWriter.create(
+        tmp_path, [PublicKey.load(keys.pub)], codec=Codec.ULAW, sample_rate=8000, signer=claims
+    )
+    forged.write_metadata({"type": "consent", "decision": "implied"})
+    forged.write_audio(ulaw_encode(speech_like(8000, 1.0)))
+    forged.abort()  # left as a .crec.part, as a crash would leave it
+    out = tmp_path / "out.wav"
+    argv = ("decrypt", forged.path, "--key", keys.key, "--signer", recorder.pub, "-o", out)
+    refused = run(capsys, *argv)
+    assert refused.code == 4
+    assert f"{forged.path}: {NOT_TRUSTED} (never sealed, so never signed" in refused.err
+    assert "--accept-unsealed writes it anyway); nothing written" in refused.err
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+    accepted = run(capsys, *argv, "--accept-unsealed")
+    assert accepted.code == 3  # truncated: its origin unproven, its audio as verified
+    assert out.exists()
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert (meta["verdict"], meta["signature"]) == ("truncated", "missing")
+    # verify only reports: the same file stays truncated there, no output written.
+    verified = run(capsys, "verify", forged.path, "--key", keys.key, "--signer", recorder.pub)
+    assert verified.code == 3
 
 
 def test_decrypt_with_signer_writes_nothing_for_an_untrusted_file(
