@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from callrec.clock import Clock
+from callrec.errors import CallrecError
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class Pausable(Protocol):
     error: Exception | None
 
     def pause(self, at: float, source: str | None = None) -> None: ...
+
+    def fail(self, exc: Exception) -> None: ...
 
     def resume(self, at: float, source: str | None = None) -> None: ...
 
@@ -172,12 +175,16 @@ class PauseGate:
 
     def release(self) -> None:
         """Write what was held, in order, and write through again."""
-        held = self._end_hold()
+        held = self._end_hold()  # written through from now, even if one write fails
         for item in held:
             if isinstance(item, int):
                 self._writer.write_gap(item)
             else:
                 self._writer.write_audio(item)
+
+    def drop(self) -> None:
+        """Forget what was held (the recording is over, or paused from the hold's start)."""
+        self._end_hold()
 
     def write_pause(self, at: float, source: str | None = None) -> None:
         self._end_hold()  # what was heard since the code's first digit is dropped
@@ -278,9 +285,31 @@ class PauseControl:
         return True
 
     def release(self) -> None:
-        """The code was not completed: what was held goes into the recording."""
-        if self._gate is not None and self.holding:
-            self._gate.release()
+        """The code was not completed: what was held goes into the recording.
+
+        Never raises for the writer: audio the writer refuses (the length
+        limit, a full disk) ends the recording through the RTP side's failure
+        path, as a refused packet does; a recording already over drops it.
+        """
+        gate, stream = self._gate, self._stream
+        if gate is None or not self.holding:
+            return
+        if stream is not None and stream.error is not None:
+            gate.drop()
+            return
+        try:
+            gate.release()
+        except (CallrecError, OSError) as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        """The writer refused a mark or held audio: the RTP side fails as if a packet
+        had been refused (the recording stops, its owner is told once)."""
+        stream = self._stream
+        if stream is None:
+            raise exc
+        if stream.error is None:
+            stream.fail(exc)
 
     def pause(
         self,
@@ -301,8 +330,11 @@ class PauseControl:
         start = gate.held_since
         if start is None:
             start = self._clock.wall() if at is None else at
-        stream.pause(start, source)  # flushes into the gate, which drops a hold
-        if not stream.paused:  # the writer failed meanwhile
+        try:
+            stream.pause(start, source)  # flushes into the gate, which drops a hold
+        except (CallrecError, OSError) as exc:
+            self._failed(exc)
+        if not stream.paused or stream.error is not None:  # the writer failed
             self.release()
             return False
         if auto_resume > 0:
@@ -313,14 +345,20 @@ class PauseControl:
         return True
 
     def resume(self, source: PauseSource, at: float | None = None) -> bool:
-        """Record again; False when not paused."""
+        """Record again; False when not paused, or when the writer refuses the resume
+        (a pause whose silence would pass the length limit): the recording then
+        ends paused, through the RTP side's failure path."""
         live = self._live()
         if live is None or not self.paused:
             return False
         _, stream = live
         end = self._clock.wall() if at is None else at
         last = self.current
-        stream.resume(end, source)
+        try:
+            stream.resume(end, source)
+        except (CallrecError, OSError) as exc:
+            self._failed(exc)
+            return False
         if last is not None:
             last.end, last.resumed_by = end, source
         self._tell(None)
@@ -337,9 +375,15 @@ class PauseControl:
             changed(pause)
 
     def close(self) -> None:
-        """Before sealing: a hold still open is released (its code never completed)."""
-        self.release()
-        self._closed = True
+        """Before sealing: a hold still open is released (its code never completed).
+
+        Never raises for the writer (:meth:`release`): held audio refused at
+        the limit is lost, and the recording still seals.
+        """
+        try:
+            self.release()
+        finally:
+            self._closed = True
 
     def records(self, until: float) -> list[dict[str, Any]]:
         """Every pause, for the closing summary (an open one lasts ``until``)."""

@@ -186,14 +186,19 @@ class RtpStream:
         self._buffer.gap = _discard
 
     def resume(self, at: float, source: str | None = None) -> None:
-        """Record again after :meth:`pause`: write a resume frame."""
+        """Record again after :meth:`pause`: write a resume frame.
+
+        The frame first: a writer that refuses it (a pause whose silence would
+        pass the length limit) raises with the stream still paused, as the
+        file ends; the caller fails the stream (:class:`callrec.pausing.PauseControl`).
+        """
         if not self._paused or self.error is not None:
             return
-        self._buffer.flush()
+        self._buffer.flush()  # what waited while paused is counted, not written
+        self.writer.write_resume(at, source)
         self._buffer.audio = self._out.add
         self._buffer.gap = self._out.gap
         self._paused = False
-        self.writer.write_resume(at, source)
 
     def _count_paused(self, _: bytes) -> None:
         self._paused_packets += 1
