@@ -49,7 +49,7 @@ from callrec.failure_policy import is_strict
 from callrec.live import LiveState
 from callrec.logutil import CallLogAdapter, mask_number, safe
 from callrec.prompts.names import PromptRef
-from callrec.tap import RecordingTap, TapResult, new_id
+from callrec.tap import RecordingTap, TapResult, ends_recording, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -219,16 +219,15 @@ class CallSession:
             self.end(End.DESTINATION_HANGUP)
 
     def _recording_broke(self, reason: str) -> None:
-        """The recording failed mid-call (writer failed, media stream lost):
-        best-effort talks on, strict ends the call and the teardown seals."""
+        """The recording failed mid-call (writer failed, media stream lost): strict ends
+        the call; best-effort talks on, and a failed writer's recording is sealed now."""
         self.failure = reason
         policy = self.ctx.config.recording.on_failure
         self.log.error("recording failed mid-call (%s): %s", policy, safe(reason, 200))
-        # The tap's rule (ends_recording) applies inside it: a broken writer
-        # has ended the recording, a lost stream stays open. Here only the
-        # call is decided: strict does not talk on unrecorded.
         if is_strict(policy):
             self.end(End.RECORDING_UNAVAILABLE)
+        elif ends_recording(reason, policy) and self.tap is not None:
+            self.tap.end_now()
 
     # --- the flow -------------------------------------------------------------
 

@@ -35,7 +35,6 @@ from callrec.crypto.keys import PublicKey
 from callrec.crypto.signing import SigningKey
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.evidence import Evidence
-from callrec.failure_policy import is_strict
 from callrec.live import TapIds
 from callrec.logutil import safe
 from callrec.media.codecs import MEDIA_FORMATS, Codec
@@ -47,15 +46,11 @@ from callrec.pausing import PauseControl, PauseSource
 from callrec.recording import RecordingWriter
 from callrec.spool import Spool
 from callrec.tap_media import SnoopLeg
-from callrec.tap_result import TapResult
+from callrec.tap_result import TapResult, closing_summary
 from callrec.tap_watchdog import MEDIA_LOST as MEDIA_LOST  # re-exported for the front ends
 from callrec.tap_watchdog import MEDIA_TIMEOUT as MEDIA_TIMEOUT
-from callrec.tap_watchdog import (
-    MediaChange,
-    MediaWatchdog,
-    is_media_loss,
-    side_name,
-)
+from callrec.tap_watchdog import MediaChange, MediaWatchdog, side_name
+from callrec.tap_watchdog import ends_recording as ends_recording
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +65,6 @@ CLEANUP_TIMEOUT = 0.5
 
 # The end reason of a tap whose start failed (the evidence is sealed, no audio).
 RECORDING_FAILED = "recording-failed"
-
-
-def ends_recording(reason: str, on_failure: str) -> bool:
-    """The mid-call failure rule shared by both front ends.
-
-    Lost media (every stream, or one side of a stereo tap) keeps a
-    best-effort recording open (the audio may come back after a gap: the tap
-    marked the loss); any other failure (the writer broke, disk full), or a
-    strict policy, ends the recording.
-    """
-    return not is_media_loss(reason) or is_strict(on_failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +108,9 @@ class RecordingTap:
     reported once; a ``media-lost`` metadata frame marks every loss (naming
     the side, if one) and the recording stays open, so audio that comes back
     is recorded after a gap, or, for one side, after silence on its channel.
+    A failed writer ends the recording: its error text is the closing
+    summary's ``failure``, and the owner seals it (:meth:`stop`, or
+    :meth:`end_now` while the call goes on).
     With ``signer`` (the recorder's signing key) the sealed recording is signed.
     """
 
@@ -164,6 +151,8 @@ class RecordingTap:
         self._created_at = 0.0
         self._codec, self._rate = media_format.codec, media_format.sample_rate
         self._stopped = False
+        self._ending: asyncio.Future[TapResult | None] | None = None  # end_now's seal
+        self._failure: str | None = None  # the writer's error, once it failed
         self.started_at: float | None = None
         self._watchdog: MediaWatchdog | None = None
         self._reported: set[str] = set()  # media losses the owner was told of
@@ -343,8 +332,12 @@ class RecordingTap:
         return self.pauses.paused
 
     def _stream_failed(self, stream: RtpStream | StereoStream, exc: Exception) -> None:
-        # The writer failed mid-call (disk full): the recording is over, the
-        # owner applies its failure policy to the call.
+        # The writer failed mid-call (disk full, the length limit): the
+        # recording is over, the file will say why, and the owner (told
+        # once) applies its failure policy to the call.
+        if self._failure is not None:
+            return
+        self._failure = str(exc)
         if self._on_failure is not None:
             self._on_failure(f"recording stopped: {exc}")
 
@@ -394,17 +387,37 @@ class RecordingTap:
             return False
         return True
 
+    def end_now(self, reason: str = RECORDING_FAILED) -> None:
+        """End the recording while the call goes on (its writer failed, best-effort).
+
+        Sealed at once in the background, not at the hang-up, which a stuck
+        channel may never bring: until then the file would stay an unsealed
+        ``.crec.part``. A later :meth:`stop` waits for this seal and returns it.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self._ending = asyncio.ensure_future(self._finish(reason, {}, pbx_alive=True))
+
     async def stop(
         self, reason: str, summary: Mapping[str, Any] | None = None, *, pbx_alive: bool = True
     ) -> TapResult | None:
         """Remove the PBX side, drain the stream and seal the recording.
 
-        Idempotent; returns None when nothing was recorded (no writer).
+        Idempotent; returns None when nothing was recorded (no writer), or
+        when stopped already (after :meth:`end_now`: what that sealed).
         ``pbx_alive=False`` skips the REST clean-up after a PBX restart.
         """
+        if self._ending is not None:
+            return await asyncio.shield(self._ending)
         if self._stopped:
             return None
         self._stopped = True
+        return await self._finish(reason, summary or {}, pbx_alive=pbx_alive)
+
+    async def _finish(
+        self, reason: str, summary: Mapping[str, Any], *, pbx_alive: bool
+    ) -> TapResult | None:
         if self._watchdog is not None:
             self._watchdog.stop()
         ended = self._clock.wall()
@@ -414,7 +427,7 @@ class RecordingTap:
             await self._remove_pbx_objects()
         for leg in self.legs:
             leg.forget(self._router)
-        return await self._seal(reason, summary or {}, ended)
+        return await self._seal(reason, summary, ended)
 
     async def abandon(self, failure: str, end: str = RECORDING_FAILED) -> TapResult | None:
         """After a failed :meth:`start`: remove whatever it created and seal a
@@ -440,18 +453,13 @@ class RecordingTap:
             stats = (await self._recorder.close_stream(stream)).as_dict()
             if isinstance(stream, StereoStream):
                 layout["sides"] = stream.side_stats()
-        self.pauses.close()  # after the last audio, before the summary
-        record = {
-            "type": "summary",
-            "reason": reason,
-            "recording_started": self.started_at,
-            "recording_ended": ended,
-            "recorded_seconds": None if self.started_at is None else ended - self.started_at,
-            "packets": stats,
-            "pauses": self.pauses.records(ended),
-            **layout,
-            **summary,
-        }
+        # After the last audio, before the summary; held audio the writer
+        # refuses fails the stream (self._failure) and never the seal.
+        self.pauses.close()
+        record = closing_summary(
+            reason, self.started_at, ended, stats, self.pauses.records(ended), self._failure
+        )
+        record.update(layout, **summary)
         try:
             writer.write_metadata(record)
             final = self._spool.final_path(writer.recording_id, self._created_at)

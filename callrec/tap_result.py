@@ -80,6 +80,34 @@ class TapResult:
         return fields
 
 
+def closing_summary(
+    reason: str,
+    started: float | None,
+    ended: float,
+    packets: Mapping[str, Any],
+    pauses: list[dict[str, Any]],
+    failure: str | None = None,
+) -> dict[str, Any]:
+    """A recording's last metadata record (docs/FORMAT.md "Closing summary").
+
+    ``failure``: the writer's error when the recording ended because its
+    writer failed (a full disk, the length limit), so the file itself says
+    why it ended early; absent otherwise.
+    """
+    record: dict[str, Any] = {
+        "type": "summary",
+        "reason": reason,
+        "recording_started": started,
+        "recording_ended": ended,
+        "recorded_seconds": None if started is None else ended - started,
+        "packets": packets,
+        "pauses": pauses,
+    }
+    if failure is not None:
+        record["failure"] = failure
+    return record
+
+
 # RtpStats field -> audit schema name (callrec/audit.py "packets").
 _PACKET_NAMES = (
     ("packets", "received"),

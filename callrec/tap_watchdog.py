@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from callrec.failure_policy import is_strict
 from callrec.media.layout import Side
 from callrec.media.rtp_stream import RtpStream
 from callrec.media.stereo import StereoStream
@@ -53,6 +54,18 @@ MEDIA_LOSSES = frozenset({MEDIA_LOST, *(media_lost_on(side) for side in Side)})
 def is_media_loss(reason: str) -> bool:
     """Whether a mid-call failure is lost media (of every stream or of one side)."""
     return reason in MEDIA_LOSSES
+
+
+def ends_recording(reason: str, on_failure: str) -> bool:
+    """The mid-call failure rule shared by both front ends (re-exported by callrec.tap).
+
+    Lost media (every stream, or one side of a stereo tap) keeps a
+    best-effort recording open (the audio may come back after a gap: the tap
+    marked the loss); any other failure (the writer broke, disk full, the
+    length limit), or a strict policy, ends the recording, and it is sealed
+    at once (:meth:`callrec.tap.RecordingTap.end_now`).
+    """
+    return not is_media_loss(reason) or is_strict(on_failure)
 
 
 @dataclass(frozen=True, slots=True)
