@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from agi.gate import ERROR_VARIABLE, AgiConsent, ConsentLedger
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
 from agi.recording import SWEEP_INTERVAL, AgiRecordings, CoreProvider, CoreServices
+from agi.takeover import AgiTakeOver
 from callrec.config import AgiConfig, Config
 from callrec.consent import records
 from callrec.errors import (
@@ -33,7 +34,9 @@ from callrec.errors import (
     CallrecError,
     RecordingUnavailable,
 )
+from callrec.live import LiveCall
 from callrec.logutil import CallLogAdapter, safe
+from callrec.takeover import Survey
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +181,7 @@ class AgiService:
             self.route, config.agi.host, config.agi.port, read_timeout=config.agi.read_timeout
         )
         self._consent: AgiConsent | None = None
+        self._takeover = AgiTakeOver(self.recordings, self.ledger)
 
     @property
     def port(self) -> int:
@@ -210,6 +214,14 @@ class AgiService:
         core = self._core()
         if core is not None and self._consent is not None:
             self._consent = self._gate(core)
+
+    def take_over(self, survey: Survey, records: Sequence[LiveCall]) -> None:
+        """The recordings a crashed predecessor left (:mod:`agi.takeover`): record
+        the rest of each call still up; called by the Stasis app's recovery on
+        its first connection, with its one snapshot of Asterisk."""
+        core = self._core()
+        if core is not None:
+            self._takeover.start(core, survey, records)
 
     async def stop(self) -> None:
         """Stop taking AGI sessions, then seal every recording started over AGI."""

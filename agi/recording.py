@@ -19,6 +19,12 @@ recording is written at sealing time.
 ``/stop``, ``/pause`` and ``/resume`` find the recording by the channel's
 uniqueid or, when run on another leg of the call (an agent's feature code),
 by its linkedid.
+
+Each recording keeps a live record (:mod:`callrec.live`, ``frontend: agi``)
+from before its tap is requested until it is sealed: a ``callrec serve``
+killed mid-call leaves it, and the next one takes the call over
+(:mod:`agi.takeover`). SIGTERM keeps it too, naming the sealed recording, so
+a restart records the rest of the call.
 """
 
 from __future__ import annotations
@@ -39,9 +45,13 @@ from callrec.audit import audit_record
 from callrec.clock import Clock
 from callrec.consent import records
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
-from callrec.failure_policy import BEST_EFFORT, is_strict
+from callrec.failure_policy import BEST_EFFORT, FailurePolicy, is_strict
+from callrec.live import Frontend, LiveCall, LiveState, LiveStore, consent_of
+from callrec.live_journal import LiveJournal
 from callrec.logutil import CallLogAdapter, safe
+from callrec.media.layout import ChannelMode
 from callrec.pausing import PauseSource
+from callrec.spool import Spool
 from callrec.tap import (
     RECORDING_FAILED,
     LogLike,
@@ -74,7 +84,21 @@ class CoreServices(Protocol):
     @property
     def clock(self) -> Clock: ...
 
-    def new_tap(self, log: LogLike, on_failure: Callable[[str], None]) -> RecordingTap: ...
+    @property
+    def app(self) -> str: ...
+
+    @property
+    def spool(self) -> Spool: ...
+
+    @property
+    def live(self) -> LiveStore | None: ...
+
+    @property
+    def pbx_boot(self) -> str | None: ...
+
+    def new_tap(
+        self, log: LogLike, on_failure: Callable[[str], None], *, layout: ChannelMode | None = None
+    ) -> RecordingTap: ...
 
     def append_audit(self, record: dict[str, Any], personal: dict[str, str]) -> None: ...
 
@@ -87,11 +111,14 @@ class ActiveRecording:
     consent: ConsentRecord
     tap: RecordingTap
     log: CallLogAdapter
+    journal: LiveJournal
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: asyncio.Task[None] | None = None
     result: TapResult | None = None
     reason: str = ""
-    policy: str = BEST_EFFORT  # recording.on_failure when it started
+    policy: FailurePolicy = BEST_EFFORT  # recording.on_failure when it started
+    # A continuation's: the audit lines' ``continues`` and ``recovery``.
+    audit_extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uniqueid(self) -> str:
@@ -112,7 +139,7 @@ class AgiRecordings:
         core: CoreProvider,
         ledger: ConsentLedger,
         *,
-        on_failure: str = BEST_EFFORT,
+        on_failure: FailurePolicy = BEST_EFFORT,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._core = core
@@ -153,13 +180,23 @@ class AgiRecordings:
             await self._unavailable(agi)
             return False
         try:
-            recording_id = await self._start(core, consent, log)
+            active = await self._start(core, consent, log)
         except RecordingUnavailable as exc:
             log.error("recording unavailable: %s", safe(str(exc), 200))
             await self._unavailable(agi)
             return True  # the failure line is written
-        await agi.set_variable_quietly(RECORDING_VARIABLE, recording_id)
+        await agi.set_variable_quietly(RECORDING_VARIABLE, active.tap.recording_id or "")
         return True
+
+    async def continue_recording(
+        self, core: CoreServices, consent: ConsentRecord, log: CallLogAdapter, record: LiveCall
+    ) -> ActiveRecording:
+        """Record the rest of a call a crashed predecessor was recording
+        (:mod:`agi.takeover`): a continuation of ``record``'s recording.
+        :class:`RecordingUnavailable` when it cannot start (audited)."""
+        if self._closing:
+            raise RecordingUnavailable("callrec serve is stopping")
+        return await self._start(core, consent, log, record)
 
     async def _unavailable(self, agi: AgiCommands) -> None:
         """recording.on_failure: strict refuses the call, best-effort lets it go on."""
@@ -214,9 +251,24 @@ class AgiRecordings:
 
     # --- internals ----------------------------------------------------------
 
-    async def _start(self, core: CoreServices, consent: ConsentRecord, log: CallLogAdapter) -> str:
-        tap = core.new_tap(log, lambda reason: self._tap_failed(consent.uniqueid, reason))
-        active = ActiveRecording(consent, tap, log, policy=self.on_failure)
+    async def _start(
+        self,
+        core: CoreServices,
+        consent: ConsentRecord,
+        log: CallLogAdapter,
+        resumed: LiveCall | None = None,
+    ) -> ActiveRecording:
+        """Start the tap (a continuation of ``resumed``, a crashed predecessor's
+        record) with its live record written before anything is requested."""
+        layout = None if resumed is None else resumed.layout
+        tap = core.new_tap(
+            log, lambda reason: self._tap_failed(consent.uniqueid, reason), layout=layout
+        )
+        record = resumed or _new_record(core, consent, self.on_failure)
+        journal = LiveJournal(core.live, core.clock, record, log)
+        active = ActiveRecording(
+            consent, tap, log, journal, policy=record.on_failure or BEST_EFFORT
+        )
 
         def on_snoop_event(event: Event) -> None:
             if event.type in ("StasisEnd", "ChannelDestroyed"):
@@ -226,8 +278,14 @@ class AgiRecordings:
         # setting up (a call hung up at once).
         core.router.subscribe(tap.snoop_id, on_snoop_event)
         self._active[consent.uniqueid] = active
+        journal.follow_pauses(tap.pauses)  # a pause outlives a crash
         try:
-            recording_id = await tap.start(consent.uniqueid, consent.evidence, consent.call_id)
+            await journal.save(tap=tap.ids)
+            continues = journal.continues
+            recording_id = await tap.start(
+                consent.uniqueid, consent.evidence, consent.call_id, continues=continues
+            )
+            await journal.recording_started(recording_id, tap.started_at or 0.0, layout=tap.mode)
         except CallrecError as exc:
             reason = safe(str(exc), 200)
             await self._abandon(core, active, on_snoop_event, RECORDING_FAILED, reason)
@@ -238,10 +296,12 @@ class AgiRecordings:
             # Shutdown while setting up: nothing may stay behind on the PBX.
             await self._abandon(core, active, on_snoop_event, "shutdown", "shutdown")
             raise
+        if continues is not None:
+            active.audit_extra["continues"] = continues
         active.watcher = asyncio.create_task(self._watch(core, active, on_snoop_event))
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep(core))
-        return recording_id
+        return active
 
     def _tap_failed(self, uniqueid: str, reason: str) -> None:
         """The recording failed mid-call; the call itself goes on in the dialplan.
@@ -259,7 +319,7 @@ class AgiRecordings:
             return
         core = self._core()
         if core is not None and is_media_loss(reason):
-            _audit(core, active.consent, None, "failure", reason)
+            _audit(core, active.consent, None, "failure", reason, active.audit_extra)
 
     async def _abandon(
         self,
@@ -276,7 +336,8 @@ class AgiRecordings:
         result = None
         with contextlib.suppress(CallrecError):
             result = await active.tap.abandon(reason, end)
-        _audit(core, active.consent, result, "failure", reason)
+        await active.journal.close(keep=False, result=result)
+        _audit(core, active.consent, result, "failure", reason, active.audit_extra)
 
     async def _sweep(self, core: CoreServices) -> None:
         """Seal recordings whose snoop vanished without a StasisEnd reaching us.
@@ -309,6 +370,8 @@ class AgiRecordings:
             active.log.error("recording could not be sealed: %s", safe(str(exc), 200))
         finally:
             self._active.pop(active.uniqueid, None)
+        # Stopping the recorder leaves the call talking: the next start records the rest.
+        await active.journal.close(keep=reason == "shutdown", result=active.result)
         self._audit_sealed(core, active, reason)
 
     async def _find(self, agi: AgiCommands, env: AgiEnvironment) -> ActiveRecording | None:
@@ -328,7 +391,27 @@ class AgiRecordings:
 
     def _audit_sealed(self, core: CoreServices, active: ActiveRecording, reason: str) -> None:
         event = "call" if active.result is not None and reason != RECORDING_FAILED else "failure"
-        _audit(core, active.consent, active.result, event, reason)
+        _audit(core, active.consent, active.result, event, reason, active.audit_extra)
+
+
+def _new_record(core: CoreServices, consent: ConsentRecord, on_failure: FailurePolicy) -> LiveCall:
+    """The live record of a recording about to start (nothing written yet)."""
+    evidence = consent.evidence
+    return LiveCall(
+        call=consent.uniqueid,
+        app=core.app,
+        state=LiveState.RECORDING,
+        started=core.clock.wall(),
+        pseudonym=evidence.caller_pseudonym,
+        dialled=evidence.dialled,
+        pbx_boot=core.pbx_boot,
+        decision=consent.decision,
+        consent=consent_of(evidence),
+        frontend=Frontend.AGI,
+        call_id=consent.call_id,
+        linkedid=evidence.linkedid,
+        on_failure=on_failure,
+    )
 
 
 def _audit(
@@ -337,10 +420,11 @@ def _audit(
     result: TapResult | None,
     event: str,
     reason: str,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """One audit line for a recording: sealed, stopped, or failed (with what was sealed)."""
     evidence = consent.evidence
-    fields: dict[str, Any] = {"call_id": consent.call_id, "stage": "recording"}
+    fields: dict[str, Any] = {"call_id": consent.call_id, "stage": "recording", **(extra or {})}
     if result is not None:
         fields.update(result.audit_fields(evidence))
         event, outcome = result.audit_outcome(event, reason)

@@ -7,6 +7,7 @@ never replace it; the app builds it at start-up and tears it down at exit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import weakref
@@ -25,6 +26,7 @@ from callrec.crypto.keys import PublicKey
 from callrec.errors import CallrecError, RecordingUnavailable
 from callrec.live import LiveStore
 from callrec.logutil import safe
+from callrec.media.layout import ChannelMode
 from callrec.media.recorder import MediaRecorder
 from callrec.spool import Spool
 from callrec.tap import MEDIA_TIMEOUT, LogLike, RecordingTap, TapSettings
@@ -80,15 +82,21 @@ class CallContext:
             channel_numbers=rec.channel_numbers,
         )
 
-    def new_tap(self, log: LogLike, on_failure: Callable[[str], None]) -> RecordingTap:
-        """A recording tap on this app's PBX, recorder, spool and keys."""
+    def new_tap(
+        self, log: LogLike, on_failure: Callable[[str], None], *, layout: ChannelMode | None = None
+    ) -> RecordingTap:
+        """A recording tap on this app's PBX, recorder, spool and keys; ``layout``
+        mixed or stereo whatever the number (a continuation keeps its call's)."""
+        settings = self.tap_settings
+        if layout is not None:
+            settings = dataclasses.replace(settings, channels=layout, channel_numbers={})
         tap = RecordingTap(
             self.client,
             self.router,
             self.recorder,
             self.spool,
             self.recipients,
-            self.tap_settings,
+            settings,
             clock=self.clock,
             log=log,
             on_failure=on_failure,

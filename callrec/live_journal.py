@@ -81,10 +81,11 @@ class LiveJournal:
         self.call = self.call.changed(updated=self._clock.wall(), **changes)
         await self._write()
 
-    async def recording_started(self, recording_id: str, started: float) -> None:
+    async def recording_started(self, recording_id: str, started: float, **changes: Any) -> None:
+        """A recording started (its part number follows the one it continues)."""
         previous = self.call.continues
         part = 1 if previous is None else previous.part + 1
-        await self.save(recording=LivePart(recording_id, part, started))
+        await self.save(recording=LivePart(recording_id, part, started), **changes)
 
     async def close(self, *, keep: bool, result: TapResult | None) -> None:
         """The call ended: forget it, or (``keep``: the recorder stops, the call
