@@ -109,7 +109,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from callrec.audit_chain import CHAIN_SCHEMA, Head, chain_line, head_of
+from callrec.audit_chain import CHAIN_SCHEMA, Head, chain_line, decode_line, head_of
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.crypto.envelope import open_sealed, seal_for
 from callrec.crypto.keys import PrivateKey, PublicKey
@@ -254,14 +254,13 @@ class AuditLog:
 
     def _write(self, line: dict[str, Any]) -> None:
         try:
-            fd = self._open()
+            fd = lock_current(self.path, self._open)  # released by close(): one line at a time
         except OSError as exc:
             raise AuditError(str(self.path), spool_error(self.path, exc).message) from None
         try:
             mode = os.fstat(fd).st_mode
             if stat.S_ISREG(mode) and mode & 0o077:
                 os.fchmod(fd, 0o600)  # an admin-created file must not stay readable by others
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released by close(): one line at a time
             head, torn = _tail(fd) if stat.S_ISREG(mode) else (Head(), False)
             data = encode_line(chain_line(line, head, self.signer))
             write_all(fd, b"\n" + data if torn else data)  # never glued to a torn line
@@ -282,12 +281,42 @@ class AuditLog:
             return os.open(self.path, flags, 0o600)
 
 
+def lock_current(path: Path, opener: Callable[[], int]) -> int:
+    """A descriptor ``opener`` opened, locked exclusively, of the file that is *now* at ``path``.
+
+    An erasure replaces the log (a new file renamed over it) while holding
+    the old one's lock; a writer that opened the old file before and waited
+    for that lock must not append to a file nobody will read again, nor chain
+    onto a head the new file has moved past: it opens the path again.
+    """
+    while True:
+        fd = opener()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _still_at(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    opened = os.fstat(fd)
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (now.st_dev, now.st_ino)
+
+
 def _tail(fd: int) -> tuple[Head, bool]:
     """The chain head the log ends with, and whether it ends inside a torn line.
 
     Reads back from the end until a whole line parses: a torn last line (a
-    crash mid-write) is stepped over; a schema-1 line means the chain starts
-    now. Only a damaged end costs more than one small read.
+    crash mid-write), or one callrec cannot have written (NaN, nested too
+    deeply), is stepped over; a schema-1 line means the chain starts now.
+    Only a damaged end costs more than one small read.
     """
     size = os.fstat(fd).st_size
     if size == 0:
@@ -308,10 +337,9 @@ def _tail(fd: int) -> tuple[Head, bool]:
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(raw) if raw.strip() else None
+        return decode_line(raw) if raw.strip() else None
     except ValueError:
         return None
-    return value if isinstance(value, dict) else None
 
 
 def read_audit(path: Path) -> Iterator[dict[str, Any]]:
@@ -328,11 +356,11 @@ def _parse(path: str, lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
-        except ValueError:
+            obj = decode_line(raw)
+        except json.JSONDecodeError:
             raise AuditError(path, f"line {number}: not valid JSON") from None
-        if not isinstance(obj, dict):
-            raise AuditError(path, f"line {number}: not a JSON object")
+        except ValueError as exc:
+            raise AuditError(path, f"line {number}: {exc}") from None
         yield obj
 
 
