@@ -127,6 +127,11 @@ class AccessLog:
     def signed(self) -> bool:
         return self._log.signer is not None
 
+    @property
+    def signer(self) -> SigningKey | None:
+        """The recorder's key the lines are signed with (an erasure attests with it too)."""
+        return self._log.signer
+
     def record(
         self,
         action: Action,

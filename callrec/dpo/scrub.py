@@ -3,15 +3,20 @@
 The chain commits to a salted hash of a line's personal fields, never to the
 fields (:mod:`callrec.audit_chain`): removing ``personal_sealed``,
 ``evidence.caller`` and ``personal_salt`` leaves every ``prev``, every
-signature and ``personal_digest`` as they were, and ``callrec audit verify``
-counts the line as erased. Nothing else of a line changes, and the other
+signature and ``personal_digest`` as they were. Each erased line gains an
+attestation (outside the digest, :func:`callrec.audit_chain.attest_erasure`)
+naming the erasure order, signed with the recorder's key: ``callrec audit
+verify`` counts the line as erased, and names a line whose fields someone
+stripped without one. Nothing else of a line changes, and the other
 lines are copied byte for byte.
 
 The file is rewritten whole into a temporary file beside it, fsynced and
-renamed over it, under the same ``flock`` the writers take, so a crash
+renamed over it while holding the ``flock`` the writers take, so a crash
 leaves the old log or the new one, never a mix. A writer that opened the old
-file just before the rename and was waiting for the lock would append to the
-replaced file: its line is moved over to the new one afterwards.
+file before the rename and waited for the lock finds, once it has it, that
+the path names another file, and opens it again
+(:func:`callrec.audit.lock_current`): its line goes to the new log, chained
+after the last line there.
 
 Copies rotated away from the log (logrotate's ``audit.jsonl.1``,
 ``audit.jsonl-20261207``, either of them ``.gz``) hold the same personal
@@ -22,50 +27,63 @@ ones stay compressed). Nothing appends to them, so they need no lock.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import io
-import json
 import os
 import re
 import secrets
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callrec.audit import AuditError, encode_line
-from callrec.audit_chain import PERSONAL_PATHS
-from callrec.spool import os_reason, write_all
+from callrec.audit import AuditError, encode_line, lock_current
+from callrec.audit_chain import PERSONAL_PATHS, attest_erasure, decode_line
+from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
+from callrec.crypto.signing import SigningKey
+from callrec.spool import os_reason
 
-_STRAGGLER_CHECKS = 3
-_STRAGGLER_WAIT = 0.05
+
+@dataclass(frozen=True)
+class _Erasure:
+    """Whose lines to erase, and what each erased line is attested with."""
+
+    pseudonym: str
+    order: str | None
+    time: str
+    signer: SigningKey | None
 
 
-def scrub_audit_log(path: Path, pseudonym: str) -> int:
+def scrub_audit_log(
+    path: Path,
+    pseudonym: str,
+    *,
+    order: str | None = None,
+    signer: SigningKey | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> int:
     """Erase the personal fields of ``pseudonym``'s lines in the log at ``path``.
 
-    Returns how many lines were changed (0: the file is left untouched).
-    Raises :class:`callrec.audit.AuditError` when it cannot be read or replaced.
+    Each erased line is attested with the erasure ``order``'s id, signed
+    with ``signer`` (the recorder's key; without it ``audit verify
+    --signer`` names the line). Returns how many lines were changed (0: the
+    file is left untouched). Raises :class:`callrec.audit.AuditError` when it
+    cannot be read or replaced.
     """
     path = Path(path)
+    erasure = _Erasure(pseudonym, order, iso_utc(clock.wall()), signer)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = lock_current(path, lambda: os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC))
     except FileNotFoundError:
         return 0
     except OSError as exc:
         raise AuditError(str(path), os_reason(exc)) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        changed, size = _rewrite(fd, path, pseudonym)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        if changed:
-            _move_stragglers(fd, size, path)
+        return _rewrite(fd, path, erasure)  # renamed over it before the lock is let go
     except OSError as exc:
         raise AuditError(str(path), os_reason(exc)) from None
     finally:
         os.close(fd)
-    return changed
 
 
 def rotated_logs(path: Path) -> list[Path]:
@@ -86,8 +104,16 @@ def rotated_logs(path: Path) -> list[Path]:
     return [p for p in names if not p.is_symlink() and p.is_file()]
 
 
-def scrub_rotated_logs(path: Path, pseudonym: str) -> int:
+def scrub_rotated_logs(
+    path: Path,
+    pseudonym: str,
+    *,
+    order: str | None = None,
+    signer: SigningKey | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> int:
     """:func:`scrub_audit_log` for each of :func:`rotated_logs`; the lines changed in all."""
+    erasure = _Erasure(pseudonym, order, iso_utc(clock.wall()), signer)
     changed = 0
     for rotated in rotated_logs(path):
         try:
@@ -97,7 +123,7 @@ def scrub_rotated_logs(path: Path, pseudonym: str) -> int:
         except OSError as exc:
             raise AuditError(str(rotated), os_reason(exc)) from None
         try:
-            changed += _rewrite(fd, rotated, pseudonym, compressed=rotated.suffix == ".gz")[0]
+            changed += _rewrite(fd, rotated, erasure, compressed=rotated.suffix == ".gz")
         except (gzip.BadGzipFile, EOFError) as exc:  # before OSError: BadGzipFile is one
             raise AuditError(str(rotated), f"not gzip data ({exc})") from None
         except OSError as exc:
@@ -118,10 +144,10 @@ def erase_personal(line: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def _rewrite(fd: int, path: Path, pseudonym: str, *, compressed: bool = False) -> tuple[int, int]:
-    """Write the scrubbed copy and rename it over ``path``; (lines changed, bytes read)."""
+def _rewrite(fd: int, path: Path, erasure: _Erasure, *, compressed: bool = False) -> int:
+    """Write the scrubbed copy and rename it over ``path``; the lines changed."""
     temporary = path.with_name(f".{path.name}.erasing-{secrets.token_hex(4)}")
-    changed = size = 0
+    changed = 0
     out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         # The service must still own (and append to) the log a root DPO rewrote.
@@ -130,8 +156,7 @@ def _rewrite(fd: int, path: Path, pseudonym: str, *, compressed: bool = False) -
             os.fchown(out, owner.st_uid, owner.st_gid)
         with _sink(out, compressed) as sink:
             for raw in _lines(fd, compressed):
-                size += len(raw)
-                scrubbed = _scrubbed(raw, pseudonym)
+                scrubbed = _scrubbed(raw, erasure)
                 changed += scrubbed is not raw
                 sink.write(scrubbed)
         os.fsync(out)
@@ -142,10 +167,10 @@ def _rewrite(fd: int, path: Path, pseudonym: str, *, compressed: bool = False) -
     os.close(out)
     if not changed:
         temporary.unlink()
-        return 0, size
+        return 0
     os.replace(temporary, path)
     _sync_folder(path.parent)
-    return changed, size
+    return changed
 
 
 def _lines(fd: int, compressed: bool = False) -> Iterator[bytes]:
@@ -169,46 +194,21 @@ def _sink(fd: int, compressed: bool) -> Iterator[io.BufferedWriter | gzip.GzipFi
             yield packed
 
 
-def _scrubbed(raw: bytes, pseudonym: str) -> bytes:
-    """The line without the caller's personal fields, or ``raw`` itself when not theirs."""
+def _scrubbed(raw: bytes, erasure: _Erasure) -> bytes:
+    """The line without the caller's personal fields, attested, or ``raw`` when not theirs."""
     try:
-        line = json.loads(raw)
+        line = decode_line(raw)
     except ValueError:
-        return raw  # a torn line stays as it is: verify reports it, as before
-    if not isinstance(line, dict) or not _is_theirs(line, pseudonym):
+        return raw  # a torn (or damaged) line stays as it is: verify reports it, as before
+    if not _is_theirs(line, erasure.pseudonym):
         return raw
-    return encode_line(erase_personal(line))
+    erased = erase_personal(line)
+    return encode_line(attest_erasure(erased, erasure.order, erasure.time, erasure.signer))
 
 
 def _is_theirs(line: dict[str, Any], pseudonym: str) -> bool:
     evidence = line.get("evidence")
     return isinstance(evidence, dict) and evidence.get("caller") == pseudonym
-
-
-def _move_stragglers(old: int, read: int, path: Path) -> None:
-    """Lines a waiting writer appended to the replaced file, appended to the new one."""
-    quiet = 0
-    while quiet < _STRAGGLER_CHECKS:
-        time.sleep(_STRAGGLER_WAIT)
-        fcntl.flock(old, fcntl.LOCK_EX)
-        size = os.fstat(old).st_size
-        extra = os.pread(old, size - read, read) if size > read else b""
-        fcntl.flock(old, fcntl.LOCK_UN)
-        if not extra:
-            quiet += 1
-            continue
-        quiet, read = 0, size
-        _append(path, extra)
-
-
-def _append(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sync_folder(folder: Path) -> None:

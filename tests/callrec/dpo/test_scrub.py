@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
-import threading
-import time
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ import pytest
 from callrec import audit
 from callrec.audit import AuditLog, audit_record, open_personal, read_audit
 from callrec.audit_chain import verify_chain
+from callrec.clock import ManualClock, iso_utc
 from callrec.crypto.keys import PrivateKey
+from callrec.crypto.signing import SigningKey
 from callrec.dpo import scrub
 from callrec.dpo.scrub import scrub_audit_log
 
@@ -86,39 +88,89 @@ def test_the_log_stays_the_services_when_root_erases(tmp_path: Path) -> None:
     assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321)
 
 
-def test_a_line_written_while_the_log_is_replaced_is_not_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    key = PrivateKey.generate()
+def test_a_writer_waiting_on_the_replaced_log_appends_to_the_new_one(tmp_path: Path) -> None:
+    # The service opened the log, then the erasure renamed a new one over it
+    # before the service got the lock: its line must go to the new log, chained.
     path = tmp_path / "audit.jsonl"
-    log = _log(path, key)
+    log = _log(path, PrivateKey.generate())
     log.append(_line(ALICE), {"caller_number": "1"})
-    rewrite = scrub._rewrite
-    writer = threading.Thread(target=lambda: log.append(_line(BOB), {"caller_number": "2"}))
+    stale = os.open(path, os.O_RDWR | os.O_APPEND)
+    opened = [stale]
+    late = AuditLog(path, [])
+    fresh_open = late._open
+    late._open = lambda: opened.pop() if opened else fresh_open()  # type: ignore[method-assign]
 
-    def late_writer(fd: int, target: Path, pseudonym: str) -> tuple[int, int]:
-        # The service opens the old file and waits for the lock the erasure holds.
-        opened = threading.Event()
-        real_open = audit.AuditLog._open
-
-        def open_then_signal(self: AuditLog) -> int:
-            fd = real_open(self)
-            opened.set()
-            return fd
-
-        monkeypatch.setattr(audit.AuditLog, "_open", open_then_signal)
-        writer.start()
-        assert opened.wait(10)
-        time.sleep(0.1)  # now blocked in flock on the file about to be replaced
-        return rewrite(fd, target, pseudonym)
-
-    monkeypatch.setattr(scrub, "_rewrite", late_writer)
     assert scrub_audit_log(path, ALICE) == 1
-    writer.join(10)
+    log.append(_line(BOB), {"caller_number": "2"})  # a writer that opened the new log
+    late.append(_line(BOB))
+    assert opened == []  # the stale descriptor was taken, then given up
     lines = list(read_audit(path))
-    assert [line["evidence"]["caller"] for line in lines[1:]] == [BOB]
+    assert [line["seq"] for line in lines] == [1, 2, 3]
     assert "caller" not in lines[0]["evidence"]
     assert _verified(path) == 1
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from callrec.audit import AuditLog, audit_record
+log = AuditLog(Path(sys.argv[1]), [])
+for i in range(int(sys.argv[3])):
+    record = audit_record("call", reason=f"{sys.argv[2]} {i}")
+    record["evidence"] = {"caller": sys.argv[4 + i % 2], "dialled": "100"}
+    log.append(record)
+"""
+
+
+def test_erasing_while_two_processes_append_loses_no_line(tmp_path: Path) -> None:
+    # The app and an AGI script append while the DPO erases, again and again.
+    path = tmp_path / "audit.jsonl"
+    log = _log(path, PrivateKey.generate())
+    log.append(_line(BOB), {"caller_number": "1"})
+    each = 60
+    argv = [sys.executable, "-c", _WRITER, str(path)]
+    writers = [
+        subprocess.Popen([*argv, name, str(each), ALICE, BOB], cwd=Path(__file__).parents[3])
+        for name in ("app", "agi")
+    ]
+    erasures = 0
+    while any(w.poll() is None for w in writers):
+        erasures += scrub_audit_log(path, ALICE, order="1") > 0
+    assert [w.wait(timeout=60) for w in writers] == [0, 0]
+    scrub_audit_log(path, ALICE, order="1")
+    lines = list(read_audit(path))
+    reasons = sorted(str(line["reason"]) for line in lines[1:])
+    assert reasons == sorted(f"{name} {i}" for name in ("app", "agi") for i in range(each))
+    assert ALICE.encode() not in path.read_bytes()
+    assert _verified(path) == each  # every Alice line erased and attested, the chain whole
+    assert erasures > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.jsonl"]
+
+
+def test_an_erasure_is_attested_with_its_order_and_the_recorders_key(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    recorder = SigningKey.generate()
+    log = AuditLog(path, [PrivateKey.generate().public_key()], signer=recorder)
+    for caller in (ALICE, BOB):
+        log.append(_line(caller), {"caller_number": caller[-6:]})
+    clock = ManualClock(1_796_000_000.0)
+    assert scrub_audit_log(path, ALICE, order="42", signer=recorder, clock=clock) == 1
+    erased = next(read_audit(path))
+    assert erased["erasure"]["order"] == "42"
+    assert erased["erasure"]["time"] == iso_utc(1_796_000_000.0)
+    assert erased["erasure"]["signer"] == erased["signer"]
+    trusted = {recorder.public_key().key_id}
+    with path.open("rb") as f:
+        report = verify_chain(enumerate(f, 1), trusted)
+    assert (report.bad, report.erased, report.orders) == (None, 1, {"42"})
+
+    # Erased by an account that cannot read the recorder's key: unsigned, named by --signer.
+    log.append(_line(ALICE), {"caller_number": "1"})
+    assert scrub_audit_log(path, ALICE, order="43") == 1
+    with path.open("rb") as f:
+        bad = verify_chain(enumerate(f, 1), trusted).bad
+    assert bad is not None and bad.number == 3
+    assert bad.message.startswith("erasure attestation: not signed by a trusted recorder")
 
 
 def _generation(path: Path, key: PrivateKey, callers: tuple[str, ...]) -> bytes:
