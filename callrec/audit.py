@@ -92,8 +92,9 @@ key                 value
 Keys that do not apply are null. The front ends fill them through
 :func:`audit_record`; the file is created 0600 in a 0700 folder, opened with
 ``O_APPEND`` and locked while a line is chained onto the last one (the AGI
-script and the app append to the same file), and every line is fsynced
-before :meth:`AuditLog.append` returns.
+script and the app append to the same file; a file an erasure replaced
+while a writer waited for its lock is opened again), and every line is
+fsynced before :meth:`AuditLog.append` returns.
 """
 
 from __future__ import annotations
