@@ -38,7 +38,6 @@ from typing import Any, Protocol
 
 from agi.gate import CONNECT_VARIABLE, ERROR_VARIABLE, ConsentLedger, ConsentRecord, valid_uniqueid
 from agi.protocol import AgiCommands, AgiEnvironment
-from callrec.ari.client import AriClient
 from callrec.ari.events import Event
 from callrec.ari.router import EventRouter
 from callrec.audit import audit_record
@@ -46,12 +45,12 @@ from callrec.clock import Clock
 from callrec.consent import records
 from callrec.errors import AriError, AriUnavailable, CallrecError, RecordingUnavailable
 from callrec.failure_policy import BEST_EFFORT, FailurePolicy, is_strict
-from callrec.live import Frontend, LiveCall, LiveState, LiveStore, consent_of
+from callrec.live import Frontend, LiveCall, LiveState, consent_of
 from callrec.live_journal import LiveJournal
 from callrec.logutil import CallLogAdapter, safe
 from callrec.media.layout import ChannelMode
 from callrec.pausing import PauseSource
-from callrec.spool import Spool
+from callrec.takeover import Services
 from callrec.tap import (
     RECORDING_FAILED,
     LogLike,
@@ -69,11 +68,10 @@ SWEEP_INTERVAL = 5.0
 PAUSED_VARIABLE = "CALLREC_PAUSED"
 
 
-class CoreServices(Protocol):
-    """What the recording path needs from the running app (its CallContext fits)."""
-
-    @property
-    def client(self) -> AriClient: ...
+class CoreServices(Services, Protocol):
+    """What the recording path needs from the running app (its CallContext fits):
+    what taking a crashed predecessor's calls over needs (client, spool, live
+    records, audit), and more."""
 
     @property
     def router(self) -> EventRouter: ...
@@ -88,19 +86,11 @@ class CoreServices(Protocol):
     def app(self) -> str: ...
 
     @property
-    def spool(self) -> Spool: ...
-
-    @property
-    def live(self) -> LiveStore | None: ...
-
-    @property
     def pbx_boot(self) -> str | None: ...
 
     def new_tap(
         self, log: LogLike, on_failure: Callable[[str], None], *, layout: ChannelMode | None = None
     ) -> RecordingTap: ...
-
-    def append_audit(self, record: dict[str, Any], personal: dict[str, str]) -> None: ...
 
 
 CoreProvider = Callable[[], CoreServices | None]

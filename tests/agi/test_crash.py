@@ -18,7 +18,7 @@ import asyncio
 import json
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from tests.agi.agiclient import ChannelModel, run_session
 from tests.ari_app.conftest import DISCLOSURE, NotifySocket, Rig, serve, stop, wait_until
 from tests.ari_app.conftest import notify_socket as notify_fixture  # noqa: F401 (fixture)
 from tests.ari_app.conftest import rig as ari_rig  # noqa: F401 (fixture)
+from tests.ari_app.test_crash import _recording_up
+from tests.ari_app.test_pause_recovery import _tap_ids
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,20 +68,40 @@ def agi_rig(ari_rig: Rig, unused_tcp_port: int) -> Rig:  # noqa: F811 (tests/ari
     return rig
 
 
-@pytest.fixture
-def notified(notify_fixture: NotifySocket) -> NotifySocket:  # noqa: F811 (systemd's socket)
-    return notify_fixture
+@dataclass
+class Recorders:
+    """The ``callrec serve`` children of one test, one after the other."""
+
+    rig: Rig
+    notified: NotifySocket
+    started: list[Process] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.started.append(await serve(self.rig, self.notified))
+
+    async def end(self, how: str) -> None:
+        """End the running one: ``kill-9`` (a crash) or ``sigterm`` (a restart)."""
+        proc = self.started[-1]
+        if how == "kill-9":
+            proc.kill()
+        else:
+            proc.terminate()
+            await self.notified.expect("STOPPING=1")
+        await asyncio.wait_for(proc.wait(), 10)
+
+    async def close(self) -> None:
+        """Kill whichever a test left running."""
+        await asyncio.gather(*(stop(proc) for proc in self.started))
 
 
 @pytest.fixture
-async def recorders(agi_rig: Rig) -> AsyncIterator[list[Process]]:
-    """The ``callrec serve`` children of a test, each killed at its end if still running."""
-    started: list[Process] = []
-    try:
-        yield started
-    finally:
-        for proc in started:
-            await stop(proc)
+async def recorders(
+    agi_rig: Rig,
+    notify_fixture: NotifySocket,  # noqa: F811 (systemd's socket, tests/ari_app's fixture)
+) -> AsyncIterator[Recorders]:
+    made = Recorders(agi_rig, notify_fixture)
+    yield made
+    await made.close()
 
 
 def _agi_port(rig: Rig) -> int:
@@ -119,23 +141,6 @@ async def _dialplan_call(rig: Rig) -> str:
     return str(body["id"])
 
 
-def _tap_ids(rig: Rig) -> set[str]:
-    taps = {ch.id for ch in rig.sim.channels if ch.kind in ("snoop", "unicast")}
-    return taps | {b.id for b in rig.sim.bridges if set(b.channels) <= taps}
-
-
-def _media_up(rig: Rig, besides: Set[str] = frozenset()) -> str | None:
-    """A bridged ExternalMedia channel not in ``besides``: a tap records."""
-    return next(
-        (
-            c.id
-            for c in rig.sim.channels
-            if c.kind == "unicast" and c.bridge_id and c.id not in besides
-        ),
-        None,
-    )
-
-
 def _line(rig: Rig, event: str, channel: str, **match: Any) -> dict[str, Any] | None:
     for line in rig.audit():
         about = channel in (line.get("channel"), _uniqueid(line))
@@ -162,31 +167,21 @@ def _live_records(rig: Rig) -> list[Path]:
     return sorted((rig.spool / "live").glob("*.json"))
 
 
-async def _recorded_call(
-    rig: Rig, notified: NotifySocket, procs: list[Process], *, pause: bool = False
-) -> Call:
+async def _recorded_call(recorders: Recorders, *, pause: bool = False) -> Call:
     """A recorder, a dialplan call given consent and recorded over FastAGI (and paused)."""
-    procs.append(await serve(rig, notified))
+    rig = recorders.rig
+    await recorders.start()
     channel = await _dialplan_call(rig)
     consent = await _agi(rig, "consent", channel)
     assert consent["CALLREC_CONSENT"] == "implied"
     recording = await _agi(rig, "record", channel)
     first_id = recording["CALLREC_RECORDING"]
-    assert first_id and _media_up(rig)
+    assert first_id and _recording_up(rig)
     await asyncio.sleep(1.0)
     if pause:
         assert (await _agi(rig, "pause", channel))["CALLREC_PAUSED"] == "yes"
         await asyncio.sleep(0.5)
     return Call(channel, consent["CALLREC_ID"], first_id, _tap_ids(rig))
-
-
-async def _end(proc: Process, how: str, notified: NotifySocket) -> None:
-    if how == "kill-9":
-        proc.kill()
-    else:
-        proc.terminate()
-        await notified.expect("STOPPING=1")
-    await asyncio.wait_for(proc.wait(), 10)
 
 
 def _record(rig: Rig, channel: str) -> dict[str, Any]:
@@ -202,11 +197,11 @@ def _audio_onset(decoded: Decoded) -> float:
 
 @pytest.mark.parametrize("how", ["kill-9", "sigterm"])
 async def test_the_next_recorder_records_the_rest_of_a_dialplan_call_in_a_continuation(
-    agi_rig: Rig, notified: NotifySocket, recorders: list[Process], how: str
+    recorders: Recorders, how: str
 ) -> None:
-    rig = agi_rig
-    call = await _recorded_call(rig, notified, recorders)
-    await _end(recorders[-1], how, notified)
+    rig = recorders.rig
+    call = await _recorded_call(recorders)
+    await recorders.end(how)
     # The call goes on in the dialplan; the live record names the recording and its tap.
     assert rig.sim.channel(call.channel) is not None
     record = _record(rig, call.channel)
@@ -216,8 +211,8 @@ async def test_the_next_recorder_records_the_rest_of_a_dialplan_call_in_a_contin
         call.call_id,
     )
     assert CALLER_NUMBER.lstrip("+") not in json.dumps(record)
-    recorders.append(await serve(rig, notified))
-    media = await wait_until(lambda: _media_up(rig, besides=call.old_tap), 10)
+    await recorders.start()
+    media = await wait_until(lambda: _recording_up(rig, besides=call.old_tap), 10)
     await asyncio.sleep(1.5)
     rig.sim.hangup_caller(call.channel)
     closing = await _wait_line(rig, "call", call.channel, stage="recording", reason="hangup")
@@ -270,13 +265,13 @@ async def test_the_next_recorder_records_the_rest_of_a_dialplan_call_in_a_contin
 
 
 async def test_a_dialplan_call_gone_while_no_recorder_ran_is_a_lost_call(
-    agi_rig: Rig, notified: NotifySocket, recorders: list[Process]
+    recorders: Recorders,
 ) -> None:
-    rig = agi_rig
-    call = await _recorded_call(rig, notified, recorders)
-    await _end(recorders[-1], "kill-9", notified)
+    rig = recorders.rig
+    call = await _recorded_call(recorders)
+    await recorders.end("kill-9")
     rig.sim.hangup_caller(call.channel)
-    recorders.append(await serve(rig, notified))
+    await recorders.start()
     line = await _wait_line(rig, "call-lost-by-crash", call.channel)
     await wait_until(lambda: not _tap_ids(rig) and not rig.sim.bridges, 5)
     assert (line["call_id"], line["stage"], line["recovery"]) == (
@@ -296,15 +291,15 @@ async def test_a_dialplan_call_gone_while_no_recorder_ran_is_a_lost_call(
 
 
 async def test_a_paused_dialplan_recording_stays_paused_until_the_dialplan_resumes_it(
-    agi_rig: Rig, notified: NotifySocket, recorders: list[Process]
+    recorders: Recorders,
 ) -> None:
-    rig = agi_rig
-    call = await _recorded_call(rig, notified, recorders, pause=True)
+    rig = recorders.rig
+    call = await _recorded_call(recorders, pause=True)
     pause = _record(rig, call.channel)["pause"]
     assert pause["source"] == "agi"
-    await _end(recorders[-1], "kill-9", notified)
-    recorders.append(await serve(rig, notified))
-    await wait_until(lambda: _media_up(rig, besides=call.old_tap), 10)
+    await recorders.end("kill-9")
+    await recorders.start()
+    await wait_until(lambda: _recording_up(rig, besides=call.old_tap), 10)
     recovered = await _wait_line(rig, "call-recovered", call.channel)
     await asyncio.sleep(1.0)  # the caller talks on, paused
     # The dialplan's /resume reaches the recording the new recorder took over.
