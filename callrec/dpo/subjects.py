@@ -10,6 +10,11 @@ a call whose catalogue entry is still queued, or a recorder with no
 catalogue yet, is found there. An audit line names the caller's pseudonym in
 ``evidence.caller``; a later line about the same recording id (a
 ``recording-adopted`` after a crash) may have moved its file.
+
+A call is known by (recorder id, call id), as in the catalogue: two PBXs can
+hand out the same Asterisk unique id, and merging by the call id alone would
+lose one of them (an incomplete export, an erasure confirmed while a
+recording survives). The audit log's calls are the local recorder's.
 """
 
 from __future__ import annotations
@@ -107,8 +112,13 @@ def _found(entry: RecordingEntry) -> FoundRecording:
     )
 
 
-def from_audit(lines: Iterable[Mapping[str, Any]], pseudonym: str) -> list[FoundCall]:
-    """The calls of ``pseudonym`` in audit lines, each recording at its latest path."""
+def from_audit(
+    lines: Iterable[Mapping[str, Any]], pseudonym: str, recorder_id: str | None = None
+) -> list[FoundCall]:
+    """The calls of ``pseudonym`` in audit lines, each recording at its latest path.
+
+    ``recorder_id`` is the recorder that wrote the lines (this one).
+    """
     calls: dict[str, FoundCall] = {}
     paths: dict[str, Path] = {}
     for line in lines:
@@ -133,6 +143,7 @@ def from_audit(lines: Iterable[Mapping[str, Any]], pseudonym: str) -> list[Found
             duration=_call_seconds(line),
             evidence=dict(evidence),
             recordings=recordings,
+            recorder_id=recorder_id,
         )
     return [
         replace(
@@ -151,24 +162,29 @@ def merge(catalogued: list[FoundCall], audited: list[FoundCall]) -> list[FoundCa
     local = {r.recording_id: r.path for call in audited for r in call.recordings if r.path}
     known = {r.recording_id for c in catalogued for r in c.recordings}
     calls = {
-        c.call_id: replace(c, recordings=tuple(_with_path(r, local) for r in c.recordings))
+        _key(c): replace(c, recordings=tuple(_with_path(r, local) for r in c.recordings))
         for c in catalogued
     }
     for call in audited:
         fresh = tuple(r for r in call.recordings if r.recording_id not in known)
-        if call.call_id not in calls:
-            calls[call.call_id] = call
+        have = calls.get(_key(call))
+        if have is None:
+            calls[_key(call)] = replace(call, recordings=fresh)
         elif fresh:
-            have = calls[call.call_id]
-            calls[call.call_id] = replace(have, recordings=have.recordings + fresh)
+            calls[_key(call)] = replace(have, recordings=have.recordings + fresh)
     return sorted(calls.values(), key=_order)
 
 
-def _order(call: FoundCall) -> tuple[bool, str, str]:
+def _key(call: FoundCall) -> tuple[str, str]:
+    return (call.recorder_id or "", call.call_id)
+
+
+def _order(call: FoundCall) -> tuple[bool, str, str, str]:
     return (
         call.started is None,
         "" if call.started is None else call.started.isoformat(),
         call.call_id,
+        call.recorder_id or "",
     )
 
 
@@ -179,11 +195,20 @@ def _with_path(found: FoundRecording, local: Mapping[str, Path]) -> FoundRecordi
 
 
 def find_calls(
-    catalog: Catalog | None, audit: Iterable[Mapping[str, Any]], pseudonym: str
+    catalog: Catalog | None,
+    audit: Iterable[Mapping[str, Any]],
+    pseudonym: str,
+    recorder_id: str | None = None,
 ) -> list[FoundCall]:
-    """Every call of ``pseudonym``: the catalogue's (when there is one) and the audit log's."""
+    """Every call of ``pseudonym``: the catalogue's (when there is one) and the audit log's.
+
+    ``audit`` is the log of recorder ``recorder_id`` (default: the one the
+    catalogue was opened for).
+    """
     catalogued = [] if catalog is None else from_catalog(catalog.list(pseudonym=pseudonym))
-    return merge(catalogued, from_audit(audit, pseudonym))
+    if recorder_id is None and catalog is not None:
+        recorder_id = catalog.recorder_id
+    return merge(catalogued, from_audit(audit, pseudonym, recorder_id))
 
 
 def _started(evidence: Mapping[str, Any], line: Mapping[str, Any]) -> datetime | None:
