@@ -150,12 +150,18 @@ def bool_value(value: Any) -> tuple[bool | None, str, str]:
     return None, f"must be true or false, not {kind_of(value)}", "TOML booleans are lower case"
 
 
+# A retention longer than a century is a typo; past this, dates would leave the calendar.
+MAX_DAYS = 36_500
+
+
 def days_value(value: Any) -> tuple[int | None, str, str]:
-    """A whole number of days, at least one (a retention period)."""
+    """A whole number of days, at least one, at most :data:`MAX_DAYS` (a retention period)."""
     if isinstance(value, bool) or not isinstance(value, int):
         return None, f"must be a whole number of days, not {kind_of(value)}", "e.g. 90"
     if value < 1:
         return None, f"must be at least 1 day, not {value}", "e.g. 90"
+    if value > MAX_DAYS:
+        return None, f"must be at most {MAX_DAYS} days (100 years), not {value}", "e.g. 3650"
     return value, "", ""
 
 
