@@ -104,6 +104,9 @@ class Connection(Protocol):
 
 
 class Cursor(Protocol):
+    # Appended to a SELECT: its rows stay locked until the transaction ends.
+    row_lock: str
+
     def run(self, sql: str, params: Params = ()) -> list[Row]: ...
 
     def lock(self, name: int) -> None: ...
@@ -154,6 +157,9 @@ class _SqliteConnection:
 
 
 class _SqliteCursor:
+    # SQLite has no row locks: a writer's BEGIN IMMEDIATE holds the one write lock.
+    row_lock = ""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
@@ -224,6 +230,8 @@ class _PgConnection:
 
 
 class _PgCursor:
+    row_lock = " FOR UPDATE"
+
     def __init__(self, cur: psycopg.Cursor[Row]) -> None:
         self._cur = cur
 

@@ -42,6 +42,9 @@ class RecordingState(StrEnum):
 
     PRESENT = "present"  # in the spool, may be deleted when it expires
     HELD = "held"  # legal hold: never deleted until released
+    # Claimed by a deleter (retention, erasure) that found it not held: its file is being
+    # deleted, a hold is refused; the tombstone follows (a run cut short: the next finishes it).
+    DELETING = "deleting"
     DELETED = "deleted"  # a tombstone: who deleted it, when, under which rule
     MISSING = "missing"  # not where the catalogue says, and no deletion is known
 
@@ -57,7 +60,10 @@ class Hold:
 
 @dataclass(frozen=True)
 class Deletion:
-    """What a tombstone says: who deleted the file, when, under which rule."""
+    """What a tombstone says: who deleted the file, when, under which rule.
+
+    On a recording still ``deleting``: who claimed it, when, and the rule.
+    """
 
     by: str
     at: datetime

@@ -214,7 +214,8 @@ def _recording_lines(rec: RecordingEntry, check: FileCheck | None) -> list[str]:
                      f"{safe(rec.hold.reason, 200)}")  # fmt: skip
     if rec.deletion is not None:
         d = rec.deletion
-        lines.append(f"  deleted {when(d.at)} UTC by {d.by} under {d.rule}")
+        done = "being deleted since" if rec.state is RecordingState.DELETING else "deleted"
+        lines.append(f"  {done} {when(d.at)} UTC by {d.by} under {d.rule}")
     if check is not None and rec.state is not RecordingState.DELETED:
         lines.append(f"  present: {'yes' if check.present else 'no, the file is not there'}")
         if check.changed:

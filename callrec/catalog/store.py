@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callrec.catalog import entering, queries
+from callrec.catalog import entering, holding, queries
 from callrec.catalog.db import CatalogUrl, Connection, Cursor, connect, parse_url
 from callrec.catalog.files import uri_path
 from callrec.catalog.lines import call_facts, parse_time, recording_facts
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 # Named apart: inside the class, ``list`` is the method.
 RecordingIds = list[str]
+Recordings = list[RecordingEntry]
 Entries = list[Entry]
 Orders = list[ErasureOrder]
 Recorders = list[Recorder]
@@ -288,19 +289,16 @@ class Catalog:
         return recording_entry(rows[0])
 
     def _targets(self, cur: Cursor, id: str) -> Sequence[RecordingEntry]:
-        """The recordings ``id`` names: one recording, or every recording of a call."""
+        """The recordings ``id`` names, locked: one recording, or every recording of a call."""
         key = self._call_key(cur, id)
         if key is None:
-            return [self._recording(cur, id)]
-        rows = cur.run(
-            select(RECORDING_COLUMNS, "recordings", "recorder_id = ? AND call_id = ?"),
-            key,
-        )
-        if not rows:
+            return [holding.fetch(cur, id)]
+        found = holding.of_call(cur, key)
+        if not found:
             raise CatalogError(f"call {id} has no recording")
-        return [recording_entry(row) for row in rows]
+        return found
 
-    # --- holds and deletion -----------------------------------------------------
+    # --- holds and deletion (callrec/catalog/holding.py) ------------------------
 
     def set_hold(
         self, id: str, reason: str, by: str, *, at: datetime | None = None
@@ -309,22 +307,13 @@ class Catalog:
 
         A held recording is never deleted until released. Returns the
         recording ids now held. Raises :class:`CatalogError` for an unknown
-        id, an empty reason, or a recording already deleted.
+        id, an empty reason, or a recording deleted or being deleted (a
+        deleter claimed it first: :meth:`claim_deletion`).
         """
         if not reason.strip():
             raise CatalogError("a hold needs a reason")
         with self._db().transaction() as cur:
-            targets = self._targets(cur, id)
-            gone = [r.recording_id for r in targets if r.state is RecordingState.DELETED]
-            if gone:
-                raise CatalogError(f"recording {gone[0]} was deleted: nothing left to hold")
-            for rec in targets:
-                cur.run(
-                    "UPDATE recordings SET state = ?, hold_reason = ?, held_by = ?, held_at = ? "
-                    "WHERE recording_id = ?",
-                    (str(RecordingState.HELD), reason, by, self._at(at), rec.recording_id),
-                )
-        return [r.recording_id for r in targets]
+            return holding.hold(cur, self._targets(cur, id), reason, by, self._at(at))
 
     def release(self, id: str, by: str, *, at: datetime | None = None) -> RecordingIds:
         """Lift the hold of a recording (or of every recording of a call id).
@@ -332,46 +321,50 @@ class Catalog:
         Returns the recording ids released (none: nothing was held). Who
         released it, and when, is the access log's to keep.
         """
-        released: RecordingIds = []
         with self._db().transaction() as cur:
-            for rec in self._targets(cur, id):
-                if rec.state is not RecordingState.HELD:
-                    continue
-                found = uri_path(rec.uri).is_file()
-                state = RecordingState.PRESENT if found else RecordingState.MISSING
-                cur.run(
-                    "UPDATE recordings SET state = ?, hold_reason = NULL, held_by = NULL, "
-                    "held_at = NULL WHERE recording_id = ?",
-                    (str(state), rec.recording_id),
-                )
-                released.append(rec.recording_id)
-        return released
+            return holding.release(cur, self._targets(cur, id))
+
+    def claim_deletion(
+        self, recording_id: str, by: str, rule: str, *, at: datetime | None = None
+    ) -> RecordingEntry:
+        """Claim a recording for deletion before its file is touched; returns its row now.
+
+        One transaction re-reads the row under a lock: state ``DELETING``
+        means the caller may now delete the file, then call
+        :meth:`mark_deleted` (or :meth:`give_back` when it cannot); ``HELD``
+        means a hold came first, keep it; ``DELETED``: already a tombstone.
+        From the claim on, :meth:`set_hold` refuses the recording.
+        """
+        with self._db().transaction() as cur:
+            return holding.claim(cur, recording_id, by, rule, self._at(at))
+
+    def give_back(self, recording_id: str) -> RecordingEntry:
+        """Undo a claim whose file could not be deleted (present or missing again)."""
+        with self._db().transaction() as cur:
+            return holding.give_back(cur, recording_id)
+
+    def claimed(self, recorder_id: str | None = None) -> Recordings:
+        """The recorder's recordings claimed for deletion and never made tombstones.
+
+        Left by a run that stopped between the claim and the tombstone; the
+        next run finishes them.
+        """
+        who = self._entering_as(recorder_id)
+        with self._db().transaction(write=False) as cur:
+            return holding.claimed(cur, who)
 
     def mark_deleted(
         self, recording_id: str, by: str, rule: str, *, at: datetime | None = None
     ) -> RecordingEntry:
         """Make a recording's row a tombstone after its file was deleted.
 
-        Call it once the file is gone. Raises :class:`CatalogError` when the
-        recording is unknown or on hold (a held recording is never deleted).
-        Marking a tombstone again changes nothing.
+        Call it once the file is gone (after :meth:`claim_deletion`). Raises
+        :class:`CatalogError` when the recording is unknown or on hold (a
+        held recording is never deleted). Marking a tombstone again changes
+        nothing.
         """
         with self._db().transaction() as cur:
-            rec = self._recording(cur, recording_id)
-            if rec.state is RecordingState.DELETED:
-                return rec
-            if rec.state is RecordingState.HELD:
-                assert rec.hold is not None
-                raise CatalogError(
-                    f"recording {recording_id} is on hold ({rec.hold.reason}, by "
-                    f"{rec.hold.by}): release it first"
-                )
-            cur.run(
-                "UPDATE recordings SET state = ?, deleted_by = ?, deleted_at = ?, "
-                "deleted_rule = ? WHERE recording_id = ?",
-                (str(RecordingState.DELETED), by, self._at(at), rule, recording_id),
-            )
-            return self._recording(cur, recording_id)
+            return holding.tombstone(cur, recording_id, by, rule, self._at(at))
 
     def set_verdict(self, recording_id: str, verdict: str) -> None:
         """Remember how the recording verified with a key (``callrec recordings show --key``)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from callrec.catalog import Catalog, CatalogError, RecordingState
+from callrec.catalog.schema import LATEST
 from callrec.consent import Decision
 from callrec.evidence import pseudonymise
 from tests.callrec.catalog.support import DAY0, Recorder
@@ -243,13 +244,35 @@ def test_the_catalogue_never_holds_a_caller_number_or_name(
 
 
 def test_migrations_run_once_and_a_newer_catalogue_is_refused(catalog_url: str) -> None:
+    every = [(version,) for version in range(1, LATEST + 1)]
+    versions = "SELECT version FROM schema_version ORDER BY version"
     with Catalog.open(catalog_url) as catalog, catalog._db().transaction() as cur:
-        assert cur.run("SELECT version FROM schema_version") == [(1,)]
+        assert cur.run(versions) == every
     with Catalog.open(catalog_url) as catalog, catalog._db().transaction() as cur:
-        assert cur.run("SELECT version FROM schema_version") == [(1,)]
-        cur.run("INSERT INTO schema_version (version, applied_at) VALUES (2, 'later')")
-    with pytest.raises(CatalogError, match="schema is version 2, newer than this callrec"):
+        assert cur.run(versions) == every
+        cur.run("INSERT INTO schema_version (version, applied_at) VALUES (?, 'later')",
+                (LATEST + 1,))  # fmt: skip
+    with pytest.raises(
+        CatalogError, match=f"schema is version {LATEST + 1}, newer than this callrec"
+    ):
         Catalog.open(catalog_url)
+
+
+def test_a_catalogue_of_the_first_version_is_brought_up_to_date_with_its_holds(
+    catalog_url: str, recorder: Recorder
+) -> None:
+    line = recorder.call()
+    with Catalog.open(catalog_url, recorder_id="pbx1") as catalog:
+        _enter(catalog, recorder)
+        catalog.set_hold(line["recording_id"], "court case 3", "alice")
+        with catalog._db().transaction() as cur:  # as callrec of migration 1 left it
+            cur.run("DROP INDEX recordings_state")
+            cur.run("DELETE FROM schema_version WHERE version > 1")
+    with Catalog.open(catalog_url, recorder_id="pbx1") as catalog:
+        with catalog._db().transaction() as cur:
+            assert cur.run("SELECT MAX(version) FROM schema_version") == [(LATEST,)]
+        held = catalog.recording(line["recording_id"])
+    assert held is not None and held.state is RecordingState.HELD
 
 
 def test_a_recording_cut_by_a_crash_joins_the_call_its_continuation_names(
