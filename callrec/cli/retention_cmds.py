@@ -5,7 +5,10 @@ erase --carry-out``). The rules are ``[retention]`` (days, per dialled number
 overrides); a recording on hold is never deleted. Each deletion writes an
 access line, then removes the file, then leaves a tombstone in the
 catalogue (:mod:`callrec.dpo.retention`). Exit 0 when everything expired is
-deleted (or held), 1 when a deletion failed.
+deleted (or held), 1 when a deletion failed, 2 for a later ``--as-of`` than
+now without ``--dry-run`` (it would delete recordings before their time).
+A run first finishes the deletions an interrupted one left claimed
+(:func:`callrec.dpo.deleting.finish_interrupted`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 from callrec.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    EXIT_USAGE,
     Subcommands,
     add_command_group,
     add_config_option,
@@ -26,6 +30,9 @@ from callrec.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from callrec.catalog import RecordingEntry
+    from callrec.dpo.deleting import Removal
+    from callrec.dpo.desk import Desk
     from callrec.dpo.retention import Step
 
 
@@ -44,7 +51,7 @@ def register(sub: Subcommands) -> None:
         type=_as_of,
         metavar="DATE",
         help="judge as on this date (YYYY-MM-DD, midnight UTC, or an ISO 8601 time) "
-        "instead of now",
+        "instead of now; a later date only with --dry-run",
     )
     r.add_argument(
         "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
@@ -65,17 +72,50 @@ def _as_of(text: str) -> datetime:
 def _run(args: argparse.Namespace) -> int:
     from callrec.dpo.retention import Deleter, Outcome, expired
 
-    as_of = args.as_of or datetime.now(UTC)
+    now = datetime.now(UTC)
+    if args.as_of is not None and args.as_of > now and not args.dry_run:
+        warn(
+            "retention run",
+            f"--as-of {args.as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC is in the future: it "
+            "would delete recordings before their retention has passed; add --dry-run to "
+            "preview that date",
+        )
+        return EXIT_USAGE
+    as_of = args.as_of or now
+    finished: list[tuple[RecordingEntry, Removal]] = []
     with open_desk(args) as desk:
+        if not args.dry_run:
+            finished = _finish_interrupted(desk)
         entries = desk.catalog.list(recorder=desk.recorder_id)
         due = expired(entries, desk.config.retention, as_of, desk.recorder_id)
-        steps = Deleter(desk.catalog, desk.access, desk.actor).run(due, dry_run=args.dry_run)
+        deleter = Deleter(desk.catalog, desk.access, desk.actor, as_of)
+        steps = deleter.run(due, dry_run=args.dry_run)
     for step in steps:
         _tell(step)
     counts = {outcome: sum(s.outcome is outcome for s in steps) for outcome in Outcome}
-    summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+    parts = [f"{n} {outcome}" for outcome, n in counts.items() if n]
+    if finished:
+        parts.append(f"{len(finished)} interrupted deletion(s) finished")
+    summary = ", ".join(parts)
     print(f"as of {as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC: {summary or 'nothing has expired'}")
-    return EXIT_ERROR if counts[Outcome.FAILED] else EXIT_OK
+    failed = counts[Outcome.FAILED] or any(not removal.done for _, removal in finished)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _finish_interrupted(desk: Desk) -> list[tuple[RecordingEntry, Removal]]:
+    """Finish what a run stopped between claim and tombstone left, and say so."""
+    from callrec.dpo.deleting import finish_interrupted
+
+    finished = finish_interrupted(desk.catalog, desk.access, desk.actor, desk.recorder_id)
+    for rec, removal in finished:
+        rule = "" if rec.deletion is None else f" ({rec.deletion.rule})"
+        said = f"{rec.recording_id} interrupted deletion{rule}"
+        if removal.done:
+            note = f": {removal.why}" if removal.why else ""
+            print(escape(f"{said} finished{note}"))
+        else:
+            warn("retention run", escape(f"{said} failed: {removal.why}"))
+    return finished
 
 
 def _tell(step: Step) -> None:

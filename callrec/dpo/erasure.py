@@ -9,16 +9,20 @@ With one recorder the order is carried out at once; with several, each runs
 Carrying out an order on this recorder:
 
 1. find the caller's recordings here (catalogue and audit log, by pseudonym);
-2. one access line (``erasure-carried-out``) naming those about to go;
-3. delete each file, then make its catalogue row a tombstone
+2. claim each in the catalogue (:mod:`.deleting`): one held by then is kept,
+   and none claimed can be held any more;
+3. one access line (``erasure-carried-out``) naming those about to go;
+4. delete each file, then make its catalogue row a tombstone
    (rule ``erasure order <id>``);
-4. remove the caller's personal fields from the audit log (:mod:`.scrub`);
-5. remove the pseudonym from the catalogue's calls, and confirm the order.
+5. remove the caller's personal fields from the audit log (:mod:`.scrub`);
+6. remove the pseudonym from the catalogue's calls, and confirm the order.
 
 A recording on legal hold is kept (Art. 17(3)(e): needed for a legal
-claim): the rest is deleted, but the order stays pending on this recorder,
-with the audit log and the catalogue still naming the caller, until the
-hold is released and the order carried out again.
+claim), even when the hold came while the order was being carried out: the
+rest is deleted, but the order stays pending on this recorder, with the
+audit log and the catalogue still naming the caller, until the hold is
+released and the order carried out again. A recording that could not be
+claimed or deleted is reported and keeps the order pending likewise.
 """
 
 from __future__ import annotations
@@ -28,12 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callrec.catalog import Catalog, CatalogError, ErasureOrder
-from callrec.dpo.access import AccessLog, Action, Actor
-from callrec.dpo.retention import delete_file
+from callrec.catalog import Catalog, CatalogError, ErasureOrder, RecordingState
+from callrec.dpo.access import AccessLog, AccessLogError, Action, Actor
+from callrec.dpo.deleting import claim, erasure_rule, remove
 from callrec.dpo.scrub import scrub_audit_log, scrub_rotated_logs
 from callrec.dpo.subjects import FoundRecording, find_calls
-from callrec.spool import os_reason
 
 
 @dataclass
@@ -79,45 +82,71 @@ class Eraser:
         done = CarriedOut(order)
         mine = [r for r in self._recordings(order.caller_pseudonym, audit) if not r.deleted]
         done.held = [r.recording_id for r in mine if r.held]
-        going = [r for r in mine if not r.held]
+        going = self._claim([r for r in mine if not r.held], order, done)
         if going:
-            ids = [r.recording_id for r in going]
-            self.access.record(
-                Action.ERASURE_CARRIED_OUT, self.actor, ids, order.reason, order=order.order_id
-            )
-        for found in going:
-            self._delete(found, order, done)
+            self._access_line(going, order)
+        rule = erasure_rule(order.order_id)
+        for found, catalogued in going:
+            rid = found.recording_id
+            removal = remove(self.catalog, rid, found.path, self.by, rule, claimed=catalogued)
+            if removal.done:
+                done.deleted.append(rid)
+            else:
+                done.failed.append((rid, removal.why))
         if done.complete:
             pseudonym = order.caller_pseudonym
-            done.lines_erased = scrub_audit_log(self.audit_log, pseudonym)
-            done.lines_erased += scrub_rotated_logs(self.audit_log, pseudonym)
+            oid, key = order.order_id, self.access.signer  # each erased line attested with them
+            done.lines_erased = scrub_audit_log(self.audit_log, pseudonym, order=oid, signer=key)
+            done.lines_erased += scrub_rotated_logs(
+                self.audit_log, pseudonym, order=oid, signer=key
+            )
             self.catalog.forget_caller(order.caller_pseudonym, self.recorder_id)
             done.order = self.catalog.confirm_erasure(order, self.recorder_id)
             done.confirmed = True
         return done
 
+    def _claim(
+        self, candidates: Iterable[FoundRecording], order: ErasureOrder, done: CarriedOut
+    ) -> list[tuple[FoundRecording, bool]]:
+        """Claim each for deletion: (recording, whether the catalogue knows it) for those to go.
+
+        One held since it was found is kept; one the catalogue cannot claim is a failure.
+        """
+        going = []
+        for found in candidates:
+            rid = found.recording_id
+            try:
+                now = claim(self.catalog, rid, self.by, erasure_rule(order.order_id))
+            except CatalogError as exc:
+                done.failed.append((rid, exc.message))
+                continue
+            if now is not None and now.state is RecordingState.HELD:
+                done.held.append(rid)
+            elif now is None or now.state is RecordingState.DELETING:
+                going.append((found, now is not None))
+        return going
+
+    def _access_line(self, going: list[tuple[FoundRecording, bool]], order: ErasureOrder) -> None:
+        """The access line, or no deletion at all: the claims are given back."""
+        ids = [found.recording_id for found, _ in going]
+        try:
+            self.access.record(
+                Action.ERASURE_CARRIED_OUT, self.actor, ids, order.reason, order=order.order_id
+            )
+        except AccessLogError:
+            for found, catalogued in going:
+                if catalogued:
+                    self.catalog.give_back(found.recording_id)
+            raise
+
     def _recordings(
         self, pseudonym: str, audit: Iterable[Mapping[str, Any]]
     ) -> list[FoundRecording]:
         """The caller's recordings on this recorder (another recorder's files are its own job)."""
-        calls = find_calls(self.catalog, audit, pseudonym)
+        calls = find_calls(self.catalog, audit, pseudonym, self.recorder_id)
         return [
             r
             for call in calls
             for r in call.recordings
             if r.recorder_id in (None, self.recorder_id)
         ]
-
-    def _delete(self, found: FoundRecording, order: ErasureOrder, done: CarriedOut) -> None:
-        rid = found.recording_id
-        try:
-            delete_file(found.path)
-        except OSError as exc:
-            done.failed.append((rid, os_reason(exc)))
-            return
-        try:
-            self.catalog.mark_deleted(rid, self.by, f"erasure order {order.order_id}")
-        except CatalogError:
-            if self.catalog.recording(rid) is not None:
-                raise  # known and still refused: not a row the catalogue lacks
-        done.deleted.append(rid)

@@ -2,12 +2,16 @@
 
 Each hold and release writes its access line first (``hold``, ``release``,
 with the reason), then changes the catalogue; a hold on a call id holds
-every recording of that call.
+every recording of that call. A recording a retention run or an erasure has
+already claimed for deletion cannot be held any more: the catalogue refuses
+it (:mod:`callrec.catalog.holding`), and is asked before the access line so
+a refusal usually leaves none.
 """
 
 from __future__ import annotations
 
 from callrec.catalog import CatalogError, Entry, RecordingState
+from callrec.catalog.holding import too_late_to_hold
 from callrec.dpo.access import Action
 from callrec.dpo.desk import Desk
 
@@ -18,6 +22,9 @@ def hold(desk: Desk, id: str, reason: str) -> list[str]:
     ids = [r.recording_id for r in entry.recordings if r.state is not RecordingState.DELETED]
     if not ids:
         raise CatalogError(f"{id}: no recording left to hold (deleted, or none was made)")
+    for rec in entry.recordings:
+        if rec.state is RecordingState.DELETING:
+            raise CatalogError(too_late_to_hold(rec))
     desk.access.record(Action.HOLD, desk.actor, ids, reason)
     return desk.catalog.set_hold(id, reason, desk.by)
 

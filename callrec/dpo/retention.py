@@ -3,29 +3,32 @@
 A recording of a call to number N is kept ``[retention.numbers."N"] days``,
 else ``[retention] days``, counted from when it ended (its call's end, for a
 recording whose own end is unknown). ``callrec retention run`` deletes what
-has expired on this recorder's spool, oldest first: for each one an access
-line (``retention-delete``, the rule as its reason), then the file, then the
-catalogue row becomes a tombstone (who, when, which rule). A recording on
-legal hold is never deleted; it is listed as kept, with its hold's reason.
+has expired on this recorder's spool, oldest first: for each one a claim in
+the catalogue (the hold checked again there, :mod:`.deleting`), an access
+line (``retention-delete``, the rule as its reason, the date judged as of in
+``as_of``), then the file, then the catalogue row becomes a tombstone (who,
+when, which rule). A recording on legal hold is never deleted, even when the
+hold came after the listing; it is listed as kept, with its hold's reason.
 
-``as_of`` lets an admin preview a date; ``dry_run`` decides without
-touching anything.
+``as_of`` lets an admin preview a date (a later one than now only with
+``dry_run``, which decides without touching anything).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 
 from callrec.catalog import Catalog, CatalogError, Entry, RecordingEntry, RecordingState
 from callrec.config_model import RetentionConfig, RetentionRule
-from callrec.dpo.access import AccessLog, Action, Actor
+from callrec.dpo.access import AccessLog, AccessLogError, Action, Actor
+from callrec.dpo.deleting import claim, remove
 from callrec.dpo.subjects import file_of
-from callrec.spool import os_reason
+
+# Later than any recording can expire: what a retention past the calendar's end means.
+NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class Outcome(StrEnum):
@@ -47,7 +50,11 @@ class Expired:
 
     @property
     def expired_at(self) -> datetime:
-        return self.ended + timedelta(days=self.rule.days)
+        """When the rule lets it go; :data:`NEVER` when that is past the year 9999."""
+        try:
+            return self.ended + timedelta(days=self.rule.days)
+        except OverflowError:
+            return NEVER
 
 
 @dataclass(frozen=True)
@@ -99,11 +106,15 @@ def expired(
 
 @dataclass(frozen=True)
 class Deleter:
-    """Deletes expired recordings: access line, file, tombstone, in that order."""
+    """Deletes expired recordings: claim, access line, file, tombstone, in that order.
+
+    ``as_of`` is the time the run judged expiry at, written into each access line.
+    """
 
     catalog: Catalog
     access: AccessLog
     actor: Actor
+    as_of: datetime | None = None
 
     @property
     def by(self) -> str:
@@ -115,35 +126,34 @@ class Deleter:
     def _one(self, item: Expired, dry_run: bool) -> Step:
         recording = item.recording
         if recording.state is RecordingState.HELD:
-            hold = "" if recording.hold is None else recording.hold.reason
-            return Step(item, Outcome.KEPT_ON_HOLD, hold)
+            return _kept(item, recording)
         if dry_run:
             return Step(item, Outcome.WOULD_DELETE)
-        rid = recording.recording_id
-        self.access.record(Action.RETENTION_DELETE, self.actor, [rid], str(item.rule))
+        rid, rule = recording.recording_id, str(item.rule)
         try:
-            gone = delete_file(file_of(recording.uri))
-            self.catalog.mark_deleted(rid, self.by, str(item.rule))
-        except (OSError, CatalogError) as exc:
-            why = os_reason(exc) if isinstance(exc, OSError) else exc.message
-            return Step(item, Outcome.FAILED, why)
-        return Step(item, Outcome.DELETED, "" if gone else "the file was already gone")
+            now = claim(self.catalog, rid, self.by, rule)
+        except CatalogError as exc:
+            return Step(item, Outcome.FAILED, exc.message)
+        if now is None:
+            return Step(item, Outcome.FAILED, "no longer in the catalogue")
+        if now.state is RecordingState.HELD:  # held after the listing, before the claim
+            return _kept(item, now)
+        if now.state is RecordingState.DELETED:
+            return Step(item, Outcome.DELETED, "already deleted meanwhile")
+        self._access_line(rid, rule)
+        removal = remove(self.catalog, rid, file_of(recording.uri), self.by, rule, claimed=True)
+        return Step(item, Outcome.DELETED if removal.done else Outcome.FAILED, removal.why)
+
+    def _access_line(self, rid: str, rule: str) -> None:
+        """The access line, or no deletion at all: the claim is given back."""
+        as_of = {} if self.as_of is None else {"as_of": self.as_of.astimezone(UTC).isoformat()}
+        try:
+            self.access.record(Action.RETENTION_DELETE, self.actor, [rid], rule, **as_of)
+        except AccessLogError:
+            self.catalog.give_back(rid)
+            raise
 
 
-def delete_file(path: Path | None) -> bool:
-    """Remove a recording's file and make the removal durable; False when it was not there.
-
-    Raises OSError when it is there and cannot be removed.
-    """
-    if path is None:
-        return False
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return True
+def _kept(item: Expired, recording: RecordingEntry) -> Step:
+    hold = "" if recording.hold is None else recording.hold.reason
+    return Step(item, Outcome.KEPT_ON_HOLD, hold)

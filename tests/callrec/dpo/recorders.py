@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,16 @@ class Recorder:
     def audit_path(self) -> Path:
         return self.folder / "audit.jsonl"
 
-    def call(self, number: str, dialled: str = "100") -> tuple[str, Path]:
-        """A recorded call from ``number``: (recording id, sealed file)."""
+    def call(
+        self, number: str, dialled: str = "100", uniqueid: str | None = None
+    ) -> tuple[str, Path]:
+        """A recorded call from ``number``: (recording id, sealed file).
+
+        ``uniqueid``: the call id Asterisk gave it (two PBXs may give the same one).
+        """
         config = self.config
         evidence = Evidence.for_call(
-            uniqueid=f"{time.time():.6f}",
+            uniqueid=uniqueid or f"{time.time():.6f}",
             linkedid="-",
             caller_number=number,
             caller_name="Caller",
@@ -98,3 +104,26 @@ class Recorder:
         )
         log = AuditLog(self.audit_path, self.config.recipient_keys())
         return log.append(record, evidence.personal)
+
+
+def make_older(catalog: Catalog, days: int) -> None:
+    """Make every catalogued call and recording ``days`` older, as if made that long ago.
+
+    Retention judges by the catalogue's times, and ``retention run`` only
+    deletes as of now: this is how a test lets time pass.
+    """
+    with catalog._db().transaction() as cur:
+        for table, key in (("calls", "call_id"), ("recordings", "recording_id")):
+            rows = cur.run(f"SELECT {key}, started, ended FROM {table}")  # noqa: S608
+            for ident, started, ended in rows:
+                cur.run(
+                    f"UPDATE {table} SET started = ?, ended = ? WHERE {key} = ?",  # noqa: S608
+                    (_earlier(started, days), _earlier(ended, days), ident),
+                )
+
+
+def _earlier(stored: str | None, days: int) -> str | None:
+    if stored is None:
+        return None
+    earlier = datetime.fromisoformat(stored) - timedelta(days=days)
+    return earlier.isoformat(timespec="milliseconds")

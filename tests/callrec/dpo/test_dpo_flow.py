@@ -2,9 +2,10 @@
 
 Calls are recorded by the real app, entered into the catalogue, listed by
 date and by number, exported for one caller and opened in a real headless
-browser, held, expired by ``retention run --as-of``, and erased; after each
-step the files, the catalogue, the audit log, the access log and ``audit
-verify`` say what a data-protection officer expects.
+browser, held, expired by ``retention run`` (previewed ``--as-of`` a later
+date), and erased; after each step the files, the catalogue, the audit log,
+the access log and ``audit verify`` say what a data-protection officer
+expects.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from callrec.dpo.subjects import pseudonym_of
 from tests.ari_app.conftest import DISCLOSURE, GRACE
 from tests.callrec.cli_support import Run, run
 from tests.callrec.dpo.browser import open_page
-from tests.callrec.dpo.conftest import RECORDER, Office
+from tests.callrec.dpo.conftest import DAYS, RECORDER, Office
+from tests.callrec.dpo.recorders import make_older
 
 A_NUMBER = "+4930123456"  # as the PBX presents it
 A_TYPED = "+49 (30) 123-456"  # as the DPO types it from a letter
@@ -110,7 +112,7 @@ async def test_a_dpo_finds_exports_holds_expires_and_erases(
         capsys, office, "recordings", "release", b1["recording_id"], "--reason", "case closed"
     )
     assert released.code == 0, released.err
-    expired = _cli(capsys, office, "retention", "run", "--as-of", _as_of(b1, 31))
+    expired = _cli(capsys, office, "retention", "run")
     assert expired.code == 0, expired.err
     assert f"{b1['recording_id']} deleted (retention.days = 30;" in expired.out
     assert not files["b1"].exists()
@@ -209,7 +211,16 @@ def _hold_and_expire(
     assert f"{b1} kept: on hold (retention.days = 30;" in preview.out
     assert all(f.exists() for f in files.values())
 
-    expired = _cli(capsys, office, "retention", "run", "--as-of", _as_of(lines["a3"], 31))
+    # A date to come really deleting would cut every retention short: only a preview may.
+    future = _cli(capsys, office, "retention", "run", "--as-of", _as_of(lines["a3"], 31))
+    assert future.code == 2
+    assert "--as-of" in future.err and "in the future" in future.err and "--dry-run" in future.err
+    assert all(f.exists() for f in files.values())
+    assert [line["action"] for line in _access(office)][-1] == "hold"
+
+    _age(office, DAYS + 1)
+    before = datetime.now(UTC)
+    expired = _cli(capsys, office, "retention", "run")
     assert expired.code == 0, expired.err
     assert f"{a3} deleted (retention.days = 30;" in expired.out
     assert f"{b1} kept: on hold" in expired.out and "court case 7" in expired.out
@@ -230,7 +241,15 @@ def _hold_and_expire(
         ("hold", [b1], "court case 7"),
         ("retention-delete", [a3], "retention.days = 30"),
     ]
+    judged = datetime.fromisoformat(_access(office)[-1]["as_of"])
+    assert before <= judged <= datetime.now(UTC)  # the run's "now", recorded with the rule
     _verify(capsys, office, office.access_path)
+
+
+def _age(office: Office, days: int) -> None:
+    catalog = office.catalog()
+    make_older(catalog, days)
+    catalog.close()
 
 
 def _erase(

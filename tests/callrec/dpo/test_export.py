@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from callrec.catalog import Catalog
 from callrec.crypto.keys import PrivateKey
 from tests.callrec.cli_support import Run, run
-from tests.callrec.dpo.recorders import Recorder
+from tests.callrec.dpo.recorders import Recorder, make_older
 
 ALICE = "+4930123456"
 
@@ -78,7 +79,9 @@ def test_a_recording_deleted_before_the_export_is_named_not_played(
     a, _ = recorders
     gone_id, _ = a.call(ALICE, dialled="400")
     kept_id, _ = a.call(ALICE)
-    expired = run(capsys, "retention", "run", "--as-of", "2999-01-01", "--config", a.config_path)
+    with Catalog.from_config(a.config) as catalog:
+        make_older(catalog, 400)
+    expired = run(capsys, "retention", "run", "--config", a.config_path)
     assert expired.code == 0, expired.err
     assert f"{gone_id} deleted" in expired.out and f"{kept_id} deleted" in expired.out
     out = tmp_path / "out"
