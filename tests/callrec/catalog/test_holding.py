@@ -44,6 +44,16 @@ def access(tmp_path: Path) -> AccessLog:
     return AccessLog(tmp_path / "access.jsonl")
 
 
+def _entered(
+    catalog: Catalog, recorder: Recorder, count: int, number: str = "+4930123456"
+) -> list[dict[str, Any]]:
+    """``count`` recorded calls, entered as ``callrec serve`` would; their audit lines."""
+    lines = [recorder.call(number) for _ in range(count)]
+    for line in lines:
+        catalog.record_call(line)
+    return lines
+
+
 def _deleter(catalog: Catalog, access: AccessLog) -> Deleter:
     return Deleter(catalog, access, Actor.current(), LATER)
 
@@ -82,9 +92,7 @@ def _hook(
 def test_a_hold_placed_after_the_listing_keeps_the_recording(
     catalog: Catalog, catalog_url: str, recorder: Recorder, access: AccessLog
 ) -> None:
-    first, line = recorder.call(), recorder.call()
-    for made in (first, line):
-        catalog.record_call(made)
+    _, line = _entered(catalog, recorder, 2)
     due = _due(catalog)
     assert len(due) == 2
     with Catalog.open(catalog_url) as other:  # another shell, the same catalogue
@@ -109,8 +117,7 @@ def test_a_hold_asked_for_while_the_file_is_being_deleted_is_refused(
     access: AccessLog,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    line = recorder.call()
-    catalog.record_call(line)
+    [line] = _entered(catalog, recorder, 1)
     refusals: list[str] = []
 
     def hold_from_elsewhere() -> None:
@@ -136,9 +143,7 @@ def test_a_hold_and_a_claim_of_one_recording_wait_for_each_other(
     catalog: Catalog, catalog_url: str, recorder: Recorder
 ) -> None:
     """Two transactions at once: whichever locked the row first wins, the other sees it."""
-    first, second = recorder.call(), recorder.call()
-    for line in (first, second):
-        catalog.record_call(line)
+    first, second = _entered(catalog, recorder, 2)
     at = "2027-03-02T00:00:00.000+00:00"
 
     # A deleter's claim transaction is open; a hold from another connection must wait.
@@ -221,9 +226,7 @@ def test_a_hold_during_an_erasure_keeps_that_recording_and_the_rest_is_erased(
     access: AccessLog,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    held, erased = recorder.call("+4930777"), recorder.call("+4930777")
-    for line in (held, erased):
-        catalog.record_call(line)
+    held, erased = _entered(catalog, recorder, 2, "+4930777")
     pseudonym = pseudonymise("+4930777", recorder.pseudonym_key)
     eraser = Eraser(catalog, access, Actor.current(), "pbx1", recorder.audit_path)
     order = eraser.order(pseudonym, "erasure request 31")
@@ -253,9 +256,7 @@ def test_a_hold_during_an_erasure_keeps_that_recording_and_the_rest_is_erased(
 def test_a_deletion_cut_short_after_its_claim_is_finished_by_the_next_run(
     catalog: Catalog, recorder: Recorder, access: AccessLog
 ) -> None:
-    there, gone = recorder.call(), recorder.call()
-    for line in (there, gone):
-        catalog.record_call(line)
+    there, gone = _entered(catalog, recorder, 2)
     # The run that crashed: both claimed, one file deleted, no tombstone.
     for line in (there, gone):
         claimed = catalog.claim_deletion(line["recording_id"], "old@pbx1", "retention.days = 90")
@@ -286,8 +287,7 @@ def test_a_deletion_cut_short_after_its_claim_is_finished_by_the_next_run(
 def test_a_file_that_cannot_be_deleted_gives_its_claim_back(
     catalog: Catalog, recorder: Recorder, access: AccessLog
 ) -> None:
-    line = recorder.call()
-    catalog.record_call(line)
+    [line] = _entered(catalog, recorder, 1)
     path = Path(line["path"])
     path.unlink()
     path.mkdir()  # something that is no file, and that unlink() refuses
