@@ -7,34 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from callrec.consent import Decision
-from callrec.live import (
-    Frontend,
-    LiveCall,
-    LivePart,
-    LiveRecordError,
-    LiveState,
-    LiveStore,
-    TapIds,
-)
+from callrec.live import Frontend, LiveCall, LiveRecordError, LiveState, LiveStore
 from callrec.pausing import OpenPause, PauseSource
+from tests.callrec.test_live import _call
 
 NEW_KEYS = ("frontend", "call_id", "linkedid", "layout", "on_failure")
 
 
 def _dialplan_call() -> LiveCall:
-    return LiveCall(
-        call="1733000000.7",
-        app="callrec",
+    """A Stasis call's record (tests/callrec/test_live.py) made a dialplan recording's."""
+    return _call(
         state=LiveState.RECORDING,
-        started=1_795_910_400.0,
-        pseudonym="p1:" + "ab" * 16,
         dialled="700",
-        pbx_boot="2026-12-01T00:00:00.000+0000",
-        decision=Decision.IMPLIED,
-        consent={"prompt_id": "en/disclosure", "policy": {"mode": "implied"}},
-        tap=TapIds("callrec-snoop-1", "callrec-media-1", "callrec-tap-1"),
-        recording=LivePart("ab" * 16, 1, 1_795_910_401.0),
+        playback=None,
+        destination=None,
+        bridge=None,
+        bridged_at=None,
+        continues=None,
         pause=OpenPause(1_795_910_402.0, PauseSource.AGI),
         frontend=Frontend.AGI,
         call_id="cd" * 16,
