@@ -114,6 +114,15 @@ class ActiveRecording:
     def uniqueid(self) -> str:
         return self.consent.uniqueid
 
+    def set_paused(self, pause: bool, source: PauseSource) -> bool:
+        """Pause or resume for ``source`` (the dialplan's /pause and /resume, the
+        control socket), through the tap's pause control; False when nothing
+        changed: paused (or recording) already, or the recording has ended."""
+        changed = (self.tap.pause if pause else self.tap.resume)(source)
+        what = ("paused" if pause else "resumed") if changed else "unchanged"
+        self.log.info("recording %s: %s (%s)", self.tap.recording_id, what, source)
+        return changed
+
     def end(self, reason: str) -> None:
         """Ask for the end; the first reason given wins."""
         if not self.ended.is_set():
@@ -217,12 +226,8 @@ class AgiRecordings:
         active = await self._find(agi, env)
         if active is None:
             return
-        if action == "pause":
-            active.tap.pause(PauseSource.AGI)
-        else:
-            active.tap.resume(PauseSource.AGI)
-        active.log.info("recording %s: %s", active.tap.recording_id, action)
-        await agi.set_variable_quietly(PAUSED_VARIABLE, "yes" if action == "pause" else "no")
+        active.set_paused(action == "pause", PauseSource.AGI)
+        await agi.set_variable_quietly(PAUSED_VARIABLE, "yes" if active.tap.paused else "no")
 
     # --- life cycle ---------------------------------------------------------
 
