@@ -106,6 +106,7 @@ class ActiveRecording:
     watcher: asyncio.Task[None] | None = None
     result: TapResult | None = None
     reason: str = ""
+    failure: str = ""  # why the recording failed mid-call, for its audit line
     policy: FailurePolicy = BEST_EFFORT  # recording.on_failure when it started
     # A continuation's: the audit lines' ``continues`` and ``recovery``.
     audit_extra: dict[str, Any] = field(default_factory=dict)
@@ -310,6 +311,7 @@ class AgiRecordings:
             return
         active.log.error("%s", safe(reason, 200))
         if ends_recording(reason, active.policy):
+            active.failure = active.failure or reason
             active.end(RECORDING_FAILED)
             return
         core = self._core()
@@ -386,7 +388,8 @@ class AgiRecordings:
 
     def _audit_sealed(self, core: CoreServices, active: ActiveRecording, reason: str) -> None:
         event = "call" if active.result is not None and reason != RECORDING_FAILED else "failure"
-        _audit(core, active.consent, active.result, event, reason, active.audit_extra)
+        why = active.failure if reason == RECORDING_FAILED and active.failure else reason
+        _audit(core, active.consent, active.result, event, why, active.audit_extra)
 
 
 def _new_record(core: CoreServices, consent: ConsentRecord, on_failure: FailurePolicy) -> LiveCall:

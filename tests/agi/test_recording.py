@@ -27,8 +27,10 @@ from ari_app.app import App
 from ari_app.demo import SIM_PASSWORD, SIM_USER, write_config, write_keys
 from ari_app.demo import write_prompts as write_demo_prompts
 from callrec.ari.sim import AriSimulator, DialplanStep, EndpointBehaviour
+from callrec.clock import Clock, SystemClock
 from callrec.config import AgiConfig, Config, load_config
 from callrec.crypto.keys import PrivateKey
+from callrec.crypto.limits import MAX_RECORDING_SECONDS
 from callrec.decode import decode_recording
 from callrec.media.layout import ChannelMode
 from callrec.media.signals import speech_like
@@ -115,7 +117,11 @@ async def wait_until(probe: Any, within: float = 15.0) -> Any:
 
 
 async def make_rig(
-    tmp_path: Path, *, record_after_consent: bool = False, channels: ChannelMode = "mixed"
+    tmp_path: Path,
+    *,
+    record_after_consent: bool = False,
+    channels: ChannelMode = "mixed",
+    clock: Clock | None = None,
 ) -> Rig:
     sounds = tmp_path / "sounds"
     write_demo_prompts(
@@ -134,7 +140,7 @@ async def make_rig(
     agi = AgiConfig(host="127.0.0.1", port=0, record_after_consent=record_after_consent)
     recording = dataclasses.replace(config.recording, channels=channels)
     config = dataclasses.replace(config, agi=agi, recording=recording)
-    app = App(config)
+    app = App(config) if clock is None else App(config, clock=clock)
     service = AgiService(config, lambda: app.ctx, sweep_interval=0.3)
     app.extra_services.append(service)
     await app.startup()
@@ -409,6 +415,41 @@ async def test_record_in_stereo_puts_the_channel_left_and_what_it_hears_right(
         assert line["packets"]["received"] > 2 * 50  # both sides, over a second each
         await wait_until(lambda: not rig.sim.bridges, 5)
         assert not [c for c in rig.sim.channels if c.kind in ("snoop", "unicast")]
+    finally:
+        await rig.app.shutdown()
+        await rig.sim.stop()
+
+
+class _WallAhead(SystemClock):
+    """Real time, but the test can move the wall clock on (a week passes at once)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def wall(self) -> float:
+        return super().wall() + self.ahead
+
+
+async def test_a_recording_cut_by_the_writer_says_why_in_its_audit_line(tmp_path: Path) -> None:
+    """Paused, and resumed a week later: the writer refuses (7-day limit) and the
+    recording ends sealed; its audit line names that cause, not only 'recording-failed'."""
+    clock = _WallAhead()
+    rig = await make_rig(tmp_path, clock=clock)
+    try:
+        cid = await rig.dialplan_call(seconds=8.0)
+        await rig.agi("consent", cid)
+        await rig.agi("record", cid)
+        await asyncio.sleep(0.8)
+        await rig.agi("pause", cid)
+        clock.ahead = MAX_RECORDING_SECONDS
+        await rig.agi("resume", cid)
+        (line,) = await wait_until(lambda: rig.audit("recording"), 15)
+        assert line["event"] == "failure"
+        assert "longer than 7 days" in line["reason"], line["reason"]
+        assert rig.sim.channel(cid) is not None  # sealed while the call goes on
+        (sealed,) = rig.sealed()
+        summary = decode(sealed, rig.keys).metadata[-1]
+        assert "longer than 7 days" in summary["failure"]
     finally:
         await rig.app.shutdown()
         await rig.sim.stop()
