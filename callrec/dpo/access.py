@@ -32,6 +32,10 @@ key               value
                   the rule (``retention.days = 90``)
 ``order``         ``subject-erase`` and ``erasure-carried-out``: the erasure
                   order's id in the catalogue
+``as_of``         ``retention-delete`` by ``retention run --as-of``: the date
+                  the rule was applied at (absent: now)
+``claimed``       a deletion an earlier, interrupted run claimed and this one
+                  finished: who claimed it (``by``) and when (``at``)
 ================  ===========================================================
 
 The caller's number never appears; the recording ids are what link an
