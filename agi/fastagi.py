@@ -11,7 +11,9 @@ still take commands.
 :class:`FastAgiServer` knows nothing about consent or recording;
 :class:`AgiService` routes the scripts to :mod:`agi.gate` and
 :mod:`agi.recording` and is what ``callrec serve`` starts beside the Stasis
-app (``App(extra_services=...)``).
+app (``App(extra_services=...)``); it also offers its recordings to the
+control socket (:meth:`AgiService.recorded`, :class:`DialplanCall`), so a CRM
+lists, pauses and resumes them as it does the Stasis app's calls.
 """
 
 from __future__ import annotations
@@ -20,13 +22,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from agi.gate import ERROR_VARIABLE, AgiConsent, ConsentLedger
 from agi.protocol import MAX_LINE_BYTES, AgiConnection, AgiEnvironment
-from agi.recording import SWEEP_INTERVAL, AgiRecordings, CoreProvider, CoreServices
+from agi.recording import (
+    SWEEP_INTERVAL,
+    ActiveRecording,
+    AgiRecordings,
+    CoreProvider,
+    CoreServices,
+)
 from agi.takeover import AgiTakeOver
+from callrec.clock import iso_utc
 from callrec.config import AgiConfig, Config
 from callrec.consent import records
+from callrec.control_protocol import ControlError
 from callrec.errors import (
     AgiDeadChannel,
     AgiError,
@@ -35,7 +46,8 @@ from callrec.errors import (
     RecordingUnavailable,
 )
 from callrec.live import LiveCall
-from callrec.logutil import CallLogAdapter, safe
+from callrec.logutil import CallLogAdapter, mask_number, safe
+from callrec.pausing import PauseSource
 from callrec.takeover import Survey
 
 logger = logging.getLogger(__name__)
@@ -223,6 +235,10 @@ class AgiService:
         if core is not None:
             self._takeover.start(core, survey, records)
 
+    def recorded(self) -> list[DialplanCall]:
+        """The recordings in progress, for the control socket (``callrec calls``)."""
+        return [DialplanCall(active) for active in self.recordings.active.values()]
+
     async def stop(self) -> None:
         """Stop taking AGI sessions, then seal every recording started over AGI."""
         await self.server.stop()
@@ -259,3 +275,67 @@ class AgiService:
             recording = await self.recordings.record(agi, env)
         if not recording:
             gate.write_audit(outcome)
+
+
+class DialplanCall:
+    """A dialplan recording as the control socket sees it (``callrec calls``).
+
+    Named by the channel's uniqueid, ``CALLREC_ID``, the linkedid or the
+    recording id; paused through :meth:`ActiveRecording.set_paused`, the path
+    of the dialplan's own ``/pause`` and ``/resume``, so either resumes what
+    the other paused.
+    """
+
+    def __init__(self, active: ActiveRecording) -> None:
+        self._active = active
+
+    @property
+    def call(self) -> str:
+        return self._active.uniqueid
+
+    @property
+    def names(self) -> tuple[str | None, ...]:
+        active = self._active
+        linkedid = active.consent.evidence.linkedid
+        return (active.uniqueid, active.consent.call_id, linkedid, active.tap.recording_id)
+
+    @property
+    def paused(self) -> bool:
+        return self._active.tap.paused
+
+    @property
+    def failure(self) -> str | None:
+        return self._active.failure or None
+
+    @property
+    def log(self) -> CallLogAdapter:
+        return self._active.log
+
+    @property
+    def starting(self) -> bool:
+        return self._active.watcher is None  # set once the tap has started
+
+    def set_paused(self, pause: bool, source: PauseSource) -> bool:
+        if self.starting:
+            raise ControlError(f"call {self.call}: its recording is starting: ask again")
+        return self._active.set_paused(pause, source)
+
+    def row(self) -> dict[str, Any]:
+        active = self._active
+        evidence, tap = active.consent.evidence, active.tap
+        state = "starting" if self.starting else "ending" if active.ended.is_set() else "recording"
+        started = tap.started_at
+        return {
+            "call": active.uniqueid,
+            "frontend": "agi",
+            "call_id": active.consent.call_id,
+            "linkedid": evidence.linkedid,
+            "agent": None,
+            "state": state,
+            "started": None if started is None else iso_utc(started),
+            "dialled": evidence.dialled,
+            "caller": mask_number(evidence.personal.get("caller_number", "")),
+            "recording": tap.recording_id,
+            "paused": tap.paused,
+            "pauses": len(tap.pauses.pauses),
+        }

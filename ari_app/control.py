@@ -8,6 +8,13 @@ anybody but its owner (and root), and each peer's uid is checked again
 (SO_PEERCRED). The protocol is :mod:`callrec.control_protocol`. One of the
 app's extra services (``callrec/cli/app_cmds.py``): started after the app's
 start-up, stopped before its shutdown; the path is read at start only.
+
+It shows both front ends' recorded calls: the Stasis app's sessions and the
+dialplan's (FastAGI) recordings, which ``agi.fastagi.AgiService.recorded``
+offers as :class:`Recorded` without this module importing the AGI side.
+Either is paused through its own recording's pause control, so a pause from
+here and one from the agent's code or the dialplan's ``/pause`` are the same
+pause.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import secrets
 import socket
 import stat
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +43,7 @@ from callrec.control_protocol import (
     error_reply,
     parse_request,
 )
-from callrec.logutil import mask_number, safe
+from callrec.logutil import CallLogAdapter, mask_number, safe
 from callrec.pausing import PauseSource
 
 logger = logging.getLogger(__name__)
@@ -53,12 +61,51 @@ class Calls(Protocol):
     def sessions(self) -> dict[str, CallSession]: ...
 
 
+class Recorded(Protocol):
+    """One recorded call as the socket lists, pauses and resumes it, whichever
+    front end records it."""
+
+    @property
+    def call(self) -> str:
+        """The id the list shows first (the caller's channel id)."""
+
+    @property
+    def names(self) -> tuple[str | None, ...]:
+        """Every id a request may name it by."""
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def failure(self) -> str | None:
+        """Why its recording broke, if it did (said when a pause or resume cannot be)."""
+
+    @property
+    def log(self) -> CallLogAdapter: ...
+
+    def row(self) -> dict[str, Any]:
+        """As ``callrec calls list`` shows it (the caller's number masked)."""
+
+    def set_paused(self, pause: bool, source: PauseSource) -> bool:
+        """Pause or resume; False when nothing changed; :class:`ControlError` when
+        it cannot be asked (not recorded)."""
+
+
+class DialplanCalls(Protocol):
+    """The dialplan's recordings (:class:`agi.fastagi.AgiService`)."""
+
+    def recorded(self) -> Iterable[Recorded]: ...
+
+
 class ControlService:
     """The control socket, one of the app's extra services."""
 
-    def __init__(self, config: Config, calls: Calls) -> None:
+    def __init__(
+        self, config: Config, calls: Calls, dialplan: DialplanCalls | None = None
+    ) -> None:
         self.path = config.control.socket
         self._calls = calls
+        self._dialplan = dialplan
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
         self._open: set[asyncio.Task[Any]] = set()
@@ -157,48 +204,87 @@ class ControlService:
     def answer(self, request: Request, uid: int | None = None) -> dict[str, Any]:
         """The reply to one request; :class:`ControlError` says what is wrong."""
         if request.op is Op.LIST:
-            return {"ok": True, "calls": [_listed(s) for s in self._calls.sessions.values()]}
+            return {"ok": True, "calls": [call.row() for call in self._recorded()]}
         assert request.call is not None
-        session = self._find(request.call)
-        pauses = session.pauses
-        if pauses is None:
-            raise ControlError(f"call {request.call} is not being recorded")
+        call = self._find(request.call)
         pausing = request.op is Op.PAUSE
-        act = pauses.pause if pausing else pauses.resume
-        changed = act(PauseSource.CONTROL)
+        changed = call.set_paused(pausing, PauseSource.CONTROL)
         if changed:
-            session.log.info("control socket (uid %s): %s", uid, request.op)
-        return {"ok": True, "call": session.id, "paused": pauses.paused, "changed": changed}
+            call.log.info("control socket (uid %s): %s", uid, request.op)
+        elif call.paused != pausing:
+            # Still paused after a resume, or recording after a pause: the
+            # recording can no longer change (its writer refused the mark).
+            raise ControlError(_ended(call, request.op))
+        return {"ok": True, "call": call.call, "paused": call.paused, "changed": changed}
 
-    def _find(self, call: str) -> CallSession:
-        for session in self._calls.sessions.values():
-            tap = session.tap
-            names = (
-                session.id,
-                session.evidence.linkedid,
-                session.agent_id,
-                tap and tap.recording_id,
-            )
-            if call in names:
-                return session
-        raise ControlError(f"no call {call} in progress (`callrec calls list` shows them)")
+    def _recorded(self) -> list[Recorded]:
+        stasis: list[Recorded] = [StasisCall(s) for s in self._calls.sessions.values()]
+        return stasis + list(() if self._dialplan is None else self._dialplan.recorded())
+
+    def _find(self, name: str) -> Recorded:
+        for call in self._recorded():
+            if name in call.names:
+                return call
+        raise ControlError(f"no call {name} in progress (`callrec calls list` shows them)")
 
 
-def _listed(session: CallSession) -> dict[str, Any]:
-    """One call as ``callrec calls list`` shows it (the caller's number masked)."""
-    pauses = session.pauses
-    return {
-        "call": session.id,
-        "linkedid": session.evidence.linkedid,
-        "agent": session.agent_id,
-        "state": str(session.state),
-        "started": iso_utc(session.started),
-        "dialled": session.number,
-        "caller": mask_number(session.channel.caller.number),
-        "recording": None if session.tap is None else session.tap.recording_id,
-        "paused": pauses is not None and pauses.paused,
-        "pauses": 0 if pauses is None else len(pauses.control.pauses),
-    }
+def _ended(call: Recorded, op: Op) -> str:
+    why = call.failure
+    because = "" if not why else f": {safe(why, 500)}"
+    return f"call {call.call}: cannot {op}: its recording has ended{because}"
+
+
+class StasisCall:
+    """A call of the Stasis app, as the socket sees it."""
+
+    def __init__(self, session: CallSession) -> None:
+        self._session = session
+
+    @property
+    def call(self) -> str:
+        return self._session.id
+
+    @property
+    def names(self) -> tuple[str | None, ...]:
+        session, tap = self._session, self._session.tap
+        recording = None if tap is None else tap.recording_id
+        return (session.id, session.evidence.linkedid, session.agent_id, recording)
+
+    @property
+    def paused(self) -> bool:
+        return self._session.pauses is not None and self._session.pauses.paused
+
+    @property
+    def failure(self) -> str | None:
+        return self._session.failure
+
+    @property
+    def log(self) -> CallLogAdapter:
+        return self._session.log
+
+    def set_paused(self, pause: bool, source: PauseSource) -> bool:
+        pauses = self._session.pauses
+        if pauses is None:
+            raise ControlError(f"call {self.call} is not being recorded")
+        return (pauses.pause if pause else pauses.resume)(source)
+
+    def row(self) -> dict[str, Any]:
+        session = self._session
+        pauses = session.pauses
+        return {
+            "call": session.id,
+            "frontend": "ari",
+            "call_id": session.id,
+            "linkedid": session.evidence.linkedid,
+            "agent": session.agent_id,
+            "state": str(session.state),
+            "started": iso_utc(session.started),
+            "dialled": session.number,
+            "caller": mask_number(session.channel.caller.number),
+            "recording": None if session.tap is None else session.tap.recording_id,
+            "paused": self.paused,
+            "pauses": 0 if pauses is None else len(pauses.control.pauses),
+        }
 
 
 def _make_folder(folder: Path) -> None:

@@ -70,7 +70,8 @@ def extra_services(config: Config, app: App) -> list[Service]:
 
     catalog = CatalogService(config, app)  # enters each call's audit line, off the loop
     agi = AgiService(config, lambda: app.ctx)
-    return [agi, MetricsService(config, app), catalog, ControlService(config, app)]
+    control = ControlService(config, app, agi)  # lists and pauses both front ends' calls
+    return [agi, MetricsService(config, app), catalog, control]
 
 
 def _serve(args: argparse.Namespace) -> int:

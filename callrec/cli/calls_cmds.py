@@ -4,9 +4,13 @@ What a CRM or an agent desktop runs to keep a card number out of a
 recording: ``callrec calls pause CALL_ID``, then ``resume``. It talks to
 ``serve`` over the Unix socket of ``[control] socket`` (owner only: run it as
 the callrec user or root), one JSON line each way
-(:mod:`callrec.control_protocol`). Exit 0 when done (a pause of a paused call
-changes nothing and says so), 1 when ``serve`` is not there or refuses (an
-unknown call id, a call not recorded), 2 for usage.
+(:mod:`callrec.control_protocol`). It shows and controls the Stasis app's
+calls and the dialplan's (FastAGI) recordings alike, the ``FRONTEND`` column
+(``ari``, ``agi``) telling them apart. Exit 0 when done (a pause of a paused
+call changes nothing and says so), 1 when ``serve`` is not there or refuses
+(an unknown call id, a call not recorded, a recording that has ended: its
+writer refused the resume at the 7-day limit or on a failed disk), 2 for
+usage.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "call",
             metavar="CALL_ID",
             help="the caller's channel id (Asterisk uniqueid), the linkedid, the agent's "
-            "channel id or the recording id",
+            "channel id, the recording id, or a dialplan recording's CALLREC_ID",
         )
         _socket_options(c)
         c.set_defaults(func=_pause_or_resume, op=name)
@@ -73,16 +77,24 @@ def _list(args: argparse.Namespace) -> int:
     if not calls:
         print("no calls in progress")
         return EXIT_OK
-    print(f"{'CALL':<24} {'STATE':<10} {'DIALLED':<12} {'CALLER':<14} PAUSED  RECORDING")
+    print(_row(*_HEADER))
     for call in calls:
-        paused = "yes" if call.get("paused") else "no"
-        row = [call.get("call"), call.get("state"), call.get("dialled"), call.get("caller")]
-        cells = [escape(str(value or "-")) for value in row]
-        recording = escape(str(call.get("recording") or "-"))
-        print(
-            f"{cells[0]:<24} {cells[1]:<10} {cells[2]:<12} {cells[3]:<14} {paused:<7} {recording}"
-        )
+        values = [call.get(key) for key in _COLUMNS]
+        cells = [escape(str(value or "-")) for value in values]
+        cells[-2] = "yes" if call.get("paused") else "no"
+        print(_row(*cells))
     return EXIT_OK
+
+
+# The table's columns: the reply's keys, their headings and widths (the last unpadded).
+_COLUMNS = ("call", "frontend", "state", "dialled", "caller", "paused", "recording")
+_HEADER = ("CALL", "FRONTEND", "STATE", "DIALLED", "CALLER", "PAUSED", "RECORDING")
+_WIDTHS = (24, 8, 10, 12, 14, 6)
+
+
+def _row(*cells: str) -> str:
+    padded = [f"{cell:<{width}}" for cell, width in zip(cells, _WIDTHS, strict=False)]
+    return " ".join([*padded, cells[-1]])
 
 
 def _pause_or_resume(args: argparse.Namespace) -> int:

@@ -72,11 +72,16 @@ async def test_a_resume_past_the_limit_seals_the_recording_at_once(
 
     await wait_until(recording, 10)
     session = the_app.sessions[caller]
-    agent = session.agent_id
+    agent, tap = session.agent_id, session.tap
+    assert tap is not None
     assert (await calls(capsys, rig, "pause", caller)).code == 0
     clock.ahead = MAX_RECORDING_SECONDS  # a week later
     resumed = await calls(capsys, rig, "resume", caller)
-    assert resumed.code == 0 and resumed.err == ""  # answered, nothing raised at the CRM
+    # The CRM is told the recording is over, and why, not "already paused".
+    assert resumed.code == 1 and resumed.out == ""
+    assert resumed.err.startswith(f"callrec calls: call {caller}: cannot resume: its recording")
+    assert f"has ended: recording stopped: recording {tap.recording_id}" in resumed.err
+    assert LIMIT in resumed.err
 
     if strict:
         line = await rig.wait_audit(caller)
