@@ -10,7 +10,9 @@ that ``callrec serve`` listens on (:mod:`ari_app.control`)::
     anything wrong                        {"ok": false, "error": "what was wrong"}
 
 ``ID`` is the caller's channel id (Asterisk's uniqueid), the call's linkedid,
-the agent's channel id or the recording id, as ``list`` shows them. A request
+the agent's channel id, the recording id or, for a dialplan (FastAGI)
+recording, its ``CALLREC_ID``, as ``list`` shows them (each row says its
+``frontend``: ``ari`` or ``agi``). A request
 line is at most :data:`MAX_REQUEST` bytes, a reply at most :data:`MAX_REPLY`.
 Sans-IO: the server and the client bring their own sockets.
 """

@@ -96,6 +96,7 @@ async def test_a_crm_pauses_and_resumes_a_call(
         False,
     )
     assert row["dialled"] == "100" and row["state"] == "bridged"
+    assert (row["frontend"], row["call_id"]) == ("ari", row["call"])
 
     await at(2.3)
     paused = await calls(capsys, rig, "pause", caller)
