@@ -67,12 +67,15 @@ class AgiTakeOver:
                 len(live),
                 len(lost),
             )
-        try:
-            await asyncio.gather(*(self._resume(core, r, survey) for r in live))
-            for record in lost:
-                await lose(core, record, survey, call_id=record.call_id, stage="recording")
-        except Exception:
-            logger.exception("taking over the dialplan recordings of a previous recorder failed")
+        # One call's failure must not cost the others their continuation or lost line.
+        jobs = [self._resume(core, r, survey) for r in live]
+        jobs += [lose(core, r, survey, call_id=r.call_id, stage="recording") for r in lost]
+        for failed in await asyncio.gather(*jobs, return_exceptions=True):
+            if isinstance(failed, Exception):
+                logger.error(
+                    "taking over a dialplan recording of a previous recorder failed",
+                    exc_info=failed,
+                )
 
     async def _resume(self, core: CoreServices, record: LiveCall, survey: Survey) -> None:
         """Record the rest of a call whose channel is still up, in a continuation."""

@@ -190,10 +190,13 @@ class Catalog:
             if old.state in (RecordingState.PRESENT, RecordingState.MISSING):
                 found = uri_path(old.uri).is_file()
                 state = RecordingState.PRESENT if found else RecordingState.MISSING
+                # Only a row still present or missing: a deleter's claim or a hold
+                # committed since the read wins (PostgreSQL reads without a lock).
                 cur.run(
-                    "UPDATE recordings SET state = ? WHERE recording_id = ?",
-                    (str(state), recording_id),
-                )
+                    "UPDATE recordings SET state = ? WHERE recording_id = ? AND state IN (?, ?)",
+                    (str(state), recording_id, str(RecordingState.PRESENT),
+                     str(RecordingState.MISSING)),
+                )  # fmt: skip
             return self._recording(cur, recording_id)
 
     # --- reading ----------------------------------------------------------------

@@ -424,12 +424,14 @@ class StereoStream:
         """Record again after :meth:`pause`: a resume frame; each side re-anchored."""
         if not self._paused or self.error is not None:
             return
+        # The frame first: a writer refusing it (the 7-day limit, a failed disk)
+        # leaves the stream paused, as a mono stream is (rtp_stream.py).
+        self.writer.write_resume(at, source)
         for leg in self.legs:
             leg.flush()  # what was held while paused is discarded
             leg.pass_on()
         self.aligner.restart()
         self._paused = False
-        self.writer.write_resume(at, source)
 
     @property
     def paused(self) -> bool:

@@ -78,6 +78,7 @@ async def test_a_resume_past_the_limit_ends_the_recording_paused_and_seals_it_at
     assert tap.pause(PauseSource.CONTROL, at=PAUSED_AT)
     # The agent's code, the control socket or AGI asks; nobody gets an exception.
     assert not tap.resume(PauseSource.AGENT_CODE, at=PAUSED_AT + MAX_RECORDING_SECONDS)
+    assert tap.paused  # what a CRM and CALLREC_PAUSED are told: it never resumed
     assert len(reasons) == 1, reasons
     assert reasons[0].startswith(f"recording stopped: recording {tap.recording_id}: a pause")
     assert LIMIT in reasons[0]
