@@ -219,6 +219,7 @@ class PauseControl:
         self._stream: Pausable | None = None
         self._closed = False
         self._carried: OpenPause | None = None
+        self._early: OpenPause | None = None  # asked for before the RTP side attached
         self._watchers: list[Callable[[OpenPause | None], None]] = []
         self.pauses: list[Pause] = []
 
@@ -232,6 +233,10 @@ class PauseControl:
         self._stream = stream
         if self._carried is not None:
             self._begin_carried(self._carried)
+        elif self._early is not None:
+            early, self._early = self._early, None
+            if not self.pause(early.source, resume_by=early.resume_by):
+                logger.error("a pause asked for while the recording started could not begin")
 
     def watch(self, changed: Callable[[OpenPause | None], None]) -> None:
         """Call ``changed`` with the pause each time one begins, with None at a resume."""
@@ -263,7 +268,20 @@ class PauseControl:
 
     @property
     def paused(self) -> bool:
-        return self._stream is not None and self._stream.paused
+        if self._stream is None:  # starting: a pause asked for or carried over waits
+            return self._early is not None or self._carried is not None
+        return self._stream.paused
+
+    def _ask_early(self, source: PauseSource, resume_by: float | None) -> bool:
+        """A pause asked for while the recording starts (its snoop and media being
+        set up, a crashed recorder's call being taken over): kept, and begun at
+        :meth:`attach`, before any audio can arrive. Refusing it instead would let
+        the agent read out a card number into a recording that then starts."""
+        if self._closed or self.paused:
+            return False
+        self._early = OpenPause(self._clock.wall(), source, resume_by)
+        self._tell(self._early)  # the live record keeps it, should a crash come first
+        return True
 
     @property
     def holding(self) -> bool:
@@ -323,6 +341,10 @@ class PauseControl:
         """Stop recording now (or from the hold's start); False when paused already
         or not recording. ``auto_resume`` seconds from its start (0: never), or
         ``resume_by``, is when the caller means to resume it by itself."""
+        if self._stream is None:
+            if resume_by is None and auto_resume > 0:
+                resume_by = self._clock.wall() + auto_resume
+            return self._ask_early(source, resume_by)
         live = self._live()
         if live is None or self.paused:
             return False
@@ -348,6 +370,10 @@ class PauseControl:
         """Record again; False when not paused, or when the writer refuses the resume
         (a pause whose silence would pass the length limit): the recording then
         ends paused, through the RTP side's failure path."""
+        if self._stream is None and not self._closed and self.paused:
+            self._early = self._carried = None  # resumed before it could begin
+            self._tell(None)
+            return True
         live = self._live()
         if live is None or not self.paused:
             return False

@@ -144,11 +144,43 @@ def test_pausing_twice_or_resuming_a_running_recording_changes_nothing() -> None
     assert call.control.totals(T0 + 5.0) == PauseTotals(1, 5.0)
 
 
-def test_nothing_pauses_before_the_stream_is_attached() -> None:
-    control = PauseControl(ManualClock(T0))
-    assert not control.pause(PauseSource.AGI)
-    assert not control.hold()
-    assert not control.paused
+def _starting() -> tuple[ManualClock, Frames, PauseControl, RtpStream]:
+    """A recording whose RTP side is not attached yet (its snoop being set up)."""
+    clock, writer = ManualClock(T0), Frames()
+    control = PauseControl(clock)
+    stream = RtpStream(
+        control.gate(writer), "ulaw", "call-1",
+        hold=lambda _: None, attach=lambda _stream, _source: None, coalesce=1,
+    )  # fmt: skip
+    return clock, writer, control, stream
+
+
+def test_a_pause_asked_while_the_recording_starts_begins_before_any_audio() -> None:
+    """The agent's /pause during a start (or a crash take-over) is kept, not refused:
+    refused, the card number read out next would be in the recording."""
+    clock, writer, control, stream = _starting()
+    told: list[object] = []
+    control.watch(told.append)
+    assert not control.hold()  # nothing to hold back yet
+    assert control.pause(PauseSource.AGI)
+    assert control.paused and not control.pause(PauseSource.CONTROL)  # paused already
+    assert told and told[-1] is not None  # the live record hears of it at once
+    clock.advance(0.5)
+    control.attach(stream)
+    for i in range(3):  # said while paused
+        stream.feed(RtpPacket(0, False, 100 + i, 160 * i, 0x1234, payload=bytes(160)).serialize())
+    assert writer.frames == [("pause", (0.5, "agi"))]  # from the first instant, no audio
+    assert control.resume(PauseSource.AGI)
+    assert [kind for kind, _ in writer.frames] == ["pause", "resume"]
+
+
+def test_a_pause_resumed_before_the_recording_started_never_begins() -> None:
+    _, writer, control, stream = _starting()
+    assert control.pause(PauseSource.CONTROL)
+    assert control.resume(PauseSource.AGI)
+    assert not control.paused and not control.resume(PauseSource.AGI)
+    control.attach(stream)
+    assert writer.frames == [] and control.pauses == []
 
 
 def test_the_gate_names_the_recordings_file_for_the_syncer(tmp_path: Path) -> None:
