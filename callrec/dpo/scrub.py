@@ -11,10 +11,13 @@ stripped without one. Nothing else of a line changes, and the other
 lines are copied byte for byte.
 
 The file is rewritten whole into a temporary file beside it, fsynced and
-renamed over it while holding the ``flock`` the writers take, so a crash
-leaves the old log or the new one, never a mix. A writer that opened the old
-file before the rename and waited for the lock finds, once it has it, that
-the path names another file, and opens it again
+renamed over it, so a crash leaves the old log or the new one, never a mix.
+The copy is made in two steps so that ``serve`` never waits for it: the
+lines already whole are copied without the ``flock`` the writers take (they
+only ever append), then, holding it, the lines appended meanwhile, and the
+rename. A writer holds back only for that tail, not for the whole log. A
+writer that opened the old file before the rename and waited for the lock
+finds, once it has it, that the path names another file, and opens it again
 (:func:`callrec.audit.lock_current`): its line goes to the new log, chained
 after the last line there.
 
@@ -72,18 +75,22 @@ def scrub_audit_log(
     """
     path = Path(path)
     erasure = _Erasure(pseudonym, order, iso_utc(clock.wall()), signer)
-    try:
-        fd = lock_current(path, lambda: os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC))
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        raise AuditError(str(path), os_reason(exc)) from None
-    try:
-        return _rewrite(fd, path, erasure)  # renamed over it before the lock is let go
-    except OSError as exc:
-        raise AuditError(str(path), os_reason(exc)) from None
-    finally:
-        os.close(fd)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise AuditError(str(path), os_reason(exc)) from None
+        try:
+            changed = _rewrite_live(fd, path, erasure)
+        except OSError as exc:
+            raise AuditError(str(path), os_reason(exc)) from None
+        finally:
+            os.close(fd)
+        if changed is not None:
+            return changed
+        # Another erasure replaced the log while this one copied it: start again.
 
 
 def rotated_logs(path: Path) -> list[Path]:
@@ -150,10 +157,7 @@ def _rewrite(fd: int, path: Path, erasure: _Erasure, *, compressed: bool = False
     changed = 0
     out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        # The service must still own (and append to) the log a root DPO rewrote.
-        owner = os.fstat(fd)
-        if (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
-            os.fchown(out, owner.st_uid, owner.st_gid)
+        _keep_owner(fd, out)
         with _sink(out, compressed) as sink:
             for raw in _lines(fd, compressed):
                 scrubbed = _scrubbed(raw, erasure)
@@ -171,6 +175,84 @@ def _rewrite(fd: int, path: Path, erasure: _Erasure, *, compressed: bool = False
     os.replace(temporary, path)
     _sync_folder(path.parent)
     return changed
+
+
+def _rewrite_live(fd: int, path: Path, erasure: _Erasure) -> int | None:
+    """:func:`_rewrite` for the log writers append to; None when ``fd`` stopped being it.
+
+    The whole lines are copied unlocked; the rest, appended meanwhile, and
+    the rename happen under the writers' lock.
+    """
+    temporary = path.with_name(f".{path.name}.erasing-{secrets.token_hex(4)}")
+    out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        _keep_owner(fd, out)
+        with os.fdopen(os.dup(out), "wb") as sink:
+            changed, copied = _copy(fd, 0, sink, erasure, whole_lines=True)
+            locked = lock_current(
+                path, lambda: os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+            )
+            try:
+                if not _same_file(fd, locked):
+                    raise _Replaced
+                more, _ = _copy(locked, copied, sink, erasure, whole_lines=False)
+                changed += more
+                sink.flush()
+                os.fsync(out)
+                if changed:
+                    os.replace(temporary, path)  # before the lock is let go
+            finally:
+                os.close(locked)
+    except _Replaced:
+        changed = None
+    except BaseException:
+        os.close(out)
+        temporary.unlink(missing_ok=True)
+        raise
+    os.close(out)
+    if not changed:
+        temporary.unlink()
+        return changed
+    _sync_folder(path.parent)
+    return changed
+
+
+class _Replaced(Exception):
+    """The log was renamed away while it was being copied."""
+
+
+def _copy(
+    fd: int, start: int, sink: io.BufferedWriter, erasure: _Erasure, *, whole_lines: bool
+) -> tuple[int, int]:
+    """Copy ``fd`` from byte ``start`` to ``sink``, scrubbed; (lines changed, offset reached).
+
+    With ``whole_lines`` a last line with no newline yet (a writer is still
+    at it) is left for later; without, it is copied as it is (a torn line).
+    """
+    changed = 0
+    offset = start
+    with os.fdopen(os.dup(fd), "rb") as f:
+        f.seek(start)
+        for raw in f:
+            if whole_lines and not raw.endswith(b"\n"):
+                break
+            scrubbed = _scrubbed(raw, erasure)
+            changed += scrubbed is not raw
+            sink.write(scrubbed)
+            offset += len(raw)
+    return changed, offset
+
+
+def _same_file(a: int, b: int) -> bool:
+    first, second = os.fstat(a), os.fstat(b)
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _keep_owner(fd: int, out: int) -> None:
+    """The service must still own (and append to) the log a root DPO rewrote."""
+    owner = os.fstat(fd)
+    if (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
+        os.fchown(out, owner.st_uid, owner.st_gid)
 
 
 def _lines(fd: int, compressed: bool = False) -> Iterator[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import os
 import subprocess
@@ -108,6 +109,72 @@ def test_a_writer_waiting_on_the_replaced_log_appends_to_the_new_one(tmp_path: P
     assert [line["seq"] for line in lines] == [1, 2, 3]
     assert "caller" not in lines[0]["evidence"]
     assert _verified(path) == 1
+
+
+def test_the_service_appends_while_an_erasure_copies_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # serve must not wait for an erasure to copy the whole log: the lines
+    # already there are copied without the writers' lock, and a line that
+    # arrives meanwhile (the caller's own, too) is in the new log, erased.
+    path = tmp_path / "audit.jsonl"
+    log = _log(path, PrivateKey.generate())
+    for caller in (ALICE, BOB):
+        log.append(_line(caller), {"caller_number": caller[-6:]})
+    real = scrub._scrubbed
+    appended: list[bool] = []
+
+    def copying(raw: bytes, erasure: Any) -> bytes:
+        if not appended:
+            probe = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a writer takes
+                fcntl.flock(probe, fcntl.LOCK_UN)
+                free = True
+            except BlockingIOError:
+                free = False
+            finally:
+                os.close(probe)
+            appended.append(free)
+            if free:
+                log.append(_line(ALICE), {"caller_number": "late"})
+        return real(raw, erasure)
+
+    monkeypatch.setattr(scrub, "_scrubbed", copying)
+    assert scrub_audit_log(path, ALICE, order="7") == 2
+    assert appended == [True], "a writer had to wait for the erasure's copy"
+    lines = list(read_audit(path))
+    assert [line["seq"] for line in lines] == [1, 2, 3]
+    assert ALICE.encode() not in path.read_bytes()
+    assert _verified(path) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.jsonl"]
+
+
+def test_an_erasure_that_finds_the_log_replaced_copies_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two DPOs erase at once: the second one's copy was of a log the first
+    # renamed away; it starts again on the new log and loses neither erasure.
+    path = tmp_path / "audit.jsonl"
+    log = _log(path, PrivateKey.generate())
+    for caller in (ALICE, BOB):
+        log.append(_line(caller), {"caller_number": caller[-6:]})
+    real = scrub.lock_current
+    raced: list[int] = []
+
+    def lock_after_another_erasure(target: Path, opener: Any) -> int:
+        if not raced:
+            monkeypatch.setattr(scrub, "lock_current", real)
+            raced.append(scrub_audit_log(path, BOB, order="1"))
+        return real(target, opener)
+
+    monkeypatch.setattr(scrub, "lock_current", lock_after_another_erasure)
+    assert scrub_audit_log(path, ALICE, order="2") == 1
+    assert raced == [1]
+    data = path.read_bytes()
+    assert ALICE.encode() not in data and BOB.encode() not in data
+    assert _verified(path) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.jsonl"]
 
 
 _WRITER = """
