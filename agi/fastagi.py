@@ -242,6 +242,7 @@ class AgiService:
     async def stop(self) -> None:
         """Stop taking AGI sessions, then seal every recording started over AGI."""
         await self.server.stop()
+        await self._takeover.stop()
         await self.recordings.close_all("shutdown")
 
     def route(self, env: AgiEnvironment) -> AgiHandler | None:

@@ -333,7 +333,11 @@ class AgiRecordings:
         result = None
         with contextlib.suppress(CallrecError):
             result = await active.tap.abandon(reason, end)
-        await active.journal.close(keep=False, result=result)
+        if end != "shutdown":
+            await active.journal.close(keep=False, result=result)
+        # else the call goes on in the dialplan: its record stays as it was saved
+        # (the tap's ids, what it continues) and the next start records the rest,
+        # removing whatever of this tap Asterisk still creates.
         _audit(core, active.consent, result, "failure", reason, active.audit_extra)
 
     async def _sweep(self, core: CoreServices) -> None:

@@ -57,6 +57,13 @@ class AgiTakeOver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def stop(self) -> None:
+        """Stop taking over (SIGTERM): a call whose take-over was still being set
+        up keeps its record, and the next start takes it over."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _run(self, core: CoreServices, survey: Survey, found: Sequence[LiveCall]) -> None:
         active = self._recordings.active
         live = [r for r in found if survey.still_there(r) and r.call not in active]

@@ -331,3 +331,46 @@ async def test_a_paused_dialplan_recording_stays_paused_until_the_dialplan_resum
     assert abs(len(after) / RATE - (summary["recording_ended"] - resumed_at["at"])) < 0.1
     assert np.abs(after.astype(np.int32)).mean() > 300
     assert closing["pauses"] == 1 and _live_records(rig) == []
+
+
+async def test_a_recorder_stopped_while_taking_a_call_over_leaves_it_to_the_next(
+    recorders: Recorders,
+) -> None:
+    # kill -9, then the restarted recorder gets SIGTERM while Asterisk has not
+    # yet answered its ExternalMedia request: the call must not be forgotten.
+    rig = recorders.rig
+    call = await _recorded_call(recorders)
+    await recorders.end("kill-9")
+    external_media = ("POST", "/ari/channels/externalMedia")
+    answer = rig.sim.hold_requests(*external_media)
+    await recorders.start()
+    await wait_until(lambda: rig.sim.held_requests(*external_media) > 0, 10)
+    await recorders.end("sigterm")
+    assert recorders.started[-1].returncode == 0
+    record = _record(rig, call.channel)
+    assert (record["frontend"], record["call_id"]) == ("agi", call.call_id)
+    assert record["continues"]["recording_id"] == call.first_id
+    # It said why, and removed the snoop it had made; the call talks on.
+    stopped = _line(rig, "failure", call.channel, reason="shutdown", stage="recording")
+    assert stopped is not None and stopped["call_id"] == call.call_id
+    assert not _tap_ids(rig) and rig.sim.channel(call.channel) is not None
+    # Asterisk answers at last: an ExternalMedia for a recorder that is gone.
+    answer.set()
+    late = await wait_until(
+        lambda: {c.id for c in rig.sim.channels if c.kind == "unicast" and not c.bridge_id}, 5
+    )
+    await recorders.start()
+    await wait_until(lambda: _recording_up(rig, besides=call.old_tap | late), 10)
+    recovered = await _wait_line(rig, "call-recovered", call.channel)
+    await asyncio.sleep(1.5)
+    rig.sim.hangup_caller(call.channel)
+    closing = await _wait_line(rig, "call", call.channel, stage="recording", reason="hangup")
+    assert recovered["recovery"] == "recording-continued"
+    assert late <= set(recovered["removed"])  # the late one is not left sending
+    assert closing["continues"]["recording_id"] == call.first_id
+    again = decode_recording(Path(closing["path"]), rig.keys)
+    assert str(again.verdict) == "complete"
+    assert again.metadata[0]["continues"]["recording_id"] == call.first_id
+    assert len(again.samples) / RATE > 1.0 and _audio_onset(again) < 0.5
+    await wait_until(lambda: not _tap_ids(rig) and not rig.sim.bridges, 5)
+    assert _live_records(rig) == []

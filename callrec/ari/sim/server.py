@@ -268,6 +268,16 @@ class AriSimulator:
         if ch is not None:
             self.engine.player.fail(ch)
 
+    def hold_requests(self, method: str, path: str) -> asyncio.Event:
+        """Leave every ``method`` request for ``path`` (``/ari/...``) unanswered
+        until the event returned is set; then each is carried out, even for a
+        client that has gone meanwhile. :meth:`held_requests` counts them."""
+        return self.gate.held.setdefault((method, path), asyncio.Event())
+
+    def held_requests(self, method: str, path: str) -> int:
+        """How many ``method`` requests for ``path`` came while held."""
+        return self.gate.waiting.get((method, path), 0)
+
     def unload_module(self, name: str) -> None:
         """``module unload NAME``: ``GET /asterisk/modules`` no longer lists it."""
         self.engine.modules.pop(name, None)

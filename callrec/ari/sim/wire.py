@@ -8,6 +8,7 @@ parameters from the query or a JSON body, ``{"message": ...}`` errors, a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -35,6 +36,10 @@ class Gate:
     # real PBX after `core restart now`, about 130 ms before the 503s).
     loading: bool = False
     request_log: list[RequestLogEntry] = field(default_factory=list)
+    # Requests (method, path) held unanswered until their event is set: an
+    # Asterisk too busy to answer for a while. ``waiting`` counts arrivals.
+    held: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    waiting: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 NOT_FOUND_HTML = (
@@ -111,12 +116,24 @@ async def ari_middleware(request: web.Request, handler: Any) -> web.StreamRespon
     else:
         try:
             request[BODY_KEY] = await _json_body(request)
+            await _wait_if_held(gate, request)
             resp = await handler(request)
         except HttpError as exc:
             resp = json_response(exc.status, exc.body)
     query = {k: ("***" if k == "api_key" else v) for k, v in request.query.items()}
     gate.request_log.append((request.method, request.path, query, resp.status))
     return resp
+
+
+async def _wait_if_held(gate: Gate, request: web.Request) -> None:
+    """Answer later (:meth:`~callrec.ari.sim.AriSimulator.hold_requests`). Asterisk
+    carries out a request whose client went away meanwhile, and so does this."""
+    key = (request.method, request.path)
+    held = gate.held.get(key)
+    if held is None or held.is_set():
+        return
+    gate.waiting[key] = gate.waiting.get(key, 0) + 1
+    await held.wait()
 
 
 async def _json_body(request: web.Request) -> Json:
