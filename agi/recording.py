@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from agi.gate import CONNECT_VARIABLE, ERROR_VARIABLE, ConsentLedger, ConsentRecord, valid_uniqueid
 from agi.protocol import AgiCommands, AgiEnvironment
+from agi.waiting import WaitingCalls
 from callrec.ari.events import Event
 from callrec.ari.router import EventRouter
 from callrec.audit import audit_record
@@ -149,6 +150,8 @@ class AgiRecordings:
         self._closing = False
         self._sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
+        # A predecessor's dialplan recordings until each is taken over (agi.takeover).
+        self.waiting = WaitingCalls()
 
     @property
     def active(self) -> dict[str, ActiveRecording]:
@@ -224,11 +227,23 @@ class AgiRecordings:
         await self._pause_or_resume(agi, env, "resume")
 
     async def _pause_or_resume(self, agi: AgiCommands, env: AgiEnvironment, action: str) -> None:
-        active = await self._find(agi, env)
-        if active is None:
+        active, linkedid = await self._lookup(agi, env)
+        now = None
+        if active is None and (waiting := self.waiting.find(env.uniqueid, linkedid)) is not None:
+            core = self._core()  # not taken over yet: its continuation starts so
+            if core is not None:
+                now = self.waiting.set_paused(
+                    waiting.call, action == "pause", core.clock, core.live
+                )
+            if now is None:  # taken over meanwhile (or no services): the recording itself
+                active = self._active.get(waiting.call)
+        if active is not None:
+            active.set_paused(action == "pause", PauseSource.AGI)
+            now = active.tap.paused
+        if now is None:
+            await self._not_recording(agi, env)
             return
-        active.set_paused(action == "pause", PauseSource.AGI)
-        await agi.set_variable_quietly(PAUSED_VARIABLE, "yes" if active.tap.paused else "no")
+        await agi.set_variable_quietly(PAUSED_VARIABLE, "yes" if now else "no")
 
     # --- life cycle ---------------------------------------------------------
 
@@ -377,18 +392,28 @@ class AgiRecordings:
 
     async def _find(self, agi: AgiCommands, env: AgiEnvironment) -> ActiveRecording | None:
         """The recording of this channel, or of the call it is linked to."""
-        active = self._active.get(env.uniqueid)
+        active, _ = await self._lookup(agi, env)
         if active is None:
-            linkedid = await agi.get_variable_quietly("CHANNEL(linkedid)")
-            active = next(
-                (a for a in self._active.values() if a.consent.evidence.linkedid == linkedid),
-                None,
-            )
-        if active is None:
-            log = CallLogAdapter(logger, env.uniqueid or "-")
-            log.info("%s: no recording for this call", safe(env.network_script))
-            await agi.set_variable_quietly(ERROR_VARIABLE, "not-recording")
+            await self._not_recording(agi, env)
         return active
+
+    async def _lookup(
+        self, agi: AgiCommands, env: AgiEnvironment
+    ) -> tuple[ActiveRecording | None, str | None]:
+        """The recording of this channel or its call, and the linkedid when it was asked."""
+        active = self._active.get(env.uniqueid)
+        if active is not None or self.waiting.find(env.uniqueid) is not None:
+            return active, None
+        linkedid = await agi.get_variable_quietly("CHANNEL(linkedid)")
+        active = next(
+            (a for a in self._active.values() if a.consent.evidence.linkedid == linkedid), None
+        )
+        return active, linkedid
+
+    async def _not_recording(self, agi: AgiCommands, env: AgiEnvironment) -> None:
+        log = CallLogAdapter(logger, env.uniqueid or "-")
+        log.info("%s: no recording for this call", safe(env.network_script))
+        await agi.set_variable_quietly(ERROR_VARIABLE, "not-recording")
 
     def _audit_sealed(self, core: CoreServices, active: ActiveRecording, reason: str) -> None:
         event = "call" if active.result is not None and reason != RECORDING_FAILED else "failure"

@@ -53,6 +53,7 @@ class AgiTakeOver:
         mine = [r for r in found if r.frontend is Frontend.AGI]
         if not mine:
             return
+        self._recordings.waiting.add(mine, skip=self._recordings.active)
         task = asyncio.create_task(self._run(core, survey, mine), name="agi-take-over")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -76,6 +77,8 @@ class AgiTakeOver:
             )
         # One call's failure must not cost the others their continuation or lost line.
         jobs = [self._resume(core, r, survey) for r in live]
+        for record in lost:
+            self._recordings.waiting.claim(record.call)
         jobs += [lose(core, r, survey, call_id=r.call_id, stage="recording") for r in lost]
         for failed in await asyncio.gather(*jobs, return_exceptions=True):
             if isinstance(failed, Exception):
@@ -93,6 +96,10 @@ class AgiTakeOver:
         continues = continues_of(record, core.spool)
         said = None if continues is None else continues.to_json()
         recording_id, outcome = None, Recovery.CONTINUED_UNRECORDED
+        # From here to its recording's start nothing awaits: a /pause finds one or the other.
+        latest = self._recordings.waiting.claim(record.call)
+        if latest is not None:
+            record = record.changed(pause=latest.pause)  # asked while it waited
         if record.decision is not None and records_audio(record.decision):
             call_id = record.call_id or record.call
             consent = ConsentRecord(call_id, record.call, record.decision, evidence)

@@ -40,7 +40,7 @@ from typing import Any
 
 from ari_app.context import AGENT_APP_ARG, TAP_CHANNEL_PREFIXES, CallContext
 from ari_app.resumed import ResumedSession
-from callrec.ari.events import Bridge, Channel
+from callrec.ari.events import Channel
 from callrec.audit import audit_record
 from callrec.errors import AriError, AriNotFound, AriUnavailable
 from callrec.live import Frontend, LiveCall, LiveRecordError
@@ -82,13 +82,13 @@ class CrashRecovery:
             except AriNotFound:
                 in_app = set()  # no predecessor ever registered the app
             channels = await client.list_channels()
-            bridges = await client.request("GET", "/bridges")
+            bridges = await client.list_bridges()
         except (AriError, AriUnavailable) as exc:
             logger.warning("cannot survey Asterisk for earlier calls: %s", safe(str(exc), 200))
             return None
         return Survey(
             channels={c.id: c for c in channels},
-            bridges={b.id: b for b in (Bridge.from_json(d) for d in bridges or ())},
+            bridges={b.id: b for b in bridges},
             in_app=in_app,
             boot=self.ctx.pbx_boot,
         )

@@ -344,6 +344,9 @@ class AriClient:
     async def get_bridge(self, bridge_id: str) -> Bridge:
         return Bridge.from_json(await self.request("GET", f"/bridges/{bridge_id}"))
 
+    async def list_bridges(self) -> list[Bridge]:
+        return [Bridge.from_json(b) for b in await self.request("GET", "/bridges") or ()]
+
     async def add_channels(
         self, bridge_id: str, channel_ids: list[str], *, absorb_dtmf: bool = False
     ) -> None:

@@ -76,8 +76,8 @@ class Recorders:
     notified: NotifySocket
     started: list[Process] = field(default_factory=list)
 
-    async def start(self) -> None:
-        self.started.append(await serve(self.rig, self.notified))
+    async def start(self, *, ready: bool = True) -> None:
+        self.started.append(await serve(self.rig, self.notified, ready=ready))
 
     async def end(self, how: str) -> None:
         """End the running one: ``kill-9`` (a crash) or ``sigterm`` (a restart)."""
@@ -374,3 +374,42 @@ async def test_a_recorder_stopped_while_taking_a_call_over_leaves_it_to_the_next
     assert len(again.samples) / RATE > 1.0 and _audio_onset(again) < 0.5
     await wait_until(lambda: not _tap_ids(rig) and not rig.sim.bridges, 5)
     assert _live_records(rig) == []
+
+
+async def test_a_pause_asked_before_the_take_over_is_kept_by_the_continuation(
+    recorders: Recorders,
+) -> None:
+    # The restarted recorder already takes AGI sessions but has not yet taken
+    # the call over (Asterisk slow to answer its survey): the agent's dialplan
+    # pauses before reading out a card number, and must not be recorded.
+    rig = recorders.rig
+    call = await _recorded_call(recorders)
+    await recorders.end("kill-9")
+    survey = ("GET", "/ari/bridges")
+    answer = rig.sim.hold_requests(*survey)
+    await recorders.start(ready=False)  # READY=1 follows the survey
+    await wait_until(lambda: rig.sim.held_requests(*survey) > 0, 10)
+    paused = await _agi(rig, "pause", call.channel)
+    assert paused.get("CALLREC_PAUSED") == "yes" and "CALLREC_ERROR" not in paused
+    assert _record(rig, call.channel)["pause"]["source"] == "agi"  # kept should it die too
+    answer.set()
+    recovered = await _wait_line(rig, "call-recovered", call.channel)
+    await asyncio.sleep(1.0)  # the card number, said while paused
+    resumed = await _agi(rig, "resume", call.channel)
+    assert resumed["CALLREC_PAUSED"] == "no" and "CALLREC_ERROR" not in resumed
+    await asyncio.sleep(1.5)
+    rig.sim.hangup_caller(call.channel)
+    closing = await _wait_line(rig, "call", call.channel, stage="recording", reason="hangup")
+    assert recovered["recovery"] == "recording-continued"
+    assert recovered["continues"]["paused"]["source"] == "agi"
+    again = decode_recording(Path(closing["path"]), rig.keys)
+    assert str(again.verdict) == "complete"
+    marks = [e for e in again.events if e["event"] in ("pause", "resume")]
+    assert [(e["event"], e.get("source")) for e in marks] == [("pause", "agi"), ("resume", "agi")]
+    started = datetime.fromisoformat(again.metadata[0]["times"]["recording_start"]).timestamp()
+    assert abs(marks[0]["at"] - started) < 0.05 and marks[1]["at"] - marks[0]["at"] > 0.8
+    # Nothing before the resume is in the file; the caller's voice after it is.
+    at = round(marks[1]["at_seconds"] * RATE)
+    assert not again.samples[:at].any()
+    assert np.abs(again.samples[at:].astype(np.int32)).mean() > 300
+    assert closing["pauses"] == 1 and _live_records(rig) == []

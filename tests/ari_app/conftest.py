@@ -203,8 +203,10 @@ async def serve(
     preexec_fn: Callable[[], None] | None = None,
     *,
     args: Sequence[str] = (),
+    ready: bool = True,
 ) -> Process:
-    """``callrec serve ARGS`` as a child process, once it has told systemd ``READY=1``.
+    """``callrec serve ARGS`` as a child process, once it has told systemd ``READY=1``
+    (``ready`` False: at once, for a test that holds back what READY waits for).
 
     Its log goes to ``<out>/serve.log`` (a pipe nobody reads would fill up).
     """
@@ -224,6 +226,8 @@ async def serve(
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=preexec_fn,
         )
+    if not ready:
+        return proc
     try:
         await notified.expect("READY=1")
     except TimeoutError:
