@@ -152,28 +152,15 @@ def erase_personal(line: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rewrite(fd: int, path: Path, erasure: _Erasure, *, compressed: bool = False) -> int:
-    """Write the scrubbed copy and rename it over ``path``; the lines changed."""
-    temporary = path.with_name(f".{path.name}.erasing-{secrets.token_hex(4)}")
-    changed = 0
-    out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        _keep_owner(fd, out)
+    """Write the scrubbed copy of a rotated log and rename it over ``path``; the lines changed."""
+    with _replacement(path, fd) as (temporary, out):
         with _sink(out, compressed) as sink:
-            for raw in _lines(fd, compressed):
-                scrubbed = _scrubbed(raw, erasure)
-                changed += scrubbed is not raw
-                sink.write(scrubbed)
+            changed, _ = _scrub_into(sink, _lines(fd, compressed), erasure)
         os.fsync(out)
-    except BaseException:
-        os.close(out)
-        temporary.unlink(missing_ok=True)
-        raise
-    os.close(out)
-    if not changed:
-        temporary.unlink()
-        return 0
-    os.replace(temporary, path)
-    _sync_folder(path.parent)
+        if changed:
+            os.replace(temporary, path)
+    if changed:
+        _sync_folder(path.parent)
     return changed
 
 
@@ -183,64 +170,61 @@ def _rewrite_live(fd: int, path: Path, erasure: _Erasure) -> int | None:
     The whole lines are copied unlocked; the rest, appended meanwhile, and
     the rename happen under the writers' lock.
     """
-    temporary = path.with_name(f".{path.name}.erasing-{secrets.token_hex(4)}")
-    out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        _keep_owner(fd, out)
-        with os.fdopen(os.dup(out), "wb") as sink:
-            changed, copied = _copy(fd, 0, sink, erasure, whole_lines=True)
-            locked = lock_current(
-                path, lambda: os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-            )
-            try:
-                if not _same_file(fd, locked):
-                    raise _Replaced
-                more, _ = _copy(locked, copied, sink, erasure, whole_lines=False)
-                changed += more
-                sink.flush()
-                os.fsync(out)
-                if changed:
-                    os.replace(temporary, path)  # before the lock is let go
-            finally:
-                os.close(locked)
-    except _Replaced:
-        changed = None
-    except BaseException:
-        os.close(out)
-        temporary.unlink(missing_ok=True)
-        raise
-    os.close(out)
-    if not changed:
-        temporary.unlink()
-        return changed
-    _sync_folder(path.parent)
+    with _replacement(path, fd) as (temporary, out), os.fdopen(os.dup(out), "wb") as sink:
+        changed, copied = _scrub_into(sink, _lines(fd), erasure, whole_lines=True)
+        locked = lock_current(
+            path, lambda: os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        )
+        try:
+            if not _same_file(fd, locked):
+                return None  # another erasure renamed a new log over it meanwhile
+            more, _ = _scrub_into(sink, _lines(locked, start=copied), erasure)
+            changed += more
+            sink.flush()
+            os.fsync(out)
+            if changed:
+                os.replace(temporary, path)  # before the lock is let go
+        finally:
+            os.close(locked)
+    if changed:
+        _sync_folder(path.parent)
     return changed
 
 
-class _Replaced(Exception):
-    """The log was renamed away while it was being copied."""
+@contextlib.contextmanager
+def _replacement(path: Path, like: int) -> Iterator[tuple[Path, int]]:
+    """A new file beside ``path``, owned as ``like`` is; gone afterwards unless renamed."""
+    temporary = path.with_name(f".{path.name}.erasing-{secrets.token_hex(4)}")
+    out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        _keep_owner(like, out)
+        yield temporary, out
+    finally:
+        os.close(out)
+        temporary.unlink(missing_ok=True)  # nothing left there once renamed
 
 
-def _copy(
-    fd: int, start: int, sink: io.BufferedWriter, erasure: _Erasure, *, whole_lines: bool
+def _scrub_into(
+    sink: io.BufferedWriter | gzip.GzipFile,
+    lines: Iterator[bytes],
+    erasure: _Erasure,
+    *,
+    whole_lines: bool = False,
 ) -> tuple[int, int]:
-    """Copy ``fd`` from byte ``start`` to ``sink``, scrubbed; (lines changed, offset reached).
+    """Write ``lines`` to ``sink``, scrubbed; (lines changed, bytes of ``lines`` taken).
 
     With ``whole_lines`` a last line with no newline yet (a writer is still
     at it) is left for later; without, it is copied as it is (a torn line).
     """
-    changed = 0
-    offset = start
-    with os.fdopen(os.dup(fd), "rb") as f:
-        f.seek(start)
-        for raw in f:
-            if whole_lines and not raw.endswith(b"\n"):
-                break
-            scrubbed = _scrubbed(raw, erasure)
-            changed += scrubbed is not raw
-            sink.write(scrubbed)
-            offset += len(raw)
-    return changed, offset
+    changed = taken = 0
+    for raw in lines:
+        if whole_lines and not raw.endswith(b"\n"):
+            break
+        scrubbed = _scrubbed(raw, erasure)
+        changed += scrubbed is not raw
+        sink.write(scrubbed)
+        taken += len(raw)
+    return changed, taken
 
 
 def _same_file(a: int, b: int) -> bool:
@@ -255,9 +239,9 @@ def _keep_owner(fd: int, out: int) -> None:
         os.fchown(out, owner.st_uid, owner.st_gid)
 
 
-def _lines(fd: int, compressed: bool = False) -> Iterator[bytes]:
+def _lines(fd: int, compressed: bool = False, *, start: int = 0) -> Iterator[bytes]:
     with os.fdopen(os.dup(fd), "rb") as f:
-        f.seek(0)
+        f.seek(start)
         if not compressed:
             yield from f
             return

@@ -34,6 +34,13 @@ def _log(path: Path, key: PrivateKey) -> AuditLog:
     return AuditLog(path, [key.public_key()])
 
 
+def _alice_then_bob(path: Path) -> AuditLog:
+    log = _log(path, PrivateKey.generate())
+    for caller in (ALICE, BOB):
+        log.append(_line(caller), {"caller_number": caller[-6:]})
+    return log
+
+
 def _verified(path: Path) -> int:
     with path.open("rb") as f:
         report = verify_chain(enumerate(f, 1))
@@ -118,9 +125,7 @@ def test_the_service_appends_while_an_erasure_copies_the_log(
     # already there are copied without the writers' lock, and a line that
     # arrives meanwhile (the caller's own, too) is in the new log, erased.
     path = tmp_path / "audit.jsonl"
-    log = _log(path, PrivateKey.generate())
-    for caller in (ALICE, BOB):
-        log.append(_line(caller), {"caller_number": caller[-6:]})
+    log = _alice_then_bob(path)
     real = scrub._scrubbed
     appended: list[bool] = []
 
@@ -156,9 +161,7 @@ def test_an_erasure_that_finds_the_log_replaced_copies_the_new_one(
     # Two DPOs erase at once: the second one's copy was of a log the first
     # renamed away; it starts again on the new log and loses neither erasure.
     path = tmp_path / "audit.jsonl"
-    log = _log(path, PrivateKey.generate())
-    for caller in (ALICE, BOB):
-        log.append(_line(caller), {"caller_number": caller[-6:]})
+    _alice_then_bob(path)
     real = scrub.lock_current
     raced: list[int] = []
 
