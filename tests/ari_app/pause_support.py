@@ -58,12 +58,23 @@ def levels(
     return amplitude
 
 
+# A digit the agent sends lasts 280 ms (sip-tester's RFC 4733 pcaps): held over
+# this many 40 ms windows in a row. The edge of other audio (a tone starting, a
+# lost packet's click on the real PBX) spreads into both groups for a window or two.
+DTMF_WINDOWS = 3
+
+
 def dtmf_level(samples: npt.NDArray[np.int16]) -> float:
     """How loud the loudest DTMF digit in ``samples`` is: a digit is a low-group and a
-    high-group pitch at once, so the weaker of the two counts, window by window."""
+    high-group pitch at once, held, so the weaker of the two counts, window by
+    window, and the weakest of :data:`DTMF_WINDOWS` windows in a row."""
     low = np.max([levels(samples, f, 0.04) for f in (697, 770, 852, 941)], axis=0)
     high = np.max([levels(samples, f, 0.04) for f in (1209, 1336, 1477, 1633)], axis=0)
-    return float(np.minimum(low, high).max(initial=0.0))
+    both = np.minimum(low, high)
+    if len(both) < DTMF_WINDOWS:
+        return 0.0
+    held = np.lib.stride_tricks.sliding_window_view(both, DTMF_WINDOWS).min(axis=1)
+    return float(held.max(initial=0.0))
 
 
 def onset(samples: npt.NDArray[np.int16], said: Said) -> float | None:
