@@ -11,10 +11,12 @@ element is asked for its duration once its metadata has loaded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -89,7 +91,11 @@ class _Session:
 @asynccontextmanager
 async def _browser() -> AsyncIterator[str]:
     """A running headless chromium; yields its DevTools HTTP address."""
-    with tempfile.TemporaryDirectory(prefix="callrec-chromium-") as profile:
+    # Chromium's helper processes may still write into the profile after the
+    # browser has exited: the whole process group goes before the folder does.
+    with tempfile.TemporaryDirectory(
+        prefix="callrec-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         proc = await asyncio.create_subprocess_exec(
             chromium(),
             "--headless",
@@ -102,6 +108,7 @@ async def _browser() -> AsyncIterator[str]:
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -112,13 +119,26 @@ async def _browser() -> AsyncIterator[str]:
                     await asyncio.sleep(0.1)
             yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
         finally:
-            if proc.returncode is None:
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await _end_group(proc)
+
+
+async def _end_group(proc: asyncio.subprocess.Process) -> None:
+    """Stop chromium and every helper it started (its own session), then wait for them."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+    for _ in range(50):  # helpers outliving the browser: at most 5 s, then killed
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def open_page(page: Path) -> PageReport:
