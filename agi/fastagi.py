@@ -204,10 +204,10 @@ class AgiService:
         if core is None:
             raise RecordingUnavailable("FastAGI: the app's services are not running")
         self._consent = self._gate(core)
-        if (
-            core.live is not None
-        ):  # a predecessor's calls, paused or resumed before their take-over
-            records, _ = await asyncio.to_thread(core.live.load)  # unreadable: the app audits them
+        # A predecessor's calls, paused or resumed before they are taken over
+        # (agi.waiting); an unreadable record is the app's recovery's to audit.
+        if core.live is not None:
+            records, _ = await asyncio.to_thread(core.live.load)
             self.recordings.waiting.add(records, skip=self.recordings.active)
         await self.server.start()
 

@@ -53,7 +53,6 @@ class AgiTakeOver:
         mine = [r for r in found if r.frontend is Frontend.AGI]
         if not mine:
             return
-        self._recordings.waiting.add(mine, skip=self._recordings.active)
         task = asyncio.create_task(self._run(core, survey, mine), name="agi-take-over")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -29,9 +29,6 @@ class WaitingCalls:
     def __init__(self) -> None:
         self._records: dict[str, LiveCall] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._records)
-
     def add(self, records: Iterable[LiveCall], skip: Iterable[str] = ()) -> None:
         """Expect ``records`` (a FastAGI recording each, not one in ``skip``) to be taken over."""
         busy = set(skip)

@@ -294,7 +294,7 @@ def lock_current(path: Path, opener: Callable[[], int]) -> int:
         fd = opener()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if _still_at(fd, path):
+            if still_at(fd, path):
                 return fd
         except BaseException:
             os.close(fd)
@@ -302,7 +302,8 @@ def lock_current(path: Path, opener: Callable[[], int]) -> int:
         os.close(fd)
 
 
-def _still_at(fd: int, path: Path) -> bool:
+def still_at(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is the file now at ``path`` (not one renamed away from it)."""
     opened = os.fstat(fd)
     try:
         now = os.stat(path, follow_symlinks=False)

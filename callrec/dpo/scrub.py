@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callrec.audit import AuditError, encode_line, lock_current
+from callrec.audit import AuditError, encode_line, lock_current, still_at
 from callrec.audit_chain import PERSONAL_PATHS, attest_erasure, decode_line
 from callrec.clock import SYSTEM_CLOCK, Clock, iso_utc
 from callrec.crypto.signing import SigningKey
@@ -176,7 +176,7 @@ def _rewrite_live(fd: int, path: Path, erasure: _Erasure) -> int | None:
             path, lambda: os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         )
         try:
-            if not _same_file(fd, locked):
+            if not still_at(fd, path):  # locked is the file at path now
                 return None  # another erasure renamed a new log over it meanwhile
             more, _ = _scrub_into(sink, _lines(locked, start=copied), erasure)
             changed += more
@@ -225,11 +225,6 @@ def _scrub_into(
         sink.write(scrubbed)
         taken += len(raw)
     return changed, taken
-
-
-def _same_file(a: int, b: int) -> bool:
-    first, second = os.fstat(a), os.fstat(b)
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _keep_owner(fd: int, out: int) -> None:
